@@ -1,0 +1,203 @@
+//! Authentication and authorisation: who is calling (session token or API key from
+//! the `authorization` metadata), what the credential allows, and local sign-in.
+
+use crate::error::{CoreError, CoreResult};
+use crate::secrets::{
+    API_KEY_PREFIX, MintedToken, SESSION_TOKEN_PREFIX, hash_password, mint_token, random_password, token_matches,
+    token_selector, verify_password,
+};
+use crate::store::{Store, UserRecord, unix_now};
+use std::sync::OnceLock;
+use tonic::Request;
+
+/// What a method does, so API-key scopes can be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Changes nothing; needs the `read` scope.
+    Read,
+    /// Changes state; needs the `write` scope.
+    Write,
+}
+
+impl Access {
+    /// The scope name that grants this access.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A sign-in session.
+    Session {
+        /// `ses-…`
+        id: String,
+        /// Unix seconds.
+        expires_at: i64,
+    },
+    /// An API key.
+    ApiKey {
+        /// `key-…`
+        id: String,
+        /// Unix seconds, if it expires.
+        expires_at: Option<i64>,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user behind the credential.
+    pub user: UserRecord,
+    /// The credential used.
+    pub credential: Credential,
+}
+
+impl Caller {
+    /// Fails unless the caller holds the admin role.
+    pub fn require_admin(&self) -> CoreResult<()> {
+        if self.user.is_admin {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden("this method requires the admin role".into()))
+        }
+    }
+}
+
+/// A newly opened session.
+#[derive(Debug)]
+pub struct OpenedSession {
+    /// The signed-in user.
+    pub user: UserRecord,
+    /// The token to hand to the client once.
+    pub token: MintedToken,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Checks credentials against the store.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    store: Store,
+    session_ttl_seconds: i64,
+}
+
+impl Authenticator {
+    /// An authenticator whose sessions last `session_ttl_seconds`.
+    pub fn new(store: Store, session_ttl_seconds: i64) -> Self {
+        Authenticator { store, session_ttl_seconds }
+    }
+
+    /// Identifies the caller of `request` and checks its credential allows `access`.
+    pub async fn authenticate<T>(&self, request: &Request<T>, access: Access) -> CoreResult<Caller> {
+        let token = bearer_token(request)?;
+        let caller = if token.starts_with(API_KEY_PREFIX) {
+            self.authenticate_api_key(token, access).await?
+        } else {
+            self.authenticate_session(token).await?
+        };
+        if caller.user.disabled {
+            return Err(CoreError::AccountDisabled);
+        }
+        Ok(caller)
+    }
+
+    async fn authenticate_session(&self, token: &str) -> CoreResult<Caller> {
+        let invalid = || CoreError::Unauthenticated("invalid or expired session token".into());
+        let selector = token_selector(token, SESSION_TOKEN_PREFIX).ok_or_else(invalid)?;
+        let session = self.store.find_session(selector).await?.ok_or_else(invalid)?;
+        if !token_matches(token, &session.verifier) {
+            return Err(invalid());
+        }
+        if session.expires_at <= unix_now() {
+            self.store.delete_session(&session.id).await?;
+            return Err(invalid());
+        }
+        let user = self.store.find_user(&session.user_id).await?.ok_or_else(invalid)?;
+        Ok(Caller { user, credential: Credential::Session { id: session.id, expires_at: session.expires_at } })
+    }
+
+    async fn authenticate_api_key(&self, token: &str, access: Access) -> CoreResult<Caller> {
+        let invalid = || CoreError::Unauthenticated("invalid API key".into());
+        let selector = token_selector(token, API_KEY_PREFIX).ok_or_else(invalid)?;
+        let key = self.store.find_api_key_by_selector(selector).await?.ok_or_else(invalid)?;
+        if !token_matches(token, &key.verifier) {
+            return Err(invalid());
+        }
+        if key.revoked_at.is_some() {
+            return Err(CoreError::Unauthenticated("this API key has been revoked".into()));
+        }
+        if key.expires_at.is_some_and(|expiry| expiry <= unix_now()) {
+            return Err(CoreError::Unauthenticated("this API key has expired".into()));
+        }
+        if !key.scopes.iter().any(|scope| scope == access.scope()) {
+            return Err(CoreError::InsufficientScope(access.scope()));
+        }
+        self.store.touch_api_key(&key).await?;
+        let user = self.store.find_user(&key.user_id).await?.ok_or_else(invalid)?;
+        Ok(Caller { user, credential: Credential::ApiKey { id: key.id, expires_at: key.expires_at } })
+    }
+
+    /// Checks a local account's password and opens a session.
+    pub async fn login_local(&self, username: &str, password: &str) -> CoreResult<OpenedSession> {
+        let Some((user_id, Some(stored_hash))) = self.store.password_hash_for(username).await? else {
+            // Spend the same time as a real check so usernames cannot be probed by timing.
+            verify_password(password, dummy_password_hash());
+            return Err(CoreError::InvalidCredentials);
+        };
+        if !verify_password(password, &stored_hash) {
+            return Err(CoreError::InvalidCredentials);
+        }
+        let user = self.store.require_user(&user_id).await?;
+        if user.disabled {
+            return Err(CoreError::AccountDisabled);
+        }
+        self.store.touch_last_login(&user.id).await?;
+        self.open_session(user).await
+    }
+
+    /// Opens a session for a user who has just proven who they are.
+    pub async fn open_session(&self, user: UserRecord) -> CoreResult<OpenedSession> {
+        let token = mint_token(SESSION_TOKEN_PREFIX);
+        let expires_at = unix_now() + self.session_ttl_seconds;
+        self.store.create_session(&user.id, &token, expires_at).await?;
+        Ok(OpenedSession { user, token, expires_at })
+    }
+
+    /// Ends the caller's session; API keys are not sessions and are revoked elsewhere.
+    pub async fn logout(&self, caller: &Caller) -> CoreResult<()> {
+        match &caller.credential {
+            Credential::Session { id, .. } => self.store.delete_session(id).await,
+            Credential::ApiKey { .. } => Err(CoreError::InvalidArgument(
+                "logout ends a session; an API key is revoked with DELETE /api/v1/api-keys/{id}".into(),
+            )),
+        }
+    }
+}
+
+/// The token of `authorization: Bearer <token>`.
+fn bearer_token<T>(request: &Request<T>) -> CoreResult<&str> {
+    let header = request
+        .metadata()
+        .get("authorization")
+        .ok_or_else(|| CoreError::Unauthenticated("authentication required: send a bearer token".into()))?;
+    let value =
+        header.to_str().map_err(|_| CoreError::Unauthenticated("the authorization header is not valid text".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| CoreError::Unauthenticated("the authorization header must be `Bearer <token>`".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(CoreError::Unauthenticated("the authorization header must be `Bearer <token>`".into()));
+    }
+    Ok(token.trim())
+}
+
+/// A hash of a random password, checked when a username is unknown.
+fn dummy_password_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_password()).unwrap_or_default())
+}

@@ -1,0 +1,65 @@
+//! Command-line and environment configuration of `gatekey-core`.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The GateKey core: gRPC API, REST facade, storage and PKI in one process.
+#[derive(Debug, Parser)]
+#[command(name = "gatekey-core", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `gatekey-core` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the core (and, unless disabled, the REST facade in-process).
+    Serve(ServeArgs),
+}
+
+/// Settings of `gatekey-core serve`. The bootstrap admin's password comes from the
+/// `GATEKEY_ADMIN_PASSWORD` environment variable only, never from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Directory for the embedded database and other state; created if missing.
+    #[arg(long, env = "GATEKEY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: `gatekey.db` in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address of the gRPC (and grpc-web) listener; port 0 picks a free one.
+    #[arg(long, env = "GATEKEY_GRPC_LISTEN", default_value = "127.0.0.1:9090")]
+    pub grpc_listen: SocketAddr,
+    /// Address of the in-process REST facade; port 0 picks a free one.
+    #[arg(long, env = "GATEKEY_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+    /// Do not serve the REST facade in-process (run `gatekey-rest` separately).
+    #[arg(long, env = "GATEKEY_NO_HTTP")]
+    pub no_http: bool,
+    /// Lifetime of a sign-in session, in seconds.
+    #[arg(long, env = "GATEKEY_SESSION_TTL_SECONDS", default_value_t = 12 * 3600,
+          value_parser = clap::value_parser!(i64).range(60..=30 * 24 * 3600))]
+    pub session_ttl_seconds: i64,
+    /// Seconds between gateway heartbeats; three missed ones mark a gateway offline.
+    #[arg(long, env = "GATEKEY_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(i64).range(1..=3600))]
+    pub heartbeat_interval_seconds: i64,
+    /// Set the session cookie without `Secure`, for plain-HTTP deployments only.
+    #[arg(long, env = "GATEKEY_PLAIN_HTTP_COOKIES")]
+    pub plain_http_cookies: bool,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "GATEKEY_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl ServeArgs {
+    /// The database URL, defaulting to SQLite inside the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("gatekey.db").display()))
+    }
+}

@@ -1,0 +1,99 @@
+//! Store records to contract messages.
+
+use crate::store::{ApiKeyRecord, GatewayRecord, NetworkRecord, UserRecord, unix_now};
+use gatekey::v1;
+use prost_types::Timestamp;
+
+/// A Unix-seconds time as a protobuf timestamp.
+pub fn timestamp(unix_seconds: i64) -> Timestamp {
+    Timestamp { seconds: unix_seconds, nanos: 0 }
+}
+
+fn optional_timestamp(unix_seconds: Option<i64>) -> Option<Timestamp> {
+    unix_seconds.map(timestamp)
+}
+
+/// A user message.
+pub fn user(record: UserRecord) -> v1::User {
+    v1::User {
+        id: record.id,
+        username: record.username,
+        email: record.email,
+        name: record.name,
+        groups: record.groups,
+        is_admin: record.is_admin,
+        disabled: record.disabled,
+        provider: record.provider,
+        created_at: Some(timestamp(record.created_at)),
+        last_login_at: optional_timestamp(record.last_login_at),
+    }
+}
+
+/// An API-key message (never with its secret, which the record does not hold).
+pub fn api_key(record: ApiKeyRecord) -> v1::ApiKey {
+    v1::ApiKey {
+        id: record.id,
+        name: record.name,
+        prefix: record.prefix,
+        scopes: record.scopes,
+        created_at: Some(timestamp(record.created_at)),
+        expires_at: optional_timestamp(record.expires_at),
+        last_used_at: optional_timestamp(record.last_used_at),
+        revoked_at: optional_timestamp(record.revoked_at),
+    }
+}
+
+/// Which parts of a gateway a caller may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayView {
+    /// The seed's user-facing fields only.
+    User,
+    /// Everything, including grants and networks.
+    Admin,
+}
+
+/// A gateway message; `offline_after_seconds` without a heartbeat makes it offline.
+pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: i64) -> v1::Gateway {
+    let online = record.last_heartbeat.is_some_and(|beat| unix_now() - beat <= offline_after_seconds);
+    let status = if online { v1::GatewayStatus::Online } else { v1::GatewayStatus::Offline };
+    let protocol = if record.protocol == "tcp" { v1::TransportProtocol::Tcp } else { v1::TransportProtocol::Udp };
+    let mut message = v1::Gateway {
+        id: record.id,
+        name: record.name,
+        description: record.description,
+        hostname: record.hostname,
+        port: u32::from(record.port),
+        protocol: protocol.into(),
+        status: status.into(),
+        last_heartbeat: optional_timestamp(record.last_heartbeat),
+        ..Default::default()
+    };
+    if view == GatewayView::Admin {
+        message.vpn_subnet = record.vpn_subnet;
+        message.is_active = record.is_active;
+        message.network_ids = record.network_ids;
+        message.user_ids = record.user_ids;
+        message.groups = record.groups;
+        message.created_at = Some(timestamp(record.created_at));
+        message.updated_at = Some(timestamp(record.updated_at));
+    }
+    message
+}
+
+/// A network message.
+pub fn network(record: NetworkRecord) -> v1::Network {
+    v1::Network {
+        id: record.id,
+        name: record.name,
+        description: record.description,
+        cidrs: record.cidrs,
+        gateway_ids: record.gateway_ids,
+        created_at: Some(timestamp(record.created_at)),
+        updated_at: Some(timestamp(record.updated_at)),
+    }
+}
+
+/// Paging position of a listing.
+pub fn page_info(total: u64, page: crate::store::Page) -> v1::PageInfo {
+    v1::PageInfo { total, page: page.number, per_page: page.size }
+}

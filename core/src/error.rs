@@ -1,0 +1,114 @@
+//! The core's one error type and its one mapping to `tonic::Status`.
+
+use gatekey::{ERROR_CODE_METADATA, ErrorCode};
+use tonic::{Code, Status};
+
+/// Why a core operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Bad input; the message names the field.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No credential, or an unusable one.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Wrong username or password.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The account exists but is disabled.
+    #[error("the account is disabled")]
+    AccountDisabled,
+    /// The caller lacks the admin role.
+    #[error("{0}")]
+    Forbidden(String),
+    /// An API key lacks a scope.
+    #[error("this API key lacks the `{0}` scope")]
+    InsufficientScope(&'static str),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change clashes with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A capability that this build does not contain.
+    #[error("{0} is not part of this build of GateKey")]
+    NotImplemented(&'static str),
+    /// A database failure.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Any other unexpected failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result alias for core operations.
+pub type CoreResult<T> = Result<T, CoreError>;
+
+impl CoreError {
+    /// The stable code a client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::InvalidArgument(_) => ErrorCode::InvalidRequest,
+            CoreError::Unauthenticated(_) => ErrorCode::Unauthorized,
+            CoreError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            CoreError::AccountDisabled => ErrorCode::AccountDisabled,
+            CoreError::Forbidden(_) => ErrorCode::Forbidden,
+            CoreError::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            CoreError::NotFound(_) => ErrorCode::NotFound,
+            CoreError::Conflict(_) => ErrorCode::Conflict,
+            CoreError::NotImplemented(_) => ErrorCode::NotImplemented,
+            CoreError::Database(_) | CoreError::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    fn grpc_code(&self) -> Code {
+        match self {
+            CoreError::InvalidArgument(_) => Code::InvalidArgument,
+            CoreError::Unauthenticated(_) | CoreError::InvalidCredentials => Code::Unauthenticated,
+            CoreError::AccountDisabled | CoreError::Forbidden(_) | CoreError::InsufficientScope(_) => {
+                Code::PermissionDenied
+            }
+            CoreError::NotFound(_) => Code::NotFound,
+            CoreError::Conflict(_) => Code::AlreadyExists,
+            CoreError::NotImplemented(_) => Code::Unimplemented,
+            CoreError::Database(_) | CoreError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<CoreError> for Status {
+    fn from(error: CoreError) -> Status {
+        let code = error.code();
+        let message = match &error {
+            CoreError::Database(_) | CoreError::Internal(_) => {
+                tracing::error!(%error, "request failed");
+                "internal server error".to_owned()
+            }
+            _ => error.to_string(),
+        };
+        let mut status = Status::new(error.grpc_code(), message);
+        status.metadata_mut().insert(ERROR_CODE_METADATA, tonic::metadata::MetadataValue::from_static(code.as_str()));
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_do_not_leak_into_the_status() {
+        let status = Status::from(CoreError::Internal("disk /secret/path failed".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("/secret/path"));
+        let code = status.metadata().get(ERROR_CODE_METADATA).and_then(|v| v.to_str().ok());
+        assert_eq!(code, Some("internal_error"));
+    }
+
+    #[test]
+    fn conflicts_carry_their_code() {
+        let status = Status::from(CoreError::Conflict("a gateway named x exists".into()));
+        assert_eq!(status.code(), Code::AlreadyExists);
+        assert_eq!(status.message(), "a gateway named x exists");
+    }
+}

@@ -1,0 +1,15 @@
+//! GateKey core: the gRPC services behind every GateKey interface, with identity,
+//! storage and (in later capabilities) PKI, policy and the agent hub.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod context;
+pub mod convert;
+pub mod error;
+pub mod ids;
+pub mod secrets;
+pub mod server;
+pub mod services;
+pub mod store;
+pub mod validate;

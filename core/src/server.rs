@@ -1,0 +1,174 @@
+//! Assembles the gRPC server (services, reflection, health, grpc-web) and runs it
+//! beside the in-process REST facade until a shutdown signal.
+
+use crate::auth::Authenticator;
+use crate::bootstrap::{AdminBootstrap, ensure_admin};
+use crate::config::ServeArgs;
+use crate::context::{CoreContext, Settings};
+use crate::services::{
+    AdminGatewayApi, AdminNetworkApi, AdminUserApi, ApiKeyApi, AuthApi, GatewayApi, PendingCapabilities,
+};
+use crate::store::Store;
+use gatekey::v1::{
+    admin_access_rule_service_server::AdminAccessRuleServiceServer,
+    admin_auth_provider_service_server::AdminAuthProviderServiceServer,
+    admin_config_service_server::AdminConfigServiceServer, admin_gateway_service_server::AdminGatewayServiceServer,
+    admin_geo_fence_service_server::AdminGeoFenceServiceServer, admin_mesh_service_server::AdminMeshServiceServer,
+    admin_network_service_server::AdminNetworkServiceServer, admin_pki_service_server::AdminPkiServiceServer,
+    admin_user_service_server::AdminUserServiceServer, api_key_service_server::ApiKeyServiceServer,
+    auth_service_server::AuthServiceServer, config_service_server::ConfigServiceServer,
+    gateway_agent_service_server::GatewayAgentServiceServer, gateway_service_server::GatewayServiceServer,
+    mesh_service_server::MeshServiceServer, pki_service_server::PkiServiceServer,
+};
+use std::error::Error;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic::transport::{Endpoint, Server};
+
+/// Every GateKey gRPC service plus reflection (v1 and v1alpha) and health.
+pub async fn grpc_routes(context: Arc<CoreContext>) -> Result<Routes, Box<dyn Error + Send + Sync>> {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(gatekey::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<AuthServiceServer<AuthApi>>().await;
+    let pending = PendingCapabilities;
+    Ok(Routes::new(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(AuthServiceServer::new(AuthApi(context.clone())))
+        .add_service(ApiKeyServiceServer::new(ApiKeyApi(context.clone())))
+        .add_service(GatewayServiceServer::new(GatewayApi(context.clone())))
+        .add_service(AdminGatewayServiceServer::new(AdminGatewayApi(context.clone())))
+        .add_service(AdminNetworkServiceServer::new(AdminNetworkApi(context.clone())))
+        .add_service(AdminUserServiceServer::new(AdminUserApi(context)))
+        .add_service(ConfigServiceServer::new(pending))
+        .add_service(AdminConfigServiceServer::new(pending))
+        .add_service(PkiServiceServer::new(pending))
+        .add_service(AdminPkiServiceServer::new(pending))
+        .add_service(AdminAccessRuleServiceServer::new(pending))
+        .add_service(MeshServiceServer::new(pending))
+        .add_service(AdminMeshServiceServer::new(pending))
+        .add_service(AdminGeoFenceServiceServer::new(pending))
+        .add_service(AdminAuthProviderServiceServer::new(pending))
+        .add_service(GatewayAgentServiceServer::new(pending)))
+}
+
+/// Runs `gatekey-core serve` until SIGINT or SIGTERM.
+pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> {
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", args.data_dir.display()))?;
+    let store = Store::open(&args.database_url()).await?;
+    tracing::info!(backend = store.backend_name(), "storage ready");
+    let admin_password = std::env::var("GATEKEY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    match ensure_admin(&store, admin_password.as_deref()).await? {
+        AdminBootstrap::CreatedWithRandomPassword(password) => {
+            // Shown once, on stdout and never in logs; the operator changes it after signing in.
+            println!("bootstrap admin created: username `admin`, password `{password}` (shown only once)");
+        }
+        AdminBootstrap::CreatedWithGivenPassword => {
+            tracing::info!("bootstrap admin created from GATEKEY_ADMIN_PASSWORD")
+        }
+        AdminBootstrap::AlreadyPresent => {}
+    }
+    let context = Arc::new(CoreContext {
+        auth: Authenticator::new(store.clone(), args.session_ttl_seconds),
+        settings: Settings { heartbeat_interval_seconds: args.heartbeat_interval_seconds },
+        store: store.clone(),
+    });
+
+    let (stop_sender, stop_receiver) = watch::channel(false);
+    let stopped = move || {
+        let mut receiver = stop_receiver.clone();
+        async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = receiver.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let grpc_listener = TcpListener::bind(args.grpc_listen)
+        .await
+        .map_err(|e| format!("cannot listen for gRPC on {}: {e}", args.grpc_listen))?;
+    let grpc_address = grpc_listener.local_addr()?;
+    let grpc_server = Server::builder()
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_routes(grpc_routes(context).await?)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), stopped());
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async move { grpc_server.await.map_err(|e| format!("gRPC server failed: {e}")) });
+
+    let mut http_address = None;
+    if !args.no_http {
+        let listener = TcpListener::bind(args.http_listen)
+            .await
+            .map_err(|e| format!("cannot listen for HTTP on {}: {e}", args.http_listen))?;
+        http_address = Some(listener.local_addr()?);
+        let channel = Endpoint::from_shared(format!("http://{}", reachable(grpc_address)))?.connect_lazy();
+        let options = gatekey_rest::FacadeOptions { secure_cookies: !args.plain_http_cookies };
+        let app = gatekey_rest::router(channel, options);
+        let shutdown = stopped();
+        tasks.spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|e| format!("HTTP server failed: {e}"))
+        });
+    }
+    let http_text = http_address.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(grpc = %grpc_address, http = %http_text, "gatekey-core listening");
+    // A machine-readable line for scripts and the test kit.
+    println!("gatekey-core ready grpc={grpc_address} http={http_text}");
+
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutting down"),
+        Some(finished) = tasks.join_next() => {
+            let _ = stop_sender.send(true);
+            store.close().await;
+            return match finished { Ok(Ok(())) => Ok(()), Ok(Err(e)) => Err(e.into()), Err(e) => Err(e.into()) };
+        }
+    }
+    let _ = stop_sender.send(true);
+    while let Some(finished) = tasks.join_next().await {
+        if let Ok(Err(error)) = finished {
+            tracing::error!(%error, "server stopped with an error");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// An address this process can dial to reach a listener bound to `address`.
+fn reachable(address: SocketAddr) -> SocketAddr {
+    match address {
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => SocketAddr::from((Ipv4Addr::LOCALHOST, v4.port())),
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => SocketAddr::from((Ipv6Addr::LOCALHOST, v6.port())),
+        other => other,
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! { _ = interrupt => {}, _ = terminate.recv() => {} }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

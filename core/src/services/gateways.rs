@@ -1,0 +1,266 @@
+//! `GatewayService` (what a user may use) and `AdminGatewayService`.
+
+use super::{GrpcResult, respond};
+use crate::auth::Access;
+use crate::context::CoreContext;
+use crate::convert::{self, GatewayView};
+use crate::error::{CoreError, CoreResult};
+use crate::secrets::{GATEWAY_TOKEN_PREFIX, mint_token};
+use crate::store::{GatewayChanges, GatewayLink, GatewayRecord, Listing, NewGateway, Page};
+use crate::validate;
+use gatekey::v1::admin_gateway_service_server::AdminGatewayService;
+use gatekey::v1::gateway_service_server::GatewayService;
+use gatekey::v1::{
+    CreateGatewayRequest, CreateGatewayResponse, DeleteGatewayRequest, DeleteGatewayResponse, Gateway,
+    GatewayGroupGrant, GatewayNetworkAttachment, GatewayUserGrant, ListGatewaysRequest, ListGatewaysResponse,
+    RotateGatewayTokenRequest, TransportProtocol, UpdateGatewayRequest,
+};
+use std::sync::Arc;
+use tonic::Request;
+
+/// Port of a gateway created without one.
+const DEFAULT_PORT: u16 = 1194;
+/// Client pool of a gateway created without one.
+const DEFAULT_VPN_SUBNET: &str = "10.8.0.0/24";
+
+/// Implements `GatewayService`.
+#[derive(Debug, Clone)]
+pub struct GatewayApi(pub Arc<CoreContext>);
+
+/// Implements `AdminGatewayService`.
+#[derive(Debug, Clone)]
+pub struct AdminGatewayApi(pub Arc<CoreContext>);
+
+fn listing_response(
+    context: &CoreContext,
+    listing: Listing<GatewayRecord>,
+    page: Page,
+    view: GatewayView,
+) -> ListGatewaysResponse {
+    let offline_after = context.settings.offline_after_seconds();
+    ListGatewaysResponse {
+        gateways: listing.items.into_iter().map(|g| convert::gateway(g, view, offline_after)).collect(),
+        page: Some(convert::page_info(listing.total, page)),
+    }
+}
+
+#[tonic::async_trait]
+impl GatewayService for GatewayApi {
+    async fn list_gateways(&self, request: Request<ListGatewaysRequest>) -> GrpcResult<ListGatewaysResponse> {
+        respond(
+            async {
+                let caller = self.0.auth.authenticate(&request, Access::Read).await?;
+                let page = validate::page(request.into_inner().page)?;
+                let listing = self.0.store.list_gateways_for_user(&caller.user.id, page).await?;
+                Ok(listing_response(&self.0, listing, page, GatewayView::User))
+            }
+            .await,
+        )
+    }
+}
+
+impl AdminGatewayApi {
+    fn admin_view(&self, record: GatewayRecord) -> Gateway {
+        convert::gateway(record, GatewayView::Admin, self.0.settings.offline_after_seconds())
+    }
+
+    /// Fails unless the caller is an admin whose credential may write.
+    async fn admin_write<T>(&self, request: &Request<T>) -> CoreResult<()> {
+        self.0.auth.authenticate(request, Access::Write).await?.require_admin()
+    }
+
+    async fn link(&self, gateway_id: &str, link: GatewayLink, target: &str, attach: bool) -> CoreResult<Gateway> {
+        let gateway_id = validate::id("gateway_id", gateway_id)?;
+        self.0.store.require_gateway(gateway_id).await?;
+        let record = if attach {
+            match link {
+                GatewayLink::User => {
+                    self.0.store.require_user(validate::id("user_id", target)?).await?;
+                }
+                GatewayLink::Network => {
+                    self.0.store.require_network(validate::id("network_id", target)?).await?;
+                }
+                GatewayLink::Group => {}
+            }
+            self.0.store.link_gateway(gateway_id, link, target).await?
+        } else {
+            self.0.store.unlink_gateway(gateway_id, link, target).await?
+        };
+        Ok(self.admin_view(record))
+    }
+}
+
+/// A protocol from the contract's enum; unspecified means `when_unspecified`, if given.
+fn protocol(value: i32, when_unspecified: Option<&str>) -> CoreResult<String> {
+    match (TransportProtocol::try_from(value), when_unspecified) {
+        (Ok(TransportProtocol::Udp), _) => Ok("udp".into()),
+        (Ok(TransportProtocol::Tcp), _) => Ok("tcp".into()),
+        (Ok(TransportProtocol::Unspecified), Some(default)) => Ok(default.into()),
+        _ => Err(CoreError::InvalidArgument("protocol: must be `udp` or `tcp`".into())),
+    }
+}
+
+/// A group name as granted to a gateway.
+fn group(value: &str) -> CoreResult<String> {
+    validate::groups("group", &[value.to_owned()])?
+        .pop()
+        .ok_or_else(|| CoreError::InvalidArgument("group: is required".into()))
+}
+
+#[tonic::async_trait]
+impl AdminGatewayService for AdminGatewayApi {
+    async fn list_gateways(&self, request: Request<ListGatewaysRequest>) -> GrpcResult<ListGatewaysResponse> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                let page = validate::page(request.into_inner().page)?;
+                let listing = self.0.store.list_gateways(page).await?;
+                Ok(listing_response(&self.0, listing, page, GatewayView::Admin))
+            }
+            .await,
+        )
+    }
+
+    async fn create_gateway(&self, request: Request<CreateGatewayRequest>) -> GrpcResult<CreateGatewayResponse> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                let input = request.into_inner();
+                let gateway = NewGateway {
+                    name: validate::name("name", &input.name)?,
+                    description: validate::text("description", &input.description, 500)?,
+                    hostname: validate::hostname(&input.hostname)?,
+                    port: if input.port == 0 { DEFAULT_PORT } else { validate::port(input.port)? },
+                    protocol: protocol(input.protocol, Some("udp"))?,
+                    vpn_subnet: if input.vpn_subnet.is_empty() {
+                        DEFAULT_VPN_SUBNET.into()
+                    } else {
+                        validate::vpn_subnet(&input.vpn_subnet)?
+                    },
+                };
+                let token = mint_token(GATEWAY_TOKEN_PREFIX);
+                let record = self.0.store.create_gateway(gateway, &token).await?;
+                Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })
+            }
+            .await,
+        )
+    }
+
+    async fn update_gateway(&self, request: Request<UpdateGatewayRequest>) -> GrpcResult<Gateway> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                let input = request.into_inner();
+                let changes = GatewayChanges {
+                    name: input.name.as_deref().map(|n| validate::name("name", n)).transpose()?,
+                    description: input
+                        .description
+                        .as_deref()
+                        .map(|d| validate::text("description", d, 500))
+                        .transpose()?,
+                    hostname: input.hostname.as_deref().map(validate::hostname).transpose()?,
+                    port: input.port.map(validate::port).transpose()?,
+                    protocol: input.protocol.map(|p| protocol(p, None)).transpose()?,
+                    vpn_subnet: input.vpn_subnet.as_deref().map(validate::vpn_subnet).transpose()?,
+                    is_active: input.is_active,
+                };
+                let record = self.0.store.update_gateway(validate::id("id", &input.id)?, changes).await?;
+                Ok(self.admin_view(record))
+            }
+            .await,
+        )
+    }
+
+    async fn delete_gateway(&self, request: Request<DeleteGatewayRequest>) -> GrpcResult<DeleteGatewayResponse> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                self.0.store.delete_gateway(validate::id("id", &request.into_inner().id)?).await?;
+                Ok(DeleteGatewayResponse {})
+            }
+            .await,
+        )
+    }
+
+    async fn rotate_gateway_token(
+        &self,
+        request: Request<RotateGatewayTokenRequest>,
+    ) -> GrpcResult<CreateGatewayResponse> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                let token = mint_token(GATEWAY_TOKEN_PREFIX);
+                let record =
+                    self.0.store.set_gateway_token(validate::id("id", &request.into_inner().id)?, &token).await?;
+                Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })
+            }
+            .await,
+        )
+    }
+
+    async fn grant_user(&self, request: Request<GatewayUserGrant>) -> GrpcResult<Gateway> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                let grant = request.into_inner();
+                self.link(&grant.gateway_id, GatewayLink::User, &grant.user_id, true).await
+            }
+            .await,
+        )
+    }
+
+    async fn revoke_user(&self, request: Request<GatewayUserGrant>) -> GrpcResult<Gateway> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                let grant = request.into_inner();
+                self.link(&grant.gateway_id, GatewayLink::User, &grant.user_id, false).await
+            }
+            .await,
+        )
+    }
+
+    async fn grant_group(&self, request: Request<GatewayGroupGrant>) -> GrpcResult<Gateway> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                let grant = request.into_inner();
+                self.link(&grant.gateway_id, GatewayLink::Group, &group(&grant.group)?, true).await
+            }
+            .await,
+        )
+    }
+
+    async fn revoke_group(&self, request: Request<GatewayGroupGrant>) -> GrpcResult<Gateway> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                let grant = request.into_inner();
+                self.link(&grant.gateway_id, GatewayLink::Group, &group(&grant.group)?, false).await
+            }
+            .await,
+        )
+    }
+
+    async fn attach_network(&self, request: Request<GatewayNetworkAttachment>) -> GrpcResult<Gateway> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                let attachment = request.into_inner();
+                self.link(&attachment.gateway_id, GatewayLink::Network, &attachment.network_id, true).await
+            }
+            .await,
+        )
+    }
+
+    async fn detach_network(&self, request: Request<GatewayNetworkAttachment>) -> GrpcResult<Gateway> {
+        respond(
+            async {
+                self.admin_write(&request).await?;
+                let attachment = request.into_inner();
+                self.link(&attachment.gateway_id, GatewayLink::Network, &attachment.network_id, false).await
+            }
+            .await,
+        )
+    }
+}

@@ -1,0 +1,83 @@
+//! `AdminNetworkService`: protected networks.
+
+use super::{GrpcResult, respond};
+use crate::auth::Access;
+use crate::context::CoreContext;
+use crate::store::{NetworkChanges, NewNetwork};
+use crate::{convert, validate};
+use gatekey::v1::admin_network_service_server::AdminNetworkService;
+use gatekey::v1::{
+    CreateNetworkRequest, DeleteNetworkRequest, DeleteNetworkResponse, ListNetworksRequest, ListNetworksResponse,
+    Network, UpdateNetworkRequest,
+};
+use std::sync::Arc;
+use tonic::Request;
+
+/// Implements `AdminNetworkService`.
+#[derive(Debug, Clone)]
+pub struct AdminNetworkApi(pub Arc<CoreContext>);
+
+#[tonic::async_trait]
+impl AdminNetworkService for AdminNetworkApi {
+    async fn list_networks(&self, request: Request<ListNetworksRequest>) -> GrpcResult<ListNetworksResponse> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                let page = validate::page(request.into_inner().page)?;
+                let listing = self.0.store.list_networks(page).await?;
+                Ok(ListNetworksResponse {
+                    networks: listing.items.into_iter().map(convert::network).collect(),
+                    page: Some(convert::page_info(listing.total, page)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn create_network(&self, request: Request<CreateNetworkRequest>) -> GrpcResult<Network> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                let input = request.into_inner();
+                let network = NewNetwork {
+                    name: validate::name("name", &input.name)?,
+                    description: validate::text("description", &input.description, 500)?,
+                    cidrs: validate::cidrs("cidrs", &input.cidrs)?,
+                };
+                Ok(convert::network(self.0.store.create_network(network).await?))
+            }
+            .await,
+        )
+    }
+
+    async fn update_network(&self, request: Request<UpdateNetworkRequest>) -> GrpcResult<Network> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                let input = request.into_inner();
+                let changes = NetworkChanges {
+                    name: input.name.as_deref().map(|n| validate::name("name", n)).transpose()?,
+                    description: input
+                        .description
+                        .as_deref()
+                        .map(|d| validate::text("description", d, 500))
+                        .transpose()?,
+                    cidrs: input.cidrs.map(|list| validate::cidrs("cidrs", &list.cidrs)).transpose()?,
+                };
+                Ok(convert::network(self.0.store.update_network(validate::id("id", &input.id)?, changes).await?))
+            }
+            .await,
+        )
+    }
+
+    async fn delete_network(&self, request: Request<DeleteNetworkRequest>) -> GrpcResult<DeleteNetworkResponse> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.store.delete_network(validate::id("id", &request.into_inner().id)?).await?;
+                Ok(DeleteNetworkResponse {})
+            }
+            .await,
+        )
+    }
+}

@@ -1,0 +1,108 @@
+//! `AdminUserService`: local accounts and user administration.
+
+use super::{GrpcResult, respond};
+use crate::auth::Access;
+use crate::context::CoreContext;
+use crate::error::CoreError;
+use crate::secrets::hash_password;
+use crate::store::{NewUser, UserChanges};
+use crate::{convert, validate};
+use gatekey::v1::admin_user_service_server::AdminUserService;
+use gatekey::v1::{CreateUserRequest, ListUsersRequest, ListUsersResponse, UpdateUserRequest, User};
+use std::sync::Arc;
+use tonic::Request;
+
+/// Provider name of accounts created here.
+pub const LOCAL_PROVIDER: &str = "local";
+
+/// Implements `AdminUserService`.
+#[derive(Debug, Clone)]
+pub struct AdminUserApi(pub Arc<CoreContext>);
+
+#[tonic::async_trait]
+impl AdminUserService for AdminUserApi {
+    async fn list_users(&self, request: Request<ListUsersRequest>) -> GrpcResult<ListUsersResponse> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                let page = validate::page(request.into_inner().page)?;
+                let listing = self.0.store.list_users(page).await?;
+                Ok(ListUsersResponse {
+                    users: listing.items.into_iter().map(convert::user).collect(),
+                    page: Some(convert::page_info(listing.total, page)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn create_user(&self, request: Request<CreateUserRequest>) -> GrpcResult<User> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                let input = request.into_inner();
+                let username = validate::username(&input.username)?;
+                let email = validate::email(&input.email)?;
+                let name = validate::text("name", &input.name, 200)?;
+                let groups = validate::groups("groups", &input.groups)?;
+                let password_hash = hash(validate::password(&input.password)?)?;
+                let user = self
+                    .0
+                    .store
+                    .create_user(NewUser {
+                        name: if name.is_empty() { username.clone() } else { name },
+                        username,
+                        email,
+                        password_hash: Some(password_hash),
+                        is_admin: input.is_admin,
+                        groups,
+                        provider: LOCAL_PROVIDER.into(),
+                    })
+                    .await?;
+                Ok(convert::user(user))
+            }
+            .await,
+        )
+    }
+
+    async fn update_user(&self, request: Request<UpdateUserRequest>) -> GrpcResult<User> {
+        respond(
+            async {
+                let caller = self.0.auth.authenticate(&request, Access::Write).await?;
+                caller.require_admin()?;
+                let input = request.into_inner();
+                let id = validate::id("id", &input.id)?;
+                let target = self.0.store.require_user(id).await?;
+                if id == caller.user.id && (input.disabled == Some(true) || input.is_admin == Some(false)) {
+                    return Err(CoreError::InvalidArgument(
+                        "id: an admin cannot disable or demote their own account".into(),
+                    ));
+                }
+                let password_hash = match input.password.as_deref() {
+                    Some(_) if target.provider != LOCAL_PROVIDER => {
+                        return Err(CoreError::InvalidArgument(format!(
+                            "password: `{}` signs in through `{}`; only local accounts have passwords",
+                            target.username, target.provider
+                        )));
+                    }
+                    Some(password) => Some(hash(validate::password(password)?)?),
+                    None => None,
+                };
+                let changes = UserChanges {
+                    email: input.email.as_deref().map(validate::email).transpose()?,
+                    name: input.name.as_deref().map(|name| validate::text("name", name, 200)).transpose()?,
+                    password_hash,
+                    is_admin: input.is_admin,
+                    disabled: input.disabled,
+                    groups: input.groups.map(|list| validate::groups("groups", &list.groups)).transpose()?,
+                };
+                Ok(convert::user(self.0.store.update_user(id, changes).await?))
+            }
+            .await,
+        )
+    }
+}
+
+fn hash(password: &str) -> Result<String, CoreError> {
+    hash_password(password).map_err(|e| CoreError::Internal(format!("password hashing failed: {e}")))
+}

@@ -1,0 +1,307 @@
+//! Gateways, their grants to users and groups, and their attached networks.
+
+use super::{Listing, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
+use crate::secrets::MintedToken;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A stored gateway with its grants and networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRecord {
+    /// `gw-…`
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Public host name.
+    pub hostname: String,
+    /// Public port.
+    pub port: u16,
+    /// `udp` or `tcp`.
+    pub protocol: String,
+    /// Client address pool.
+    pub vpn_subnet: String,
+    /// Whether users may use it.
+    pub is_active: bool,
+    /// Unix seconds of the last heartbeat.
+    pub last_heartbeat: Option<i64>,
+    /// Attached networks, sorted.
+    pub network_ids: Vec<String>,
+    /// Directly granted users, sorted.
+    pub user_ids: Vec<String>,
+    /// Granted groups, sorted.
+    pub groups: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A gateway to create.
+pub struct NewGateway {
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Public host name.
+    pub hostname: String,
+    /// Public port.
+    pub port: u16,
+    /// `udp` or `tcp`.
+    pub protocol: String,
+    /// Client address pool.
+    pub vpn_subnet: String,
+}
+
+/// Changes to a gateway; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct GatewayChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New host name.
+    pub hostname: Option<String>,
+    /// New port.
+    pub port: Option<u16>,
+    /// New protocol.
+    pub protocol: Option<String>,
+    /// New address pool.
+    pub vpn_subnet: Option<String>,
+    /// New active flag.
+    pub is_active: Option<bool>,
+}
+
+const GATEWAY_COLUMNS: &str =
+    "id, name, description, hostname, port, protocol, vpn_subnet, is_active, last_heartbeat, created_at, updated_at";
+
+/// The tables that link a gateway to something else.
+#[derive(Debug, Clone, Copy)]
+pub enum GatewayLink {
+    /// A direct grant to a user.
+    User,
+    /// A grant to a group.
+    Group,
+    /// An attached network.
+    Network,
+}
+
+impl GatewayLink {
+    fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            GatewayLink::User => ("gateway_users", "user_id"),
+            GatewayLink::Group => ("gateway_groups", "group_name"),
+            GatewayLink::Network => ("gateway_networks", "network_id"),
+        }
+    }
+}
+
+impl Store {
+    /// Creates a gateway whose agent token is `token`; a duplicate name is a conflict.
+    pub async fn create_gateway(&self, gateway: NewGateway, token: &MintedToken) -> CoreResult<GatewayRecord> {
+        let id = new_id(IdKind::Gateway);
+        sqlx::query(
+            "INSERT INTO gateways (id, name, description, hostname, port, protocol, vpn_subnet, is_active,
+                                   token_selector, token_verifier, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10)",
+        )
+        .bind(&id)
+        .bind(&gateway.name)
+        .bind(&gateway.description)
+        .bind(&gateway.hostname)
+        .bind(i64::from(gateway.port))
+        .bind(&gateway.protocol)
+        .bind(&gateway.vpn_subnet)
+        .bind(&token.selector)
+        .bind(&token.verifier)
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || format!("a gateway named `{}` already exists", gateway.name)))?;
+        self.require_gateway(&id).await
+    }
+
+    /// A gateway by id.
+    pub async fn find_gateway(&self, id: &str) -> CoreResult<Option<GatewayRecord>> {
+        let row = query_fmt!("SELECT {GATEWAY_COLUMNS} FROM gateways WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.gateway_from_row(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A gateway by id, or `NotFound`.
+    pub async fn require_gateway(&self, id: &str) -> CoreResult<GatewayRecord> {
+        self.find_gateway(id).await?.ok_or_else(|| CoreError::NotFound(format!("gateway `{id}` not found")))
+    }
+
+    /// A page of every gateway by name.
+    pub async fn list_gateways(&self, page: Page) -> CoreResult<Listing<GatewayRecord>> {
+        let total = total_of(&sqlx::query("SELECT COUNT(*) AS total FROM gateways").fetch_one(&self.pool).await?)?;
+        let rows = query_fmt!("SELECT {GATEWAY_COLUMNS} FROM gateways ORDER BY name LIMIT $1 OFFSET $2")
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        self.gateways_from_rows(&rows, total).await
+    }
+
+    /// A page of the active gateways granted to a user, directly or through its groups.
+    pub async fn list_gateways_for_user(&self, user_id: &str, page: Page) -> CoreResult<Listing<GatewayRecord>> {
+        const GRANTED: &str = "FROM gateways g WHERE g.is_active = 1 AND (
+                 EXISTS (SELECT 1 FROM gateway_users gu WHERE gu.gateway_id = g.id AND gu.user_id = $1)
+              OR EXISTS (SELECT 1 FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
+                         WHERE gg.gateway_id = g.id AND ug.user_id = $1))";
+        let total =
+            total_of(&query_fmt!("SELECT COUNT(*) AS total {GRANTED}").bind(user_id).fetch_one(&self.pool).await?)?;
+        let columns = GATEWAY_COLUMNS.split(", ").map(|c| format!("g.{c}")).collect::<Vec<_>>().join(", ");
+        let rows = query_fmt!("SELECT {columns} {GRANTED} ORDER BY g.name LIMIT $2 OFFSET $3")
+            .bind(user_id)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        self.gateways_from_rows(&rows, total).await
+    }
+
+    /// Applies changes to a gateway.
+    pub async fn update_gateway(&self, id: &str, changes: GatewayChanges) -> CoreResult<GatewayRecord> {
+        let name_for_message = changes.name.clone().unwrap_or_default();
+        let done = sqlx::query(
+            "UPDATE gateways SET name = COALESCE($1, name), description = COALESCE($2, description),
+                 hostname = COALESCE($3, hostname), port = COALESCE($4, port), protocol = COALESCE($5, protocol),
+                 vpn_subnet = COALESCE($6, vpn_subnet), is_active = COALESCE($7, is_active), updated_at = $8
+             WHERE id = $9",
+        )
+        .bind(changes.name)
+        .bind(changes.description)
+        .bind(changes.hostname)
+        .bind(changes.port.map(i64::from))
+        .bind(changes.protocol)
+        .bind(changes.vpn_subnet)
+        .bind(changes.is_active.map(i64::from))
+        .bind(unix_now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || format!("a gateway named `{name_for_message}` already exists")))?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
+        }
+        self.require_gateway(id).await
+    }
+
+    /// Replaces a gateway's agent token.
+    pub async fn set_gateway_token(&self, id: &str, token: &MintedToken) -> CoreResult<GatewayRecord> {
+        let done =
+            sqlx::query("UPDATE gateways SET token_selector = $1, token_verifier = $2, updated_at = $3 WHERE id = $4")
+                .bind(&token.selector)
+                .bind(&token.verifier)
+                .bind(unix_now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
+        }
+        self.require_gateway(id).await
+    }
+
+    /// Deletes a gateway with its grants and attachments.
+    pub async fn delete_gateway(&self, id: &str) -> CoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for link in [GatewayLink::User, GatewayLink::Group, GatewayLink::Network] {
+            let (table, _) = link.table_and_column();
+            query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(id).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query("DELETE FROM gateways WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Links a gateway to a user, group or network; linking twice changes nothing.
+    /// The caller checks that both ends exist.
+    pub async fn link_gateway(&self, gateway_id: &str, link: GatewayLink, target: &str) -> CoreResult<GatewayRecord> {
+        let (table, column) = link.table_and_column();
+        query_fmt!("INSERT INTO {table} (gateway_id, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(gateway_id)
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        self.require_gateway(gateway_id).await
+    }
+
+    /// Removes a link; removing one that does not exist is `NotFound`.
+    pub async fn unlink_gateway(&self, gateway_id: &str, link: GatewayLink, target: &str) -> CoreResult<GatewayRecord> {
+        let (table, column) = link.table_and_column();
+        let done = query_fmt!("DELETE FROM {table} WHERE gateway_id = $1 AND {column} = $2")
+            .bind(gateway_id)
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("gateway `{gateway_id}` has no such grant or network `{target}`")));
+        }
+        self.require_gateway(gateway_id).await
+    }
+
+    async fn gateways_from_rows(&self, rows: &[AnyRow], total: u64) -> CoreResult<Listing<GatewayRecord>> {
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            items.push(self.gateway_from_row(row).await?);
+        }
+        Ok(Listing { items, total })
+    }
+
+    async fn gateway_from_row(&self, row: &AnyRow) -> CoreResult<GatewayRecord> {
+        let id: String = row.try_get("id")?;
+        let port: i64 = row.try_get("port")?;
+        Ok(GatewayRecord {
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            hostname: row.try_get("hostname")?,
+            port: u16::try_from(port).map_err(|_| CoreError::Internal(format!("stored port {port} out of range")))?,
+            protocol: row.try_get("protocol")?,
+            vpn_subnet: row.try_get("vpn_subnet")?,
+            is_active: flag(row, "is_active")?,
+            last_heartbeat: row.try_get("last_heartbeat")?,
+            network_ids: self.gateway_links(&id, GatewayLink::Network).await?,
+            user_ids: self.gateway_links(&id, GatewayLink::User).await?,
+            groups: self.gateway_links(&id, GatewayLink::Group).await?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            id,
+        })
+    }
+
+    async fn gateway_links(&self, gateway_id: &str, link: GatewayLink) -> CoreResult<Vec<String>> {
+        let (table, column) = link.table_and_column();
+        query_fmt!("SELECT {column} AS target FROM {table} WHERE gateway_id = $1 ORDER BY {column}")
+            .bind(gateway_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("target").map_err(CoreError::from))
+            .collect()
+    }
+
+    /// Ids of the gateways a network is attached to, sorted.
+    pub async fn gateways_of_network(&self, network_id: &str) -> CoreResult<Vec<String>> {
+        sqlx::query("SELECT gateway_id FROM gateway_networks WHERE network_id = $1 ORDER BY gateway_id")
+            .bind(network_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("gateway_id").map_err(CoreError::from))
+            .collect()
+    }
+}

@@ -1,0 +1,68 @@
+//! Schema migrations, embedded in the binary and applied in order at start-up.
+//! The SQL is portable between SQLite and PostgreSQL, so one list serves both.
+
+use super::{Store, unix_now};
+use crate::error::CoreResult;
+use sqlx::Row;
+
+/// Every migration, by version. Append only; never edit an applied one.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_foundation.sql"))];
+
+impl Store {
+    /// Applies every migration this database has not seen, each in its own transaction.
+    pub async fn migrate(&self) -> CoreResult<()> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("version"))
+            .collect::<Result<_, _>>()?;
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            for statement in split_statements(sql) {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(unix_now())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version, "applied migration");
+        }
+        Ok(())
+    }
+}
+
+/// Splits a migration into statements, dropping `--` comment lines.
+fn split_statements(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split(';').filter_map(|chunk| {
+        let meaningful = chunk.lines().any(|line| {
+            let line = line.trim();
+            !line.is_empty() && !line.starts_with("--")
+        });
+        meaningful.then_some(chunk.trim())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_split_and_comments_dropped() {
+        let sql = "-- header\nCREATE TABLE a (x TEXT);\n\n-- only a comment\n;CREATE INDEX i ON a (x);\n";
+        let statements: Vec<_> = split_statements(sql).collect();
+        assert_eq!(statements.len(), 2);
+        assert!(statements[0].ends_with("CREATE TABLE a (x TEXT)"));
+        assert_eq!(statements[1], "CREATE INDEX i ON a (x)");
+    }
+}

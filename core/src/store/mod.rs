@@ -1,0 +1,125 @@
+//! Storage: the only module that speaks SQL. One `Store` over sqlx's `Any` driver
+//! serves SQLite (the default) and PostgreSQL with the same queries.
+
+/// `sqlx::query` over SQL assembled with `format!` from this module's constants
+/// (column lists, table names) only; values are always bound, never formatted in.
+macro_rules! query_fmt {
+    ($($format:tt)*) => {
+        sqlx::query(sqlx::AssertSqlSafe(format!($($format)*)))
+    };
+}
+
+mod api_keys;
+mod gateways;
+mod migrate;
+mod networks;
+mod sessions;
+mod users;
+
+pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, NewGateway};
+pub use networks::{NetworkChanges, NetworkRecord, NewNetwork};
+pub use sessions::SessionRecord;
+pub use users::{NewUser, UserChanges, UserRecord};
+
+use crate::error::{CoreError, CoreResult};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: &'static str,
+}
+
+/// Which slice of a list to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Page number, from 1.
+    pub number: u32,
+    /// Items per page, 1 to 100.
+    pub size: u32,
+}
+
+impl Page {
+    fn limit(self) -> i64 {
+        i64::from(self.size)
+    }
+
+    fn offset(self) -> i64 {
+        i64::from(self.number.saturating_sub(1)) * i64::from(self.size)
+    }
+}
+
+/// One page of a list and the size of the whole list.
+#[derive(Debug)]
+pub struct Listing<T> {
+    /// The items on the page.
+    pub items: Vec<T>,
+    /// How many items the whole list has.
+    pub total: u64,
+}
+
+impl Store {
+    /// Connects to `database_url` (`sqlite://…` or `postgres://…`) and migrates.
+    pub async fn open(database_url: &str) -> CoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = database_url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new().max_connections(if is_sqlite { 4 } else { 16 }).connect(database_url).await?;
+        if is_sqlite {
+            // WAL lets readers proceed while one writer commits; the setting persists in the file.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        let store = Store { pool, backend: if is_sqlite { "sqlite" } else { "postgres" } };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Which backend this store talks to: `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The current time in Unix seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Maps a unique-constraint violation to `Conflict(message)`, other errors unchanged.
+fn conflict_on_duplicate(error: sqlx::Error, message: impl FnOnce() -> String) -> CoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => CoreError::Conflict(message()),
+        _ => CoreError::Database(error),
+    }
+}
+
+/// Reads a `COUNT(*)` result named `total`.
+fn total_of(row: &AnyRow) -> CoreResult<u64> {
+    let total: i64 = row.try_get("total")?;
+    Ok(u64::try_from(total).unwrap_or(0))
+}
+
+/// Reads a BIGINT 0/1 column as a bool.
+fn flag(row: &AnyRow, column: &str) -> CoreResult<bool> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+/// Joins list values for a TEXT column; values never contain commas (validated).
+fn join_list(values: &[String]) -> String {
+    values.join(",")
+}
+
+/// Splits a TEXT column written by [`join_list`].
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',').filter(|part| !part.is_empty()).map(str::to_owned).collect()
+}

@@ -1,0 +1,140 @@
+//! Protected networks.
+
+use super::{Listing, Page, Store, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A stored network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRecord {
+    /// `net-…`
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Normalised CIDRs.
+    pub cidrs: Vec<String>,
+    /// Gateways it is attached to, sorted.
+    pub gateway_ids: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A network to create.
+pub struct NewNetwork {
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Normalised CIDRs.
+    pub cidrs: Vec<String>,
+}
+
+/// Changes to a network; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct NetworkChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New CIDRs.
+    pub cidrs: Option<Vec<String>>,
+}
+
+const NETWORK_COLUMNS: &str = "id, name, description, cidrs, created_at, updated_at";
+
+impl Store {
+    /// Creates a network; a duplicate name is a conflict.
+    pub async fn create_network(&self, network: NewNetwork) -> CoreResult<NetworkRecord> {
+        let id = new_id(IdKind::Network);
+        sqlx::query(
+            "INSERT INTO networks (id, name, description, cidrs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(&id)
+        .bind(&network.name)
+        .bind(&network.description)
+        .bind(join_list(&network.cidrs))
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || format!("a network named `{}` already exists", network.name)))?;
+        self.require_network(&id).await
+    }
+
+    /// A network by id, or `NotFound`.
+    pub async fn require_network(&self, id: &str) -> CoreResult<NetworkRecord> {
+        let row = query_fmt!("SELECT {NETWORK_COLUMNS} FROM networks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("network `{id}` not found")))?;
+        self.network_from_row(&row).await
+    }
+
+    /// A page of networks by name.
+    pub async fn list_networks(&self, page: Page) -> CoreResult<Listing<NetworkRecord>> {
+        let total = total_of(&sqlx::query("SELECT COUNT(*) AS total FROM networks").fetch_one(&self.pool).await?)?;
+        let rows = query_fmt!("SELECT {NETWORK_COLUMNS} FROM networks ORDER BY name LIMIT $1 OFFSET $2")
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.network_from_row(row).await?);
+        }
+        Ok(Listing { items, total })
+    }
+
+    /// Applies changes to a network.
+    pub async fn update_network(&self, id: &str, changes: NetworkChanges) -> CoreResult<NetworkRecord> {
+        let name_for_message = changes.name.clone().unwrap_or_default();
+        let done = sqlx::query(
+            "UPDATE networks SET name = COALESCE($1, name), description = COALESCE($2, description),
+                 cidrs = COALESCE($3, cidrs), updated_at = $4 WHERE id = $5",
+        )
+        .bind(changes.name)
+        .bind(changes.description)
+        .bind(changes.cidrs.as_deref().map(join_list))
+        .bind(unix_now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || format!("a network named `{name_for_message}` already exists")))?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("network `{id}` not found")));
+        }
+        self.require_network(id).await
+    }
+
+    /// Deletes a network and detaches it from every gateway.
+    pub async fn delete_network(&self, id: &str) -> CoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM gateway_networks WHERE network_id = $1").bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM networks WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("network `{id}` not found")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn network_from_row(&self, row: &AnyRow) -> CoreResult<NetworkRecord> {
+        let id: String = row.try_get("id")?;
+        let cidrs: String = row.try_get("cidrs")?;
+        Ok(NetworkRecord {
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            cidrs: split_list(&cidrs),
+            gateway_ids: self.gateways_of_network(&id).await?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            id,
+        })
+    }
+}

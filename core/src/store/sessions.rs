@@ -1,0 +1,74 @@
+//! Sign-in sessions: stored as selector + verifier, never the token itself.
+
+use super::{Store, unix_now};
+use crate::error::CoreResult;
+use crate::ids::{IdKind, new_id};
+use crate::secrets::MintedToken;
+use sqlx::Row;
+
+/// A stored session.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// `ses-…`
+    pub id: String,
+    /// The signed-in user.
+    pub user_id: String,
+    /// SHA-256 of the token, hex.
+    pub verifier: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Stores a session for `token` that ends at `expires_at`.
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        token: &MintedToken,
+        expires_at: i64,
+    ) -> CoreResult<SessionRecord> {
+        let id = new_id(IdKind::Session);
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, selector, verifier, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(user_id)
+        .bind(&token.selector)
+        .bind(&token.verifier)
+        .bind(unix_now())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(SessionRecord { id, user_id: user_id.to_owned(), verifier: token.verifier.clone(), expires_at })
+    }
+
+    /// The session with this selector, if any.
+    pub async fn find_session(&self, selector: &str) -> CoreResult<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT id, user_id, verifier, expires_at FROM sessions WHERE selector = $1")
+            .bind(selector)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(SessionRecord {
+                id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                verifier: row.try_get("verifier")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, id: &str) -> CoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Removes every expired session; returns how many.
+    pub async fn purge_expired_sessions(&self) -> CoreResult<u64> {
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(unix_now()).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,223 @@
+//! Users and their groups.
+
+use super::{Listing, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+/// A stored user (without its password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// `usr-…`
+    pub id: String,
+    /// Unique login name.
+    pub username: String,
+    /// Unique e-mail.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Group names, sorted.
+    pub groups: Vec<String>,
+    /// Admin role.
+    pub is_admin: bool,
+    /// Disabled accounts cannot authenticate.
+    pub disabled: bool,
+    /// `local` or an SSO provider name.
+    pub provider: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, if ever signed in.
+    pub last_login_at: Option<i64>,
+}
+
+/// A user to create.
+pub struct NewUser {
+    /// Unique login name.
+    pub username: String,
+    /// Unique e-mail.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// argon2id PHC string, for local accounts.
+    pub password_hash: Option<String>,
+    /// Admin role.
+    pub is_admin: bool,
+    /// Group names.
+    pub groups: Vec<String>,
+    /// `local` or an SSO provider name.
+    pub provider: String,
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct UserChanges {
+    /// New e-mail.
+    pub email: Option<String>,
+    /// New display name.
+    pub name: Option<String>,
+    /// New argon2id PHC string.
+    pub password_hash: Option<String>,
+    /// New admin flag.
+    pub is_admin: Option<bool>,
+    /// New disabled flag.
+    pub disabled: Option<bool>,
+    /// New groups, replacing the old.
+    pub groups: Option<Vec<String>>,
+}
+
+const USER_COLUMNS: &str = "id, username, email, name, is_admin, disabled, provider, created_at, last_login_at";
+
+impl Store {
+    /// Creates a user; a duplicate username or e-mail is a conflict.
+    pub async fn create_user(&self, user: NewUser) -> CoreResult<UserRecord> {
+        let id = new_id(IdKind::User);
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, provider, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8)",
+        )
+        .bind(&id)
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(user.password_hash)
+        .bind(i64::from(user.is_admin))
+        .bind(&user.provider)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            conflict_on_duplicate(e, || {
+                format!("a user with username `{}` or email `{}` already exists", user.username, user.email)
+            })
+        })?;
+        replace_groups(&mut tx, &id, &user.groups).await?;
+        tx.commit().await?;
+        self.require_user(&id).await
+    }
+
+    /// A user by id.
+    pub async fn find_user(&self, id: &str) -> CoreResult<Option<UserRecord>> {
+        let row =
+            query_fmt!("SELECT {USER_COLUMNS} FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => Ok(Some(self.user_from_row(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A user by id, or `NotFound`.
+    pub async fn require_user(&self, id: &str) -> CoreResult<UserRecord> {
+        self.find_user(id).await?.ok_or_else(|| CoreError::NotFound(format!("user `{id}` not found")))
+    }
+
+    /// The id and password hash of the user with this username, if any.
+    pub async fn password_hash_for(&self, username: &str) -> CoreResult<Option<(String, Option<String>)>> {
+        let row = sqlx::query("SELECT id, password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok((row.try_get("id")?, row.try_get("password_hash")?))).transpose()
+    }
+
+    /// Whether a user with this username exists.
+    pub async fn username_exists(&self, username: &str) -> CoreResult<bool> {
+        Ok(self.password_hash_for(username).await?.is_some())
+    }
+
+    /// A page of users ordered by username.
+    pub async fn list_users(&self, page: Page) -> CoreResult<Listing<UserRecord>> {
+        let total = total_of(&sqlx::query("SELECT COUNT(*) AS total FROM users").fetch_one(&self.pool).await?)?;
+        let rows = query_fmt!("SELECT {USER_COLUMNS} FROM users ORDER BY username LIMIT $1 OFFSET $2")
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.user_from_row(row).await?);
+        }
+        Ok(Listing { items, total })
+    }
+
+    /// Applies changes to a user. Disabling it also ends its sessions.
+    pub async fn update_user(&self, id: &str, changes: UserChanges) -> CoreResult<UserRecord> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT id FROM users WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        if exists.is_none() {
+            return Err(CoreError::NotFound(format!("user `{id}` not found")));
+        }
+        let email_for_message = changes.email.clone().unwrap_or_default();
+        sqlx::query(
+            "UPDATE users SET email = COALESCE($1, email), name = COALESCE($2, name),
+                 password_hash = COALESCE($3, password_hash), is_admin = COALESCE($4, is_admin),
+                 disabled = COALESCE($5, disabled), updated_at = $6
+             WHERE id = $7",
+        )
+        .bind(changes.email)
+        .bind(changes.name)
+        .bind(changes.password_hash)
+        .bind(changes.is_admin.map(i64::from))
+        .bind(changes.disabled.map(i64::from))
+        .bind(unix_now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || format!("a user with email `{email_for_message}` already exists")))?;
+        if let Some(groups) = &changes.groups {
+            replace_groups(&mut tx, id, groups).await?;
+        }
+        if changes.disabled == Some(true) {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.require_user(id).await
+    }
+
+    /// Records a successful sign-in.
+    pub async fn touch_last_login(&self, id: &str) -> CoreResult<()> {
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(unix_now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn user_from_row(&self, row: &AnyRow) -> CoreResult<UserRecord> {
+        let id: String = row.try_get("id")?;
+        let groups = sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|g| g.try_get("group_name"))
+            .collect::<Result<_, _>>()?;
+        Ok(UserRecord {
+            username: row.try_get("username")?,
+            email: row.try_get("email")?,
+            name: row.try_get("name")?,
+            groups,
+            is_admin: flag(row, "is_admin")?,
+            disabled: flag(row, "disabled")?,
+            provider: row.try_get("provider")?,
+            created_at: row.try_get("created_at")?,
+            last_login_at: row.try_get("last_login_at")?,
+            id,
+        })
+    }
+}
+
+async fn replace_groups(tx: &mut Transaction<'_, Any>, user_id: &str, groups: &[String]) -> CoreResult<()> {
+    sqlx::query("DELETE FROM user_groups WHERE user_id = $1").bind(user_id).execute(&mut **tx).await?;
+    for group in groups {
+        sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2)")
+            .bind(user_id)
+            .bind(group)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The facade's one error type: its HTTP body is the seed's
+//! `{"error": {"code", "message"}}`, and gRPC statuses map to it in one table.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use gatekey::{ERROR_CODE_METADATA, ErrorCode};
+use serde::Serialize;
+use tonic::Code;
+
+/// An error answered to a REST client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+/// Result alias for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// An error with an explicit status and code.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    /// A 400 `invalid_request` whose message names the problem.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+/// The gRPC-status-to-HTTP table, with the code used when the core sent none.
+fn http_for(code: Code) -> (StatusCode, ErrorCode) {
+    match code {
+        Code::InvalidArgument | Code::OutOfRange => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+        Code::PermissionDenied => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+        Code::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+        Code::AlreadyExists => (StatusCode::CONFLICT, ErrorCode::Conflict),
+        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+        Code::Unimplemented => (StatusCode::NOT_IMPLEMENTED, ErrorCode::NotImplemented),
+        Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError),
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        let (http_status, default_code) = http_for(status.code());
+        let code = status
+            .metadata()
+            .get(ERROR_CODE_METADATA)
+            .and_then(|value| value.to_str().ok())
+            .and_then(ErrorCode::parse)
+            .unwrap_or(default_code);
+        let message = match http_status {
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(grpc_code = ?status.code(), message = status.message(), "core call failed");
+                "internal server error".to_owned()
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(message = status.message(), "core unavailable");
+                "the GateKey core is unavailable; try again shortly".to_owned()
+            }
+            _ => status.message().to_owned(),
+        };
+        ApiError { status: http_status, code, message }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.as_str(), message: &self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_the_table_and_keep_the_core_code() {
+        let mut status = tonic::Status::permission_denied("this API key lacks the `write` scope");
+        status.metadata_mut().insert(ERROR_CODE_METADATA, "insufficient_scope".parse().unwrap());
+        let error = ApiError::from(status);
+        assert_eq!(error.status, StatusCode::FORBIDDEN);
+        assert_eq!(error.code, ErrorCode::InsufficientScope);
+
+        let error = ApiError::from(tonic::Status::already_exists("dup"));
+        assert_eq!((error.status, error.code), (StatusCode::CONFLICT, ErrorCode::Conflict));
+
+        let error = ApiError::from(tonic::Status::internal("db at /var/secret broke"));
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!error.message.contains("/var/secret"));
+    }
+}

@@ -1,0 +1,50 @@
+//! `gatekey-rest`: the REST facade as its own process, in front of a remote core.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use tonic::transport::Endpoint;
+
+/// Serves `/api/v1` by calling a GateKey core over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "gatekey-rest", version, about)]
+struct Args {
+    /// gRPC URL of the core.
+    #[arg(long, env = "GATEKEY_CORE_URL", default_value = "http://127.0.0.1:9090")]
+    core: String,
+    /// Address to serve HTTP on.
+    #[arg(long, env = "GATEKEY_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Set the session cookie without `Secure`, for plain-HTTP deployments only.
+    #[arg(long, env = "GATEKEY_PLAIN_HTTP_COOKIES")]
+    plain_http_cookies: bool,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "GATEKEY_LOG_JSON")]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    gatekey_rest::telemetry::init_logging(args.log_json);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("gatekey-rest: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let channel = Endpoint::from_shared(args.core.clone())?.connect_lazy();
+    let app = gatekey_rest::router(channel, gatekey_rest::FacadeOptions { secure_cookies: !args.plain_http_cookies });
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    println!("gatekey-rest ready http={} core={}", listener.local_addr()?, args.core);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

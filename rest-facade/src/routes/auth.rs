@@ -1,0 +1,72 @@
+//! `/auth/*`: local sign-in, sign-out and the current session.
+
+use crate::FacadeState;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, CoreCall, SESSION_COOKIE};
+use crate::views::{Data, LoginView, SessionView, UserView, rfc3339};
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, HeaderValue};
+use gatekey::v1::auth_service_client::AuthServiceClient;
+use gatekey::v1::{GetSessionRequest, LocalLoginRequest, LogoutRequest};
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /auth/local/login`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+pub async fn local_login(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<(HeaderMap, Json<Data<LoginView>>)> {
+    let request = call.request(LocalLoginRequest { username: body.username, password: body.password });
+    let login = AuthServiceClient::new(state.channel).local_login(request).await?.into_inner();
+    let max_age = login.expires_at.map_or(0, |at| at.seconds - now_seconds()).max(0);
+    let cookie = session_cookie(&login.session_token, max_age, state.options.secure_cookies);
+    let view = LoginView {
+        user: login.user.map(UserView::from),
+        expires_at: rfc3339(login.expires_at),
+        session_token: login.session_token,
+    };
+    Ok((cookie, Json(Data { data: view })))
+}
+
+/// Answer of `POST /auth/logout`.
+#[derive(Serialize)]
+pub struct LoggedOut {
+    logged_out: bool,
+}
+
+pub async fn logout(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<(HeaderMap, Json<Data<LoggedOut>>)> {
+    AuthServiceClient::new(state.channel).logout(call.request(LogoutRequest {})).await?;
+    let cookie = session_cookie("", 0, state.options.secure_cookies);
+    Ok((cookie, Json(Data { data: LoggedOut { logged_out: true } })))
+}
+
+pub async fn session(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<Json<Data<SessionView>>> {
+    let info = AuthServiceClient::new(state.channel).get_session(call.request(GetSessionRequest {})).await?;
+    Ok(Json(Data { data: info.into_inner().into() }))
+}
+
+/// A `Set-Cookie` header for the session cookie; an empty token clears it.
+fn session_cookie(token: &str, max_age_seconds: i64, secure: bool) -> HeaderMap {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}");
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        headers.insert(SET_COOKIE, value);
+    }
+    headers
+}
+
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,53 @@
+//! The `/api/v1` routes, one module per resource. Handlers extract, call one core
+//! method and map the answer.
+
+mod api_keys;
+mod auth;
+mod gateways;
+mod networks;
+mod users;
+
+use crate::FacadeState;
+use crate::error::ApiError;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use gatekey::ErrorCode;
+
+/// Every `/api/v1` route.
+pub(crate) fn api_v1() -> Router<FacadeState> {
+    Router::new()
+        .route("/auth/local/login", post(auth::local_login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/session", get(auth::session))
+        .route("/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/api-keys/{id}", delete(api_keys::revoke))
+        .route("/gateways", get(gateways::list_available))
+        .route("/admin/gateways", get(gateways::list).post(gateways::create))
+        .route("/admin/gateways/{id}", put(gateways::update).delete(gateways::remove))
+        .route("/admin/gateways/{id}/rotate-token", post(gateways::rotate_token))
+        .route("/admin/gateways/{id}/users", post(gateways::grant_user))
+        .route("/admin/gateways/{id}/users/{user_id}", delete(gateways::revoke_user))
+        .route("/admin/gateways/{id}/groups", post(gateways::grant_group))
+        .route("/admin/gateways/{id}/groups/{group}", delete(gateways::revoke_group))
+        .route("/admin/gateways/{id}/networks", post(gateways::attach_network))
+        .route("/admin/gateways/{id}/networks/{network_id}", delete(gateways::detach_network))
+        .route("/admin/networks", get(networks::list).post(networks::create))
+        .route("/admin/networks/{id}", put(networks::update).delete(networks::remove))
+        .route("/admin/users", get(users::list).post(users::create))
+        .route("/admin/users/{id}", put(users::update))
+        .method_not_allowed_fallback(wrong_method)
+}
+
+/// Answer for paths that do not exist.
+pub(crate) async fn unknown_path() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such endpoint")
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not accept that method",
+    )
+}

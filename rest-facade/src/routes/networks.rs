@@ -1,0 +1,78 @@
+//! `/admin/networks`.
+
+use crate::FacadeState;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::views::{Data, DeletedView, Listed, NetworkView};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use gatekey::v1::admin_network_service_client::AdminNetworkServiceClient;
+use gatekey::v1::{CidrList, CreateNetworkRequest, DeleteNetworkRequest, ListNetworksRequest, UpdateNetworkRequest};
+use serde::Deserialize;
+
+/// Body of `POST /admin/networks`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNetworkBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    cidrs: Vec<String>,
+}
+
+/// Body of `PUT /admin/networks/{id}`; absent fields stay unchanged.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNetworkBody {
+    name: Option<String>,
+    description: Option<String>,
+    cidrs: Option<Vec<String>>,
+}
+
+pub async fn list(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Listed<NetworkView>>> {
+    let request = call.request(ListNetworksRequest { page: Some(page.into_request()?) });
+    let listing = AdminNetworkServiceClient::new(state.channel).list_networks(request).await?.into_inner();
+    Ok(Json(Listed::new(listing.networks, listing.page, NetworkView::from)))
+}
+
+pub async fn create(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(body): ApiJson<CreateNetworkBody>,
+) -> ApiResult<(StatusCode, Json<Data<NetworkView>>)> {
+    let request =
+        call.request(CreateNetworkRequest { name: body.name, description: body.description, cidrs: body.cidrs });
+    let network = AdminNetworkServiceClient::new(state.channel).create_network(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(Data { data: network.into() })))
+}
+
+pub async fn update(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateNetworkBody>,
+) -> ApiResult<Json<Data<NetworkView>>> {
+    let request = call.request(UpdateNetworkRequest {
+        id,
+        name: body.name,
+        description: body.description,
+        cidrs: body.cidrs.map(|cidrs| CidrList { cidrs }),
+    });
+    let network = AdminNetworkServiceClient::new(state.channel).update_network(request).await?.into_inner();
+    Ok(Json(Data { data: network.into() }))
+}
+
+pub async fn remove(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<DeletedView>>> {
+    let request = call.request(DeleteNetworkRequest { id: id.clone() });
+    AdminNetworkServiceClient::new(state.channel).delete_network(request).await?;
+    Ok(Json(Data { data: DeletedView { id, deleted: true } }))
+}

@@ -1,0 +1,85 @@
+//! `/admin/users`.
+
+use crate::FacadeState;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::views::{Data, Listed, UserView};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use gatekey::v1::admin_user_service_client::AdminUserServiceClient;
+use gatekey::v1::{CreateUserRequest, GroupList, ListUsersRequest, UpdateUserRequest};
+use serde::Deserialize;
+
+/// Body of `POST /admin/users`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserBody {
+    username: String,
+    email: String,
+    #[serde(default)]
+    name: String,
+    password: String,
+    #[serde(default)]
+    is_admin: bool,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// Body of `PUT /admin/users/{id}`; absent fields stay unchanged.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    email: Option<String>,
+    name: Option<String>,
+    password: Option<String>,
+    is_admin: Option<bool>,
+    disabled: Option<bool>,
+    groups: Option<Vec<String>>,
+}
+
+pub async fn list(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Listed<UserView>>> {
+    let request = call.request(ListUsersRequest { page: Some(page.into_request()?) });
+    let listing = AdminUserServiceClient::new(state.channel).list_users(request).await?.into_inner();
+    Ok(Json(Listed::new(listing.users, listing.page, UserView::from)))
+}
+
+pub async fn create(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(body): ApiJson<CreateUserBody>,
+) -> ApiResult<(StatusCode, Json<Data<UserView>>)> {
+    let request = call.request(CreateUserRequest {
+        username: body.username,
+        email: body.email,
+        name: body.name,
+        password: body.password,
+        is_admin: body.is_admin,
+        groups: body.groups,
+    });
+    let user = AdminUserServiceClient::new(state.channel).create_user(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(Data { data: user.into() })))
+}
+
+pub async fn update(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateUserBody>,
+) -> ApiResult<Json<Data<UserView>>> {
+    let request = call.request(UpdateUserRequest {
+        id,
+        email: body.email,
+        name: body.name,
+        password: body.password,
+        is_admin: body.is_admin,
+        disabled: body.disabled,
+        groups: body.groups.map(|groups| GroupList { groups }),
+    });
+    let user = AdminUserServiceClient::new(state.channel).update_user(request).await?.into_inner();
+    Ok(Json(Data { data: user.into() }))
+}

@@ -1,0 +1,302 @@
+//! JSON shapes of responses, converted from contract messages, and the envelope.
+
+use gatekey::v1;
+use prost_types::Timestamp;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// `{"data": …}`
+#[derive(Debug, Serialize)]
+pub struct Data<T> {
+    /// The payload.
+    pub data: T,
+}
+
+/// `{"data": [...], "meta": {...}}`
+#[derive(Debug, Serialize)]
+pub struct Listed<T> {
+    /// The items on this page.
+    pub data: Vec<T>,
+    /// Paging position.
+    pub meta: Meta,
+}
+
+/// Paging position of a list.
+#[derive(Debug, Serialize)]
+pub struct Meta {
+    /// Items in the whole list.
+    pub total: u64,
+    /// This page, from 1.
+    pub page: u32,
+    /// Page size.
+    pub per_page: u32,
+}
+
+impl<T> Listed<T> {
+    /// A list body from items and the core's page info.
+    pub fn new<M>(items: Vec<M>, page: Option<v1::PageInfo>, view: impl FnMut(M) -> T) -> Self {
+        let page = page.unwrap_or_default();
+        Listed {
+            data: items.into_iter().map(view).collect(),
+            meta: Meta { total: page.total, page: page.page, per_page: page.per_page },
+        }
+    }
+}
+
+/// An RFC 3339 UTC time such as `2024-01-15T10:30:00Z`.
+pub fn rfc3339(timestamp: Option<Timestamp>) -> Option<String> {
+    let timestamp = timestamp?;
+    let nanos = i128::from(timestamp.seconds) * 1_000_000_000 + i128::from(timestamp.nanos);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?.format(&Rfc3339).ok()
+}
+
+/// A user.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    id: String,
+    username: String,
+    email: String,
+    name: String,
+    groups: Vec<String>,
+    is_admin: bool,
+    disabled: bool,
+    provider: String,
+    created_at: Option<String>,
+    last_login_at: Option<String>,
+}
+
+impl From<v1::User> for UserView {
+    fn from(user: v1::User) -> Self {
+        UserView {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            name: user.name,
+            groups: user.groups,
+            is_admin: user.is_admin,
+            disabled: user.disabled,
+            provider: user.provider,
+            created_at: rfc3339(user.created_at),
+            last_login_at: rfc3339(user.last_login_at),
+        }
+    }
+}
+
+/// A new session: the user and the token shown once.
+#[derive(Serialize)]
+pub struct LoginView {
+    /// The signed-in user.
+    pub user: Option<UserView>,
+    /// The session token.
+    pub session_token: String,
+    /// When the session ends.
+    pub expires_at: Option<String>,
+}
+
+/// The caller's session.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    user: Option<UserView>,
+    auth_method: String,
+    expires_at: Option<String>,
+}
+
+impl From<v1::SessionInfo> for SessionView {
+    fn from(info: v1::SessionInfo) -> Self {
+        SessionView {
+            user: info.user.map(UserView::from),
+            auth_method: info.auth_method,
+            expires_at: rfc3339(info.expires_at),
+        }
+    }
+}
+
+/// An API key without its secret.
+#[derive(Debug, Serialize)]
+pub struct ApiKeyView {
+    id: String,
+    name: String,
+    prefix: String,
+    scopes: Vec<String>,
+    created_at: Option<String>,
+    expires_at: Option<String>,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+impl From<v1::ApiKey> for ApiKeyView {
+    fn from(key: v1::ApiKey) -> Self {
+        ApiKeyView {
+            id: key.id,
+            name: key.name,
+            prefix: key.prefix,
+            scopes: key.scopes,
+            created_at: rfc3339(key.created_at),
+            expires_at: rfc3339(key.expires_at),
+            last_used_at: rfc3339(key.last_used_at),
+            revoked_at: rfc3339(key.revoked_at),
+        }
+    }
+}
+
+/// A new API key with its secret, shown once.
+#[derive(Serialize)]
+pub struct CreatedApiKeyView {
+    /// The stored key.
+    #[serde(flatten)]
+    pub key: Option<ApiKeyView>,
+    /// The whole key.
+    pub secret: String,
+}
+
+/// A gateway as users see it: exactly the seed's fields.
+#[derive(Debug, Serialize)]
+pub struct GatewayView {
+    id: String,
+    name: String,
+    description: String,
+    hostname: String,
+    port: u32,
+    protocol: &'static str,
+    status: &'static str,
+    last_heartbeat: Option<String>,
+}
+
+impl From<&mut v1::Gateway> for GatewayView {
+    fn from(gateway: &mut v1::Gateway) -> Self {
+        GatewayView {
+            id: std::mem::take(&mut gateway.id),
+            name: std::mem::take(&mut gateway.name),
+            description: std::mem::take(&mut gateway.description),
+            hostname: std::mem::take(&mut gateway.hostname),
+            port: gateway.port,
+            protocol: match gateway.protocol() {
+                v1::TransportProtocol::Tcp => "tcp",
+                _ => "udp",
+            },
+            status: match gateway.status() {
+                v1::GatewayStatus::Online => "online",
+                _ => "offline",
+            },
+            last_heartbeat: rfc3339(gateway.last_heartbeat),
+        }
+    }
+}
+
+impl From<v1::Gateway> for GatewayView {
+    fn from(mut gateway: v1::Gateway) -> Self {
+        GatewayView::from(&mut gateway)
+    }
+}
+
+/// A gateway as admins see it: the seed's fields plus pool, state, grants and networks.
+#[derive(Debug, Serialize)]
+pub struct AdminGatewayView {
+    #[serde(flatten)]
+    base: GatewayView,
+    vpn_subnet: String,
+    is_active: bool,
+    network_ids: Vec<String>,
+    user_ids: Vec<String>,
+    groups: Vec<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+impl From<v1::Gateway> for AdminGatewayView {
+    fn from(mut gateway: v1::Gateway) -> Self {
+        AdminGatewayView {
+            base: GatewayView::from(&mut gateway),
+            vpn_subnet: gateway.vpn_subnet,
+            is_active: gateway.is_active,
+            network_ids: gateway.network_ids,
+            user_ids: gateway.user_ids,
+            groups: gateway.groups,
+            created_at: rfc3339(gateway.created_at),
+            updated_at: rfc3339(gateway.updated_at),
+        }
+    }
+}
+
+/// A gateway with its agent token, shown once.
+#[derive(Serialize)]
+pub struct GatewayWithTokenView {
+    /// The gateway.
+    #[serde(flatten)]
+    pub gateway: Option<AdminGatewayView>,
+    /// The agent token.
+    pub token: String,
+}
+
+impl From<v1::CreateGatewayResponse> for GatewayWithTokenView {
+    fn from(created: v1::CreateGatewayResponse) -> Self {
+        GatewayWithTokenView { gateway: created.gateway.map(AdminGatewayView::from), token: created.token }
+    }
+}
+
+/// A network.
+#[derive(Debug, Serialize)]
+pub struct NetworkView {
+    id: String,
+    name: String,
+    description: String,
+    cidrs: Vec<String>,
+    gateway_ids: Vec<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+impl From<v1::Network> for NetworkView {
+    fn from(network: v1::Network) -> Self {
+        NetworkView {
+            id: network.id,
+            name: network.name,
+            description: network.description,
+            cidrs: network.cidrs,
+            gateway_ids: network.gateway_ids,
+            created_at: rfc3339(network.created_at),
+            updated_at: rfc3339(network.updated_at),
+        }
+    }
+}
+
+/// The answer to a DELETE.
+#[derive(Debug, Serialize)]
+pub struct DeletedView {
+    /// The deleted resource's id.
+    pub id: String,
+    /// Always true.
+    pub deleted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        let stamp = Timestamp { seconds: 1_705_314_600, nanos: 0 };
+        assert_eq!(rfc3339(Some(stamp)).as_deref(), Some("2024-01-15T10:30:00Z"));
+        assert_eq!(rfc3339(None), None);
+    }
+
+    #[test]
+    fn user_gateways_show_exactly_the_seed_fields() {
+        let gateway = v1::Gateway {
+            id: "gw-1".into(),
+            name: "us-east-1".into(),
+            port: 1194,
+            status: v1::GatewayStatus::Online.into(),
+            protocol: v1::TransportProtocol::Udp.into(),
+            vpn_subnet: "10.8.0.0/24".into(),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(GatewayView::from(gateway)).unwrap();
+        let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["description", "hostname", "id", "last_heartbeat", "name", "port", "protocol", "status"]);
+        assert_eq!(json["status"], "online");
+        assert_eq!(json["protocol"], "udp");
+    }
+}
