@@ -53,13 +53,16 @@ fn http_for(code: Code) -> (StatusCode, ErrorCode) {
 
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        let (http_status, default_code) = http_for(status.code());
-        let code = status
-            .metadata()
-            .get(ERROR_CODE_METADATA)
-            .and_then(|value| value.to_str().ok())
-            .and_then(ErrorCode::parse)
-            .unwrap_or(default_code);
+        let core_code =
+            status.metadata().get(ERROR_CODE_METADATA).and_then(|value| value.to_str().ok()).and_then(ErrorCode::parse);
+        // The core labels every error it answers; an unlabelled `Unknown` is a broken
+        // connection to the core (tonic reports transport failures that way).
+        let grpc_code = match (status.code(), core_code) {
+            (Code::Unknown, None) => Code::Unavailable,
+            (code, _) => code,
+        };
+        let (http_status, default_code) = http_for(grpc_code);
+        let code = core_code.unwrap_or(default_code);
         let message = match http_status {
             StatusCode::INTERNAL_SERVER_ERROR => {
                 tracing::error!(grpc_code = ?status.code(), message = status.message(), "core call failed");

@@ -1,1 +1,10 @@
-//! e2e
+//! End-to-end tests: the real `gatekey-core`, `gatekey-rest` and `gatekey-agent`
+//! binaries over real sockets, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod kit;
+
+mod grpc;
+mod rest_admin;
+mod rest_auth;
+mod storage;

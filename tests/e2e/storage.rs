@@ -1,0 +1,172 @@
+//! The store itself, run identically against SQLite and PostgreSQL.
+
+use crate::kit::{TempDir, backends, fresh_database_url};
+use gatekey_core::error::CoreError;
+use gatekey_core::secrets::mint_token;
+use gatekey_core::store::{
+    GatewayChanges, GatewayLink, NetworkChanges, NewApiKey, NewGateway, NewNetwork, NewUser, Page, Store, UserChanges,
+};
+
+fn user(name: &str, groups: &[&str]) -> NewUser {
+    NewUser {
+        username: name.into(),
+        email: format!("{name}@example.com"),
+        name: name.into(),
+        password_hash: Some("$argon2id$placeholder".into()),
+        is_admin: false,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        provider: "local".into(),
+    }
+}
+
+fn gateway(name: &str) -> NewGateway {
+    NewGateway {
+        name: name.into(),
+        description: String::new(),
+        hostname: format!("{name}.example.com"),
+        port: 1194,
+        protocol: "udp".into(),
+        vpn_subnet: "10.8.0.0/24".into(),
+    }
+}
+
+const PAGE: Page = Page { number: 1, size: 100 };
+
+/// Runs `check` against a fresh store of every backend.
+async fn on_every_backend<F, Fut>(check: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for backend in backends() {
+        let dir = TempDir::new("store");
+        let store = Store::open(&fresh_database_url(backend, dir.path()).await).await.unwrap();
+        check(store.clone()).await;
+        // Migrations are idempotent on restart.
+        store.migrate().await.unwrap();
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn users_groups_and_uniqueness() {
+    on_every_backend(|store| async move {
+        let alice = store.create_user(user("alice", &["eng", "ops"])).await.unwrap();
+        assert_eq!(alice.groups, ["eng", "ops"]);
+        assert!(!alice.is_admin && !alice.disabled);
+        let duplicate = store.create_user(user("alice", &[])).await.unwrap_err();
+        assert!(matches!(duplicate, CoreError::Conflict(_)), "{duplicate:?}");
+        assert_eq!(store.list_users(PAGE).await.unwrap().total, 1, "a failed insert leaves nothing behind");
+
+        let changed = store
+            .update_user(
+                &alice.id,
+                UserChanges { groups: Some(vec!["sec".into()]), is_admin: Some(true), ..Default::default() },
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed.groups, ["sec"]);
+        assert!(changed.is_admin);
+        assert_eq!(changed.email, "alice@example.com");
+        let (id, hash) = store.password_hash_for("alice").await.unwrap().unwrap();
+        assert_eq!((id.as_str(), hash.as_deref()), (alice.id.as_str(), Some("$argon2id$placeholder")));
+        assert!(matches!(store.update_user("usr-none", UserChanges::default()).await, Err(CoreError::NotFound(_))));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_and_api_keys() {
+    on_every_backend(|store| async move {
+        let alice = store.create_user(user("alice", &[])).await.unwrap();
+        let token = mint_token("gks_");
+        store.create_session(&alice.id, &token, i64::MAX / 2).await.unwrap();
+        let session = store.find_session(&token.selector).await.unwrap().unwrap();
+        assert_eq!(session.verifier, token.verifier);
+
+        // Disabling a user removes its sessions.
+        store.update_user(&alice.id, UserChanges { disabled: Some(true), ..Default::default() }).await.unwrap();
+        assert!(store.find_session(&token.selector).await.unwrap().is_none());
+
+        let expired = mint_token("gks_");
+        store.create_session(&alice.id, &expired, 1).await.unwrap();
+        assert_eq!(store.purge_expired_sessions().await.unwrap(), 1);
+
+        let key_token = mint_token("gk_");
+        let scopes = vec!["read".to_owned()];
+        let new_key =
+            || NewApiKey { user_id: &alice.id, name: "ci", scopes: &scopes, expires_at: None, token: &key_token };
+        let key = store.create_api_key(new_key()).await.unwrap();
+        assert_eq!(key.scopes, ["read"]);
+        assert!(key.prefix.starts_with("gk_") && key.prefix.len() == 11);
+        assert!(matches!(store.create_api_key(new_key()).await, Err(CoreError::Conflict(_))));
+        store.touch_api_key(&key).await.unwrap();
+        let used = store.find_api_key_by_selector(&key_token.selector).await.unwrap().unwrap();
+        assert!(used.last_used_at.is_some());
+        let revoked = store.revoke_api_key(&alice.id, &key.id).await.unwrap();
+        let again = store.revoke_api_key(&alice.id, &key.id).await.unwrap();
+        assert_eq!(revoked.revoked_at, again.revoked_at, "revoking twice keeps the first time");
+        assert!(matches!(store.revoke_api_key("usr-other", &key.id).await, Err(CoreError::NotFound(_))));
+        assert_eq!(store.list_api_keys(&alice.id, PAGE).await.unwrap().items, vec![again]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn gateways_grants_networks_and_visibility() {
+    on_every_backend(|store| async move {
+        let alice = store.create_user(user("alice", &["eng"])).await.unwrap();
+        let bob = store.create_user(user("bob", &[])).await.unwrap();
+        let east = store.create_gateway(gateway("east"), &mint_token("gkgw_")).await.unwrap();
+        let west = store.create_gateway(gateway("west"), &mint_token("gkgw_")).await.unwrap();
+        assert!(matches!(
+            store.create_gateway(gateway("east"), &mint_token("gkgw_")).await,
+            Err(CoreError::Conflict(_))
+        ));
+
+        store.link_gateway(&east.id, GatewayLink::User, &alice.id).await.unwrap();
+        store.link_gateway(&east.id, GatewayLink::User, &alice.id).await.unwrap();
+        store.link_gateway(&west.id, GatewayLink::Group, "eng").await.unwrap();
+        let visible = store.list_gateways_for_user(&alice.id, PAGE).await.unwrap();
+        assert_eq!(visible.total, 2);
+        assert_eq!(visible.items.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["east", "west"]);
+        assert_eq!(store.list_gateways_for_user(&bob.id, PAGE).await.unwrap().total, 0);
+        let second_page = store.list_gateways_for_user(&alice.id, Page { number: 2, size: 1 }).await.unwrap();
+        assert_eq!((second_page.total, second_page.items[0].name.as_str()), (2, "west"));
+
+        store.update_gateway(&west.id, GatewayChanges { is_active: Some(false), ..Default::default() }).await.unwrap();
+        assert_eq!(store.list_gateways_for_user(&alice.id, PAGE).await.unwrap().total, 1);
+        let renamed =
+            store.update_gateway(&east.id, GatewayChanges { name: Some("west".into()), ..Default::default() }).await;
+        assert!(matches!(renamed, Err(CoreError::Conflict(_))));
+
+        let net = store
+            .create_network(NewNetwork {
+                name: "office".into(),
+                description: String::new(),
+                cidrs: vec!["10.1.0.0/16".into()],
+            })
+            .await
+            .unwrap();
+        let linked = store.link_gateway(&east.id, GatewayLink::Network, &net.id).await.unwrap();
+        assert_eq!(linked.network_ids, vec![net.id.clone()]);
+        assert_eq!(linked.user_ids, vec![alice.id.clone()]);
+        let net = store
+            .update_network(
+                &net.id,
+                NetworkChanges { cidrs: Some(vec!["10.2.0.0/16".into(), "10.3.0.0/16".into()]), ..Default::default() },
+            )
+            .await
+            .unwrap();
+        assert_eq!(net.cidrs, ["10.2.0.0/16", "10.3.0.0/16"]);
+        assert_eq!(net.gateway_ids, vec![east.id.clone()]);
+
+        assert!(matches!(store.unlink_gateway(&east.id, GatewayLink::Group, "eng").await, Err(CoreError::NotFound(_))));
+        store.delete_gateway(&east.id).await.unwrap();
+        assert!(store.require_network(&net.id).await.unwrap().gateway_ids.is_empty());
+        assert!(matches!(store.delete_gateway(&east.id).await, Err(CoreError::NotFound(_))));
+        store.delete_network(&net.id).await.unwrap();
+        assert_eq!(store.list_networks(PAGE).await.unwrap().total, 0);
+    })
+    .await;
+}
