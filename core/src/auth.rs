@@ -3,10 +3,10 @@
 
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::{
-    API_KEY_PREFIX, MintedToken, SESSION_TOKEN_PREFIX, hash_password, mint_token, random_password, token_matches,
+    API_KEY_PREFIX, GATEWAY_TOKEN_PREFIX, MintedToken, SESSION_TOKEN_PREFIX, hash_password, mint_token, random_password, token_matches,
     token_selector, verify_password,
 };
-use crate::store::{Store, UserRecord, unix_now};
+use crate::store::{GatewayRecord, Store, UserRecord, unix_now};
 use std::sync::OnceLock;
 use tonic::Request;
 
@@ -140,6 +140,26 @@ impl Authenticator {
         self.store.touch_api_key(&key).await?;
         let user = self.store.find_user(&key.user_id).await?.ok_or_else(invalid)?;
         Ok(Caller { user, credential: Credential::ApiKey { id: key.id, expires_at: key.expires_at } })
+    }
+
+    /// Identifies the gateway calling with `x-gateway-token` metadata.
+    pub async fn authenticate_gateway<T>(&self, request: &Request<T>) -> CoreResult<GatewayRecord> {
+        let invalid = || CoreError::Unauthenticated("invalid gateway token".into());
+        let token = request
+            .metadata()
+            .get("x-gateway-token")
+            .ok_or_else(|| CoreError::Unauthenticated("gateway token required: send x-gateway-token".into()))?
+            .to_str()
+            .map_err(|_| invalid())?;
+        let selector = token_selector(token, GATEWAY_TOKEN_PREFIX).ok_or_else(invalid)?;
+        let (gateway, verifier) = self.store.find_gateway_by_token_selector(selector).await?.ok_or_else(invalid)?;
+        if !token_matches(token, &verifier) {
+            return Err(invalid());
+        }
+        if !gateway.is_active {
+            return Err(CoreError::Forbidden(format!("gateway `{}` is deactivated", gateway.name)));
+        }
+        Ok(gateway)
     }
 
     /// Checks a local account's password and opens a session.

@@ -47,6 +47,26 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEKEY_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(i64).range(1..=3600))]
     pub heartbeat_interval_seconds: i64,
+    /// Lifetime of client certificates (and so of generated configs), in seconds.
+    #[arg(long, env = "GATEKEY_CLIENT_CERT_TTL_SECONDS", default_value_t = 24 * 3600,
+          value_parser = clap::value_parser!(i64).range(300..=366 * 24 * 3600))]
+    pub client_cert_ttl_seconds: i64,
+    /// Lifetime of gateway server certificates, in seconds.
+    #[arg(long, env = "GATEKEY_SERVER_CERT_TTL_SECONDS", default_value_t = 90 * 24 * 3600,
+          value_parser = clap::value_parser!(i64).range(3600..=5 * 366 * 24 * 3600))]
+    pub server_cert_ttl_seconds: i64,
+    /// Validity of a newly created CA, in days.
+    #[arg(long, env = "GATEKEY_CA_VALIDITY_DAYS", default_value_t = 3650,
+          value_parser = clap::value_parser!(i64).range(30..=36500))]
+    pub ca_validity_days: i64,
+    /// Seconds a generated config can be downloaded (once) before it is purged.
+    #[arg(long, env = "GATEKEY_CONFIG_DOWNLOAD_WINDOW_SECONDS", default_value_t = 900,
+          value_parser = clap::value_parser!(i64).range(10..=7 * 24 * 3600))]
+    pub config_download_window_seconds: i64,
+    /// File holding the base64 at-rest encryption key; created if missing. Ignored
+    /// when `GATEKEY_SECRET_KEY` holds the key. Default: `secret.key` in the data dir.
+    #[arg(long, env = "GATEKEY_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// Set the session cookie without `Secure`, for plain-HTTP deployments only.
     #[arg(long, env = "GATEKEY_PLAIN_HTTP_COOKIES")]
     pub plain_http_cookies: bool,
@@ -56,6 +76,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The key file path, defaulting to `secret.key` in the data directory.
+    pub fn secret_key_file(&self) -> PathBuf {
+        self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
     /// The database URL, defaulting to SQLite inside the data directory.
     pub fn database_url(&self) -> String {
         self.database_url

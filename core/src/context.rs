@@ -1,6 +1,8 @@
 //! What every service shares: the store, the authenticator and settings.
 
 use crate::auth::Authenticator;
+use crate::pki::CertificateAuthority;
+use crate::sealing::SecretBox;
 use crate::store::Store;
 
 /// Settings the services read.
@@ -8,6 +10,12 @@ use crate::store::Store;
 pub struct Settings {
     /// Seconds between agent heartbeats; three missed ones make a gateway offline.
     pub heartbeat_interval_seconds: i64,
+    /// Lifetime of client certificates, in seconds.
+    pub client_certificate_ttl_seconds: i64,
+    /// Lifetime of gateway server certificates, in seconds.
+    pub server_certificate_ttl_seconds: i64,
+    /// Seconds a generated config stays downloadable (once) before it is purged.
+    pub config_download_window_seconds: i64,
 }
 
 impl Settings {
@@ -26,4 +34,8 @@ pub struct CoreContext {
     pub auth: Authenticator,
     /// Settings.
     pub settings: Settings,
+    /// The certificate authority.
+    pub authority: CertificateAuthority,
+    /// At-rest encryption of secrets.
+    pub sealer: SecretBox,
 }

@@ -1,6 +1,6 @@
 //! Store records to contract messages.
 
-use crate::store::{ApiKeyRecord, GatewayRecord, NetworkRecord, UserRecord, unix_now};
+use crate::store::{ApiKeyRecord, CertificateRecord, ConfigRecord, GatewayRecord, NetworkRecord, UserRecord, unix_now};
 use gatekey::v1;
 use prost_types::Timestamp;
 
@@ -96,4 +96,31 @@ pub fn network(record: NetworkRecord) -> v1::Network {
 /// Paging position of a listing.
 pub fn page_info(total: u64, page: crate::store::Page) -> v1::PageInfo {
     v1::PageInfo { total, page: page.number, per_page: page.size }
+}
+
+/// A config-ledger message.
+pub fn config(record: ConfigRecord) -> v1::VpnConfig {
+    v1::VpnConfig {
+        id: record.id,
+        user_id: record.user_id,
+        user_email: record.user_email,
+        gateway_id: record.gateway_id,
+        serial: record.certificate.serial,
+        protocol: record.protocol,
+        created_at: Some(timestamp(record.created_at)),
+        expires_at: Some(timestamp(record.expires_at)),
+        revoked: record.certificate.revoked_at.is_some(),
+        downloaded_at: optional_timestamp(record.downloaded_at),
+    }
+}
+
+/// The revocation state of a certificate.
+pub fn serial_status(record: CertificateRecord) -> v1::CheckSerialResponse {
+    v1::CheckSerialResponse {
+        serial: record.serial,
+        revoked: record.revoked_at.is_some(),
+        revoked_at: optional_timestamp(record.revoked_at),
+        reason: record.revocation_reason.unwrap_or_default(),
+        expires_at: Some(timestamp(record.expires_at)),
+    }
 }

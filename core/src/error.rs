@@ -30,6 +30,9 @@ pub enum CoreError {
     /// The change clashes with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// The resource existed but can no longer be served (answered as HTTP 410).
+    #[error("{1}")]
+    Gone(ErrorCode, String),
     /// A capability that this build does not contain.
     #[error("{0} is not part of this build of GateKey")]
     NotImplemented(&'static str),
@@ -56,6 +59,7 @@ impl CoreError {
             CoreError::InsufficientScope(_) => ErrorCode::InsufficientScope,
             CoreError::NotFound(_) => ErrorCode::NotFound,
             CoreError::Conflict(_) => ErrorCode::Conflict,
+            CoreError::Gone(code, _) => *code,
             CoreError::NotImplemented(_) => ErrorCode::NotImplemented,
             CoreError::Database(_) | CoreError::Internal(_) => ErrorCode::InternalError,
         }
@@ -70,6 +74,7 @@ impl CoreError {
             }
             CoreError::NotFound(_) => Code::NotFound,
             CoreError::Conflict(_) => Code::AlreadyExists,
+            CoreError::Gone(..) => Code::FailedPrecondition,
             CoreError::NotImplemented(_) => Code::Unimplemented,
             CoreError::Database(_) | CoreError::Internal(_) => Code::Internal,
         }

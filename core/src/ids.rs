@@ -15,6 +15,8 @@ pub enum IdKind {
     Gateway,
     /// `net-`
     Network,
+    /// `cfg-`
+    Config,
 }
 
 impl IdKind {
@@ -25,6 +27,7 @@ impl IdKind {
             IdKind::ApiKey => "key",
             IdKind::Gateway => "gw",
             IdKind::Network => "net",
+            IdKind::Config => "cfg",
         }
     }
 }

@@ -5,8 +5,11 @@ use crate::auth::Authenticator;
 use crate::bootstrap::{AdminBootstrap, ensure_admin};
 use crate::config::ServeArgs;
 use crate::context::{CoreContext, Settings};
+use crate::pki::lifecycle::load_or_create_authority;
+use crate::sealing::SecretBox;
 use crate::services::{
-    AdminGatewayApi, AdminNetworkApi, AdminUserApi, ApiKeyApi, AuthApi, GatewayApi, PendingCapabilities,
+    AdminConfigApi, AdminGatewayApi, AdminNetworkApi, AdminPkiApi, AdminUserApi, ApiKeyApi, AuthApi, ConfigApi,
+    GatewayAgentApi, GatewayApi, PendingCapabilities, PkiApi,
 };
 use crate::store::Store;
 use gatekey::v1::{
@@ -47,17 +50,17 @@ pub async fn grpc_routes(context: Arc<CoreContext>) -> Result<Routes, Box<dyn Er
         .add_service(GatewayServiceServer::new(GatewayApi(context.clone())))
         .add_service(AdminGatewayServiceServer::new(AdminGatewayApi(context.clone())))
         .add_service(AdminNetworkServiceServer::new(AdminNetworkApi(context.clone())))
-        .add_service(AdminUserServiceServer::new(AdminUserApi(context)))
-        .add_service(ConfigServiceServer::new(pending))
-        .add_service(AdminConfigServiceServer::new(pending))
-        .add_service(PkiServiceServer::new(pending))
-        .add_service(AdminPkiServiceServer::new(pending))
+        .add_service(AdminUserServiceServer::new(AdminUserApi(context.clone())))
+        .add_service(ConfigServiceServer::new(ConfigApi(context.clone())))
+        .add_service(AdminConfigServiceServer::new(AdminConfigApi(context.clone())))
+        .add_service(PkiServiceServer::new(PkiApi(context.clone())))
+        .add_service(AdminPkiServiceServer::new(AdminPkiApi(context.clone())))
+        .add_service(GatewayAgentServiceServer::new(GatewayAgentApi(context)))
         .add_service(AdminAccessRuleServiceServer::new(pending))
         .add_service(MeshServiceServer::new(pending))
         .add_service(AdminMeshServiceServer::new(pending))
         .add_service(AdminGeoFenceServiceServer::new(pending))
-        .add_service(AdminAuthProviderServiceServer::new(pending))
-        .add_service(GatewayAgentServiceServer::new(pending)))
+        .add_service(AdminAuthProviderServiceServer::new(pending)))
 }
 
 /// Runs `gatekey-core serve` until SIGINT or SIGTERM.
@@ -77,10 +80,20 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         }
         AdminBootstrap::AlreadyPresent => {}
     }
+    let secret_key = std::env::var("GATEKEY_SECRET_KEY").ok().filter(|key| !key.is_empty());
+    let sealer = SecretBox::load(secret_key.as_deref(), &args.secret_key_file())?;
+    let authority = load_or_create_authority(&store, &sealer, args.ca_validity_days).await?;
     let context = Arc::new(CoreContext {
         auth: Authenticator::new(store.clone(), args.session_ttl_seconds),
-        settings: Settings { heartbeat_interval_seconds: args.heartbeat_interval_seconds },
+        settings: Settings {
+            heartbeat_interval_seconds: args.heartbeat_interval_seconds,
+            client_certificate_ttl_seconds: args.client_cert_ttl_seconds,
+            server_certificate_ttl_seconds: args.server_cert_ttl_seconds,
+            config_download_window_seconds: args.config_download_window_seconds,
+        },
         store: store.clone(),
+        authority,
+        sealer,
     });
 
     let (stop_sender, stop_receiver) = watch::channel(false);
@@ -103,6 +116,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), stopped());
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(async move { grpc_server.await.map_err(|e| format!("gRPC server failed: {e}")) });
+    tasks.spawn(purge_expired_secrets(store.clone()));
 
     let mut http_address = None;
     if !args.no_http {
@@ -142,6 +156,21 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     }
     store.close().await;
     Ok(())
+}
+
+/// Every minute: drops expired sessions and the sealed content of configs whose
+/// download window has passed. Runs until the server stops.
+async fn purge_expired_secrets(store: Store) -> Result<(), String> {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        ticks.tick().await;
+        if let Err(error) = store.purge_expired_sessions().await {
+            tracing::warn!(%error, "purging expired sessions failed");
+        }
+        if let Err(error) = store.purge_stale_configs().await {
+            tracing::warn!(%error, "purging stale configs failed");
+        }
+    }
 }
 
 /// An address this process can dial to reach a listener bound to `address`.

@@ -44,6 +44,8 @@ fn http_for(code: Code) -> (StatusCode, ErrorCode) {
         Code::PermissionDenied => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
         Code::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
         Code::AlreadyExists => (StatusCode::CONFLICT, ErrorCode::Conflict),
+        // The core answers FailedPrecondition only for things that existed and are gone.
+        Code::FailedPrecondition => (StatusCode::GONE, ErrorCode::ConfigPurged),
         Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
         Code::Unimplemented => (StatusCode::NOT_IMPLEMENTED, ErrorCode::NotImplemented),
         Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),

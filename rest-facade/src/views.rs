@@ -261,6 +261,95 @@ impl From<v1::Network> for NetworkView {
     }
 }
 
+/// The answer of `POST /configs/generate`: the seed's example shows the fields at
+/// the top level, and the seed's envelope puts every answer under `data`, so the
+/// fields stand in both places.
+#[derive(Debug, Serialize)]
+pub struct GeneratedConfigView {
+    config_id: String,
+    download_url: String,
+    expires_at: Option<String>,
+    data: GeneratedConfigFields,
+}
+
+/// The fields of a generated config's handle.
+#[derive(Debug, Clone, Serialize)]
+pub struct GeneratedConfigFields {
+    config_id: String,
+    download_url: String,
+    expires_at: Option<String>,
+}
+
+impl From<v1::GenerateConfigResponse> for GeneratedConfigView {
+    fn from(generated: v1::GenerateConfigResponse) -> Self {
+        let fields = GeneratedConfigFields {
+            config_id: generated.config_id,
+            download_url: generated.download_url,
+            expires_at: rfc3339(generated.expires_at),
+        };
+        GeneratedConfigView {
+            config_id: fields.config_id.clone(),
+            download_url: fields.download_url.clone(),
+            expires_at: fields.expires_at.clone(),
+            data: fields,
+        }
+    }
+}
+
+/// An issued config in the ledger.
+#[derive(Debug, Serialize)]
+pub struct ConfigView {
+    id: String,
+    user_id: String,
+    user_email: String,
+    gateway_id: String,
+    serial: String,
+    protocol: String,
+    created_at: Option<String>,
+    expires_at: Option<String>,
+    revoked: bool,
+    downloaded_at: Option<String>,
+}
+
+impl From<v1::VpnConfig> for ConfigView {
+    fn from(config: v1::VpnConfig) -> Self {
+        ConfigView {
+            id: config.id,
+            user_id: config.user_id,
+            user_email: config.user_email,
+            gateway_id: config.gateway_id,
+            serial: config.serial,
+            protocol: config.protocol,
+            created_at: rfc3339(config.created_at),
+            expires_at: rfc3339(config.expires_at),
+            revoked: config.revoked,
+            downloaded_at: rfc3339(config.downloaded_at),
+        }
+    }
+}
+
+/// Whether a certificate is revoked.
+#[derive(Debug, Serialize)]
+pub struct SerialStatusView {
+    serial: String,
+    revoked: bool,
+    revoked_at: Option<String>,
+    reason: Option<String>,
+    expires_at: Option<String>,
+}
+
+impl From<v1::CheckSerialResponse> for SerialStatusView {
+    fn from(status: v1::CheckSerialResponse) -> Self {
+        SerialStatusView {
+            serial: status.serial,
+            revoked: status.revoked,
+            revoked_at: rfc3339(status.revoked_at),
+            reason: Some(status.reason).filter(|reason| !reason.is_empty()),
+            expires_at: rfc3339(status.expires_at),
+        }
+    }
+}
+
 /// The answer to a DELETE.
 #[derive(Debug, Serialize)]
 pub struct DeletedView {

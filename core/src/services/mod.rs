@@ -1,18 +1,24 @@
 //! The gRPC services: each module orchestrates auth, validation and the store for
 //! one part of the contract.
 
+mod agent;
 mod api_keys;
 mod auth;
+mod configs;
 mod gateways;
 mod networks;
 mod pending;
+mod pki;
 mod users;
 
+pub use agent::GatewayAgentApi;
 pub use api_keys::ApiKeyApi;
 pub use auth::AuthApi;
+pub use configs::{AdminConfigApi, ConfigApi, download_url};
 pub use gateways::{AdminGatewayApi, GatewayApi};
 pub use networks::AdminNetworkApi;
 pub use pending::PendingCapabilities;
+pub use pki::{AdminPkiApi, PkiApi};
 pub use users::{AdminUserApi, LOCAL_PROVIDER};
 
 use crate::error::CoreError;

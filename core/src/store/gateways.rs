@@ -1,6 +1,6 @@
 //! Gateways, their grants to users and groups, and their attached networks.
 
-use super::{Listing, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
+use super::{Listing, Page, Store, conflict_on_duplicate, flag, split_list, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
@@ -74,6 +74,12 @@ pub struct GatewayChanges {
     /// New active flag.
     pub is_active: Option<bool>,
 }
+
+/// Active gateways granted to user `$1`, directly or through one of its groups.
+const GRANTED: &str = "FROM gateways g WHERE g.is_active = 1 AND (
+         EXISTS (SELECT 1 FROM gateway_users gu WHERE gu.gateway_id = g.id AND gu.user_id = $1)
+      OR EXISTS (SELECT 1 FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
+                 WHERE gg.gateway_id = g.id AND ug.user_id = $1))";
 
 const GATEWAY_COLUMNS: &str =
     "id, name, description, hostname, port, protocol, vpn_subnet, is_active, last_heartbeat, created_at, updated_at";
@@ -154,10 +160,6 @@ impl Store {
 
     /// A page of the active gateways granted to a user, directly or through its groups.
     pub async fn list_gateways_for_user(&self, user_id: &str, page: Page) -> CoreResult<Listing<GatewayRecord>> {
-        const GRANTED: &str = "FROM gateways g WHERE g.is_active = 1 AND (
-                 EXISTS (SELECT 1 FROM gateway_users gu WHERE gu.gateway_id = g.id AND gu.user_id = $1)
-              OR EXISTS (SELECT 1 FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
-                         WHERE gg.gateway_id = g.id AND ug.user_id = $1))";
         let total =
             total_of(&query_fmt!("SELECT COUNT(*) AS total {GRANTED}").bind(user_id).fetch_one(&self.pool).await?)?;
         let columns = GATEWAY_COLUMNS.split(", ").map(|c| format!("g.{c}")).collect::<Vec<_>>().join(", ");
@@ -168,6 +170,45 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         self.gateways_from_rows(&rows, total).await
+    }
+
+    /// Whether a user may use a gateway: it is active and granted to the user.
+    pub async fn gateway_granted_to(&self, user_id: &str, gateway_id: &str) -> CoreResult<bool> {
+        let row = query_fmt!("SELECT g.id {GRANTED} AND g.id = $2")
+            .bind(user_id)
+            .bind(gateway_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The CIDRs of every network attached to a gateway.
+    pub async fn gateway_network_cidrs(&self, gateway_id: &str) -> CoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT n.cidrs FROM networks n JOIN gateway_networks gn ON gn.network_id = n.id
+             WHERE gn.gateway_id = $1 ORDER BY n.name",
+        )
+        .bind(gateway_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut cidrs = Vec::new();
+        for row in rows {
+            cidrs.extend(split_list(&row.try_get::<String, _>("cidrs")?));
+        }
+        cidrs.dedup();
+        Ok(cidrs)
+    }
+
+    /// The gateway whose agent token has this selector, with the token's verifier.
+    pub async fn find_gateway_by_token_selector(&self, selector: &str) -> CoreResult<Option<(GatewayRecord, String)>> {
+        let row = query_fmt!("SELECT {GATEWAY_COLUMNS}, token_verifier FROM gateways WHERE token_selector = $1")
+            .bind(selector)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some((self.gateway_from_row(&row).await?, row.try_get("token_verifier")?))),
+            None => Ok(None),
+        }
     }
 
     /// Applies changes to a gateway.

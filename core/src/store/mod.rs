@@ -10,15 +10,19 @@ macro_rules! query_fmt {
 }
 
 mod api_keys;
+mod configs;
 mod gateways;
 mod migrate;
 mod networks;
+mod pki;
 mod sessions;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use configs::{ConfigRecord, NewConfig};
 pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, NewGateway};
 pub use networks::{NetworkChanges, NetworkRecord, NewNetwork};
+pub use pki::{AuthorityRecord, CertificateRecord, CrlRecord};
 pub use sessions::SessionRecord;
 pub use users::{NewUser, UserChanges, UserRecord};
 

@@ -3,8 +3,10 @@
 
 mod api_keys;
 mod auth;
+mod configs;
 mod gateways;
 mod networks;
+mod pki;
 mod users;
 
 use crate::FacadeState;
@@ -22,7 +24,15 @@ pub(crate) fn api_v1() -> Router<FacadeState> {
         .route("/auth/session", get(auth::session))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{id}", delete(api_keys::revoke))
+        .route("/configs", get(configs::list_own))
+        .route("/configs/generate", post(configs::generate))
+        .route("/configs/download/{config_id}", get(configs::download))
         .route("/gateways", get(gateways::list_available))
+        .route("/pki/crl", get(pki::crl_der))
+        .route("/pki/crl.pem", get(pki::crl_pem))
+        .route("/pki/check/{serial}", get(pki::check))
+        .route("/admin/configs", get(configs::list_all))
+        .route("/admin/pki/revoke", post(pki::revoke))
         .route("/admin/gateways", get(gateways::list).post(gateways::create))
         .route("/admin/gateways/{id}", put(gateways::update).delete(gateways::remove))
         .route("/admin/gateways/{id}/rotate-token", post(gateways::rotate_token))
