@@ -17,6 +17,11 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || tr
 missing_packages=()
 [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] || missing_packages+=(postgresql)
 command -v openssl >/dev/null || missing_packages+=(openssl)
+command -v openvpn >/dev/null || missing_packages+=(openvpn)
+command -v ip >/dev/null || missing_packages+=(iproute2)
+command -v nft >/dev/null || missing_packages+=(nftables)
+command -v conntrack >/dev/null || missing_packages+=(conntrack)
+command -v ping >/dev/null || missing_packages+=(iputils-ping)
 if [ ${#missing_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     log "installing ${missing_packages[*]} from Debian"

@@ -3,8 +3,8 @@
 
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::{
-    API_KEY_PREFIX, GATEWAY_TOKEN_PREFIX, MintedToken, SESSION_TOKEN_PREFIX, hash_password, mint_token, random_password, token_matches,
-    token_selector, verify_password,
+    API_KEY_PREFIX, GATEWAY_TOKEN_PREFIX, MintedToken, SESSION_TOKEN_PREFIX, hash_password, mint_token,
+    random_password, token_matches, token_selector, verify_password,
 };
 use crate::store::{GatewayRecord, Store, UserRecord, unix_now};
 use std::sync::OnceLock;

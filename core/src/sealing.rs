@@ -48,9 +48,12 @@ impl SecretBox {
                 encoded
             }
         };
-        let key: [u8; 32] = STANDARD.decode(&encoded).ok().and_then(|bytes| bytes.try_into().ok()).ok_or_else(|| {
-            CoreError::InvalidArgument("the at-rest secret key must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)".into())
-        })?;
+        let key: [u8; 32] =
+            STANDARD.decode(&encoded).ok().and_then(|bytes| bytes.try_into().ok()).ok_or_else(|| {
+                CoreError::InvalidArgument(
+                    "the at-rest secret key must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)".into(),
+                )
+            })?;
         SecretBox::new(&key)
     }
 
@@ -59,7 +62,11 @@ impl SecretBox {
         let nonce_bytes = random_bytes::<NONCE_LEN>();
         let mut sealed = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(context.as_bytes()), &mut sealed)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(context.as_bytes()),
+                &mut sealed,
+            )
             .map_err(|_| CoreError::Internal("encryption failed".into()))?;
         let mut framed = nonce_bytes.to_vec();
         framed.extend_from_slice(&sealed);
@@ -82,13 +89,15 @@ impl SecretBox {
         let (nonce, ciphertext) = framed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| undecryptable())?;
         let mut buffer = ciphertext.to_vec();
-        let plaintext = self.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut buffer).map_err(|_| undecryptable())?;
+        let plaintext =
+            self.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut buffer).map_err(|_| undecryptable())?;
         Ok(plaintext.to_vec())
     }
 
     /// Like [`SecretBox::open`], for text.
     pub fn open_text(&self, context: &str, sealed: &str) -> CoreResult<String> {
-        String::from_utf8(self.open(context, sealed)?).map_err(|_| CoreError::Internal(format!("`{context}` is not text")))
+        String::from_utf8(self.open(context, sealed)?)
+            .map_err(|_| CoreError::Internal(format!("`{context}` is not text")))
     }
 }
 
@@ -99,8 +108,10 @@ fn write_private_file(path: &Path, contents: &str) -> CoreResult<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| CoreError::Internal(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(contents.as_bytes()).map_err(|e| CoreError::Internal(format!("cannot write {}: {e}", path.display())))
+    let mut file =
+        options.open(path).map_err(|e| CoreError::Internal(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| CoreError::Internal(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]

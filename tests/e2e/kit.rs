@@ -109,9 +109,10 @@ pub struct Core {
     pub http_base: String,
     /// Address of the gRPC listener.
     pub grpc_address: String,
+    database_url: String,
     http: reqwest::Client,
-    _process: Child,
-    _data_dir: TempDir,
+    process: Child,
+    data_dir: TempDir,
 }
 
 impl Core {
@@ -124,18 +125,35 @@ impl Core {
     pub async fn start_with(backend: Backend, extra_args: &[&str]) -> Core {
         let data_dir = TempDir::new("core");
         let database_url = fresh_database_url(backend, data_dir.path()).await;
-        let mut process = Command::new(binary("gatekey-core"))
+        Core::launch(data_dir, database_url, extra_args).await
+    }
+
+    /// Stops this core and starts a new one on the same data directory and database.
+    pub async fn restart(self) -> Core {
+        let Core { mut process, data_dir, database_url, .. } = self;
+        process.kill().await.unwrap();
+        Core::launch(data_dir, database_url, &[]).await
+    }
+
+    /// The command that runs a core on `data_dir` and `database_url`.
+    pub fn command(data_dir: &Path, database_url: &str, extra_args: &[&str]) -> Command {
+        let mut command = Command::new(binary("gatekey-core"));
+        command
             .args(["serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--plain-http-cookies"])
             .args(extra_args)
             .arg("--data-dir")
-            .arg(data_dir.path())
+            .arg(data_dir)
             .env("DATABASE_URL", database_url)
             .env("GATEKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn gatekey-core");
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn launch(data_dir: TempDir, database_url: String, extra_args: &[&str]) -> Core {
+        let mut process =
+            Core::command(data_dir.path(), &database_url, extra_args).spawn().expect("spawn gatekey-core");
         let ready = ready_line(&mut process, "gatekey-core ready").await;
         let field = |name: &str| {
             ready.split_whitespace().find_map(|part| part.strip_prefix(name)).expect("ready line field").to_owned()
@@ -143,10 +161,40 @@ impl Core {
         Core {
             http_base: format!("http://{}", field("http=")),
             grpc_address: field("grpc="),
+            database_url,
             http: reqwest::Client::new(),
-            _process: process,
-            _data_dir: data_dir,
+            process,
+            data_dir,
         }
+    }
+
+    /// The core's data directory and database URL.
+    pub fn storage(&self) -> (&Path, &str) {
+        (self.data_dir.path(), &self.database_url)
+    }
+
+    /// Every text value in every table of the core's database, for at-rest checks.
+    pub async fn dump_database(&self) -> String {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.database_url).await.unwrap();
+        let mut dump = String::new();
+        for table in
+            ["certificate_authority", "vpn_configs", "gateways", "certificates", "sessions", "api_keys", "users"]
+        {
+            let rows =
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}"))).fetch_all(&pool).await.unwrap();
+            for row in rows {
+                use sqlx::Row;
+                for index in 0..row.len() {
+                    if let Ok(Some(text)) = row.try_get::<Option<String>, _>(index) {
+                        dump.push_str(&text);
+                        dump.push('\n');
+                    }
+                }
+            }
+        }
+        pool.close().await;
+        dump
     }
 
     /// A gRPC channel to the core.

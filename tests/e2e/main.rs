@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod kit;
+mod netns;
 
 mod grpc;
+mod pki;
 mod rest_admin;
 mod rest_auth;
 mod storage;

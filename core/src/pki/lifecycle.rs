@@ -17,7 +17,11 @@ const CA_KEY_CONTEXT: &str = "ca-private-key";
 
 /// Loads the CA from the store, creating it on the very first start. When several
 /// nodes start at once, the first insert wins and every node uses that CA.
-pub async fn load_or_create_authority(store: &Store, sealer: &SecretBox, validity_days: i64) -> CoreResult<CertificateAuthority> {
+pub async fn load_or_create_authority(
+    store: &Store,
+    sealer: &SecretBox,
+    validity_days: i64,
+) -> CoreResult<CertificateAuthority> {
     let record = match store.find_authority().await? {
         Some(record) => record,
         None => {
@@ -56,7 +60,9 @@ pub struct CurrentCrl {
 pub async fn current_crl(store: &Store, authority: &CertificateAuthority) -> CoreResult<CurrentCrl> {
     match store.latest_crl().await? {
         Some(record) if unix_now() - record.this_update < CRL_REFRESH_SECONDS => {
-            let der = STANDARD.decode(&record.der_base64).map_err(|_| CoreError::Internal("stored CRL is not base64".into()))?;
+            let der = STANDARD
+                .decode(&record.der_base64)
+                .map_err(|_| CoreError::Internal("stored CRL is not base64".into()))?;
             let pem = pem_of_crl(&der);
             Ok(CurrentCrl {
                 number: u64::try_from(record.number).unwrap_or(0),
@@ -115,7 +121,11 @@ pub async fn gateway_tls_crypt_key(store: &Store, sealer: &SecretBox, gateway_id
     let context = format!("tls-crypt:{gateway_id}");
     let sealed = match store.sealed_tls_crypt_key(gateway_id).await? {
         Some(sealed) => sealed,
-        None => store.set_tls_crypt_key_if_absent(gateway_id, &sealer.seal(&context, new_tls_crypt_key().as_bytes())?).await?,
+        None => {
+            store
+                .set_tls_crypt_key_if_absent(gateway_id, &sealer.seal(&context, new_tls_crypt_key().as_bytes())?)
+                .await?
+        }
     };
     sealer.open_text(&context, &sealed)
 }

@@ -47,7 +47,10 @@ pub struct IssuedCertificate {
 
 impl std::fmt::Debug for IssuedCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedCertificate").field("serial", &self.serial).field("not_after", &self.not_after).finish_non_exhaustive()
+        f.debug_struct("IssuedCertificate")
+            .field("serial", &self.serial)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,7 +105,8 @@ fn pki_error(what: &str) -> impl FnOnce(rcgen::Error) -> CoreError + '_ {
 
 /// Unix seconds to a time.
 pub fn datetime(unix_seconds: i64) -> CoreResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp(unix_seconds).map_err(|_| CoreError::Internal(format!("time {unix_seconds} out of range")))
+    OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .map_err(|_| CoreError::Internal(format!("time {unix_seconds} out of range")))
 }
 
 impl CertificateAuthority {
@@ -116,7 +120,10 @@ impl CertificateAuthority {
         params.serial_number = Some(SerialNumber::from_slice(&serial::random_serial_bytes()));
         let certificate = params.self_signed(&key).map_err(pki_error("CA self-signing"))?;
         let private_key_pem = key.serialize_pem();
-        let authority = CertificateAuthority { issuer: Issuer::new(ca_params(common_name), key), certificate_pem: certificate.pem() };
+        let authority = CertificateAuthority {
+            issuer: Issuer::new(ca_params(common_name), key),
+            certificate_pem: certificate.pem(),
+        };
         Ok((authority, private_key_pem))
     }
 
@@ -171,7 +178,13 @@ impl CertificateAuthority {
     }
 
     /// Signs CRL number `number` listing `revoked`, valid from `this_update` to `next_update`.
-    pub fn sign_crl(&self, number: u64, revoked: &[RevokedEntry], this_update: i64, next_update: i64) -> CoreResult<SignedCrl> {
+    pub fn sign_crl(
+        &self,
+        number: u64,
+        revoked: &[RevokedEntry],
+        this_update: i64,
+        next_update: i64,
+    ) -> CoreResult<SignedCrl> {
         let revoked_certs = revoked
             .iter()
             .map(|entry| {
@@ -279,12 +292,22 @@ mod tests {
     #[test]
     fn the_ca_issues_after_a_reload() {
         let (ca, key_pem) = CertificateAuthority::create("GateKey test CA", 30).unwrap();
-        let reloaded = CertificateAuthority::load("GateKey test CA", ca.certificate_pem().to_owned(), &key_pem).unwrap();
+        let reloaded =
+            CertificateAuthority::load("GateKey test CA", ca.certificate_pem().to_owned(), &key_pem).unwrap();
         let issued = reloaded.issue(&CertificatePurpose::Client { email: "a@example.com".into() }, 3600).unwrap();
         assert!(issued.certificate_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(!format!("{issued:?}").contains("PRIVATE"));
         let crl = reloaded
-            .sign_crl(2, &[RevokedEntry { serial: issued.serial.clone(), revoked_at: 1_700_000_000, reason: RevocationReasonName::KeyCompromise }], 1_700_000_000, 1_700_600_000)
+            .sign_crl(
+                2,
+                &[RevokedEntry {
+                    serial: issued.serial.clone(),
+                    revoked_at: 1_700_000_000,
+                    reason: RevocationReasonName::KeyCompromise,
+                }],
+                1_700_000_000,
+                1_700_600_000,
+            )
             .unwrap();
         assert!(crl.pem.contains("X509 CRL") && !crl.der.is_empty());
     }

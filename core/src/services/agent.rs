@@ -26,44 +26,46 @@ impl GatewayAgentService for GatewayAgentApi {
     type OpenStreamStream = CoreMessageStream;
 
     async fn provision(&self, request: Request<ProvisionRequest>) -> GrpcResult<ProvisionResponse> {
-        respond(async {
-            let context = &self.0;
-            let gateway = context.auth.authenticate_gateway(&request).await?;
-            let issued = context.authority.issue(
-                &CertificatePurpose::Server { hostname: gateway.hostname.clone() },
-                context.settings.server_certificate_ttl_seconds,
-            )?;
-            context
-                .store
-                .record_certificate(&CertificateRecord {
-                    serial: issued.serial.clone(),
-                    kind: "server".into(),
-                    subject: gateway.hostname.clone(),
-                    user_id: None,
-                    gateway_id: Some(gateway.id.clone()),
-                    issued_at: unix_now(),
-                    expires_at: issued.not_after,
-                    revoked_at: None,
-                    revocation_reason: None,
+        respond(
+            async {
+                let context = &self.0;
+                let gateway = context.auth.authenticate_gateway(&request).await?;
+                let issued = context.authority.issue(
+                    &CertificatePurpose::Server { hostname: gateway.hostname.clone() },
+                    context.settings.server_certificate_ttl_seconds,
+                )?;
+                context
+                    .store
+                    .record_certificate(&CertificateRecord {
+                        serial: issued.serial.clone(),
+                        kind: "server".into(),
+                        subject: gateway.hostname.clone(),
+                        user_id: None,
+                        gateway_id: Some(gateway.id.clone()),
+                        issued_at: unix_now(),
+                        expires_at: issued.not_after,
+                        revoked_at: None,
+                        revocation_reason: None,
+                    })
+                    .await?;
+                let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &gateway.id).await?;
+                let crl = current_crl(&context.store, &context.authority).await?;
+                tracing::info!(gateway = %gateway.id, serial = %issued.serial, "provisioned gateway");
+                Ok(ProvisionResponse {
+                    gateway_id: gateway.id,
+                    ca_certificate_pem: context.authority.certificate_pem().to_owned(),
+                    server_certificate_pem: issued.certificate_pem,
+                    server_private_key_pem: issued.private_key_pem,
+                    tls_crypt_key,
+                    vpn_subnet: gateway.vpn_subnet,
+                    port: u32::from(gateway.port),
+                    protocol: gateway.protocol,
+                    crl_pem: crl.signed.pem,
+                    config_version: u64::try_from(gateway.updated_at).unwrap_or(0),
                 })
-                .await?;
-            let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &gateway.id).await?;
-            let crl = current_crl(&context.store, &context.authority).await?;
-            tracing::info!(gateway = %gateway.id, serial = %issued.serial, "provisioned gateway");
-            Ok(ProvisionResponse {
-                gateway_id: gateway.id,
-                ca_certificate_pem: context.authority.certificate_pem().to_owned(),
-                server_certificate_pem: issued.certificate_pem,
-                server_private_key_pem: issued.private_key_pem,
-                tls_crypt_key,
-                vpn_subnet: gateway.vpn_subnet,
-                port: u32::from(gateway.port),
-                protocol: gateway.protocol,
-                crl_pem: crl.signed.pem,
-                config_version: u64::try_from(gateway.updated_at).unwrap_or(0),
-            })
-        }
-        .await)
+            }
+            .await,
+        )
     }
 
     async fn open_stream(&self, _: Request<Streaming<AgentMessage>>) -> GrpcResult<CoreMessageStream> {

@@ -38,7 +38,11 @@ pub fn download_url(config_id: &str) -> String {
 }
 
 impl ConfigApi {
-    async fn generate(&self, user: &crate::store::UserRecord, input: GenerateConfigRequest) -> CoreResult<GenerateConfigResponse> {
+    async fn generate(
+        &self,
+        user: &crate::store::UserRecord,
+        input: GenerateConfigRequest,
+    ) -> CoreResult<GenerateConfigResponse> {
         let context = &self.0;
         let protocol = if input.protocol.is_empty() { "openvpn" } else { input.protocol.as_str() };
         if !SUPPORTED_PROTOCOLS.contains(&protocol) {
@@ -147,42 +151,54 @@ fn config_context(config_id: &str) -> String {
 #[tonic::async_trait]
 impl ConfigService for ConfigApi {
     async fn generate_config(&self, request: Request<GenerateConfigRequest>) -> GrpcResult<GenerateConfigResponse> {
-        respond(async {
-            let caller = self.0.auth.authenticate(&request, Access::Write).await?;
-            self.generate(&caller.user, request.into_inner()).await
-        }
-        .await)
+        respond(
+            async {
+                let caller = self.0.auth.authenticate(&request, Access::Write).await?;
+                self.generate(&caller.user, request.into_inner()).await
+            }
+            .await,
+        )
     }
 
     async fn download_config(&self, request: Request<DownloadConfigRequest>) -> GrpcResult<DownloadConfigResponse> {
-        respond(async {
-            let caller = self.0.auth.authenticate(&request, Access::Read).await?;
-            self.download(&caller.user.id, &request.into_inner().config_id).await
-        }
-        .await)
+        respond(
+            async {
+                let caller = self.0.auth.authenticate(&request, Access::Read).await?;
+                self.download(&caller.user.id, &request.into_inner().config_id).await
+            }
+            .await,
+        )
     }
 
     async fn list_my_configs(&self, request: Request<ListConfigsRequest>) -> GrpcResult<ListConfigsResponse> {
-        respond(async {
-            let caller = self.0.auth.authenticate(&request, Access::Read).await?;
-            list(&self.0, Some(&caller.user.id), request.into_inner()).await
-        }
-        .await)
+        respond(
+            async {
+                let caller = self.0.auth.authenticate(&request, Access::Read).await?;
+                list(&self.0, Some(&caller.user.id), request.into_inner()).await
+            }
+            .await,
+        )
     }
 }
 
 #[tonic::async_trait]
 impl AdminConfigService for AdminConfigApi {
     async fn list_configs(&self, request: Request<ListConfigsRequest>) -> GrpcResult<ListConfigsResponse> {
-        respond(async {
-            self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
-            list(&self.0, None, request.into_inner()).await
-        }
-        .await)
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                list(&self.0, None, request.into_inner()).await
+            }
+            .await,
+        )
     }
 }
 
-async fn list(context: &CoreContext, user_id: Option<&str>, input: ListConfigsRequest) -> CoreResult<ListConfigsResponse> {
+async fn list(
+    context: &CoreContext,
+    user_id: Option<&str>,
+    input: ListConfigsRequest,
+) -> CoreResult<ListConfigsResponse> {
     let page = validate::page(input.page)?;
     let listing = context.store.list_configs(user_id, page).await?;
     Ok(ListConfigsResponse {

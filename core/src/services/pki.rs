@@ -24,50 +24,54 @@ pub struct AdminPkiApi(pub Arc<CoreContext>);
 #[tonic::async_trait]
 impl PkiService for PkiApi {
     async fn get_crl(&self, _: Request<GetCrlRequest>) -> GrpcResult<GetCrlResponse> {
-        respond(async {
-            let crl = current_crl(&self.0.store, &self.0.authority).await?;
-            Ok(GetCrlResponse {
-                der: crl.signed.der,
-                pem: crl.signed.pem,
-                number: crl.number,
-                this_update: Some(convert::timestamp(crl.this_update)),
-                next_update: Some(convert::timestamp(crl.next_update)),
-            })
-        }
-        .await)
+        respond(
+            async {
+                let crl = current_crl(&self.0.store, &self.0.authority).await?;
+                Ok(GetCrlResponse {
+                    der: crl.signed.der,
+                    pem: crl.signed.pem,
+                    number: crl.number,
+                    this_update: Some(convert::timestamp(crl.this_update)),
+                    next_update: Some(convert::timestamp(crl.next_update)),
+                })
+            }
+            .await,
+        )
     }
 
     async fn check_serial(&self, request: Request<CheckSerialRequest>) -> GrpcResult<CheckSerialResponse> {
-        respond(async {
-            let serial = serial::parse(&request.into_inner().serial)?;
-            let certificate = self
-                .0
-                .store
-                .find_certificate(&serial)
-                .await?
-                .ok_or_else(|| CoreError::NotFound(format!("no certificate with serial `{serial}` was issued")))?;
-            Ok(convert::serial_status(certificate))
-        }
-        .await)
+        respond(
+            async {
+                let serial = serial::parse(&request.into_inner().serial)?;
+                let certificate =
+                    self.0.store.find_certificate(&serial).await?.ok_or_else(|| {
+                        CoreError::NotFound(format!("no certificate with serial `{serial}` was issued"))
+                    })?;
+                Ok(convert::serial_status(certificate))
+            }
+            .await,
+        )
     }
 }
 
 #[tonic::async_trait]
 impl AdminPkiService for AdminPkiApi {
     async fn revoke_certificate(&self, request: Request<RevokeCertificateRequest>) -> GrpcResult<CheckSerialResponse> {
-        respond(async {
-            let caller = self.0.auth.authenticate(&request, Access::Write).await?;
-            caller.require_admin()?;
-            let input = request.into_inner();
-            let serial = serial::parse(&input.serial)?;
-            let reason = RevocationReasonName::parse(&input.reason)?;
-            let (certificate, newly_revoked) = self.0.store.revoke_certificate(&serial, reason.as_str()).await?;
-            if newly_revoked {
-                rebuild_crl(&self.0.store, &self.0.authority).await?;
-                tracing::info!(%serial, reason = reason.as_str(), by = %caller.user.id, "revoked certificate");
+        respond(
+            async {
+                let caller = self.0.auth.authenticate(&request, Access::Write).await?;
+                caller.require_admin()?;
+                let input = request.into_inner();
+                let serial = serial::parse(&input.serial)?;
+                let reason = RevocationReasonName::parse(&input.reason)?;
+                let (certificate, newly_revoked) = self.0.store.revoke_certificate(&serial, reason.as_str()).await?;
+                if newly_revoked {
+                    rebuild_crl(&self.0.store, &self.0.authority).await?;
+                    tracing::info!(%serial, reason = reason.as_str(), by = %caller.user.id, "revoked certificate");
+                }
+                Ok(convert::serial_status(certificate))
             }
-            Ok(convert::serial_status(certificate))
-        }
-        .await)
+            .await,
+        )
     }
 }

@@ -140,10 +140,12 @@ impl Store {
 
     /// Purges the sealed content of configs past their deadline; returns how many.
     pub async fn purge_stale_configs(&self) -> CoreResult<u64> {
-        let done = sqlx::query("UPDATE vpn_configs SET sealed_content = NULL WHERE sealed_content IS NOT NULL AND purge_after <= $1")
-            .bind(unix_now())
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE vpn_configs SET sealed_content = NULL WHERE sealed_content IS NOT NULL AND purge_after <= $1",
+        )
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -151,7 +153,10 @@ impl Store {
     pub async fn list_configs(&self, user_id: Option<&str>, page: Page) -> CoreResult<Listing<ConfigRecord>> {
         let (total, rows) = match user_id {
             Some(user_id) => (
-                sqlx::query("SELECT COUNT(*) AS total FROM vpn_configs WHERE user_id = $1").bind(user_id).fetch_one(&self.pool).await?,
+                sqlx::query("SELECT COUNT(*) AS total FROM vpn_configs WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_one(&self.pool)
+                    .await?,
                 query_fmt!("{CONFIG_SELECT} WHERE c.user_id = $1 ORDER BY c.created_at DESC, c.id LIMIT $2 OFFSET $3")
                     .bind(user_id)
                     .bind(page.limit())

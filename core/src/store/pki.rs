@@ -93,9 +93,11 @@ fn certificate_from_row(row: &AnyRow) -> CoreResult<CertificateRecord> {
 impl Store {
     /// The stored CA, if one was created.
     pub async fn find_authority(&self) -> CoreResult<Option<AuthorityRecord>> {
-        let row = sqlx::query("SELECT common_name, certificate_pem, sealed_private_key FROM certificate_authority WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT common_name, certificate_pem, sealed_private_key FROM certificate_authority WHERE id = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| {
             Ok(AuthorityRecord {
                 common_name: row.try_get("common_name")?,
@@ -148,7 +150,10 @@ impl Store {
         .bind(serial)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE vpn_configs SET sealed_content = NULL WHERE serial = $1").bind(serial).execute(&mut *tx).await?;
+        sqlx::query("UPDATE vpn_configs SET sealed_content = NULL WHERE serial = $1")
+            .bind(serial)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         let record = self
             .find_certificate(serial)
@@ -170,9 +175,10 @@ impl Store {
 
     /// The newest CRL.
     pub async fn latest_crl(&self) -> CoreResult<Option<CrlRecord>> {
-        let row = sqlx::query("SELECT number, der_base64, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT number, der_base64, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|row| {
             Ok(CrlRecord {
                 number: row.try_get("number")?,

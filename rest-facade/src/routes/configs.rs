@@ -29,8 +29,8 @@ pub async fn generate(
     call: CoreCall,
     ApiJson(body): ApiJson<GenerateConfigBody>,
 ) -> ApiResult<(StatusCode, Json<GeneratedConfigView>)> {
-    let request =
-        call.request(GenerateConfigRequest { gateway_id: body.gateway_id, protocol: body.protocol.unwrap_or_default() });
+    let request = call
+        .request(GenerateConfigRequest { gateway_id: body.gateway_id, protocol: body.protocol.unwrap_or_default() });
     let generated = ConfigServiceClient::new(state.channel).generate_config(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(GeneratedConfigView::from(generated))))
 }
