@@ -1,5 +1,6 @@
 //! What every service shares: the store, the authenticator and settings.
 
+use crate::agent_hub::AgentHub;
 use crate::auth::Authenticator;
 use crate::pki::CertificateAuthority;
 use crate::sealing::SecretBox;
@@ -38,4 +39,6 @@ pub struct CoreContext {
     pub authority: CertificateAuthority,
     /// At-rest encryption of secrets.
     pub sealer: SecretBox,
+    /// The gateway agents connected to this node.
+    pub hub: AgentHub,
 }

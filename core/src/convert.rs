@@ -1,6 +1,6 @@
 //! Store records to contract messages.
 
-use crate::store::{ApiKeyRecord, CertificateRecord, ConfigRecord, GatewayRecord, NetworkRecord, UserRecord, unix_now};
+use crate::store::{AccessRuleRecord, ApiKeyRecord, CertificateRecord, ConfigRecord, GatewayRecord, NetworkRecord, UserRecord, unix_now};
 use gatekey::v1;
 use prost_types::Timestamp;
 
@@ -122,5 +122,24 @@ pub fn serial_status(record: CertificateRecord) -> v1::CheckSerialResponse {
         revoked_at: optional_timestamp(record.revoked_at),
         reason: record.revocation_reason.unwrap_or_default(),
         expires_at: Some(timestamp(record.expires_at)),
+    }
+}
+
+/// An access-rule message.
+pub fn access_rule(record: AccessRuleRecord) -> v1::AccessRule {
+    v1::AccessRule {
+        id: record.id,
+        name: record.name,
+        description: record.description,
+        network_id: record.network_id,
+        user_ids: record.user_ids,
+        groups: record.groups,
+        destination_type: record.destination_type,
+        destination: record.destination,
+        protocol: record.protocol,
+        port_from: u32::from(record.port_from),
+        port_to: u32::from(record.port_to),
+        created_at: Some(timestamp(record.created_at)),
+        updated_at: Some(timestamp(record.updated_at)),
     }
 }

@@ -17,6 +17,8 @@ pub enum IdKind {
     Network,
     /// `cfg-`
     Config,
+    /// `rule-`
+    AccessRule,
 }
 
 impl IdKind {
@@ -28,6 +30,7 @@ impl IdKind {
             IdKind::Gateway => "gw",
             IdKind::Network => "net",
             IdKind::Config => "cfg",
+            IdKind::AccessRule => "rule",
         }
     }
 }

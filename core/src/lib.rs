@@ -1,6 +1,7 @@
 //! GateKey core: the gRPC services behind every GateKey interface, with identity,
 //! storage and (in later capabilities) PKI, policy and the agent hub.
 
+pub mod agent_hub;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod ovpn;
 pub mod pki;
+pub mod policy;
 pub mod sealing;
 pub mod secrets;
 pub mod server;

@@ -1,6 +1,7 @@
 //! Assembles the gRPC server (services, reflection, health, grpc-web) and runs it
 //! beside the in-process REST facade until a shutdown signal.
 
+use crate::agent_hub::AgentHub;
 use crate::auth::Authenticator;
 use crate::bootstrap::{AdminBootstrap, ensure_admin};
 use crate::config::ServeArgs;
@@ -8,7 +9,7 @@ use crate::context::{CoreContext, Settings};
 use crate::pki::lifecycle::load_or_create_authority;
 use crate::sealing::SecretBox;
 use crate::services::{
-    AdminConfigApi, AdminGatewayApi, AdminNetworkApi, AdminPkiApi, AdminUserApi, ApiKeyApi, AuthApi, ConfigApi,
+    AdminAccessRuleApi, AdminConfigApi, AdminGatewayApi, AdminNetworkApi, AdminPkiApi, AdminUserApi, ApiKeyApi, AuthApi, ConfigApi,
     GatewayAgentApi, GatewayApi, PendingCapabilities, PkiApi,
 };
 use crate::store::Store;
@@ -55,8 +56,8 @@ pub async fn grpc_routes(context: Arc<CoreContext>) -> Result<Routes, Box<dyn Er
         .add_service(AdminConfigServiceServer::new(AdminConfigApi(context.clone())))
         .add_service(PkiServiceServer::new(PkiApi(context.clone())))
         .add_service(AdminPkiServiceServer::new(AdminPkiApi(context.clone())))
-        .add_service(GatewayAgentServiceServer::new(GatewayAgentApi(context)))
-        .add_service(AdminAccessRuleServiceServer::new(pending))
+        .add_service(GatewayAgentServiceServer::new(GatewayAgentApi(context.clone())))
+        .add_service(AdminAccessRuleServiceServer::new(AdminAccessRuleApi(context)))
         .add_service(MeshServiceServer::new(pending))
         .add_service(AdminMeshServiceServer::new(pending))
         .add_service(AdminGeoFenceServiceServer::new(pending))
@@ -94,6 +95,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         store: store.clone(),
         authority,
         sealer,
+        hub: AgentHub::default(),
     });
 
     let (stop_sender, stop_receiver) = watch::channel(false);

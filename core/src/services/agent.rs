@@ -1,18 +1,31 @@
-//! `GatewayAgentService`: what gateway agents call with their `x-gateway-token`.
-//! Provisioning works; the stream, heartbeat, verify and rules come with the
-//! gateway-agent capability.
+//! `GatewayAgentService`: what gateway agents call with their `x-gateway-token`. The
+//! stream carries hello, heartbeats, verifies, reports and acks one way, and welcome,
+//! verdicts, rule snapshots, kills and CRLs the other; the unary methods mean the same
+//! for simple agents and the REST `/gateway/*` endpoints.
 
-use super::pending::{AGENT_STREAM, pending};
 use super::{GrpcResult, respond};
 use crate::context::CoreContext;
+use crate::error::{CoreError, CoreResult};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{current_crl, gateway_tls_crypt_key};
-use crate::store::{CertificateRecord, unix_now};
+use crate::pki::serial;
+use crate::policy;
+use crate::store::{CertificateRecord, GatewayRecord, SessionReport, SessionTotals, unix_now};
+use gatekey::v1::agent_message::Body as AgentBody;
+use gatekey::v1::core_message::Body as CoreBody;
 use gatekey::v1::gateway_agent_service_server::GatewayAgentService;
 use gatekey::v1::*;
 use std::pin::Pin;
 use std::sync::Arc;
-use tonic::{Request, Status, Streaming};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::AbortHandle;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+/// How long a new stream may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Implements `GatewayAgentService`.
 #[derive(Debug, Clone)]
@@ -21,72 +34,305 @@ pub struct GatewayAgentApi(pub Arc<CoreContext>);
 /// The stream type of `OpenStream`.
 type CoreMessageStream = Pin<Box<dyn futures::Stream<Item = Result<CoreMessage, Status>> + Send>>;
 
+fn message(request_id: u64, body: CoreBody) -> CoreMessage {
+    CoreMessage { request_id, body: Some(body) }
+}
+
+/// The configuration version an agent runs: any change to the gateway means reprovision.
+fn config_version(gateway: &GatewayRecord) -> u64 {
+    u64::try_from(gateway.updated_at).unwrap_or(0)
+}
+
+/// A connect report in store form; the session key and serial are required.
+fn session_report(report: &ClientConnected) -> CoreResult<SessionReport> {
+    if report.session_key.is_empty() || report.session_key.len() > 200 {
+        return Err(CoreError::InvalidArgument("session_key: must be 1 to 200 characters".into()));
+    }
+    Ok(SessionReport {
+        session_key: report.session_key.clone(),
+        common_name: report.common_name.clone(),
+        serial: serial::parse(&report.serial)?,
+        vpn_address: report.vpn_address.clone(),
+        client_address: report.client_address.clone(),
+        connected_at: report.connected_at.as_ref().map_or_else(unix_now, |at| at.seconds),
+    })
+}
+
+fn session_totals(report: &ClientDisconnected) -> CoreResult<SessionTotals> {
+    if report.session_key.is_empty() {
+        return Err(CoreError::InvalidArgument("session_key: is required".into()));
+    }
+    Ok(SessionTotals {
+        bytes_received: report.bytes_received,
+        bytes_sent: report.bytes_sent,
+        disconnected_at: report.disconnected_at.as_ref().map_or_else(unix_now, |at| at.seconds),
+    })
+}
+
+impl GatewayAgentApi {
+    async fn heartbeat_of(&self, gateway: &GatewayRecord) -> CoreResult<HeartbeatResponse> {
+        self.0.store.record_heartbeat(&gateway.id).await?;
+        Ok(HeartbeatResponse { config_version: config_version(gateway) })
+    }
+
+    async fn verify_for(&self, gateway_id: &str, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
+        let gateway = self.0.store.require_gateway(gateway_id).await?;
+        policy::verify(&self.0.store, &gateway, request).await
+    }
+}
+
+/// Aborts a stream's tasks and forgets it in the hub when the response stream is dropped.
+struct StreamGuard {
+    context: Arc<CoreContext>,
+    gateway_id: String,
+    connection: u64,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.context.hub.detach(&self.gateway_id, self.connection);
+    }
+}
+
+/// Sends the gateway a fresh snapshot each time its rules change, one at a time:
+/// while the agent has not taken the last one, changes coalesce into the next.
+async fn push_rules(context: Arc<CoreContext>, gateway_id: String, changed: Arc<Notify>, sender: mpsc::Sender<CoreMessage>) {
+    loop {
+        changed.notified().await;
+        let snapshot = match context.store.find_gateway(&gateway_id).await {
+            Ok(Some(gateway)) => policy::snapshot(&context.store, &gateway).await,
+            Ok(None) => return,
+            Err(error) => Err(error),
+        };
+        match snapshot {
+            Ok(snapshot) => {
+                if sender.send(message(0, CoreBody::RuleSnapshot(snapshot))).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(gateway = %gateway_id, %error, "cannot compute rules; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                changed.notify_one();
+            }
+        }
+    }
+}
+
+/// Handles what the agent sends until it hangs up or a newer stream replaces this one.
+async fn read_agent(api: GatewayAgentApi, gateway_id: String, mut inbound: Streaming<AgentMessage>, outbound: mpsc::UnboundedSender<CoreMessage>, replaced: Arc<Notify>) {
+    loop {
+        let next = tokio::select! {
+            () = replaced.notified() => {
+                tracing::info!(gateway = %gateway_id, "stream replaced by a newer one");
+                return;
+            }
+            next = inbound.message() => next,
+        };
+        let AgentMessage { request_id, body } = match next {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            Err(status) => {
+                tracing::debug!(gateway = %gateway_id, %status, "agent stream ended");
+                return;
+            }
+        };
+        let store = &api.0.store;
+        let outcome = match body {
+            Some(AgentBody::Heartbeat(_)) => match store.require_gateway(&gateway_id).await {
+                Ok(gateway) => api.heartbeat_of(&gateway).await.map(|ack| {
+                    let _ = outbound.send(message(request_id, CoreBody::HeartbeatAck(ack)));
+                }),
+                Err(error) => Err(error),
+            },
+            Some(AgentBody::Verify(verify)) => {
+                // Verdicts run concurrently so a slow one holds up nothing else.
+                let (api, gateway_id, outbound) = (api.clone(), gateway_id.clone(), outbound.clone());
+                tokio::spawn(async move {
+                    let verdict = api.verify_for(&gateway_id, &verify).await.unwrap_or_else(|error| {
+                        tracing::error!(gateway = %gateway_id, %error, "verify failed; denying");
+                        VerifyResponse { allowed: false, reason: "the control plane could not decide".into(), ..Default::default() }
+                    });
+                    let _ = outbound.send(message(request_id, CoreBody::VerifyResult(verdict)));
+                });
+                Ok(())
+            }
+            Some(AgentBody::ClientConnected(report)) => match session_report(&report) {
+                Ok(session) => store.record_session_connected(&gateway_id, &session).await,
+                Err(error) => Err(error),
+            }
+            .map(|()| {
+                let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
+            }),
+            Some(AgentBody::ClientDisconnected(report)) => match session_totals(&report) {
+                Ok(totals) => store.record_session_disconnected(&gateway_id, &report.session_key, totals).await,
+                Err(error) => Err(error),
+            }
+            .map(|()| {
+                let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
+            }),
+            Some(AgentBody::RulesApplied(applied)) => store.record_rules_applied(&gateway_id, applied.version).await,
+            Some(AgentBody::Hello(_)) | None => Err(CoreError::InvalidArgument("unexpected message on an open stream".into())),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(gateway = %gateway_id, request_id, %error, "agent message not handled");
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl GatewayAgentService for GatewayAgentApi {
     type OpenStreamStream = CoreMessageStream;
 
-    async fn provision(&self, request: Request<ProvisionRequest>) -> GrpcResult<ProvisionResponse> {
-        respond(
-            async {
-                let context = &self.0;
-                let gateway = context.auth.authenticate_gateway(&request).await?;
-                let issued = context.authority.issue(
-                    &CertificatePurpose::Server { hostname: gateway.hostname.clone() },
-                    context.settings.server_certificate_ttl_seconds,
-                )?;
-                context
-                    .store
-                    .record_certificate(&CertificateRecord {
-                        serial: issued.serial.clone(),
-                        kind: "server".into(),
-                        subject: gateway.hostname.clone(),
-                        user_id: None,
-                        gateway_id: Some(gateway.id.clone()),
-                        issued_at: unix_now(),
-                        expires_at: issued.not_after,
-                        revoked_at: None,
-                        revocation_reason: None,
-                    })
-                    .await?;
-                let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &gateway.id).await?;
-                let crl = current_crl(&context.store, &context.authority).await?;
-                tracing::info!(gateway = %gateway.id, serial = %issued.serial, "provisioned gateway");
-                Ok(ProvisionResponse {
-                    gateway_id: gateway.id,
-                    ca_certificate_pem: context.authority.certificate_pem().to_owned(),
-                    server_certificate_pem: issued.certificate_pem,
-                    server_private_key_pem: issued.private_key_pem,
-                    tls_crypt_key,
-                    vpn_subnet: gateway.vpn_subnet,
-                    port: u32::from(gateway.port),
-                    protocol: gateway.protocol,
-                    crl_pem: crl.signed.pem,
-                    config_version: u64::try_from(gateway.updated_at).unwrap_or(0),
-                })
-            }
-            .await,
-        )
+    async fn open_stream(&self, request: Request<Streaming<AgentMessage>>) -> GrpcResult<CoreMessageStream> {
+        let context = self.0.clone();
+        let gateway = context.auth.authenticate_gateway(&request).await?;
+        let mut inbound = request.into_inner();
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+            Ok(Ok(Some(AgentMessage { body: Some(AgentBody::Hello(hello)), .. }))) => hello,
+            Ok(Err(status)) => return Err(status),
+            _ => return Err(CoreError::InvalidArgument("the first message on the stream must be hello".into()).into()),
+        };
+        let live = hello.live_sessions.iter().map(session_report).collect::<CoreResult<Vec<_>>>()?;
+        context.store.reconcile_sessions(&gateway.id, &live).await?;
+        context.store.record_heartbeat(&gateway.id).await?;
+        let link = context.hub.attach(&gateway.id);
+        tracing::info!(gateway = %gateway.id, agent = %hello.agent_version, live = live.len(), "agent connected");
+
+        // Welcome and the first snapshot go first, in this order.
+        let welcome = Welcome {
+            gateway_id: gateway.id.clone(),
+            heartbeat_interval_seconds: u32::try_from(context.settings.heartbeat_interval_seconds).unwrap_or(30),
+            config_version: config_version(&gateway),
+        };
+        let _ = link.outbound.send(message(0, CoreBody::Welcome(welcome)));
+        let snapshot = policy::snapshot(&context.store, &gateway).await?;
+        let _ = link.outbound.send(message(0, CoreBody::RuleSnapshot(snapshot)));
+
+        let (snapshot_sender, snapshot_receiver) = mpsc::channel(1);
+        let pusher = tokio::spawn(push_rules(context.clone(), gateway.id.clone(), link.rules_changed.clone(), snapshot_sender));
+        let reader = tokio::spawn(read_agent(self.clone(), gateway.id.clone(), inbound, link.outbound.clone(), link.replaced));
+        let guard = StreamGuard {
+            context,
+            gateway_id: gateway.id,
+            connection: link.connection,
+            tasks: vec![pusher.abort_handle(), reader.abort_handle()],
+        };
+        // The reader ending (hang-up or replacement) ends the whole stream.
+        let reader_done = futures::stream::once(async move {
+            let _ = reader.await;
+        });
+        let messages = UnboundedReceiverStream::new(link.outbound_receiver)
+            .merge(ReceiverStream::new(snapshot_receiver))
+            .map(Some)
+            .merge(reader_done.map(|()| None))
+            .map_while(|item| item)
+            .map(move |item| {
+                let _ = &guard;
+                Ok(item)
+            });
+        Ok(Response::new(Box::pin(messages)))
     }
 
-    async fn open_stream(&self, _: Request<Streaming<AgentMessage>>) -> GrpcResult<CoreMessageStream> {
-        pending(AGENT_STREAM)
+    async fn provision(&self, request: Request<ProvisionRequest>) -> GrpcResult<ProvisionResponse> {
+        respond(async {
+            let context = &self.0;
+            let gateway = context.auth.authenticate_gateway(&request).await?;
+            let issued = context.authority.issue(
+                &CertificatePurpose::Server { hostname: gateway.hostname.clone() },
+                context.settings.server_certificate_ttl_seconds,
+            )?;
+            context
+                .store
+                .record_certificate(&CertificateRecord {
+                    serial: issued.serial.clone(),
+                    kind: "server".into(),
+                    subject: gateway.hostname.clone(),
+                    user_id: None,
+                    gateway_id: Some(gateway.id.clone()),
+                    issued_at: unix_now(),
+                    expires_at: issued.not_after,
+                    revoked_at: None,
+                    revocation_reason: None,
+                })
+                .await?;
+            let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &gateway.id).await?;
+            let crl = current_crl(&context.store, &context.authority).await?;
+            tracing::info!(gateway = %gateway.id, serial = %issued.serial, "provisioned gateway");
+            Ok(ProvisionResponse {
+                config_version: config_version(&gateway),
+                gateway_id: gateway.id,
+                ca_certificate_pem: context.authority.certificate_pem().to_owned(),
+                server_certificate_pem: issued.certificate_pem,
+                server_private_key_pem: issued.private_key_pem,
+                tls_crypt_key,
+                vpn_subnet: gateway.vpn_subnet,
+                port: u32::from(gateway.port),
+                protocol: gateway.protocol,
+                crl_pem: crl.signed.pem,
+            })
+        }
+        .await)
     }
-    async fn heartbeat(&self, _: Request<HeartbeatRequest>) -> GrpcResult<HeartbeatResponse> {
-        pending(AGENT_STREAM)
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> GrpcResult<HeartbeatResponse> {
+        respond(async {
+            let gateway = self.0.auth.authenticate_gateway(&request).await?;
+            self.heartbeat_of(&gateway).await
+        }
+        .await)
     }
-    async fn verify(&self, _: Request<VerifyRequest>) -> GrpcResult<VerifyResponse> {
-        pending(AGENT_STREAM)
+
+    async fn verify(&self, request: Request<VerifyRequest>) -> GrpcResult<VerifyResponse> {
+        respond(async {
+            let gateway = self.0.auth.authenticate_gateway(&request).await?;
+            policy::verify(&self.0.store, &gateway, request.get_ref()).await
+        }
+        .await)
     }
-    async fn report_connect(&self, _: Request<ClientConnected>) -> GrpcResult<ReportResponse> {
-        pending(AGENT_STREAM)
+
+    async fn report_connect(&self, request: Request<ClientConnected>) -> GrpcResult<ReportResponse> {
+        respond(async {
+            let gateway = self.0.auth.authenticate_gateway(&request).await?;
+            self.0.store.record_session_connected(&gateway.id, &session_report(request.get_ref())?).await?;
+            Ok(ReportResponse {})
+        }
+        .await)
     }
-    async fn report_disconnect(&self, _: Request<ClientDisconnected>) -> GrpcResult<ReportResponse> {
-        pending(AGENT_STREAM)
+
+    async fn report_disconnect(&self, request: Request<ClientDisconnected>) -> GrpcResult<ReportResponse> {
+        respond(async {
+            let gateway = self.0.auth.authenticate_gateway(&request).await?;
+            let report = request.get_ref();
+            self.0.store.record_session_disconnected(&gateway.id, &report.session_key, session_totals(report)?).await?;
+            Ok(ReportResponse {})
+        }
+        .await)
     }
-    async fn get_client_rules(&self, _: Request<GetClientRulesRequest>) -> GrpcResult<ClientRules> {
-        pending(AGENT_STREAM)
+
+    async fn get_client_rules(&self, request: Request<GetClientRulesRequest>) -> GrpcResult<ClientRules> {
+        respond(async {
+            let gateway = self.0.auth.authenticate_gateway(&request).await?;
+            let common_name = &request.get_ref().common_name;
+            policy::snapshot(&self.0.store, &gateway)
+                .await?
+                .clients
+                .into_iter()
+                .find(|client| &client.common_name == common_name)
+                .ok_or_else(|| CoreError::NotFound(format!("`{common_name}` has no rules at this gateway")))
+        }
+        .await)
     }
-    async fn get_all_rules(&self, _: Request<GetAllRulesRequest>) -> GrpcResult<RuleSnapshot> {
-        pending(AGENT_STREAM)
+
+    async fn get_all_rules(&self, request: Request<GetAllRulesRequest>) -> GrpcResult<RuleSnapshot> {
+        respond(async {
+            let gateway = self.0.auth.authenticate_gateway(&request).await?;
+            policy::snapshot(&self.0.store, &gateway).await
+        }
+        .await)
     }
 }

@@ -9,6 +9,7 @@ use crate::ids::{IdKind, new_id};
 use crate::ovpn::{ClientProfile, render_client_profile};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::gateway_tls_crypt_key;
+use crate::policy::GatewayPolicy;
 use crate::store::{CertificateRecord, NewConfig, unix_now};
 use crate::validate;
 use gatekey::ErrorCode;
@@ -59,7 +60,7 @@ impl ConfigApi {
         if !context.store.gateway_granted_to(&user.id, gateway_id).await? {
             return Err(CoreError::Forbidden(format!("you have not been granted gateway `{}`", gateway.name)));
         }
-        let routes = context.store.gateway_network_cidrs(gateway_id).await?;
+        let routes = GatewayPolicy::load(&context.store, &gateway).await?.entitlement(user).routes;
         let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, gateway_id).await?;
         let issued = context.authority.issue(
             &CertificatePurpose::Client { email: user.email.clone() },

@@ -72,6 +72,7 @@ impl AdminGatewayApi {
     async fn link(&self, gateway_id: &str, link: GatewayLink, target: &str, attach: bool) -> CoreResult<Gateway> {
         let gateway_id = validate::id("gateway_id", gateway_id)?;
         self.0.store.require_gateway(gateway_id).await?;
+        let changed = [gateway_id.to_owned()];
         let record = if attach {
             match link {
                 GatewayLink::User => {
@@ -85,8 +86,9 @@ impl AdminGatewayApi {
             self.0.store.link_gateway(gateway_id, link, target).await?
         } else {
             self.0.store.unlink_gateway(gateway_id, link, target).await?
-        };
-        Ok(self.admin_view(record))
+            };
+            self.0.hub.rules_changed(&self.0.store, changed).await?;
+            Ok(self.admin_view(record))
     }
 }
 
@@ -164,7 +166,13 @@ impl AdminGatewayService for AdminGatewayApi {
                     vpn_subnet: input.vpn_subnet.as_deref().map(validate::vpn_subnet).transpose()?,
                     is_active: input.is_active,
                 };
+                let deactivated = changes.is_active == Some(false);
                 let record = self.0.store.update_gateway(validate::id("id", &input.id)?, changes).await?;
+                self.0.hub.rules_changed(&self.0.store, [record.id.clone()]).await?;
+                if deactivated {
+                    let sessions = self.0.store.open_sessions_on_gateway(&record.id).await?;
+                    self.0.hub.kill_sessions(&sessions, "the gateway was deactivated");
+                }
                 Ok(self.admin_view(record))
             }
             .await,
@@ -175,7 +183,9 @@ impl AdminGatewayService for AdminGatewayApi {
         respond(
             async {
                 self.admin_write(&request).await?;
-                self.0.store.delete_gateway(validate::id("id", &request.into_inner().id)?).await?;
+                let id = request.into_inner().id;
+                self.0.store.delete_gateway(validate::id("id", &id)?).await?;
+                self.0.hub.disconnect(&id);
                 Ok(DeleteGatewayResponse {})
             }
             .await,
@@ -190,8 +200,9 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.admin_write(&request).await?;
                 let token = mint_token(GATEWAY_TOKEN_PREFIX);
-                let record =
-                    self.0.store.set_gateway_token(validate::id("id", &request.into_inner().id)?, &token).await?;
+                let record = self.0.store.set_gateway_token(validate::id("id", &request.into_inner().id)?, &token).await?;
+                // The old token is dead: so is any stream it opened.
+                self.0.hub.disconnect(&record.id);
                 Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })
             }
             .await,

@@ -1,6 +1,7 @@
 //! The gRPC services: each module orchestrates auth, validation and the store for
 //! one part of the contract.
 
+mod access_rules;
 mod agent;
 mod api_keys;
 mod auth;
@@ -11,6 +12,7 @@ mod pending;
 mod pki;
 mod users;
 
+pub use access_rules::AdminAccessRuleApi;
 pub use agent::GatewayAgentApi;
 pub use api_keys::ApiKeyApi;
 pub use auth::AuthApi;

@@ -64,7 +64,9 @@ impl AdminNetworkService for AdminNetworkApi {
                         .transpose()?,
                     cidrs: input.cidrs.map(|list| validate::cidrs("cidrs", &list.cidrs)).transpose()?,
                 };
-                Ok(convert::network(self.0.store.update_network(validate::id("id", &input.id)?, changes).await?))
+                let network = self.0.store.update_network(validate::id("id", &input.id)?, changes).await?;
+                self.0.hub.rules_changed(&self.0.store, network.gateway_ids.clone()).await?;
+                Ok(convert::network(network))
             }
             .await,
         )
@@ -74,7 +76,9 @@ impl AdminNetworkService for AdminNetworkApi {
         respond(
             async {
                 self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
-                self.0.store.delete_network(validate::id("id", &request.into_inner().id)?).await?;
+                let network = self.0.store.require_network(validate::id("id", &request.into_inner().id)?).await?;
+                self.0.store.delete_network(&network.id).await?;
+                self.0.hub.rules_changed(&self.0.store, network.gateway_ids).await?;
                 Ok(DeleteNetworkResponse {})
             }
             .await,

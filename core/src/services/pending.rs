@@ -10,15 +10,12 @@ use tonic::Request;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PendingCapabilities;
 
-/// The part of the agent interface still to be built.
-pub const AGENT_STREAM: &str = "the gateway agent interface (stream, heartbeat, verify, rules)";
-const ACCESS_RULES: &str = "access-rule administration";
 const MESH: &str = "mesh hubs";
 const GEO_FENCE: &str = "geo-fencing";
 const AUTH_PROVIDERS: &str = "identity-provider administration (OIDC and SAML)";
 
 /// The answer of a method whose capability is still to be built.
-pub fn pending<T>(capability: &'static str) -> GrpcResult<T> {
+fn pending<T>(capability: &'static str) -> GrpcResult<T> {
     Err(CoreError::NotImplemented(capability).into())
 }
 
@@ -32,13 +29,6 @@ macro_rules! pending_service {
         }
     };
 }
-
-pending_service!(admin_access_rule_service_server::AdminAccessRuleService, ACCESS_RULES, {
-    list_access_rules(ListAccessRulesRequest) -> ListAccessRulesResponse;
-    create_access_rule(AccessRule) -> AccessRule;
-    update_access_rule(AccessRule) -> AccessRule;
-    delete_access_rule(DeleteAccessRuleRequest) -> DeleteAccessRuleResponse;
-});
 
 pending_service!(mesh_service_server::MeshService, MESH, {
     list_hubs(ListHubsRequest) -> ListHubsResponse;

@@ -9,7 +9,10 @@ use crate::pki::lifecycle::{current_crl, rebuild_crl};
 use crate::pki::{RevocationReasonName, serial};
 use gatekey::v1::admin_pki_service_server::AdminPkiService;
 use gatekey::v1::pki_service_server::PkiService;
-use gatekey::v1::{CheckSerialRequest, CheckSerialResponse, GetCrlRequest, GetCrlResponse, RevokeCertificateRequest};
+use gatekey::v1::{
+    CheckSerialRequest, CheckSerialResponse, CoreMessage, CrlUpdate, GetCrlRequest, GetCrlResponse, RevokeCertificateRequest,
+    core_message,
+};
 use std::sync::Arc;
 use tonic::Request;
 
@@ -66,8 +69,14 @@ impl AdminPkiService for AdminPkiApi {
                 let reason = RevocationReasonName::parse(&input.reason)?;
                 let (certificate, newly_revoked) = self.0.store.revoke_certificate(&serial, reason.as_str()).await?;
                 if newly_revoked {
-                    rebuild_crl(&self.0.store, &self.0.authority).await?;
                     tracing::info!(%serial, reason = reason.as_str(), by = %caller.user.id, "revoked certificate");
+                    let sessions = self.0.store.open_sessions_with_serial(&serial).await?;
+                    self.0.hub.kill_sessions(&sessions, "the certificate was revoked");
+                    let crl = rebuild_crl(&self.0.store, &self.0.authority).await?;
+                    self.0.hub.broadcast(&CoreMessage {
+                        request_id: 0,
+                        body: Some(core_message::Body::CrlUpdate(CrlUpdate { pem: crl.signed.pem, number: crl.number })),
+                    });
                 }
                 Ok(convert::serial_status(certificate))
             }

@@ -96,7 +96,16 @@ impl AdminUserService for AdminUserApi {
                     disabled: input.disabled,
                     groups: input.groups.map(|list| validate::groups("groups", &list.groups)).transpose()?,
                 };
-                Ok(convert::user(self.0.store.update_user(id, changes).await?))
+                let disabling = changes.disabled == Some(true);
+                let mut affected = self.0.store.gateways_granted_to_user(id).await?;
+                let user = self.0.store.update_user(id, changes).await?;
+                affected.extend(self.0.store.gateways_granted_to_user(id).await?);
+                self.0.hub.rules_changed(&self.0.store, affected).await?;
+                if disabling {
+                    let sessions = self.0.store.open_sessions_of(&target.email).await?;
+                    self.0.hub.kill_sessions(&sessions, "the user was disabled");
+                }
+                Ok(convert::user(user))
             }
             .await,
         )

@@ -1,9 +1,10 @@
 //! Gateways, their grants to users and groups, and their attached networks.
 
-use super::{Listing, Page, Store, conflict_on_duplicate, flag, split_list, total_of, unix_now};
+use super::{Listing, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
+use crate::store::UserRecord;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -182,21 +183,51 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// The CIDRs of every network attached to a gateway.
-    pub async fn gateway_network_cidrs(&self, gateway_id: &str) -> CoreResult<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT n.cidrs FROM networks n JOIN gateway_networks gn ON gn.network_id = n.id
-             WHERE gn.gateway_id = $1 ORDER BY n.name",
+    /// Ids of every gateway granted to a user directly or through its groups, active or not.
+    pub async fn gateways_granted_to_user(&self, user_id: &str) -> CoreResult<Vec<String>> {
+        sqlx::query(
+            "SELECT gateway_id FROM gateway_users WHERE user_id = $1
+             UNION SELECT gg.gateway_id FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
+             WHERE ug.user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get("gateway_id").map_err(CoreError::from))
+        .collect()
+    }
+
+    /// Ids of every gateway.
+    pub async fn all_gateway_ids(&self) -> CoreResult<Vec<String>> {
+        sqlx::query("SELECT id FROM gateways ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("id").map_err(CoreError::from))
+            .collect()
+    }
+
+    /// The active users a gateway is granted to, directly or through a group.
+    pub async fn users_granted_gateway(&self, gateway_id: &str) -> CoreResult<Vec<UserRecord>> {
+        let ids: Vec<String> = sqlx::query(
+            "SELECT u.id FROM users u WHERE u.disabled = 0 AND (
+                 EXISTS (SELECT 1 FROM gateway_users gu WHERE gu.gateway_id = $1 AND gu.user_id = u.id)
+              OR EXISTS (SELECT 1 FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
+                         WHERE gg.gateway_id = $1 AND ug.user_id = u.id))
+             ORDER BY u.id",
         )
         .bind(gateway_id)
         .fetch_all(&self.pool)
-        .await?;
-        let mut cidrs = Vec::new();
-        for row in rows {
-            cidrs.extend(split_list(&row.try_get::<String, _>("cidrs")?));
+        .await?
+        .iter()
+        .map(|row| row.try_get("id").map_err(CoreError::from))
+        .collect::<CoreResult<_>>()?;
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids {
+            users.push(self.require_user(&id).await?);
         }
-        cidrs.dedup();
-        Ok(cidrs)
+        Ok(users)
     }
 
     /// The gateway whose agent token has this selector, with the token's verifier.

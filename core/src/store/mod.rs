@@ -9,6 +9,7 @@ macro_rules! query_fmt {
     };
 }
 
+mod access_rules;
 mod api_keys;
 mod configs;
 mod gateways;
@@ -17,7 +18,9 @@ mod networks;
 mod pki;
 mod sessions;
 mod users;
+mod vpn_sessions;
 
+pub use access_rules::{AccessRuleFields, AccessRuleRecord};
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use configs::{ConfigRecord, NewConfig};
 pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, NewGateway};
@@ -25,6 +28,7 @@ pub use networks::{NetworkChanges, NetworkRecord, NewNetwork};
 pub use pki::{AuthorityRecord, CertificateRecord, CrlRecord};
 pub use sessions::SessionRecord;
 pub use users::{NewUser, UserChanges, UserRecord};
+pub use vpn_sessions::{OpenSession, SessionReport, SessionTotals};
 
 use crate::error::{CoreError, CoreResult};
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -1,0 +1,155 @@
+//! The agent hub: which gateways hold a stream to this core node, and the two ways
+//! to reach them. Rule changes only mark a gateway dirty (a `Notify`), and that
+//! gateway's own pusher sends one fresh snapshot when the agent has taken the last
+//! one: bursts coalesce, nothing is ever dropped, and a slow agent slows no one
+//! else. Kills, CRLs and replies go through an unbounded per-stream queue.
+
+use crate::error::CoreResult;
+use crate::store::{OpenSession, Store};
+use gatekey::v1::{CoreMessage, KillSession, core_message::Body};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{Notify, mpsc};
+
+/// One live stream's handles, kept by the hub.
+#[derive(Debug, Clone)]
+struct LinkHandles {
+    connection: u64,
+    rules_changed: Arc<Notify>,
+    replaced: Arc<Notify>,
+    outbound: mpsc::UnboundedSender<CoreMessage>,
+}
+
+/// What a stream handler gets when it attaches.
+#[derive(Debug)]
+pub struct AgentLink {
+    /// Identifies this stream among the gateway's successive ones.
+    pub connection: u64,
+    /// Signalled when the gateway's rules may have changed.
+    pub rules_changed: Arc<Notify>,
+    /// Signalled when a newer stream for the same gateway replaced this one.
+    pub replaced: Arc<Notify>,
+    /// Queue of messages to the agent.
+    pub outbound: mpsc::UnboundedSender<CoreMessage>,
+    /// The other end of `outbound`, to feed the response stream.
+    pub outbound_receiver: mpsc::UnboundedReceiver<CoreMessage>,
+}
+
+/// Registry of connected gateway agents.
+#[derive(Debug, Default)]
+pub struct AgentHub {
+    links: Mutex<HashMap<String, LinkHandles>>,
+    next_connection: AtomicU64,
+}
+
+impl AgentHub {
+    fn links(&self) -> std::sync::MutexGuard<'_, HashMap<String, LinkHandles>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new stream for a gateway, replacing (and ending) any older one.
+    pub fn attach(&self, gateway_id: &str) -> AgentLink {
+        let (outbound, outbound_receiver) = mpsc::unbounded_channel();
+        let handles = LinkHandles {
+            connection: self.next_connection.fetch_add(1, Ordering::Relaxed),
+            rules_changed: Arc::new(Notify::new()),
+            replaced: Arc::new(Notify::new()),
+            outbound: outbound.clone(),
+        };
+        if let Some(old) = self.links().insert(gateway_id.to_owned(), handles.clone()) {
+            old.replaced.notify_one();
+        }
+        AgentLink {
+            connection: handles.connection,
+            rules_changed: handles.rules_changed,
+            replaced: handles.replaced,
+            outbound,
+            outbound_receiver,
+        }
+    }
+
+    /// Forgets a stream, unless a newer one already replaced it.
+    pub fn detach(&self, gateway_id: &str, connection: u64) {
+        let mut links = self.links();
+        if links.get(gateway_id).is_some_and(|link| link.connection == connection) {
+            links.remove(gateway_id);
+        }
+    }
+
+    /// Ends the stream of a gateway (deleted, or its token rotated).
+    pub fn disconnect(&self, gateway_id: &str) {
+        if let Some(link) = self.links().remove(gateway_id) {
+            link.replaced.notify_one();
+        }
+    }
+
+    /// How many gateways hold a stream to this node.
+    pub fn connected(&self) -> usize {
+        self.links().len()
+    }
+
+    /// Queues a message for one gateway; false if it has no stream here.
+    pub fn send(&self, gateway_id: &str, message: CoreMessage) -> bool {
+        self.links().get(gateway_id).is_some_and(|link| link.outbound.send(message).is_ok())
+    }
+
+    /// Queues a message for every connected gateway.
+    pub fn broadcast(&self, message: &CoreMessage) {
+        for link in self.links().values() {
+            let _ = link.outbound.send(message.clone());
+        }
+    }
+
+    /// Records that these gateways' rules changed (a new version in the store) and
+    /// wakes their pushers.
+    pub async fn rules_changed(&self, store: &Store, gateway_ids: impl IntoIterator<Item = String>) -> CoreResult<()> {
+        let unique: Vec<String> = gateway_ids.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+        store.bump_rules_versions(&unique).await?;
+        let links = self.links();
+        for id in &unique {
+            if let Some(link) = links.get(id) {
+                link.rules_changed.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Orders the gateways holding these sessions to disconnect them.
+    pub fn kill_sessions(&self, sessions: &[OpenSession], reason: &str) {
+        for session in sessions {
+            let message = CoreMessage {
+                request_id: 0,
+                body: Some(Body::KillSession(KillSession {
+                    common_name: session.common_name.clone(),
+                    serial: session.serial.clone(),
+                    reason: reason.to_owned(),
+                })),
+            };
+            if !self.send(&session.gateway_id, message) {
+                tracing::warn!(gateway = %session.gateway_id, serial = %session.serial, "cannot kill session: gateway not connected to this node");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_stream_replaces_the_old_and_only_its_detach_counts() {
+        let hub = AgentHub::default();
+        let first = hub.attach("gw-1");
+        let second = hub.attach("gw-1");
+        assert_eq!(hub.connected(), 1);
+        hub.detach("gw-1", first.connection);
+        assert_eq!(hub.connected(), 1, "a stale detach does not remove the new stream");
+        assert!(hub.send("gw-1", CoreMessage::default()));
+        drop(first);
+        hub.detach("gw-1", second.connection);
+        assert_eq!(hub.connected(), 0);
+        assert!(!hub.send("gw-1", CoreMessage::default()));
+    }
+}

@@ -1,0 +1,242 @@
+//! Policy: may this identity use this gateway, and what may it reach there.
+//! Default deny: a client gets exactly the destinations of the access rules that
+//! name it (or one of its groups) in the networks attached to the gateway.
+
+use crate::error::CoreResult;
+use crate::pki::serial;
+use crate::store::{AccessRuleRecord, GatewayRecord, NetworkRecord, Store, UserRecord, unix_now};
+use gatekey::v1::{ClientRules, FirewallRule, RuleSnapshot, VerifyRequest, VerifyResponse};
+use std::collections::BTreeSet;
+
+/// What one user may reach at one gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entitlement {
+    /// The allow-list.
+    pub rules: Vec<FirewallRule>,
+    /// CIDRs of the networks that hold at least one of those rules.
+    pub routes: Vec<String>,
+}
+
+/// Whether an access rule names this user, directly or through a group.
+fn names(rule: &AccessRuleRecord, user: &UserRecord) -> bool {
+    rule.user_ids.contains(&user.id) || rule.groups.iter().any(|group| user.groups.contains(group))
+}
+
+/// The firewall form of a rule's destination: a CIDR for `ip`, as given otherwise.
+fn firewall_rule(rule: &AccessRuleRecord) -> FirewallRule {
+    let destination = match rule.destination_type.as_str() {
+        "ip" if rule.destination.contains(':') => format!("{}/128", rule.destination),
+        "ip" => format!("{}/32", rule.destination),
+        _ => rule.destination.clone(),
+    };
+    FirewallRule {
+        destination,
+        protocol: rule.protocol.clone(),
+        port_from: u32::from(rule.port_from),
+        port_to: u32::from(rule.port_to),
+    }
+}
+
+/// A user's entitlement given the gateway's rules and networks (pure).
+pub fn entitlement(user: &UserRecord, rules: &[AccessRuleRecord], networks: &[NetworkRecord]) -> Entitlement {
+    let mut entitlement = Entitlement::default();
+    let mut route_networks = BTreeSet::new();
+    for rule in rules.iter().filter(|rule| names(rule, user)) {
+        let firewall = firewall_rule(rule);
+        if !entitlement.rules.contains(&firewall) {
+            entitlement.rules.push(firewall);
+        }
+        route_networks.insert(rule.network_id.as_str());
+    }
+    for network in networks.iter().filter(|network| route_networks.contains(network.id.as_str())) {
+        for cidr in &network.cidrs {
+            if !entitlement.routes.contains(cidr) {
+                entitlement.routes.push(cidr.clone());
+            }
+        }
+    }
+    entitlement
+}
+
+/// The rules and networks that matter at a gateway, loaded once.
+pub struct GatewayPolicy {
+    rules: Vec<AccessRuleRecord>,
+    networks: Vec<NetworkRecord>,
+}
+
+impl GatewayPolicy {
+    /// Loads the access rules and networks attached to a gateway.
+    pub async fn load(store: &Store, gateway: &GatewayRecord) -> CoreResult<GatewayPolicy> {
+        let rules = store.access_rules_of_gateway(&gateway.id).await?;
+        let mut networks = Vec::with_capacity(gateway.network_ids.len());
+        for network_id in &gateway.network_ids {
+            networks.push(store.require_network(network_id).await?);
+        }
+        Ok(GatewayPolicy { rules, networks })
+    }
+
+    /// What a user may reach through this gateway.
+    pub fn entitlement(&self, user: &UserRecord) -> Entitlement {
+        entitlement(user, &self.rules, &self.networks)
+    }
+}
+
+/// The gateway's rules for every identity that may use it, at its current version.
+pub async fn snapshot(store: &Store, gateway: &GatewayRecord) -> CoreResult<RuleSnapshot> {
+    let version = store.rules_version(&gateway.id).await?;
+    let mut clients = Vec::new();
+    if gateway.is_active {
+        let policy = GatewayPolicy::load(store, gateway).await?;
+        for user in store.users_granted_gateway(&gateway.id).await? {
+            let entitlement = policy.entitlement(&user);
+            if !entitlement.rules.is_empty() {
+                clients.push(ClientRules {
+                    common_name: user.email.clone(),
+                    user_id: user.id.clone(),
+                    rules: entitlement.rules,
+                    push_routes: entitlement.routes,
+                });
+            }
+        }
+    }
+    Ok(RuleSnapshot { version, clients })
+}
+
+/// Decides whether a connecting client may use `gateway`. Every denial carries a reason
+/// and is logged.
+pub async fn verify(store: &Store, gateway: &GatewayRecord, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
+    let decision = decide(store, gateway, request).await?;
+    match &decision {
+        Ok((user, _)) => tracing::info!(
+            gateway = %gateway.id, common_name = %request.common_name, user = %user.id,
+            client_address = %request.client_address, "connection allowed"
+        ),
+        Err(reason) => tracing::warn!(
+            gateway = %gateway.id, common_name = %request.common_name, serial = %request.serial,
+            client_address = %request.client_address, %reason, "connection denied"
+        ),
+    }
+    Ok(match decision {
+        Ok((user, entitlement)) => VerifyResponse {
+            allowed: true,
+            reason: String::new(),
+            user_id: user.id,
+            rules: entitlement.rules,
+            push_routes: entitlement.routes,
+        },
+        Err(reason) => VerifyResponse { allowed: false, reason, ..Default::default() },
+    })
+}
+
+/// The verdict: the user and its entitlement, or the reason for denial.
+async fn decide(
+    store: &Store,
+    gateway: &GatewayRecord,
+    request: &VerifyRequest,
+) -> CoreResult<Result<(UserRecord, Entitlement), String>> {
+    let Ok(serial) = serial::parse(&request.serial) else {
+        return Ok(Err(format!("malformed certificate serial `{}`", request.serial)));
+    };
+    let Some(certificate) = store.find_certificate(&serial).await? else {
+        return Ok(Err(format!("certificate {serial} was not issued by GateKey")));
+    };
+    if certificate.kind != "client" {
+        return Ok(Err(format!("certificate {serial} is not a client certificate")));
+    }
+    if certificate.revoked_at.is_some() {
+        return Ok(Err(format!("certificate {serial} is revoked")));
+    }
+    if certificate.expires_at <= unix_now() {
+        return Ok(Err(format!("certificate {serial} has expired")));
+    }
+    if certificate.subject != request.common_name {
+        return Ok(Err(format!("common name `{}` does not match certificate {serial}", request.common_name)));
+    }
+    if certificate.gateway_id.as_deref() != Some(gateway.id.as_str()) {
+        return Ok(Err(format!("certificate {serial} was issued for another gateway")));
+    }
+    if !gateway.is_active {
+        return Ok(Err(format!("gateway `{}` is deactivated", gateway.name)));
+    }
+    let Some(user) = (match &certificate.user_id {
+        Some(user_id) => store.find_user(user_id).await?,
+        None => None,
+    }) else {
+        return Ok(Err("the certificate's user no longer exists".into()));
+    };
+    if user.disabled {
+        return Ok(Err(format!("user `{}` is disabled", user.username)));
+    }
+    if !store.gateway_granted_to(&user.id, &gateway.id).await? {
+        return Ok(Err(format!("user `{}` is not granted gateway `{}`", user.username, gateway.name)));
+    }
+    let entitlement = GatewayPolicy::load(store, gateway).await?.entitlement(&user);
+    Ok(Ok((user, entitlement)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, groups: &[&str]) -> UserRecord {
+        UserRecord {
+            id: id.into(),
+            username: id.into(),
+            email: format!("{id}@example.com"),
+            name: id.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            is_admin: false,
+            disabled: false,
+            provider: "local".into(),
+            created_at: 0,
+            last_login_at: None,
+        }
+    }
+
+    fn rule(id: &str, network: &str, users: &[&str], groups: &[&str], kind: &str, destination: &str) -> AccessRuleRecord {
+        AccessRuleRecord {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            network_id: network.into(),
+            user_ids: users.iter().map(|u| (*u).to_owned()).collect(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            destination_type: kind.into(),
+            destination: destination.into(),
+            protocol: "tcp".into(),
+            port_from: 443,
+            port_to: 443,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn network(id: &str, cidr: &str) -> NetworkRecord {
+        NetworkRecord {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            cidrs: vec![cidr.into()],
+            gateway_ids: vec![],
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn users_get_exactly_the_rules_that_name_them_or_their_groups() {
+        let rules = [
+            rule("r1", "n1", &["alice"], &[], "ip", "10.0.0.5"),
+            rule("r2", "n2", &[], &["eng"], "cidr", "10.1.0.0/24"),
+            rule("r3", "n2", &["bob"], &[], "ip", "10.1.0.9"),
+        ];
+        let networks = [network("n1", "10.0.0.0/24"), network("n2", "10.1.0.0/16")];
+        let alice = entitlement(&user("alice", &["eng"]), &rules, &networks);
+        let destinations: Vec<_> = alice.rules.iter().map(|r| r.destination.as_str()).collect();
+        assert_eq!(destinations, ["10.0.0.5/32", "10.1.0.0/24"]);
+        assert_eq!(alice.routes, ["10.0.0.0/24", "10.1.0.0/16"]);
+
+        let carol = entitlement(&user("carol", &["sales"]), &rules, &networks);
+        assert_eq!(carol, Entitlement::default(), "default deny");
+    }
+}

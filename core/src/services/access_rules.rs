@@ -1,0 +1,210 @@
+//! `AdminAccessRuleService`: who may reach what inside a network. Every change is
+//! pushed to the gateways the rule's network is attached to.
+
+use super::{GrpcResult, respond};
+use crate::auth::Access;
+use crate::context::CoreContext;
+use crate::convert;
+use crate::error::{CoreError, CoreResult};
+use crate::store::{AccessRuleFields, NetworkRecord};
+use crate::validate;
+use gatekey::v1::admin_access_rule_service_server::AdminAccessRuleService;
+use gatekey::v1::{AccessRule, DeleteAccessRuleRequest, DeleteAccessRuleResponse, ListAccessRulesRequest, ListAccessRulesResponse};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tonic::Request;
+
+/// Implements `AdminAccessRuleService`.
+#[derive(Debug, Clone)]
+pub struct AdminAccessRuleApi(pub Arc<CoreContext>);
+
+fn invalid(message: impl Into<String>) -> CoreError {
+    CoreError::InvalidArgument(message.into())
+}
+
+/// Whether an address or network lies inside one of the network's CIDRs.
+fn inside(network: &NetworkRecord, destination: &IpNet) -> bool {
+    network.cidrs.iter().filter_map(|cidr| cidr.parse::<IpNet>().ok()).any(|cidr| cidr.contains(destination))
+}
+
+/// The destination, normalised, after checking it fits its type and the network.
+fn destination(kind: &str, value: &str, network: &NetworkRecord) -> CoreResult<String> {
+    let value = value.trim();
+    let outside = || invalid(format!("destination: `{value}` is outside network `{}` ({})", network.name, network.cidrs.join(", ")));
+    match kind {
+        "ip" => {
+            let address: IpAddr = value.parse().map_err(|_| invalid(format!("destination: `{value}` is not an IP address")))?;
+            if !inside(network, &IpNet::from(address)) {
+                return Err(outside());
+            }
+            Ok(address.to_string())
+        }
+        "cidr" => {
+            let cidr = validate::cidr("destination", value)?;
+            let parsed: IpNet = cidr.parse().map_err(|_| invalid("destination: not a CIDR"))?;
+            if !inside(network, &parsed) {
+                return Err(outside());
+            }
+            Ok(cidr)
+        }
+        "hostname" => {
+            if value.parse::<IpAddr>().is_ok() {
+                return Err(invalid("destination: use destination_type `ip` for an address"));
+            }
+            validate::hostname(value).map_err(|_| invalid(format!("destination: `{value}` is not a host name")))
+        }
+        other => Err(invalid(format!("destination_type: `{other}` is not one of ip, cidr, hostname"))),
+    }
+}
+
+/// The protocol and port range, checked together.
+fn protocol_and_ports(protocol: &str, port_from: u32, port_to: u32) -> CoreResult<(String, u16, u16)> {
+    let protocol = if protocol.is_empty() { "any" } else { protocol };
+    match protocol {
+        "tcp" | "udp" => {
+            let port_to = if port_to == 0 { port_from } else { port_to };
+            if port_from == 0 && port_to == 0 {
+                return Ok((protocol.into(), 0, 0));
+            }
+            let from = validate::port(port_from).map_err(|_| invalid("port_from: must be between 1 and 65535"))?;
+            let to = validate::port(port_to).map_err(|_| invalid("port_to: must be between 1 and 65535"))?;
+            if to < from {
+                return Err(invalid("port_to: must not be below port_from"));
+            }
+            Ok((protocol.into(), from, to))
+        }
+        "icmp" | "any" if port_from == 0 && port_to == 0 => Ok((protocol.into(), 0, 0)),
+        "icmp" | "any" => Err(invalid(format!("port_from: ports apply to tcp and udp only, not `{protocol}`"))),
+        other => Err(invalid(format!("protocol: `{other}` is not one of tcp, udp, icmp, any"))),
+    }
+}
+
+impl AdminAccessRuleApi {
+    /// Validates a rule message into storable fields; unknown network or users are 404s.
+    async fn fields(&self, rule: AccessRule) -> CoreResult<AccessRuleFields> {
+        let store = &self.0.store;
+        let network = store.require_network(validate::id("network_id", &rule.network_id)?).await?;
+        let mut user_ids = rule.user_ids;
+        user_ids.sort();
+        user_ids.dedup();
+        for user_id in &user_ids {
+            store.require_user(user_id).await?;
+        }
+        let groups = validate::groups("groups", &rule.groups)?;
+        if user_ids.is_empty() && groups.is_empty() {
+            return Err(invalid("user_ids: name at least one user or group (in user_ids or groups)"));
+        }
+        let destination_type = if rule.destination_type.is_empty() { "ip".to_owned() } else { rule.destination_type };
+        let destination = destination(&destination_type, &rule.destination, &network)?;
+        let (protocol, port_from, port_to) = protocol_and_ports(&rule.protocol, rule.port_from, rule.port_to)?;
+        Ok(AccessRuleFields {
+            name: validate::name("name", &rule.name)?,
+            description: validate::text("description", &rule.description, 500)?,
+            network_id: network.id,
+            user_ids,
+            groups,
+            destination_type,
+            destination,
+            protocol,
+            port_from,
+            port_to,
+        })
+    }
+
+    /// Pushes new rules to every gateway these networks are attached to.
+    async fn push(&self, network_ids: &[&str]) -> CoreResult<()> {
+        let mut gateways = Vec::new();
+        for network_id in network_ids {
+            gateways.extend(self.0.store.gateways_of_network(network_id).await?);
+        }
+        self.0.hub.rules_changed(&self.0.store, gateways).await
+    }
+}
+
+#[tonic::async_trait]
+impl AdminAccessRuleService for AdminAccessRuleApi {
+    async fn list_access_rules(&self, request: Request<ListAccessRulesRequest>) -> GrpcResult<ListAccessRulesResponse> {
+        respond(async {
+            self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+            let page = validate::page(request.into_inner().page)?;
+            let listing = self.0.store.list_access_rules(page).await?;
+            Ok(ListAccessRulesResponse {
+                access_rules: listing.items.into_iter().map(convert::access_rule).collect(),
+                page: Some(convert::page_info(listing.total, page)),
+            })
+        }
+        .await)
+    }
+
+    async fn create_access_rule(&self, request: Request<AccessRule>) -> GrpcResult<AccessRule> {
+        respond(async {
+            self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+            let fields = self.fields(request.into_inner()).await?;
+            let rule = self.0.store.create_access_rule(fields).await?;
+            self.push(&[&rule.network_id]).await?;
+            Ok(convert::access_rule(rule))
+        }
+        .await)
+    }
+
+    async fn update_access_rule(&self, request: Request<AccessRule>) -> GrpcResult<AccessRule> {
+        respond(async {
+            self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+            let input = request.into_inner();
+            let before = self.0.store.require_access_rule(validate::id("id", &input.id)?).await?;
+            let fields = self.fields(input).await?;
+            let rule = self.0.store.replace_access_rule(&before.id, fields).await?;
+            self.push(&[&before.network_id, &rule.network_id]).await?;
+            Ok(convert::access_rule(rule))
+        }
+        .await)
+    }
+
+    async fn delete_access_rule(&self, request: Request<DeleteAccessRuleRequest>) -> GrpcResult<DeleteAccessRuleResponse> {
+        respond(async {
+            self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+            let rule = self.0.store.require_access_rule(validate::id("id", &request.into_inner().id)?).await?;
+            self.0.store.delete_access_rule(&rule.id).await?;
+            self.push(&[&rule.network_id]).await?;
+            Ok(DeleteAccessRuleResponse {})
+        }
+        .await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_fit_their_protocol() {
+        assert_eq!(protocol_and_ports("tcp", 443, 0).unwrap(), ("tcp".into(), 443, 443));
+        assert_eq!(protocol_and_ports("udp", 0, 0).unwrap(), ("udp".into(), 0, 0));
+        assert_eq!(protocol_and_ports("", 0, 0).unwrap(), ("any".into(), 0, 0));
+        assert!(protocol_and_ports("tcp", 500, 400).is_err());
+        assert!(protocol_and_ports("tcp", 70000, 0).is_err());
+        assert!(protocol_and_ports("icmp", 22, 22).is_err());
+        assert!(protocol_and_ports("gre", 0, 0).is_err());
+    }
+
+    #[test]
+    fn destinations_must_lie_inside_the_network() {
+        let network = NetworkRecord {
+            id: "net-1".into(),
+            name: "office".into(),
+            description: String::new(),
+            cidrs: vec!["10.20.0.0/16".into()],
+            gateway_ids: vec![],
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(destination("ip", "10.20.1.5", &network).unwrap(), "10.20.1.5");
+        assert_eq!(destination("cidr", "10.20.1.7/24", &network).unwrap(), "10.20.1.0/24");
+        assert!(destination("ip", "10.21.0.1", &network).is_err());
+        assert!(destination("cidr", "10.0.0.0/8", &network).is_err());
+        assert!(destination("hostname", "db.internal.example", &network).is_ok());
+        assert!(destination("hostname", "10.20.1.5", &network).is_err());
+        assert!(destination("url", "x", &network).is_err());
+    }
+}

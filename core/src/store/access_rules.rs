@@ -1,0 +1,231 @@
+//! Access rules: who (users, groups) may reach what (destination, protocol, ports)
+//! inside a network.
+
+use super::{Listing, Page, Store, conflict_on_duplicate, total_of, unix_now};
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+/// A stored access rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRuleRecord {
+    /// `rule-…`
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// The network the destination lies in.
+    pub network_id: String,
+    /// Users granted by id, sorted.
+    pub user_ids: Vec<String>,
+    /// Groups granted, sorted.
+    pub groups: Vec<String>,
+    /// `ip`, `cidr` or `hostname`.
+    pub destination_type: String,
+    /// The destination.
+    pub destination: String,
+    /// `tcp`, `udp`, `icmp` or `any`.
+    pub protocol: String,
+    /// First port, 0 for all.
+    pub port_from: u16,
+    /// Last port.
+    pub port_to: u16,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// The writable fields of a rule (create, or replace on update).
+#[derive(Debug, Clone)]
+pub struct AccessRuleFields {
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// The network.
+    pub network_id: String,
+    /// Users granted.
+    pub user_ids: Vec<String>,
+    /// Groups granted.
+    pub groups: Vec<String>,
+    /// `ip`, `cidr` or `hostname`.
+    pub destination_type: String,
+    /// The destination.
+    pub destination: String,
+    /// The protocol.
+    pub protocol: String,
+    /// First port.
+    pub port_from: u16,
+    /// Last port.
+    pub port_to: u16,
+}
+
+const RULE_COLUMNS: &str =
+    "id, name, description, network_id, destination_type, destination, protocol, port_from, port_to, created_at, updated_at";
+
+impl Store {
+    /// Creates a rule; a duplicate name is a conflict.
+    pub async fn create_access_rule(&self, fields: AccessRuleFields) -> CoreResult<AccessRuleRecord> {
+        let id = new_id(IdKind::AccessRule);
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO access_rules (id, name, description, network_id, destination_type, destination, protocol,
+                                       port_from, port_to, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        )
+        .bind(&id)
+        .bind(&fields.name)
+        .bind(&fields.description)
+        .bind(&fields.network_id)
+        .bind(&fields.destination_type)
+        .bind(&fields.destination)
+        .bind(&fields.protocol)
+        .bind(i64::from(fields.port_from))
+        .bind(i64::from(fields.port_to))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name)))?;
+        replace_subjects(&mut tx, &id, &fields).await?;
+        tx.commit().await?;
+        self.require_access_rule(&id).await
+    }
+
+    /// Replaces every writable field of a rule.
+    pub async fn replace_access_rule(&self, id: &str, fields: AccessRuleFields) -> CoreResult<AccessRuleRecord> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE access_rules SET name = $1, description = $2, network_id = $3, destination_type = $4,
+                 destination = $5, protocol = $6, port_from = $7, port_to = $8, updated_at = $9 WHERE id = $10",
+        )
+        .bind(&fields.name)
+        .bind(&fields.description)
+        .bind(&fields.network_id)
+        .bind(&fields.destination_type)
+        .bind(&fields.destination)
+        .bind(&fields.protocol)
+        .bind(i64::from(fields.port_from))
+        .bind(i64::from(fields.port_to))
+        .bind(unix_now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name)))?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("access rule `{id}` not found")));
+        }
+        replace_subjects(&mut tx, id, &fields).await?;
+        tx.commit().await?;
+        self.require_access_rule(id).await
+    }
+
+    /// Deletes a rule.
+    pub async fn delete_access_rule(&self, id: &str) -> CoreResult<()> {
+        let done = sqlx::query("DELETE FROM access_rules WHERE id = $1").bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("access rule `{id}` not found")));
+        }
+        Ok(())
+    }
+
+    /// A rule by id, or `NotFound`.
+    pub async fn require_access_rule(&self, id: &str) -> CoreResult<AccessRuleRecord> {
+        let row = query_fmt!("SELECT {RULE_COLUMNS} FROM access_rules WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("access rule `{id}` not found")))?;
+        self.rule_from_row(&row).await
+    }
+
+    /// A page of rules by name.
+    pub async fn list_access_rules(&self, page: Page) -> CoreResult<Listing<AccessRuleRecord>> {
+        let total = total_of(&sqlx::query("SELECT COUNT(*) AS total FROM access_rules").fetch_one(&self.pool).await?)?;
+        let rows = query_fmt!("SELECT {RULE_COLUMNS} FROM access_rules ORDER BY name LIMIT $1 OFFSET $2")
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.rule_from_row(row).await?);
+        }
+        Ok(Listing { items, total })
+    }
+
+    /// Every rule in the networks attached to a gateway.
+    pub async fn access_rules_of_gateway(&self, gateway_id: &str) -> CoreResult<Vec<AccessRuleRecord>> {
+        let columns = RULE_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+        let rows = query_fmt!(
+            "SELECT {columns} FROM access_rules r JOIN gateway_networks gn ON gn.network_id = r.network_id
+             WHERE gn.gateway_id = $1 ORDER BY r.name"
+        )
+        .bind(gateway_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rules = Vec::with_capacity(rows.len());
+        for row in &rows {
+            rules.push(self.rule_from_row(row).await?);
+        }
+        Ok(rules)
+    }
+
+    async fn rule_from_row(&self, row: &AnyRow) -> CoreResult<AccessRuleRecord> {
+        let id: String = row.try_get("id")?;
+        let subjects = |table: &'static str, column: &'static str| {
+            let id = id.clone();
+            async move {
+                query_fmt!("SELECT {column} AS subject FROM {table} WHERE rule_id = $1 ORDER BY {column}")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get("subject").map_err(CoreError::from))
+                    .collect::<CoreResult<Vec<String>>>()
+            }
+        };
+        let port = |column: &str| -> CoreResult<u16> {
+            let value: i64 = row.try_get(column)?;
+            u16::try_from(value).map_err(|_| CoreError::Internal(format!("stored port {value} out of range")))
+        };
+        Ok(AccessRuleRecord {
+            user_ids: subjects("access_rule_users", "user_id").await?,
+            groups: subjects("access_rule_groups", "group_name").await?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            network_id: row.try_get("network_id")?,
+            destination_type: row.try_get("destination_type")?,
+            destination: row.try_get("destination")?,
+            protocol: row.try_get("protocol")?,
+            port_from: port("port_from")?,
+            port_to: port("port_to")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            id,
+        })
+    }
+}
+
+async fn replace_subjects(tx: &mut Transaction<'_, Any>, rule_id: &str, fields: &AccessRuleFields) -> CoreResult<()> {
+    sqlx::query("DELETE FROM access_rule_users WHERE rule_id = $1").bind(rule_id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM access_rule_groups WHERE rule_id = $1").bind(rule_id).execute(&mut **tx).await?;
+    for user_id in &fields.user_ids {
+        sqlx::query("INSERT INTO access_rule_users (rule_id, user_id) VALUES ($1, $2)")
+            .bind(rule_id)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for group in &fields.groups {
+        sqlx::query("INSERT INTO access_rule_groups (rule_id, group_name) VALUES ($1, $2)")
+            .bind(rule_id)
+            .bind(group)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! VPN sessions as gateway agents report them, and each gateway's liveness and
+//! rule versions.
+
+use super::{Store, unix_now};
+use crate::error::{CoreError, CoreResult};
+use sqlx::Row;
+
+/// A connection an agent reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReport {
+    /// The agent's key for the connection.
+    pub session_key: String,
+    /// Certificate CN.
+    pub common_name: String,
+    /// Canonical serial.
+    pub serial: String,
+    /// Address inside the tunnel.
+    pub vpn_address: String,
+    /// The client's real address.
+    pub client_address: String,
+    /// Unix seconds.
+    pub connected_at: i64,
+}
+
+/// An open session somewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSession {
+    /// The gateway it is on.
+    pub gateway_id: String,
+    /// Certificate CN.
+    pub common_name: String,
+    /// Canonical serial.
+    pub serial: String,
+}
+
+/// Counters of a finished session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionTotals {
+    /// Bytes from the client.
+    pub bytes_received: u64,
+    /// Bytes to the client.
+    pub bytes_sent: u64,
+    /// Unix seconds.
+    pub disconnected_at: i64,
+}
+
+fn as_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Records a connection; reporting it again changes nothing.
+    pub async fn record_session_connected(&self, gateway_id: &str, report: &SessionReport) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO vpn_sessions (gateway_id, session_key, common_name, serial, vpn_address, client_address, connected_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(gateway_id)
+        .bind(&report.session_key)
+        .bind(&report.common_name)
+        .bind(&report.serial)
+        .bind(&report.vpn_address)
+        .bind(&report.client_address)
+        .bind(report.connected_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the end of a connection; the first report wins.
+    pub async fn record_session_disconnected(&self, gateway_id: &str, session_key: &str, totals: SessionTotals) -> CoreResult<()> {
+        sqlx::query(
+            "UPDATE vpn_sessions SET disconnected_at = $1, bytes_received = $2, bytes_sent = $3
+             WHERE gateway_id = $4 AND session_key = $5 AND disconnected_at IS NULL",
+        )
+        .bind(totals.disconnected_at)
+        .bind(as_i64(totals.bytes_received))
+        .bind(as_i64(totals.bytes_sent))
+        .bind(gateway_id)
+        .bind(session_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// After an agent (re)connects: records its live sessions and closes every other
+    /// session the store still had open on that gateway.
+    pub async fn reconcile_sessions(&self, gateway_id: &str, live: &[SessionReport]) -> CoreResult<()> {
+        for report in live {
+            self.record_session_connected(gateway_id, report).await?;
+        }
+        let open = sqlx::query("SELECT session_key FROM vpn_sessions WHERE gateway_id = $1 AND disconnected_at IS NULL")
+            .bind(gateway_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let now = unix_now();
+        for row in open {
+            let key: String = row.try_get("session_key")?;
+            if !live.iter().any(|report| report.session_key == key) {
+                self.record_session_disconnected(gateway_id, &key, SessionTotals { disconnected_at: now, ..Default::default() })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Open sessions using a certificate.
+    pub async fn open_sessions_with_serial(&self, serial: &str) -> CoreResult<Vec<OpenSession>> {
+        self.open_sessions_where("serial", serial).await
+    }
+
+    /// Open sessions on a gateway.
+    pub async fn open_sessions_on_gateway(&self, gateway_id: &str) -> CoreResult<Vec<OpenSession>> {
+        self.open_sessions_where("gateway_id", gateway_id).await
+    }
+
+    /// Open sessions of an identity (certificate CN).
+    pub async fn open_sessions_of(&self, common_name: &str) -> CoreResult<Vec<OpenSession>> {
+        self.open_sessions_where("common_name", common_name).await
+    }
+
+    async fn open_sessions_where(&self, column: &'static str, value: &str) -> CoreResult<Vec<OpenSession>> {
+        query_fmt!("SELECT gateway_id, common_name, serial FROM vpn_sessions WHERE {column} = $1 AND disconnected_at IS NULL")
+            .bind(value)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(OpenSession {
+                    gateway_id: row.try_get("gateway_id")?,
+                    common_name: row.try_get("common_name")?,
+                    serial: row.try_get("serial")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sessions open on a gateway.
+    pub async fn count_open_sessions(&self, gateway_id: &str) -> CoreResult<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS total FROM vpn_sessions WHERE gateway_id = $1 AND disconnected_at IS NULL")
+            .bind(gateway_id)
+            .fetch_one(&self.pool)
+            .await?;
+        super::total_of(&row)
+    }
+
+    /// Records a heartbeat now.
+    pub async fn record_heartbeat(&self, gateway_id: &str) -> CoreResult<()> {
+        sqlx::query("UPDATE gateways SET last_heartbeat = $1 WHERE id = $2").bind(unix_now()).bind(gateway_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Advances the rule version of each gateway; returns the ids that exist.
+    pub async fn bump_rules_versions(&self, gateway_ids: &[String]) -> CoreResult<()> {
+        for id in gateway_ids {
+            sqlx::query("UPDATE gateways SET rules_version = rules_version + 1 WHERE id = $1").bind(id).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// A gateway's current rule version.
+    pub async fn rules_version(&self, gateway_id: &str) -> CoreResult<u64> {
+        let row = sqlx::query("SELECT rules_version FROM gateways WHERE id = $1")
+            .bind(gateway_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("gateway `{gateway_id}` not found")))?;
+        Ok(u64::try_from(row.try_get::<i64, _>("rules_version")?).unwrap_or(0))
+    }
+
+    /// Records the rule version an agent applied (never moving backwards).
+    pub async fn record_rules_applied(&self, gateway_id: &str, version: u64) -> CoreResult<()> {
+        sqlx::query("UPDATE gateways SET rules_applied_version = $1 WHERE id = $2 AND rules_applied_version < $1")
+            .bind(as_i64(version))
+            .bind(gateway_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
