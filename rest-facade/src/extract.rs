@@ -16,6 +16,8 @@ use tonic::metadata::MetadataValue;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Header (and gRPC metadata key) carrying a gateway agent's token.
+pub const GATEWAY_TOKEN_HEADER: &str = "x-gateway-token";
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "gatekey_session";
 
@@ -122,6 +124,7 @@ impl PageQuery {
 /// The `authorization` header wins over the session cookie.
 pub struct CoreCall {
     bearer: Option<String>,
+    gateway_token: Option<String>,
     client_address: Option<SocketAddr>,
 }
 
@@ -135,8 +138,10 @@ impl<S: Send + Sync> FromRequestParts<S> for CoreCall {
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned)
             .or_else(|| session_cookie(&parts.headers).map(|token| format!("Bearer {token}")));
+        let gateway_token =
+            parts.headers.get(GATEWAY_TOKEN_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
         let client_address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
-        Ok(CoreCall { bearer, client_address })
+        Ok(CoreCall { bearer, gateway_token, client_address })
     }
 }
 
@@ -147,6 +152,9 @@ impl CoreCall {
         let metadata = request.metadata_mut();
         if let Some(value) = self.bearer.as_deref().and_then(|b| MetadataValue::try_from(b).ok()) {
             metadata.insert("authorization", value);
+        }
+        if let Some(value) = self.gateway_token.as_deref().and_then(|t| MetadataValue::try_from(t).ok()) {
+            metadata.insert(GATEWAY_TOKEN_HEADER, value);
         }
         if let Some(value) = self.client_address.and_then(|a| MetadataValue::try_from(a.ip().to_string()).ok()) {
             metadata.insert("x-forwarded-for", value);

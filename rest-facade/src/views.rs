@@ -350,6 +350,146 @@ impl From<v1::CheckSerialResponse> for SerialStatusView {
     }
 }
 
+/// An access rule.
+#[derive(Debug, Serialize)]
+pub struct AccessRuleView {
+    id: String,
+    name: String,
+    description: String,
+    network_id: String,
+    user_ids: Vec<String>,
+    groups: Vec<String>,
+    destination_type: String,
+    destination: String,
+    protocol: String,
+    port_from: u32,
+    port_to: u32,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+impl From<v1::AccessRule> for AccessRuleView {
+    fn from(rule: v1::AccessRule) -> Self {
+        AccessRuleView {
+            id: rule.id,
+            name: rule.name,
+            description: rule.description,
+            network_id: rule.network_id,
+            user_ids: rule.user_ids,
+            groups: rule.groups,
+            destination_type: rule.destination_type,
+            destination: rule.destination,
+            protocol: rule.protocol,
+            port_from: rule.port_from,
+            port_to: rule.port_to,
+            created_at: rfc3339(rule.created_at),
+            updated_at: rfc3339(rule.updated_at),
+        }
+    }
+}
+
+/// One allowed destination, as agents apply it.
+#[derive(Debug, Serialize)]
+pub struct FirewallRuleView {
+    destination: String,
+    protocol: String,
+    port_from: u32,
+    port_to: u32,
+}
+
+impl From<v1::FirewallRule> for FirewallRuleView {
+    fn from(rule: v1::FirewallRule) -> Self {
+        FirewallRuleView { destination: rule.destination, protocol: rule.protocol, port_from: rule.port_from, port_to: rule.port_to }
+    }
+}
+
+/// The verdict on a connecting client.
+#[derive(Debug, Serialize)]
+pub struct VerifyView {
+    allowed: bool,
+    reason: Option<String>,
+    user_id: Option<String>,
+    rules: Vec<FirewallRuleView>,
+    push_routes: Vec<String>,
+}
+
+impl From<v1::VerifyResponse> for VerifyView {
+    fn from(verdict: v1::VerifyResponse) -> Self {
+        VerifyView {
+            allowed: verdict.allowed,
+            reason: Some(verdict.reason).filter(|r| !r.is_empty()),
+            user_id: Some(verdict.user_id).filter(|u| !u.is_empty()),
+            rules: verdict.rules.into_iter().map(FirewallRuleView::from).collect(),
+            push_routes: verdict.push_routes,
+        }
+    }
+}
+
+/// One identity's rules at a gateway.
+#[derive(Debug, Serialize)]
+pub struct ClientRulesView {
+    common_name: String,
+    user_id: String,
+    rules: Vec<FirewallRuleView>,
+    push_routes: Vec<String>,
+}
+
+impl From<v1::ClientRules> for ClientRulesView {
+    fn from(client: v1::ClientRules) -> Self {
+        ClientRulesView {
+            common_name: client.common_name,
+            user_id: client.user_id,
+            rules: client.rules.into_iter().map(FirewallRuleView::from).collect(),
+            push_routes: client.push_routes,
+        }
+    }
+}
+
+/// Every identity's rules at one version.
+#[derive(Debug, Serialize)]
+pub struct RuleSnapshotView {
+    version: u64,
+    clients: Vec<ClientRulesView>,
+}
+
+impl From<v1::RuleSnapshot> for RuleSnapshotView {
+    fn from(snapshot: v1::RuleSnapshot) -> Self {
+        RuleSnapshotView { version: snapshot.version, clients: snapshot.clients.into_iter().map(ClientRulesView::from).collect() }
+    }
+}
+
+/// A gateway's server material (it carries the server's private key).
+#[derive(Serialize)]
+pub struct ProvisionView {
+    gateway_id: String,
+    ca_certificate_pem: String,
+    server_certificate_pem: String,
+    server_private_key_pem: String,
+    tls_crypt_key: String,
+    vpn_subnet: String,
+    port: u32,
+    protocol: String,
+    crl_pem: String,
+    config_version: u64,
+}
+
+impl From<v1::ProvisionResponse> for ProvisionView {
+    fn from(material: v1::ProvisionResponse) -> Self {
+        ProvisionView {
+            gateway_id: material.gateway_id,
+            ca_certificate_pem: material.ca_certificate_pem,
+            server_certificate_pem: material.server_certificate_pem,
+            server_private_key_pem: material.server_private_key_pem,
+            tls_crypt_key: material.tls_crypt_key,
+            vpn_subnet: material.vpn_subnet,
+            port: material.port,
+            protocol: material.protocol,
+            crl_pem: material.crl_pem,
+            config_version: material.config_version,
+        }
+    }
+}
+
 /// The answer to a DELETE.
 #[derive(Debug, Serialize)]
 pub struct DeletedView {

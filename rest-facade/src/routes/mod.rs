@@ -1,9 +1,11 @@
 //! The `/api/v1` routes, one module per resource. Handlers extract, call one core
 //! method and map the answer.
 
+mod access_rules;
 mod api_keys;
 mod auth;
 mod configs;
+mod gateway_agent;
 mod gateways;
 mod networks;
 mod pki;
@@ -44,6 +46,15 @@ pub(crate) fn api_v1() -> Router<FacadeState> {
         .route("/admin/gateways/{id}/networks/{network_id}", delete(gateways::detach_network))
         .route("/admin/networks", get(networks::list).post(networks::create))
         .route("/admin/networks/{id}", put(networks::update).delete(networks::remove))
+        .route("/admin/access-rules", get(access_rules::list).post(access_rules::create))
+        .route("/admin/access-rules/{id}", put(access_rules::update).delete(access_rules::remove))
+        .route("/gateway/heartbeat", post(gateway_agent::heartbeat))
+        .route("/gateway/verify", post(gateway_agent::verify))
+        .route("/gateway/connect", post(gateway_agent::connect))
+        .route("/gateway/disconnect", post(gateway_agent::disconnect))
+        .route("/gateway/provision", post(gateway_agent::provision))
+        .route("/gateway/client-rules", post(gateway_agent::client_rules))
+        .route("/gateway/all-rules", post(gateway_agent::all_rules))
         .route("/admin/users", get(users::list).post(users::create))
         .route("/admin/users/{id}", put(users::update))
         .method_not_allowed_fallback(wrong_method)

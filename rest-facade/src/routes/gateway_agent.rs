@@ -1,0 +1,207 @@
+//! `/gateway/*`: the agent interface for simple agents, authenticated by the
+//! `X-Gateway-Token` header; each maps to one unary `GatewayAgentService` method.
+
+use crate::FacadeState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, CoreCall};
+use crate::views::{ClientRulesView, Data, ProvisionView, RuleSnapshotView, VerifyView};
+use axum::Json;
+use axum::extract::State;
+use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
+use gatekey::v1::{
+    ClientConnected, ClientDisconnected, GetAllRulesRequest, GetClientRulesRequest, HeartbeatRequest, ProvisionRequest,
+    VerifyRequest,
+};
+use prost_types::Timestamp;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tonic::transport::Channel;
+
+fn agent(state: FacadeState) -> GatewayAgentServiceClient<Channel> {
+    GatewayAgentServiceClient::new(state.channel)
+}
+
+/// An optional RFC 3339 time field.
+fn timestamp(field: &str, value: Option<String>) -> ApiResult<Option<Timestamp>> {
+    value
+        .map(|text| {
+            OffsetDateTime::parse(&text, &Rfc3339)
+                .map(|at| Timestamp { seconds: at.unix_timestamp(), nanos: 0 })
+                .map_err(|_| ApiError::invalid_request(format!("{field}: `{text}` is not an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+/// Body of `POST /gateway/heartbeat`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatBody {
+    #[serde(default)]
+    connected_clients: u32,
+    #[serde(default)]
+    load_average: f64,
+    #[serde(default)]
+    openvpn_running: bool,
+    #[serde(default)]
+    config_version: u64,
+}
+
+/// Answer of `POST /gateway/heartbeat`.
+#[derive(Serialize)]
+pub struct HeartbeatView {
+    config_version: u64,
+}
+
+/// Records a heartbeat.
+pub async fn heartbeat(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(body): ApiJson<HeartbeatBody>,
+) -> ApiResult<Json<Data<HeartbeatView>>> {
+    let request = call.request(HeartbeatRequest {
+        connected_clients: body.connected_clients,
+        load_average: body.load_average,
+        openvpn_running: body.openvpn_running,
+        config_version: body.config_version,
+    });
+    let answer = agent(state).heartbeat(request).await?.into_inner();
+    Ok(Json(Data { data: HeartbeatView { config_version: answer.config_version } }))
+}
+
+/// Body of `POST /gateway/verify`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    common_name: String,
+    serial: String,
+    #[serde(default)]
+    client_address: String,
+}
+
+/// Decides on a connecting client.
+pub async fn verify(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(body): ApiJson<VerifyBody>,
+) -> ApiResult<Json<Data<VerifyView>>> {
+    let request =
+        call.request(VerifyRequest { common_name: body.common_name, serial: body.serial, client_address: body.client_address });
+    Ok(Json(Data { data: agent(state).verify(request).await?.into_inner().into() }))
+}
+
+/// Body of `POST /gateway/connect`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectBody {
+    session_key: String,
+    common_name: String,
+    serial: String,
+    vpn_address: String,
+    #[serde(default)]
+    client_address: String,
+    #[serde(default)]
+    connected_at: Option<String>,
+}
+
+/// Answer of the report endpoints.
+#[derive(Serialize)]
+pub struct RecordedView {
+    recorded: bool,
+}
+
+/// Records that a client connected.
+pub async fn connect(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(body): ApiJson<ConnectBody>,
+) -> ApiResult<Json<Data<RecordedView>>> {
+    let request = call.request(ClientConnected {
+        connected_at: timestamp("connected_at", body.connected_at)?,
+        session_key: body.session_key,
+        common_name: body.common_name,
+        serial: body.serial,
+        vpn_address: body.vpn_address,
+        client_address: body.client_address,
+    });
+    agent(state).report_connect(request).await?;
+    Ok(Json(Data { data: RecordedView { recorded: true } }))
+}
+
+/// Body of `POST /gateway/disconnect`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisconnectBody {
+    session_key: String,
+    #[serde(default)]
+    common_name: String,
+    #[serde(default)]
+    serial: String,
+    #[serde(default)]
+    duration_seconds: u64,
+    #[serde(default)]
+    bytes_received: u64,
+    #[serde(default)]
+    bytes_sent: u64,
+    #[serde(default)]
+    disconnected_at: Option<String>,
+}
+
+/// Records that a client disconnected.
+pub async fn disconnect(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(body): ApiJson<DisconnectBody>,
+) -> ApiResult<Json<Data<RecordedView>>> {
+    let request = call.request(ClientDisconnected {
+        disconnected_at: timestamp("disconnected_at", body.disconnected_at)?,
+        session_key: body.session_key,
+        common_name: body.common_name,
+        serial: body.serial,
+        duration_seconds: body.duration_seconds,
+        bytes_received: body.bytes_received,
+        bytes_sent: body.bytes_sent,
+    });
+    agent(state).report_disconnect(request).await?;
+    Ok(Json(Data { data: RecordedView { recorded: true } }))
+}
+
+/// An empty JSON object, for endpoints that take no parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParameters {}
+
+/// The gateway's server material.
+pub async fn provision(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(NoParameters {}): ApiJson<NoParameters>,
+) -> ApiResult<Json<Data<ProvisionView>>> {
+    Ok(Json(Data { data: agent(state).provision(call.request(ProvisionRequest {})).await?.into_inner().into() }))
+}
+
+/// Body of `POST /gateway/client-rules`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRulesBody {
+    common_name: String,
+}
+
+/// One identity's rules.
+pub async fn client_rules(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(body): ApiJson<ClientRulesBody>,
+) -> ApiResult<Json<Data<ClientRulesView>>> {
+    let request = call.request(GetClientRulesRequest { common_name: body.common_name });
+    Ok(Json(Data { data: agent(state).get_client_rules(request).await?.into_inner().into() }))
+}
+
+/// Every identity's rules.
+pub async fn all_rules(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(NoParameters {}): ApiJson<NoParameters>,
+) -> ApiResult<Json<Data<RuleSnapshotView>>> {
+    Ok(Json(Data { data: agent(state).get_all_rules(call.request(GetAllRulesRequest {})).await?.into_inner().into() }))
+}
