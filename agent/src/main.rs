@@ -1,9 +1,17 @@
-//! `gatekey-agent`: runs beside an OpenVPN server on each gateway. This build
-//! carries the connectivity check; the stream, OpenVPN and nftables drivers come
-//! with the gateway-agent capability.
+//! `gatekey-agent`: runs beside a stock OpenVPN server on each gateway.
 
 use clap::{Parser, Subcommand};
+use gatekey_agent::config::{AgentArgs, AgentSettings};
+use gatekey_agent::gateway::Gateway;
+use gatekey_agent::hook::{HookKind, run_hook};
+use gatekey_agent::link::{Backoff, channel, with_token};
+use gatekey_agent::material::write_material;
+use gatekey_agent::nft::{Firewall, SystemRunner};
+use gatekey::v1::ProvisionRequest;
+use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -12,13 +20,27 @@ use tonic_health::pb::health_client::HealthClient;
 #[derive(Debug, Parser)]
 #[command(name = "gatekey-agent", version, about)]
 struct Cli {
+    /// A TOML file with the same keys as the flags (flags and env win).
+    #[arg(long, global = true, env = "GATEKEY_AGENT_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Checks that the core answers its gRPC health check.
+    /// Provision, then drive OpenVPN and nftables while holding the stream to the core.
+    Run(AgentArgs),
+    /// Fetch the server material, write it and `openvpn.conf`, and exit.
+    Provision(AgentArgs),
+    /// An OpenVPN script hook (tls-verify, client-connect, client-disconnect).
+    Hook {
+        #[command(flatten)]
+        args: AgentArgs,
+        #[command(subcommand)]
+        kind: HookKind,
+    },
+    /// Check that the core answers its gRPC health check.
     Check {
         /// gRPC URL of the core.
         #[arg(long, env = "GATEKEY_CORE_URL", default_value = "http://127.0.0.1:9090")]
@@ -26,29 +48,89 @@ enum Command {
     },
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Check { core } => match check(&core).await {
-            Ok(ServingStatus::Serving) => {
-                println!("core at {core} is serving");
-                ExitCode::SUCCESS
-            }
-            Ok(status) => {
-                eprintln!("core at {core} answered {}", status.as_str_name());
-                ExitCode::FAILURE
-            }
-            Err(error) => {
-                eprintln!("cannot reach the core at {core}: {error}");
-                ExitCode::FAILURE
-            }
-        },
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run(args) => run(args, cli.config).await,
+        Command::Provision(args) => provision_once(args, cli.config).await,
+        Command::Hook { args, kind } => hook(args, cli.config, kind).await,
+        Command::Check { core } => check(&core).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("gatekey-agent: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-async fn check(core: &str) -> Result<ServingStatus, Box<dyn std::error::Error>> {
-    let channel = tonic::transport::Endpoint::from_shared(core.to_owned())?.connect().await?;
-    let mut client = HealthClient::new(channel);
-    let answer = client.check(HealthCheckRequest { service: String::new() }).await?.into_inner();
-    Ok(answer.status())
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn provision(settings: &AgentSettings) -> Result<(), String> {
+    let mut client = GatewayAgentServiceClient::new(channel(&settings.core_url).map_err(|e| e.to_string())?);
+    let material = client
+        .provision(with_token(ProvisionRequest {}, &settings.token))
+        .await
+        .map_err(|status| format!("provisioning failed: {}", status.message()))?
+        .into_inner();
+    write_material(&material, settings)?;
+    tracing::info!(gateway = %material.gateway_id, dir = %settings.state_dir.display(), "wrote OpenVPN material");
+    Ok(())
+}
+
+async fn provision_once(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
+    init_logging();
+    provision(&AgentSettings::resolve(args, config.as_deref())?).await
+}
+
+async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
+    init_logging();
+    let settings = AgentSettings::resolve(args, config.as_deref())?;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    while let Err(error) = provision(&settings).await {
+        let wait = backoff.next_delay();
+        tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot provision yet");
+        tokio::time::sleep(wait).await;
+    }
+    let firewall = if settings.firewall {
+        let mut firewall = Firewall::new(SystemRunner, &settings.tun).map_err(|e| e.to_string())?;
+        firewall.install().await.map_err(|e| format!("cannot install the nftables table: {e}"))?;
+        Some(firewall)
+    } else {
+        None
+    };
+    let channel = channel(&settings.core_url).map_err(|e| e.to_string())?;
+    Gateway::new(settings, channel, firewall).run().await;
+    Ok(())
+}
+
+async fn hook(args: AgentArgs, config: Option<PathBuf>, kind: HookKind) -> Result<(), String> {
+    let settings = AgentSettings::resolve(args, config.as_deref())?;
+    if run_hook(&settings, kind, std::env::vars().collect()).await? { Ok(()) } else { Err("refused".into()) }
+}
+
+async fn check(core: &str) -> Result<(), String> {
+    let channel = tonic::transport::Endpoint::from_shared(core.to_owned())
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach the core at {core}: {e}"))?;
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .map_err(|status| format!("health check failed: {status}"))?
+        .into_inner();
+    match answer.status() {
+        ServingStatus::Serving => {
+            println!("core at {core} is serving");
+            Ok(())
+        }
+        other => Err(format!("core at {core} answered {}", other.as_str_name())),
+    }
 }

@@ -51,7 +51,8 @@ fn session_report(report: &ClientConnected) -> CoreResult<SessionReport> {
     Ok(SessionReport {
         session_key: report.session_key.clone(),
         common_name: report.common_name.clone(),
-        serial: serial::parse(&report.serial)?,
+        // After an agent restart OpenVPN's status list lacks serials: those come empty.
+        serial: if report.serial.is_empty() { String::new() } else { serial::parse(&report.serial)? },
         vpn_address: report.vpn_address.clone(),
         client_address: report.client_address.clone(),
         connected_at: report.connected_at.as_ref().map_or_else(unix_now, |at| at.seconds),

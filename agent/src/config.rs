@@ -1,0 +1,111 @@
+//! Agent settings: command-line flags and environment variables, over an optional
+//! TOML file whose keys are the flags' names (`core_url = "…"`).
+
+use clap::Args;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Flags of `gatekey-agent run` and `gatekey-agent provision`.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentArgs {
+    /// gRPC URL of the core, e.g. `https://gatekey.example.com:9090`.
+    #[arg(long = "core", env = "GATEKEY_CORE_URL")]
+    pub core_url: Option<String>,
+    /// The gateway's agent token (shown once when the gateway was created).
+    #[arg(long, env = "GATEKEY_GATEWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where the agent writes the OpenVPN material and `openvpn.conf`.
+    #[arg(long, env = "GATEKEY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Address of OpenVPN's management interface, `host:port`.
+    #[arg(long, env = "GATEKEY_MANAGEMENT")]
+    pub management: Option<String>,
+    /// The OpenVPN tunnel interface.
+    #[arg(long, env = "GATEKEY_TUN")]
+    pub tun: Option<String>,
+    /// Extra lines appended to the generated `openvpn.conf` (repeatable).
+    #[arg(long = "openvpn-extra")]
+    #[serde(default)]
+    pub openvpn_extra: Vec<String>,
+    /// Do not touch nftables (for hosts where something else enforces rules).
+    #[arg(long, env = "GATEKEY_NO_FIREWALL")]
+    #[serde(default)]
+    pub no_firewall: bool,
+}
+
+/// Resolved settings.
+#[derive(Clone)]
+pub struct AgentSettings {
+    /// Core gRPC URL.
+    pub core_url: String,
+    /// Gateway token.
+    pub token: String,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Management interface address.
+    pub management: String,
+    /// Tunnel interface.
+    pub tun: String,
+    /// Extra `openvpn.conf` lines.
+    pub openvpn_extra: Vec<String>,
+    /// Whether nftables enforcement is on.
+    pub firewall: bool,
+}
+
+impl std::fmt::Debug for AgentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSettings")
+            .field("core_url", &self.core_url)
+            .field("state_dir", &self.state_dir)
+            .field("management", &self.management)
+            .field("tun", &self.tun)
+            .field("firewall", &self.firewall)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentSettings {
+    /// Flags over the file over defaults; the core URL and token are required.
+    pub fn resolve(flags: AgentArgs, file: Option<&Path>) -> Result<AgentSettings, String> {
+        let from_file: AgentArgs = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => AgentArgs::default(),
+        };
+        let openvpn_extra = if flags.openvpn_extra.is_empty() { from_file.openvpn_extra } else { flags.openvpn_extra };
+        Ok(AgentSettings {
+            core_url: flags.core_url.or(from_file.core_url).ok_or("the core URL is required (--core or GATEKEY_CORE_URL)")?,
+            token: flags.token.or(from_file.token).ok_or("the gateway token is required (--token or GATEKEY_GATEWAY_TOKEN)")?,
+            state_dir: flags.state_dir.or(from_file.state_dir).unwrap_or_else(|| PathBuf::from("/var/lib/gatekey-agent")),
+            management: flags.management.or(from_file.management).unwrap_or_else(|| "127.0.0.1:7505".into()),
+            tun: flags.tun.or(from_file.tun).unwrap_or_else(|| "tun0".into()),
+            openvpn_extra,
+            firewall: !(flags.no_firewall || from_file.no_firewall),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_secrets_stay_out_of_debug() {
+        let path = std::env::temp_dir().join(format!("gatekey-agent-config-{}.toml", std::process::id()));
+        std::fs::write(&path, "core_url = \"http://file:9090\"\ntoken = \"gkgw_from_file\"\ntun = \"tun7\"\n").unwrap();
+        let flags = AgentArgs { core_url: Some("http://flag:9090".into()), ..Default::default() };
+        let settings = AgentSettings::resolve(flags, Some(&path)).unwrap();
+        assert_eq!(settings.core_url, "http://flag:9090");
+        assert_eq!(settings.token, "gkgw_from_file");
+        assert_eq!(settings.tun, "tun7");
+        assert_eq!(settings.management, "127.0.0.1:7505");
+        assert!(!format!("{settings:?}").contains("gkgw_from_file"));
+        std::fs::write(&path, "colour = 1\n").unwrap();
+        assert!(AgentSettings::resolve(AgentArgs::default(), Some(&path)).is_err());
+        std::fs::remove_file(&path).unwrap();
+        assert!(AgentSettings::resolve(AgentArgs::default(), None).is_err(), "URL and token are required");
+    }
+}
