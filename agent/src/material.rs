@@ -63,7 +63,7 @@ pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> R
          ca {dir}/{ca}\ncert {dir}/{cert}\nkey {dir}/{key}\ntls-crypt {dir}/{tls}\ncrl-verify {dir}/{crl}\n\
          dh none\ntls-version-min 1.2\ndata-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\n\
          keepalive 10 60\npersist-key\npersist-tun\nverb 3\n\
-         management {management_host} {management_port}\nmanagement-client-auth\n",
+         management {management_host} {management_port}\nmanagement-client-auth\nauth-user-pass-optional\n",
         gateway = material.gateway_id,
         port = material.port,
         tun = settings.tun,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// The GateKey core: gRPC API, REST facade, storage and PKI in one process.
 #[derive(Debug, Parser)]
-#[command(name = "gatekey-core", version, about)]
+#[command(name = "gatekey-core", version, about, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -147,6 +147,7 @@ impl Core {
             .env("GATEKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(data_dir.join("core.log")).map(Stdio::from).unwrap_or_else(|_| Stdio::inherit()))
             .kill_on_drop(true);
         command
     }
@@ -166,6 +167,11 @@ impl Core {
             process,
             data_dir,
         }
+    }
+
+    /// What the core has logged so far (at `warn` and above).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("core.log")).unwrap_or_default()
     }
 
     /// The core's data directory and database URL.

@@ -5,6 +5,7 @@
 mod kit;
 mod netns;
 
+mod gateway_e2e;
 mod grpc;
 mod pki;
 mod rest_admin;

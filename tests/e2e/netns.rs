@@ -1,5 +1,5 @@
-//! Network namespaces the tests create for themselves: a pair joined by a veth link
-//! with addresses the test assigns, removed on drop. Needs root and iproute2.
+//! Network namespaces the tests create for themselves, linked by veth pairs with
+//! addresses the tests assign; all removed on drop. Needs root and iproute2.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -11,10 +11,7 @@ pub fn available(tools: &[&str]) -> bool {
     let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
     let tun = Path::new("/dev/net/tun").exists();
     let missing_tool = tools.iter().find(|tool| {
-        !std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
+        !std::process::Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
     });
     match (root, tun, missing_tool) {
         (true, true, None) => true,
@@ -33,63 +30,71 @@ pub fn available(tools: &[&str]) -> bool {
     }
 }
 
-/// Two namespaces, `left` and `right`, linked by veth: left has `10.{net}.0.1/24`,
-/// right has `10.{net}.0.2/24`.
-pub struct LinkedPair {
-    /// Namespace names.
-    pub left: String,
-    /// Namespace names.
-    pub right: String,
-    /// The left side's address.
-    pub left_address: String,
-    /// The right side's address.
-    pub right_address: String,
-}
-
 fn run(args: &[&str]) {
     let status = std::process::Command::new(args[0]).args(&args[1..]).stderr(Stdio::inherit()).status().unwrap();
     assert!(status.success(), "command failed: {args:?}");
 }
 
-impl LinkedPair {
-    /// Creates the pair; `tag` keeps names unique (at most 6 characters), `net` picks the subnet.
-    pub fn create(tag: &str, net: u8) -> LinkedPair {
-        let suffix = format!("{tag}{}", std::process::id() % 10000);
-        let (left, right) = (format!("gkl-{suffix}"), format!("gkr-{suffix}"));
-        let (left_if, right_if) = (format!("gkl{suffix}"), format!("gkr{suffix}"));
-        let pair =
-            LinkedPair { left_address: format!("10.{net}.0.1"), right_address: format!("10.{net}.0.2"), left, right };
-        for ns in [&pair.left, &pair.right] {
+/// A set of namespaces named by role, e.g. `gateway`, `client`.
+pub struct Lab {
+    tag: String,
+    namespaces: Vec<(String, String)>,
+    links: usize,
+}
+
+impl Lab {
+    /// Creates one namespace per role, with loopback up; `tag` (at most 4 characters)
+    /// keeps names unique between tests.
+    pub fn create(tag: &str, roles: &[&str]) -> Lab {
+        let tag = format!("{tag}{}", std::process::id() % 1000);
+        let namespaces: Vec<_> = roles.iter().map(|role| ((*role).to_owned(), format!("gk-{tag}-{role}"))).collect();
+        for (_, ns) in &namespaces {
             let _ = std::process::Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
             run(&["ip", "netns", "add", ns]);
             run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
-        run(&[
-            "ip",
-            "link",
-            "add",
-            &left_if,
-            "netns",
-            &pair.left,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &right_if,
-            "netns",
-            &pair.right,
-        ]);
-        run(&["ip", "-n", &pair.left, "addr", "add", &format!("{}/24", pair.left_address), "dev", &left_if]);
-        run(&["ip", "-n", &pair.right, "addr", "add", &format!("{}/24", pair.right_address), "dev", &right_if]);
-        run(&["ip", "-n", &pair.left, "link", "set", &left_if, "up"]);
-        run(&["ip", "-n", &pair.right, "link", "set", &right_if, "up"]);
-        pair
+        Lab { tag, namespaces, links: 0 }
     }
 
-    /// Starts `program args…` inside namespace `ns`; killed on drop.
-    pub fn spawn(ns: &str, program: &str, args: &[&str]) -> Child {
+    /// The namespace of a role.
+    pub fn ns(&self, role: &str) -> &str {
+        self.namespaces.iter().find(|(r, _)| r == role).map(|(_, ns)| ns.as_str()).expect("known role")
+    }
+
+    /// Joins `a` (a role, or `None` for the test's own namespace) and role `b` with a
+    /// veth pair, giving each end an address such as `10.61.1.1/24`.
+    pub fn link(&mut self, a: Option<&str>, a_address: &str, b: &str, b_address: &str) {
+        self.links += 1;
+        let (a_if, b_if) = (format!("v{}{}a", self.tag, self.links), format!("v{}{}b", self.tag, self.links));
+        let b_ns = self.ns(b).to_owned();
+        match a {
+            Some(a) => {
+                let a_ns = self.ns(a).to_owned();
+                run(&["ip", "link", "add", &a_if, "netns", &a_ns, "type", "veth", "peer", "name", &b_if, "netns", &b_ns]);
+                run(&["ip", "-n", &a_ns, "addr", "add", a_address, "dev", &a_if]);
+                run(&["ip", "-n", &a_ns, "link", "set", &a_if, "up"]);
+            }
+            None => {
+                run(&["ip", "link", "add", &a_if, "type", "veth", "peer", "name", &b_if, "netns", &b_ns]);
+                run(&["ip", "addr", "add", a_address, "dev", &a_if]);
+                run(&["ip", "link", "set", &a_if, "up"]);
+            }
+        }
+        run(&["ip", "-n", &b_ns, "addr", "add", b_address, "dev", &b_if]);
+        run(&["ip", "-n", &b_ns, "link", "set", &b_if, "up"]);
+    }
+
+    /// Runs a command inside a role's namespace and asserts it succeeds.
+    pub fn exec(&self, role: &str, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", self.ns(role)];
+        full.extend_from_slice(args);
+        run(&full);
+    }
+
+    /// Starts a program inside a role's namespace; killed on drop.
+    pub fn spawn(&self, role: &str, program: &str, args: &[&str]) -> Child {
         Command::new("ip")
-            .args(["netns", "exec", ns, program])
+            .args(["netns", "exec", self.ns(role), program])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -98,28 +103,41 @@ impl LinkedPair {
             .unwrap()
     }
 
-    /// Runs a command inside `ns` and reports whether it succeeded.
-    pub async fn succeeds(ns: &str, program: &str, args: &[&str]) -> bool {
-        Command::new("ip").args(["netns", "exec", ns, program]).args(args).output().await.unwrap().status.success()
+    /// Runs a command inside a role's namespace and reports whether it succeeded.
+    pub async fn succeeds(&self, role: &str, program: &str, args: &[&str]) -> bool {
+        Command::new("ip").args(["netns", "exec", self.ns(role), program]).args(args).output().await.unwrap().status.success()
+    }
+
+    /// Whether one ping from `role` to `address` is answered within a second.
+    pub async fn pings(&self, role: &str, address: &str) -> bool {
+        self.succeeds(role, "ping", &["-c", "1", "-W", "1", address]).await
     }
 }
 
-impl Drop for LinkedPair {
+impl Drop for Lab {
     fn drop(&mut self) {
-        for ns in [&self.left, &self.right] {
+        // Deleting a namespace deletes the veth ends inside it, and so their peers.
+        for (_, ns) in &self.namespaces {
             let _ = std::process::Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
 }
 
-/// Waits until `path` contains `needle`, or `timeout` passes; returns whether it did.
+/// Waits until `path` contains `needle` (at least `count` times), or `timeout` passes.
 pub async fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> bool {
+    wait_for_count(path, needle, 1, timeout).await
+}
+
+/// Waits until `path` contains `needle` at least `count` times, or `timeout` passes.
+pub async fn wait_for_count(path: &Path, needle: &str, count: usize, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if std::fs::read_to_string(path).is_ok_and(|text| text.contains(needle)) {
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|text| text.matches(needle).count() >= count) {
             return true;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    false
 }

@@ -2,7 +2,7 @@
 //! the CRL, checked with independent tools (openssl, a stock OpenVPN 2.6).
 
 use crate::kit::{Backend, Core, TempDir, backends};
-use crate::netns::{LinkedPair, available, wait_for_text};
+use crate::netns::{Lab, available, wait_for_text};
 use gatekey::v1::ProvisionRequest;
 use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use reqwest::{Method, StatusCode};
@@ -322,9 +322,10 @@ async fn a_stock_openvpn_client_connects_with_a_generated_profile_until_revoked(
     if !available(&["openvpn", "ip", "ping"]) {
         return;
     }
-    let pair = LinkedPair::create("pki", 77);
+    let mut lab = Lab::create("pki", &["gateway", "client"]);
+    lab.link(Some("gateway"), "10.77.0.1/24", "client", "10.77.0.2/24");
     let core = Core::start(Backend::Sqlite).await;
-    let fx = fixture(&core, &pair.left_address).await;
+    let fx = fixture(&core, "10.77.0.1").await;
 
     // The gateway side, as an agent would provision it.
     let mut request = tonic::Request::new(ProvisionRequest {});
@@ -342,7 +343,7 @@ async fn a_stock_openvpn_client_connects_with_a_generated_profile_until_revoked(
         "dev tun\nproto udp\nlocal {local}\nport {port}\ntopology subnet\nserver 10.78.0.0 255.255.255.0\n\
          ca {ca}\ncert {cert}\nkey {key}\ntls-crypt {tc}\ncrl-verify {crl}\ndh none\ndisable-dco\n\
          data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\ntls-version-min 1.2\nkeepalive 10 60\nverb 3\nlog {log}\n",
-        local = pair.left_address,
+        local = "10.77.0.1",
         port = material.port,
         ca = path("ca.pem"),
         cert = path("server.pem"),
@@ -352,7 +353,7 @@ async fn a_stock_openvpn_client_connects_with_a_generated_profile_until_revoked(
         log = path("server.log"),
     );
     write(dir.path(), "server.conf", server_conf);
-    let _server = LinkedPair::spawn(&pair.left, "openvpn", &["--config", &path("server.conf")]);
+    let _server = lab.spawn("gateway", "openvpn", &["--config", &path("server.conf")]);
     assert!(
         wait_for_text(Path::new(&path("server.log")), "Initialization Sequence Completed", Duration::from_secs(15))
             .await
@@ -361,7 +362,7 @@ async fn a_stock_openvpn_client_connects_with_a_generated_profile_until_revoked(
     let config_id = generate(&core, &fx.alice, &fx.gateway_id).await["config_id"].as_str().unwrap().to_owned();
     write(dir.path(), "alice.ovpn", download(&core, &fx.alice, &config_id).await);
     let client_args = ["--config", &path("alice.ovpn"), "--disable-dco", "--log", &path("client.log")];
-    let client = LinkedPair::spawn(&pair.right, "openvpn", &client_args);
+    let client = lab.spawn("client", "openvpn", &client_args);
     assert!(
         wait_for_text(Path::new(&path("client.log")), "Initialization Sequence Completed", Duration::from_secs(20))
             .await,
@@ -369,7 +370,7 @@ async fn a_stock_openvpn_client_connects_with_a_generated_profile_until_revoked(
         std::fs::read_to_string(path("client.log")).unwrap_or_default()
     );
     assert!(
-        LinkedPair::succeeds(&pair.right, "ping", &["-c", "1", "-W", "2", "10.78.0.1"]).await,
+        lab.pings("client", "10.78.0.1").await,
         "no traffic through the tunnel"
     );
     drop(client);
@@ -383,8 +384,8 @@ async fn a_stock_openvpn_client_connects_with_a_generated_profile_until_revoked(
     // Replace the file atomically, as a gateway must: OpenVPN re-reads it on every handshake.
     write(dir.path(), "crl.pem.new", crl_text);
     std::fs::rename(path("crl.pem.new"), path("crl.pem")).unwrap();
-    let _client = LinkedPair::spawn(
-        &pair.right,
+    let _client = lab.spawn(
+        "client",
         "openvpn",
         &["--config", &path("alice.ovpn"), "--disable-dco", "--log", &path("client2.log")],
     );

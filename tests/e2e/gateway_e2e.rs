@@ -1,0 +1,176 @@
+//! The whole path with real components inside namespaces this test creates: the
+//! core, a stock OpenVPN 2.6 server driven by `gatekey-agent` (management interface,
+//! nftables), a stock OpenVPN client using a config from `POST /configs/generate`,
+//! and a protected network with two hosts.
+//!
+//! Addresses: core side 10.61.1.1 ↔ gateway 10.61.1.2; gateway 10.61.2.1 ↔ client
+//! 10.61.2.2; gateway 10.61.3.1 ↔ protected hosts 10.61.3.10 and 10.61.3.20;
+//! VPN pool 10.61.4.0/24.
+
+use crate::kit::{Backend, Core, TempDir, USER_PASSWORD, binary};
+use crate::netns::{Lab, available, wait_for_count, wait_for_text};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const ALLOWED_HOST: &str = "10.61.3.10";
+const OTHER_HOST: &str = "10.61.3.20";
+const CONNECTED: &str = "Initialization Sequence Completed";
+
+fn text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+async fn download(core: &Core, token: &str, gateway_id: &str) -> String {
+    let generated = core.post("/configs/generate", token, json!({"gateway_id": gateway_id, "protocol": "openvpn"})).await;
+    let url = generated.expect(StatusCode::CREATED).body["download_url"].as_str().unwrap().to_owned();
+    let response = reqwest::Client::new().get(format!("{}{url}", core.http_base)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
+    if !available(&["openvpn", "ip", "nft", "conntrack", "ping"]) {
+        return;
+    }
+    let mut lab = Lab::create("e2e", &["gateway", "client", "protected"]);
+    lab.link(None, "10.61.1.1/24", "gateway", "10.61.1.2/24");
+    lab.link(Some("gateway"), "10.61.2.1/24", "client", "10.61.2.2/24");
+    lab.link(Some("gateway"), "10.61.3.1/24", "protected", "10.61.3.10/24");
+    lab.exec("protected", &["ip", "addr", "add", "10.61.3.20/24", "dev", &format!("v{}3b", lab_tag(&lab))]);
+    lab.exec("protected", &["ip", "route", "add", "10.61.4.0/24", "via", "10.61.3.1"]);
+    lab.exec("gateway", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+
+    let core = Core::start_with(Backend::Sqlite, &["--grpc-listen", "10.61.1.1:0"]).await;
+    let admin = core.admin_token().await;
+    let (alice_id, alice) = core.create_user(&admin, "alice", &["staff"]).await;
+    let (bob_id, bob) = core.create_user(&admin, "bob", &["staff"]).await;
+    let gateway = core
+        .post("/admin/gateways", &admin, json!({"name": "lab", "hostname": "10.61.2.1", "vpn_subnet": "10.61.4.0/24"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let gateway_id = gateway.body["data"]["id"].as_str().unwrap().to_owned();
+    let token = gateway.body["data"]["token"].as_str().unwrap().to_owned();
+    let network = core.post("/admin/networks", &admin, json!({"name": "protected", "cidrs": ["10.61.3.0/24"]})).await;
+    let network_id = network.body["data"]["id"].as_str().unwrap().to_owned();
+    core.post(&format!("/admin/gateways/{gateway_id}/networks"), &admin, json!({"network_id": network_id})).await.expect(StatusCode::OK);
+    core.post(&format!("/admin/gateways/{gateway_id}/groups"), &admin, json!({"group": "staff"})).await.expect(StatusCode::OK);
+    let rule = core
+        .post(
+            "/admin/access-rules",
+            &admin,
+            json!({"name": "alice-host", "network_id": network_id, "user_ids": [alice_id], "destination_type": "ip",
+                   "destination": ALLOWED_HOST, "protocol": "icmp"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let rule_id = rule.body["data"]["id"].as_str().unwrap().to_owned();
+    let alice_profile = download(&core, &alice, &gateway_id).await;
+    let bob_profile = download(&core, &bob, &gateway_id).await;
+
+    // The gateway: the agent provisions and writes openvpn.conf; OpenVPN runs it.
+    let dir = TempDir::new("gw");
+    let path = |name: &str| -> PathBuf { dir.path().join(name) };
+    let agent_binary = binary("gatekey-agent");
+    let agent_log = path("agent.log");
+    let core_url = format!("http://{}", core.grpc_address);
+    let agent_command = format!(
+        "RUST_LOG=info exec {} run --core {core_url} --token {token} --state-dir {} --management 127.0.0.1:7505 \
+         --openvpn-extra 'local 10.61.2.1' --openvpn-extra disable-dco > {} 2>&1",
+        agent_binary.display(),
+        dir.path().display(),
+        agent_log.display()
+    );
+    let _agent = lab.spawn("gateway", "sh", &["-c", &agent_command]);
+    assert!(wait_for_text(&path("openvpn.conf"), "management-client-auth", Duration::from_secs(20)).await, "{}", text(&agent_log));
+    let server_log = path("server.log");
+    let _server = lab.spawn("gateway", "openvpn", &["--config", &path("openvpn.conf").to_string_lossy(), "--log", &server_log.to_string_lossy()]);
+    assert!(wait_for_text(&server_log, CONNECTED, Duration::from_secs(15)).await, "{}", text(&server_log));
+    assert!(wait_for_text(&agent_log, "attached to OpenVPN", Duration::from_secs(15)).await, "{}", text(&agent_log));
+    assert!(wait_for_text(&agent_log, "connected to the core", Duration::from_secs(15)).await, "{}", text(&agent_log));
+    let listed = core.get("/gateways", &alice).await;
+    assert_eq!(listed.body["data"][0]["status"], "online", "the stream's heartbeat marks the gateway online");
+
+    // Alice connects; nftables lets her reach her host and nothing else.
+    std::fs::write(path("alice.ovpn"), &alice_profile).unwrap();
+    let alice_log = path("alice.log");
+    let _alice_vpn = lab.spawn("client", "openvpn", &["--config", &path("alice.ovpn").to_string_lossy(), "--disable-dco", "--log", &alice_log.to_string_lossy()]);
+    assert!(wait_for_text(&alice_log, CONNECTED, Duration::from_secs(20)).await, "{}\n{}\n{}", text(&server_log), text(&agent_log), core.log());
+    assert!(lab.pings("client", ALLOWED_HOST).await, "the allowed host is unreachable");
+    assert!(!lab.pings("client", OTHER_HOST).await, "a host no rule allows is reachable");
+
+    // An admin moves the rule to the other host: the gateway follows without a reconnect.
+    core.put(
+        &format!("/admin/access-rules/{rule_id}"),
+        &admin,
+        json!({"name": "alice-host", "network_id": network_id, "user_ids": [alice_id], "destination_type": "ip",
+               "destination": OTHER_HOST, "protocol": "icmp"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert!(eventually(Duration::from_secs(10), || lab.pings("client", OTHER_HOST)).await, "the new rule never applied");
+    assert!(!lab.pings("client", ALLOWED_HOST).await, "the old destination is still reachable");
+    assert_eq!(text(&alice_log).matches(CONNECTED).count(), 1, "the client reconnected");
+
+    // Bob loses his access (the group grant goes, a direct grant to alice stays).
+    core.post(&format!("/admin/gateways/{gateway_id}/users"), &admin, json!({"user_id": alice_id})).await.expect(StatusCode::OK);
+    core.delete(&format!("/admin/gateways/{gateway_id}/groups/staff"), &admin).await.expect(StatusCode::OK);
+    std::fs::write(path("bob.ovpn"), &bob_profile).unwrap();
+    let bob_log = path("bob.log");
+    let _bob_vpn = lab.spawn("client", "openvpn", &["--config", &path("bob.ovpn").to_string_lossy(), "--disable-dco", "--log", &bob_log.to_string_lossy()]);
+    assert!(
+        wait_for_text(&server_log, "is not granted gateway", Duration::from_secs(15)).await,
+        "the gateway did not deny bob with the core's reason:\n{}",
+        text(&server_log)
+    );
+    assert!(core.log().contains("connection denied"), "the core did not log the denial:\n{}", core.log());
+    assert!(core.log().contains("`bob` is not granted gateway `lab`"), "{}", core.log());
+    assert!(!text(&bob_log).contains(CONNECTED));
+    let _ = bob_id;
+
+    // Revoking alice's certificate cuts her tunnel, and she cannot come back.
+    let configs = core.get("/admin/configs", &admin).await;
+    let serial = configs.body["data"].as_array().unwrap().iter().find(|c| c["user_email"] == "alice@example.com").unwrap()["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked_at = Instant::now();
+    core.post("/admin/pki/revoke", &admin, json!({"serial": serial, "reason": "key_compromise"})).await.expect(StatusCode::OK);
+    assert!(wait_for_text(&agent_log, "killing session", Duration::from_secs(10)).await, "{}", text(&agent_log));
+    assert!(
+        wait_for_count(&server_log, "alice@example.com", 1, Duration::from_secs(1)).await
+            && eventually(Duration::from_secs(10), || async { !lab.pings("client", OTHER_HOST).await }).await,
+        "alice still reaches the network"
+    );
+    println!("revocation → session killed at the gateway: {} ms", revoked_at.elapsed().as_millis());
+    assert!(
+        wait_for_text(&server_log, "revoked", Duration::from_secs(20)).await,
+        "alice's reconnection was not refused:\n{}",
+        text(&server_log)
+    );
+    assert_eq!(text(&alice_log).matches(CONNECTED).count(), 1, "a revoked client got back in");
+    let _ = (USER_PASSWORD, Value::Null);
+}
+
+/// The tag part of the lab's interface names (see `Lab::link`).
+fn lab_tag(lab: &Lab) -> String {
+    lab.ns("gateway").trim_start_matches("gk-").trim_end_matches("-gateway").to_owned()
+}
