@@ -77,9 +77,18 @@ impl AgentSettings {
         };
         let openvpn_extra = if flags.openvpn_extra.is_empty() { from_file.openvpn_extra } else { flags.openvpn_extra };
         Ok(AgentSettings {
-            core_url: flags.core_url.or(from_file.core_url).ok_or("the core URL is required (--core or GATEKEY_CORE_URL)")?,
-            token: flags.token.or(from_file.token).ok_or("the gateway token is required (--token or GATEKEY_GATEWAY_TOKEN)")?,
-            state_dir: flags.state_dir.or(from_file.state_dir).unwrap_or_else(|| PathBuf::from("/var/lib/gatekey-agent")),
+            core_url: flags
+                .core_url
+                .or(from_file.core_url)
+                .ok_or("the core URL is required (--core or GATEKEY_CORE_URL)")?,
+            token: flags
+                .token
+                .or(from_file.token)
+                .ok_or("the gateway token is required (--token or GATEKEY_GATEWAY_TOKEN)")?,
+            state_dir: flags
+                .state_dir
+                .or(from_file.state_dir)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/gatekey-agent")),
             management: flags.management.or(from_file.management).unwrap_or_else(|| "127.0.0.1:7505".into()),
             tun: flags.tun.or(from_file.tun).unwrap_or_else(|| "tun0".into()),
             openvpn_extra,

@@ -59,7 +59,9 @@ enum Step {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 /// `push "route …"` lines for IPv4 routes (IPv6 ones need `route-ipv6` and an IPv6 pool).
@@ -355,10 +357,10 @@ impl Gateway {
         if !verdict.renegotiation {
             self.clients.remove(&verdict.cid);
         }
-        if let Some(management) = &self.management {
-            if let Err(error) = management.client_deny(verdict.cid, verdict.kid, reason, "access denied").await {
-                tracing::warn!(%error, "client-deny failed");
-            }
+        if let Some(management) = &self.management
+            && let Err(error) = management.client_deny(verdict.cid, verdict.kid, reason, "access denied").await
+        {
+            tracing::warn!(%error, "client-deny failed");
         }
     }
 
@@ -377,10 +379,10 @@ impl Gateway {
             };
             self.identities.insert(client.common_name.clone(), rules);
         }
-        if let Some(management) = &self.management {
-            if let Err(error) = management.client_auth(awaited.cid, awaited.kid, &lines).await {
-                tracing::warn!(%error, "client-auth failed");
-            }
+        if let Some(management) = &self.management
+            && let Err(error) = management.client_auth(awaited.cid, awaited.kid, &lines).await
+        {
+            tracing::warn!(%error, "client-auth failed");
         }
         if awaited.renegotiation {
             self.enforce().await;
@@ -449,7 +451,8 @@ impl Gateway {
             .clients
             .iter()
             .filter(|(_, c)| {
-                c.common_name == kill.common_name && (c.serial.is_empty() || kill.serial.is_empty() || c.serial == kill.serial)
+                c.common_name == kill.common_name
+                    && (c.serial.is_empty() || kill.serial.is_empty() || c.serial == kill.serial)
             })
             .map(|(cid, _)| *cid)
             .collect();

@@ -51,9 +51,13 @@ pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<Str
         HookKind::TlsVerify { .. } | HookKind::ClientConnect { .. } => {
             let serial = serial_from(&env, 0).ok_or("OpenVPN passed no tls_serial_hex_0")?;
             let common_name = env.get("common_name").or_else(|| env.get("X509_0_CN")).cloned().unwrap_or_default();
-            let request =
-                VerifyRequest { common_name: common_name.clone(), serial: serial.clone(), client_address: value("untrusted_ip") };
-            let verdict = client.verify(with_token(request, &settings.token)).await.map_err(|s| s.to_string())?.into_inner();
+            let request = VerifyRequest {
+                common_name: common_name.clone(),
+                serial: serial.clone(),
+                client_address: value("untrusted_ip"),
+            };
+            let verdict =
+                client.verify(with_token(request, &settings.token)).await.map_err(|s| s.to_string())?.into_inner();
             if !verdict.allowed {
                 eprintln!("gatekey: access denied: {}", verdict.reason);
                 return Ok(false);
@@ -66,7 +70,8 @@ pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<Str
                         .filter_map(|cidr| crate::material::network_and_mask(cidr))
                         .map(|(network, mask)| format!("push \"route {network} {mask}\"\n"))
                         .collect();
-                    std::fs::write(Path::new(&file), lines.concat()).map_err(|e| format!("cannot write {file}: {e}"))?;
+                    std::fs::write(Path::new(&file), lines.concat())
+                        .map_err(|e| format!("cannot write {file}: {e}"))?;
                 }
                 let report = ClientConnected {
                     session_key: session_key(&env, &serial),
@@ -74,7 +79,10 @@ pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<Str
                     serial,
                     vpn_address: value("ifconfig_pool_remote_ip"),
                     client_address: value("untrusted_ip"),
-                    connected_at: value("time_unix").parse().ok().map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+                    connected_at: value("time_unix")
+                        .parse()
+                        .ok()
+                        .map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
                 };
                 client.report_connect(with_token(report, &settings.token)).await.map_err(|s| s.to_string())?;
             }
@@ -107,8 +115,9 @@ mod tests {
 
     #[test]
     fn serials_and_session_keys_come_from_openvpn_env() {
-        let env: HashMap<String, String> =
-            [("tls_serial_hex_0", "0a:BC:0d"), ("time_unix", "1700000000")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+        let env: HashMap<String, String> = [("tls_serial_hex_0", "0a:BC:0d"), ("time_unix", "1700000000")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
         assert_eq!(serial_from(&env, 0).as_deref(), Some("abc0d"));
         assert_eq!(serial_from(&env, 1), None);
         assert_eq!(session_key(&env, "abc0d"), "hook-abc0d-1700000000");

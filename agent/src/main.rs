@@ -1,14 +1,14 @@
 //! `gatekey-agent`: runs beside a stock OpenVPN server on each gateway.
 
 use clap::{Parser, Subcommand};
+use gatekey::v1::ProvisionRequest;
+use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use gatekey_agent::config::{AgentArgs, AgentSettings};
 use gatekey_agent::gateway::Gateway;
 use gatekey_agent::hook::{HookKind, run_hook};
 use gatekey_agent::link::{Backoff, channel, with_token};
 use gatekey_agent::material::write_material;
 use gatekey_agent::nft::{Firewall, SystemRunner};
-use gatekey::v1::ProvisionRequest;
-use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

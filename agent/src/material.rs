@@ -53,8 +53,10 @@ pub fn network_and_mask(cidr: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
 pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> Result<String, String> {
     let (network, mask) =
         network_and_mask(&material.vpn_subnet).ok_or_else(|| format!("bad VPN subnet `{}`", material.vpn_subnet))?;
-    let (management_host, management_port) =
-        settings.management.rsplit_once(':').ok_or_else(|| format!("bad management address `{}`", settings.management))?;
+    let (management_host, management_port) = settings
+        .management
+        .rsplit_once(':')
+        .ok_or_else(|| format!("bad management address `{}`", settings.management))?;
     let dir = settings.state_dir.display();
     let proto = if material.protocol == "tcp" { "tcp-server" } else { "udp" };
     let mut conf = format!(
@@ -104,8 +106,14 @@ mod tests {
 
     #[test]
     fn subnets_become_openvpn_server_lines() {
-        assert_eq!(network_and_mask("10.78.0.0/24"), Some(("10.78.0.0".parse().unwrap(), "255.255.255.0".parse().unwrap())));
-        assert_eq!(network_and_mask("10.8.3.9/16"), Some(("10.8.0.0".parse().unwrap(), "255.255.0.0".parse().unwrap())));
+        assert_eq!(
+            network_and_mask("10.78.0.0/24"),
+            Some(("10.78.0.0".parse().unwrap(), "255.255.255.0".parse().unwrap()))
+        );
+        assert_eq!(
+            network_and_mask("10.8.3.9/16"),
+            Some(("10.8.0.0".parse().unwrap(), "255.255.0.0".parse().unwrap()))
+        );
         assert_eq!(network_and_mask("10.8.0.0"), None);
         assert_eq!(network_and_mask("10.8.0.0/33"), None);
     }

@@ -134,9 +134,66 @@ impl AgentHub {
     }
 }
 
+/// Sends what `compute` produces each time `changed` is signalled, one message at a
+/// time: while the receiver has not taken the last one, further signals coalesce into
+/// a single recomputation, so the receiver always ends with the latest state and the
+/// queue never grows. `Ok(None)` from `compute` ends the pusher; an error is retried.
+pub async fn push_coalesced<F, Fut>(changed: Arc<Notify>, sender: mpsc::Sender<CoreMessage>, mut compute: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = CoreResult<Option<CoreMessage>>>,
+{
+    loop {
+        changed.notified().await;
+        match compute().await {
+            Ok(Some(message)) => {
+                if sender.send(message).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot compute an update; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                changed.notify_one();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[tokio::test]
+    async fn bursts_coalesce_and_the_last_message_is_the_latest_state() {
+        let state = Arc::new(AtomicU64::new(0));
+        let changed = Arc::new(Notify::new());
+        let (sender, mut receiver) = mpsc::channel(1);
+        let reader = state.clone();
+        let pusher = tokio::spawn(push_coalesced(changed.clone(), sender, move || {
+            let version = reader.load(Ordering::SeqCst);
+            async move { Ok(Some(CoreMessage { request_id: version, body: None })) }
+        }));
+        // A burst of 100 changes while nobody reads.
+        for _ in 0..100 {
+            state.fetch_add(1, Ordering::SeqCst);
+            changed.notify_one();
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let mut received = Vec::new();
+        while let Ok(Some(message)) = tokio::time::timeout(std::time::Duration::from_millis(50), receiver.recv()).await
+        {
+            received.push(message.request_id);
+        }
+        assert!(received.len() <= 3, "not coalesced: {received:?}");
+        assert_eq!(received.last(), Some(&100), "the latest state was lost: {received:?}");
+        pusher.abort();
+    }
 
     #[test]
     fn a_new_stream_replaces_the_old_and_only_its_detach_counts() {

@@ -1,6 +1,8 @@
 //! Store records to contract messages.
 
-use crate::store::{AccessRuleRecord, ApiKeyRecord, CertificateRecord, ConfigRecord, GatewayRecord, NetworkRecord, UserRecord, unix_now};
+use crate::store::{
+    AccessRuleRecord, ApiKeyRecord, CertificateRecord, ConfigRecord, GatewayRecord, NetworkRecord, UserRecord, unix_now,
+};
 use gatekey::v1;
 use prost_types::Timestamp;
 

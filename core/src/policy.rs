@@ -193,7 +193,14 @@ mod tests {
         }
     }
 
-    fn rule(id: &str, network: &str, users: &[&str], groups: &[&str], kind: &str, destination: &str) -> AccessRuleRecord {
+    fn rule(
+        id: &str,
+        network: &str,
+        users: &[&str],
+        groups: &[&str],
+        kind: &str,
+        destination: &str,
+    ) -> AccessRuleRecord {
         AccessRuleRecord {
             id: id.into(),
             name: id.into(),

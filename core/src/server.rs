@@ -9,8 +9,8 @@ use crate::context::{CoreContext, Settings};
 use crate::pki::lifecycle::load_or_create_authority;
 use crate::sealing::SecretBox;
 use crate::services::{
-    AdminAccessRuleApi, AdminConfigApi, AdminGatewayApi, AdminNetworkApi, AdminPkiApi, AdminUserApi, ApiKeyApi, AuthApi, ConfigApi,
-    GatewayAgentApi, GatewayApi, PendingCapabilities, PkiApi,
+    AdminAccessRuleApi, AdminConfigApi, AdminGatewayApi, AdminNetworkApi, AdminPkiApi, AdminUserApi, ApiKeyApi,
+    AuthApi, ConfigApi, GatewayAgentApi, GatewayApi, PendingCapabilities, PkiApi,
 };
 use crate::store::Store;
 use gatekey::v1::{

@@ -399,7 +399,12 @@ pub struct FirewallRuleView {
 
 impl From<v1::FirewallRule> for FirewallRuleView {
     fn from(rule: v1::FirewallRule) -> Self {
-        FirewallRuleView { destination: rule.destination, protocol: rule.protocol, port_from: rule.port_from, port_to: rule.port_to }
+        FirewallRuleView {
+            destination: rule.destination,
+            protocol: rule.protocol,
+            port_from: rule.port_from,
+            port_to: rule.port_to,
+        }
     }
 }
 
@@ -454,7 +459,10 @@ pub struct RuleSnapshotView {
 
 impl From<v1::RuleSnapshot> for RuleSnapshotView {
     fn from(snapshot: v1::RuleSnapshot) -> Self {
-        RuleSnapshotView { version: snapshot.version, clients: snapshot.clients.into_iter().map(ClientRulesView::from).collect() }
+        RuleSnapshotView {
+            version: snapshot.version,
+            clients: snapshot.clients.into_iter().map(ClientRulesView::from).collect(),
+        }
     }
 }
 

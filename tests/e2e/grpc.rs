@@ -4,11 +4,11 @@
 
 use crate::kit::{ADMIN_PASSWORD, Backend, Core, binary, missing, ready_line};
 use gatekey::ERROR_CODE_METADATA;
-use gatekey::v1::admin_access_rule_service_client::AdminAccessRuleServiceClient;
 use gatekey::v1::admin_gateway_service_client::AdminGatewayServiceClient;
+use gatekey::v1::admin_mesh_service_client::AdminMeshServiceClient;
 use gatekey::v1::auth_service_client::AuthServiceClient;
 use gatekey::v1::gateway_service_client::GatewayServiceClient;
-use gatekey::v1::{CreateGatewayRequest, ListAccessRulesRequest, ListGatewaysRequest, LocalLoginRequest};
+use gatekey::v1::{CreateGatewayRequest, ListGatewaysRequest, ListHubsRequest, LocalLoginRequest};
 use std::process::Stdio;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -65,12 +65,12 @@ async fn rust_grpc_client_signs_in_and_manages_gateways() {
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(status.metadata().get(ERROR_CODE_METADATA).unwrap(), "unauthorized");
 
-    let status = AdminAccessRuleServiceClient::new(channel)
-        .list_access_rules(with_token(ListAccessRulesRequest::default(), &token))
+    let status = AdminMeshServiceClient::new(channel)
+        .list_hubs(with_token(ListHubsRequest::default(), &token))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
-    assert!(status.message().contains("access-rule administration"), "{}", status.message());
+    assert!(status.message().contains("mesh hubs"), "{}", status.message());
 }
 
 const EXPECTED_SERVICES: [&str; 5] = [

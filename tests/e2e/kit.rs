@@ -147,7 +147,9 @@ impl Core {
             .env("GATEKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(data_dir.join("core.log")).map(Stdio::from).unwrap_or_else(|_| Stdio::inherit()))
+            .stderr(
+                std::fs::File::create(data_dir.join("core.log")).map(Stdio::from).unwrap_or_else(|_| Stdio::inherit()),
+            )
             .kill_on_drop(true);
         command
     }
@@ -184,9 +186,16 @@ impl Core {
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&self.database_url).await.unwrap();
         let mut dump = String::new();
-        for table in
-            ["certificate_authority", "vpn_configs", "gateways", "certificates", "sessions", "api_keys", "users"]
-        {
+        for table in [
+            "certificate_authority",
+            "vpn_configs",
+            "gateways",
+            "certificates",
+            "sessions",
+            "api_keys",
+            "users",
+            "vpn_sessions",
+        ] {
             let rows =
                 sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}"))).fetch_all(&pool).await.unwrap();
             for row in rows {

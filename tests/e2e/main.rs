@@ -5,6 +5,7 @@
 mod kit;
 mod netns;
 
+mod agents;
 mod gateway_e2e;
 mod grpc;
 mod pki;

@@ -11,7 +11,10 @@ pub fn available(tools: &[&str]) -> bool {
     let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
     let tun = Path::new("/dev/net/tun").exists();
     let missing_tool = tools.iter().find(|tool| {
-        !std::process::Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+        !std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
     });
     match (root, tun, missing_tool) {
         (true, true, None) => true,
@@ -70,7 +73,9 @@ impl Lab {
         match a {
             Some(a) => {
                 let a_ns = self.ns(a).to_owned();
-                run(&["ip", "link", "add", &a_if, "netns", &a_ns, "type", "veth", "peer", "name", &b_if, "netns", &b_ns]);
+                run(&[
+                    "ip", "link", "add", &a_if, "netns", &a_ns, "type", "veth", "peer", "name", &b_if, "netns", &b_ns,
+                ]);
                 run(&["ip", "-n", &a_ns, "addr", "add", a_address, "dev", &a_if]);
                 run(&["ip", "-n", &a_ns, "link", "set", &a_if, "up"]);
             }
@@ -105,7 +110,14 @@ impl Lab {
 
     /// Runs a command inside a role's namespace and reports whether it succeeded.
     pub async fn succeeds(&self, role: &str, program: &str, args: &[&str]) -> bool {
-        Command::new("ip").args(["netns", "exec", self.ns(role), program]).args(args).output().await.unwrap().status.success()
+        Command::new("ip")
+            .args(["netns", "exec", self.ns(role), program])
+            .args(args)
+            .output()
+            .await
+            .unwrap()
+            .status
+            .success()
     }
 
     /// Whether one ping from `role` to `address` is answered within a second.
@@ -123,16 +135,11 @@ impl Drop for Lab {
     }
 }
 
-/// Waits until `path` contains `needle` (at least `count` times), or `timeout` passes.
+/// Waits until `path` contains `needle`, or `timeout` passes.
 pub async fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> bool {
-    wait_for_count(path, needle, 1, timeout).await
-}
-
-/// Waits until `path` contains `needle` at least `count` times, or `timeout` passes.
-pub async fn wait_for_count(path: &Path, needle: &str, count: usize, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if std::fs::read_to_string(path).is_ok_and(|text| text.matches(needle).count() >= count) {
+        if std::fs::read_to_string(path).is_ok_and(|text| text.contains(needle)) {
             return true;
         }
         if tokio::time::Instant::now() >= deadline {

@@ -35,6 +35,15 @@ async fn fixture(core: &Core, hostname: &str) -> Fixture {
     core.post(&format!("/admin/gateways/{gateway_id}/users"), &admin, json!({"user_id": alice_id}))
         .await
         .expect(StatusCode::OK);
+    // A rule in the network is what puts its route into alice's profile.
+    core.post(
+        "/admin/access-rules",
+        &admin,
+        json!({"name": "lab-any", "network_id": network_id, "user_ids": [alice_id], "destination_type": "cidr",
+               "destination": "10.79.0.0/24"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
     Fixture { admin, alice, gateway_id, gateway_token }
 }
 
@@ -369,10 +378,7 @@ async fn a_stock_openvpn_client_connects_with_a_generated_profile_until_revoked(
         "client did not connect:\n{}",
         std::fs::read_to_string(path("client.log")).unwrap_or_default()
     );
-    assert!(
-        lab.pings("client", "10.78.0.1").await,
-        "no traffic through the tunnel"
-    );
+    assert!(lab.pings("client", "10.78.0.1").await, "no traffic through the tunnel");
     drop(client);
 
     // Revoke, hand the gateway the new CRL (the agent's job), and reconnect: refused.

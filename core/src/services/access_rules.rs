@@ -9,7 +9,9 @@ use crate::error::{CoreError, CoreResult};
 use crate::store::{AccessRuleFields, NetworkRecord};
 use crate::validate;
 use gatekey::v1::admin_access_rule_service_server::AdminAccessRuleService;
-use gatekey::v1::{AccessRule, DeleteAccessRuleRequest, DeleteAccessRuleResponse, ListAccessRulesRequest, ListAccessRulesResponse};
+use gatekey::v1::{
+    AccessRule, DeleteAccessRuleRequest, DeleteAccessRuleResponse, ListAccessRulesRequest, ListAccessRulesResponse,
+};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,10 +33,13 @@ fn inside(network: &NetworkRecord, destination: &IpNet) -> bool {
 /// The destination, normalised, after checking it fits its type and the network.
 fn destination(kind: &str, value: &str, network: &NetworkRecord) -> CoreResult<String> {
     let value = value.trim();
-    let outside = || invalid(format!("destination: `{value}` is outside network `{}` ({})", network.name, network.cidrs.join(", ")));
+    let outside = || {
+        invalid(format!("destination: `{value}` is outside network `{}` ({})", network.name, network.cidrs.join(", ")))
+    };
     match kind {
         "ip" => {
-            let address: IpAddr = value.parse().map_err(|_| invalid(format!("destination: `{value}` is not an IP address")))?;
+            let address: IpAddr =
+                value.parse().map_err(|_| invalid(format!("destination: `{value}` is not an IP address")))?;
             if !inside(network, &IpNet::from(address)) {
                 return Err(outside());
             }
@@ -125,51 +130,62 @@ impl AdminAccessRuleApi {
 #[tonic::async_trait]
 impl AdminAccessRuleService for AdminAccessRuleApi {
     async fn list_access_rules(&self, request: Request<ListAccessRulesRequest>) -> GrpcResult<ListAccessRulesResponse> {
-        respond(async {
-            self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
-            let page = validate::page(request.into_inner().page)?;
-            let listing = self.0.store.list_access_rules(page).await?;
-            Ok(ListAccessRulesResponse {
-                access_rules: listing.items.into_iter().map(convert::access_rule).collect(),
-                page: Some(convert::page_info(listing.total, page)),
-            })
-        }
-        .await)
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                let page = validate::page(request.into_inner().page)?;
+                let listing = self.0.store.list_access_rules(page).await?;
+                Ok(ListAccessRulesResponse {
+                    access_rules: listing.items.into_iter().map(convert::access_rule).collect(),
+                    page: Some(convert::page_info(listing.total, page)),
+                })
+            }
+            .await,
+        )
     }
 
     async fn create_access_rule(&self, request: Request<AccessRule>) -> GrpcResult<AccessRule> {
-        respond(async {
-            self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
-            let fields = self.fields(request.into_inner()).await?;
-            let rule = self.0.store.create_access_rule(fields).await?;
-            self.push(&[&rule.network_id]).await?;
-            Ok(convert::access_rule(rule))
-        }
-        .await)
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                let fields = self.fields(request.into_inner()).await?;
+                let rule = self.0.store.create_access_rule(fields).await?;
+                self.push(&[&rule.network_id]).await?;
+                Ok(convert::access_rule(rule))
+            }
+            .await,
+        )
     }
 
     async fn update_access_rule(&self, request: Request<AccessRule>) -> GrpcResult<AccessRule> {
-        respond(async {
-            self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
-            let input = request.into_inner();
-            let before = self.0.store.require_access_rule(validate::id("id", &input.id)?).await?;
-            let fields = self.fields(input).await?;
-            let rule = self.0.store.replace_access_rule(&before.id, fields).await?;
-            self.push(&[&before.network_id, &rule.network_id]).await?;
-            Ok(convert::access_rule(rule))
-        }
-        .await)
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                let input = request.into_inner();
+                let before = self.0.store.require_access_rule(validate::id("id", &input.id)?).await?;
+                let fields = self.fields(input).await?;
+                let rule = self.0.store.replace_access_rule(&before.id, fields).await?;
+                self.push(&[&before.network_id, &rule.network_id]).await?;
+                Ok(convert::access_rule(rule))
+            }
+            .await,
+        )
     }
 
-    async fn delete_access_rule(&self, request: Request<DeleteAccessRuleRequest>) -> GrpcResult<DeleteAccessRuleResponse> {
-        respond(async {
-            self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
-            let rule = self.0.store.require_access_rule(validate::id("id", &request.into_inner().id)?).await?;
-            self.0.store.delete_access_rule(&rule.id).await?;
-            self.push(&[&rule.network_id]).await?;
-            Ok(DeleteAccessRuleResponse {})
-        }
-        .await)
+    async fn delete_access_rule(
+        &self,
+        request: Request<DeleteAccessRuleRequest>,
+    ) -> GrpcResult<DeleteAccessRuleResponse> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                let rule = self.0.store.require_access_rule(validate::id("id", &request.into_inner().id)?).await?;
+                self.0.store.delete_access_rule(&rule.id).await?;
+                self.push(&[&rule.network_id]).await?;
+                Ok(DeleteAccessRuleResponse {})
+            }
+            .await,
+        )
     }
 }
 

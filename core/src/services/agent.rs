@@ -4,6 +4,7 @@
 //! for simple agents and the REST `/gateway/*` endpoints.
 
 use super::{GrpcResult, respond};
+use crate::agent_hub::push_coalesced;
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
 use crate::pki::CertificatePurpose;
@@ -99,33 +100,33 @@ impl Drop for StreamGuard {
     }
 }
 
-/// Sends the gateway a fresh snapshot each time its rules change, one at a time:
-/// while the agent has not taken the last one, changes coalesce into the next.
-async fn push_rules(context: Arc<CoreContext>, gateway_id: String, changed: Arc<Notify>, sender: mpsc::Sender<CoreMessage>) {
-    loop {
-        changed.notified().await;
-        let snapshot = match context.store.find_gateway(&gateway_id).await {
-            Ok(Some(gateway)) => policy::snapshot(&context.store, &gateway).await,
-            Ok(None) => return,
-            Err(error) => Err(error),
-        };
-        match snapshot {
-            Ok(snapshot) => {
-                if sender.send(message(0, CoreBody::RuleSnapshot(snapshot))).await.is_err() {
-                    return;
-                }
+/// Sends the gateway a fresh snapshot each time its rules change (coalesced, see
+/// [`push_coalesced`]); ends when the gateway is deleted.
+async fn push_rules(
+    context: Arc<CoreContext>,
+    gateway_id: String,
+    changed: Arc<Notify>,
+    sender: mpsc::Sender<CoreMessage>,
+) {
+    push_coalesced(changed, sender, || async {
+        match context.store.find_gateway(&gateway_id).await? {
+            Some(gateway) => {
+                Ok(Some(message(0, CoreBody::RuleSnapshot(policy::snapshot(&context.store, &gateway).await?))))
             }
-            Err(error) => {
-                tracing::warn!(gateway = %gateway_id, %error, "cannot compute rules; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                changed.notify_one();
-            }
+            None => Ok(None),
         }
-    }
+    })
+    .await;
 }
 
 /// Handles what the agent sends until it hangs up or a newer stream replaces this one.
-async fn read_agent(api: GatewayAgentApi, gateway_id: String, mut inbound: Streaming<AgentMessage>, outbound: mpsc::UnboundedSender<CoreMessage>, replaced: Arc<Notify>) {
+async fn read_agent(
+    api: GatewayAgentApi,
+    gateway_id: String,
+    mut inbound: Streaming<AgentMessage>,
+    outbound: mpsc::UnboundedSender<CoreMessage>,
+    replaced: Arc<Notify>,
+) {
     loop {
         let next = tokio::select! {
             () = replaced.notified() => {
@@ -156,7 +157,11 @@ async fn read_agent(api: GatewayAgentApi, gateway_id: String, mut inbound: Strea
                 tokio::spawn(async move {
                     let verdict = api.verify_for(&gateway_id, &verify).await.unwrap_or_else(|error| {
                         tracing::error!(gateway = %gateway_id, %error, "verify failed; denying");
-                        VerifyResponse { allowed: false, reason: "the control plane could not decide".into(), ..Default::default() }
+                        VerifyResponse {
+                            allowed: false,
+                            reason: "the control plane could not decide".into(),
+                            ..Default::default()
+                        }
                     });
                     let _ = outbound.send(message(request_id, CoreBody::VerifyResult(verdict)));
                 });
@@ -177,7 +182,9 @@ async fn read_agent(api: GatewayAgentApi, gateway_id: String, mut inbound: Strea
                 let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
             }),
             Some(AgentBody::RulesApplied(applied)) => store.record_rules_applied(&gateway_id, applied.version).await,
-            Some(AgentBody::Hello(_)) | None => Err(CoreError::InvalidArgument("unexpected message on an open stream".into())),
+            Some(AgentBody::Hello(_)) | None => {
+                Err(CoreError::InvalidArgument("unexpected message on an open stream".into()))
+            }
         };
         if let Err(error) = outcome {
             tracing::warn!(gateway = %gateway_id, request_id, %error, "agent message not handled");
@@ -215,8 +222,10 @@ impl GatewayAgentService for GatewayAgentApi {
         let _ = link.outbound.send(message(0, CoreBody::RuleSnapshot(snapshot)));
 
         let (snapshot_sender, snapshot_receiver) = mpsc::channel(1);
-        let pusher = tokio::spawn(push_rules(context.clone(), gateway.id.clone(), link.rules_changed.clone(), snapshot_sender));
-        let reader = tokio::spawn(read_agent(self.clone(), gateway.id.clone(), inbound, link.outbound.clone(), link.replaced));
+        let pusher =
+            tokio::spawn(push_rules(context.clone(), gateway.id.clone(), link.rules_changed.clone(), snapshot_sender));
+        let reader =
+            tokio::spawn(read_agent(self.clone(), gateway.id.clone(), inbound, link.outbound.clone(), link.replaced));
         let guard = StreamGuard {
             context,
             gateway_id: gateway.id,
@@ -240,100 +249,117 @@ impl GatewayAgentService for GatewayAgentApi {
     }
 
     async fn provision(&self, request: Request<ProvisionRequest>) -> GrpcResult<ProvisionResponse> {
-        respond(async {
-            let context = &self.0;
-            let gateway = context.auth.authenticate_gateway(&request).await?;
-            let issued = context.authority.issue(
-                &CertificatePurpose::Server { hostname: gateway.hostname.clone() },
-                context.settings.server_certificate_ttl_seconds,
-            )?;
-            context
-                .store
-                .record_certificate(&CertificateRecord {
-                    serial: issued.serial.clone(),
-                    kind: "server".into(),
-                    subject: gateway.hostname.clone(),
-                    user_id: None,
-                    gateway_id: Some(gateway.id.clone()),
-                    issued_at: unix_now(),
-                    expires_at: issued.not_after,
-                    revoked_at: None,
-                    revocation_reason: None,
+        respond(
+            async {
+                let context = &self.0;
+                let gateway = context.auth.authenticate_gateway(&request).await?;
+                let issued = context.authority.issue(
+                    &CertificatePurpose::Server { hostname: gateway.hostname.clone() },
+                    context.settings.server_certificate_ttl_seconds,
+                )?;
+                context
+                    .store
+                    .record_certificate(&CertificateRecord {
+                        serial: issued.serial.clone(),
+                        kind: "server".into(),
+                        subject: gateway.hostname.clone(),
+                        user_id: None,
+                        gateway_id: Some(gateway.id.clone()),
+                        issued_at: unix_now(),
+                        expires_at: issued.not_after,
+                        revoked_at: None,
+                        revocation_reason: None,
+                    })
+                    .await?;
+                let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &gateway.id).await?;
+                let crl = current_crl(&context.store, &context.authority).await?;
+                tracing::info!(gateway = %gateway.id, serial = %issued.serial, "provisioned gateway");
+                Ok(ProvisionResponse {
+                    config_version: config_version(&gateway),
+                    gateway_id: gateway.id,
+                    ca_certificate_pem: context.authority.certificate_pem().to_owned(),
+                    server_certificate_pem: issued.certificate_pem,
+                    server_private_key_pem: issued.private_key_pem,
+                    tls_crypt_key,
+                    vpn_subnet: gateway.vpn_subnet,
+                    port: u32::from(gateway.port),
+                    protocol: gateway.protocol,
+                    crl_pem: crl.signed.pem,
                 })
-                .await?;
-            let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &gateway.id).await?;
-            let crl = current_crl(&context.store, &context.authority).await?;
-            tracing::info!(gateway = %gateway.id, serial = %issued.serial, "provisioned gateway");
-            Ok(ProvisionResponse {
-                config_version: config_version(&gateway),
-                gateway_id: gateway.id,
-                ca_certificate_pem: context.authority.certificate_pem().to_owned(),
-                server_certificate_pem: issued.certificate_pem,
-                server_private_key_pem: issued.private_key_pem,
-                tls_crypt_key,
-                vpn_subnet: gateway.vpn_subnet,
-                port: u32::from(gateway.port),
-                protocol: gateway.protocol,
-                crl_pem: crl.signed.pem,
-            })
-        }
-        .await)
+            }
+            .await,
+        )
     }
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> GrpcResult<HeartbeatResponse> {
-        respond(async {
-            let gateway = self.0.auth.authenticate_gateway(&request).await?;
-            self.heartbeat_of(&gateway).await
-        }
-        .await)
+        respond(
+            async {
+                let gateway = self.0.auth.authenticate_gateway(&request).await?;
+                self.heartbeat_of(&gateway).await
+            }
+            .await,
+        )
     }
 
     async fn verify(&self, request: Request<VerifyRequest>) -> GrpcResult<VerifyResponse> {
-        respond(async {
-            let gateway = self.0.auth.authenticate_gateway(&request).await?;
-            policy::verify(&self.0.store, &gateway, request.get_ref()).await
-        }
-        .await)
+        respond(
+            async {
+                let gateway = self.0.auth.authenticate_gateway(&request).await?;
+                policy::verify(&self.0.store, &gateway, request.get_ref()).await
+            }
+            .await,
+        )
     }
 
     async fn report_connect(&self, request: Request<ClientConnected>) -> GrpcResult<ReportResponse> {
-        respond(async {
-            let gateway = self.0.auth.authenticate_gateway(&request).await?;
-            self.0.store.record_session_connected(&gateway.id, &session_report(request.get_ref())?).await?;
-            Ok(ReportResponse {})
-        }
-        .await)
+        respond(
+            async {
+                let gateway = self.0.auth.authenticate_gateway(&request).await?;
+                self.0.store.record_session_connected(&gateway.id, &session_report(request.get_ref())?).await?;
+                Ok(ReportResponse {})
+            }
+            .await,
+        )
     }
 
     async fn report_disconnect(&self, request: Request<ClientDisconnected>) -> GrpcResult<ReportResponse> {
-        respond(async {
-            let gateway = self.0.auth.authenticate_gateway(&request).await?;
-            let report = request.get_ref();
-            self.0.store.record_session_disconnected(&gateway.id, &report.session_key, session_totals(report)?).await?;
-            Ok(ReportResponse {})
-        }
-        .await)
+        respond(
+            async {
+                let gateway = self.0.auth.authenticate_gateway(&request).await?;
+                let report = request.get_ref();
+                self.0
+                    .store
+                    .record_session_disconnected(&gateway.id, &report.session_key, session_totals(report)?)
+                    .await?;
+                Ok(ReportResponse {})
+            }
+            .await,
+        )
     }
 
     async fn get_client_rules(&self, request: Request<GetClientRulesRequest>) -> GrpcResult<ClientRules> {
-        respond(async {
-            let gateway = self.0.auth.authenticate_gateway(&request).await?;
-            let common_name = &request.get_ref().common_name;
-            policy::snapshot(&self.0.store, &gateway)
-                .await?
-                .clients
-                .into_iter()
-                .find(|client| &client.common_name == common_name)
-                .ok_or_else(|| CoreError::NotFound(format!("`{common_name}` has no rules at this gateway")))
-        }
-        .await)
+        respond(
+            async {
+                let gateway = self.0.auth.authenticate_gateway(&request).await?;
+                let common_name = &request.get_ref().common_name;
+                policy::snapshot(&self.0.store, &gateway)
+                    .await?
+                    .clients
+                    .into_iter()
+                    .find(|client| &client.common_name == common_name)
+                    .ok_or_else(|| CoreError::NotFound(format!("`{common_name}` has no rules at this gateway")))
+            }
+            .await,
+        )
     }
 
     async fn get_all_rules(&self, request: Request<GetAllRulesRequest>) -> GrpcResult<RuleSnapshot> {
-        respond(async {
-            let gateway = self.0.auth.authenticate_gateway(&request).await?;
-            policy::snapshot(&self.0.store, &gateway).await
-        }
-        .await)
+        respond(
+            async {
+                let gateway = self.0.auth.authenticate_gateway(&request).await?;
+                policy::snapshot(&self.0.store, &gateway).await
+            }
+            .await,
+        )
     }
 }

@@ -86,9 +86,9 @@ impl AdminGatewayApi {
             self.0.store.link_gateway(gateway_id, link, target).await?
         } else {
             self.0.store.unlink_gateway(gateway_id, link, target).await?
-            };
-            self.0.hub.rules_changed(&self.0.store, changed).await?;
-            Ok(self.admin_view(record))
+        };
+        self.0.hub.rules_changed(&self.0.store, changed).await?;
+        Ok(self.admin_view(record))
     }
 }
 
@@ -200,7 +200,8 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.admin_write(&request).await?;
                 let token = mint_token(GATEWAY_TOKEN_PREFIX);
-                let record = self.0.store.set_gateway_token(validate::id("id", &request.into_inner().id)?, &token).await?;
+                let record =
+                    self.0.store.set_gateway_token(validate::id("id", &request.into_inner().id)?, &token).await?;
                 // The old token is dead: so is any stream it opened.
                 self.0.hub.disconnect(&record.id);
                 Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })

@@ -10,8 +10,8 @@ use crate::pki::{RevocationReasonName, serial};
 use gatekey::v1::admin_pki_service_server::AdminPkiService;
 use gatekey::v1::pki_service_server::PkiService;
 use gatekey::v1::{
-    CheckSerialRequest, CheckSerialResponse, CoreMessage, CrlUpdate, GetCrlRequest, GetCrlResponse, RevokeCertificateRequest,
-    core_message,
+    CheckSerialRequest, CheckSerialResponse, CoreMessage, CrlUpdate, GetCrlRequest, GetCrlResponse,
+    RevokeCertificateRequest, core_message,
 };
 use std::sync::Arc;
 use tonic::Request;
@@ -75,7 +75,10 @@ impl AdminPkiService for AdminPkiApi {
                     let crl = rebuild_crl(&self.0.store, &self.0.authority).await?;
                     self.0.hub.broadcast(&CoreMessage {
                         request_id: 0,
-                        body: Some(core_message::Body::CrlUpdate(CrlUpdate { pem: crl.signed.pem, number: crl.number })),
+                        body: Some(core_message::Body::CrlUpdate(CrlUpdate {
+                            pem: crl.signed.pem,
+                            number: crl.number,
+                        })),
                     });
                 }
                 Ok(convert::serial_status(certificate))

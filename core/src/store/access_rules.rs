@@ -63,8 +63,7 @@ pub struct AccessRuleFields {
     pub port_to: u16,
 }
 
-const RULE_COLUMNS: &str =
-    "id, name, description, network_id, destination_type, destination, protocol, port_from, port_to, created_at, updated_at";
+const RULE_COLUMNS: &str = "id, name, description, network_id, destination_type, destination, protocol, port_from, port_to, created_at, updated_at";
 
 impl Store {
     /// Creates a rule; a duplicate name is a conflict.

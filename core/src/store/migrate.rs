@@ -6,12 +6,11 @@ use crate::error::CoreResult;
 use sqlx::Row;
 
 /// Every migration, by version. Append only; never edit an applied one.
-const MIGRATIONS: &[(i64, &str)] =
-    &[
-        (1, include_str!("../../migrations/0001_foundation.sql")),
-        (2, include_str!("../../migrations/0002_pki.sql")),
-        (3, include_str!("../../migrations/0003_agents.sql")),
-    ];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_foundation.sql")),
+    (2, include_str!("../../migrations/0002_pki.sql")),
+    (3, include_str!("../../migrations/0003_agents.sql")),
+];
 
 impl Store {
     /// Applies every migration this database has not seen, each in its own transaction.

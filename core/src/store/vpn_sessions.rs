@@ -68,7 +68,12 @@ impl Store {
     }
 
     /// Records the end of a connection; the first report wins.
-    pub async fn record_session_disconnected(&self, gateway_id: &str, session_key: &str, totals: SessionTotals) -> CoreResult<()> {
+    pub async fn record_session_disconnected(
+        &self,
+        gateway_id: &str,
+        session_key: &str,
+        totals: SessionTotals,
+    ) -> CoreResult<()> {
         sqlx::query(
             "UPDATE vpn_sessions SET disconnected_at = $1, bytes_received = $2, bytes_sent = $3
              WHERE gateway_id = $4 AND session_key = $5 AND disconnected_at IS NULL",
@@ -89,16 +94,21 @@ impl Store {
         for report in live {
             self.record_session_connected(gateway_id, report).await?;
         }
-        let open = sqlx::query("SELECT session_key FROM vpn_sessions WHERE gateway_id = $1 AND disconnected_at IS NULL")
-            .bind(gateway_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let open =
+            sqlx::query("SELECT session_key FROM vpn_sessions WHERE gateway_id = $1 AND disconnected_at IS NULL")
+                .bind(gateway_id)
+                .fetch_all(&self.pool)
+                .await?;
         let now = unix_now();
         for row in open {
             let key: String = row.try_get("session_key")?;
             if !live.iter().any(|report| report.session_key == key) {
-                self.record_session_disconnected(gateway_id, &key, SessionTotals { disconnected_at: now, ..Default::default() })
-                    .await?;
+                self.record_session_disconnected(
+                    gateway_id,
+                    &key,
+                    SessionTotals { disconnected_at: now, ..Default::default() },
+                )
+                .await?;
             }
         }
         Ok(())
@@ -120,40 +130,50 @@ impl Store {
     }
 
     async fn open_sessions_where(&self, column: &'static str, value: &str) -> CoreResult<Vec<OpenSession>> {
-        query_fmt!("SELECT gateway_id, common_name, serial FROM vpn_sessions WHERE {column} = $1 AND disconnected_at IS NULL")
-            .bind(value)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(OpenSession {
-                    gateway_id: row.try_get("gateway_id")?,
-                    common_name: row.try_get("common_name")?,
-                    serial: row.try_get("serial")?,
-                })
+        query_fmt!(
+            "SELECT gateway_id, common_name, serial FROM vpn_sessions WHERE {column} = $1 AND disconnected_at IS NULL"
+        )
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(OpenSession {
+                gateway_id: row.try_get("gateway_id")?,
+                common_name: row.try_get("common_name")?,
+                serial: row.try_get("serial")?,
             })
-            .collect()
+        })
+        .collect()
     }
 
     /// Sessions open on a gateway.
     pub async fn count_open_sessions(&self, gateway_id: &str) -> CoreResult<u64> {
-        let row = sqlx::query("SELECT COUNT(*) AS total FROM vpn_sessions WHERE gateway_id = $1 AND disconnected_at IS NULL")
-            .bind(gateway_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS total FROM vpn_sessions WHERE gateway_id = $1 AND disconnected_at IS NULL")
+                .bind(gateway_id)
+                .fetch_one(&self.pool)
+                .await?;
         super::total_of(&row)
     }
 
     /// Records a heartbeat now.
     pub async fn record_heartbeat(&self, gateway_id: &str) -> CoreResult<()> {
-        sqlx::query("UPDATE gateways SET last_heartbeat = $1 WHERE id = $2").bind(unix_now()).bind(gateway_id).execute(&self.pool).await?;
+        sqlx::query("UPDATE gateways SET last_heartbeat = $1 WHERE id = $2")
+            .bind(unix_now())
+            .bind(gateway_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Advances the rule version of each gateway; returns the ids that exist.
     pub async fn bump_rules_versions(&self, gateway_ids: &[String]) -> CoreResult<()> {
         for id in gateway_ids {
-            sqlx::query("UPDATE gateways SET rules_version = rules_version + 1 WHERE id = $1").bind(id).execute(&self.pool).await?;
+            sqlx::query("UPDATE gateways SET rules_version = rules_version + 1 WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         }
         Ok(())
     }

@@ -85,8 +85,11 @@ pub async fn verify(
     call: CoreCall,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> ApiResult<Json<Data<VerifyView>>> {
-    let request =
-        call.request(VerifyRequest { common_name: body.common_name, serial: body.serial, client_address: body.client_address });
+    let request = call.request(VerifyRequest {
+        common_name: body.common_name,
+        serial: body.serial,
+        client_address: body.client_address,
+    });
     Ok(Json(Data { data: agent(state).verify(request).await?.into_inner().into() }))
 }
 
