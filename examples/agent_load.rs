@@ -1,0 +1,266 @@
+//! Load tool for the agent stream: connects N simulated gateway agents (real gRPC
+//! streams) to a real `gatekey-core` on loopback and prints rule-change-to-ack
+//! latency, verify round trips under heartbeat load, heartbeats absorbed per second,
+//! and core memory per connected agent.
+//!
+//! `cargo build --release --bins --example agent_load && target/release/examples/agent_load [agents] [changes] [seconds]`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use futures::StreamExt;
+use gatekey::v1::agent_message::Body as AgentBody;
+use gatekey::v1::core_message::Body as CoreBody;
+use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
+use gatekey::v1::*;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+const ADMIN_PASSWORD: &str = "load-admin-password";
+const VERIFYING_AGENTS: usize = 10;
+
+enum Event {
+    Snapshot { agent: usize, version: u64, at: Instant },
+    Heartbeat,
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let response = self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap()
+    }
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
+}
+
+fn summary(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "{label}: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+        samples.len(),
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        percentile(&samples, 1.0)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let agents: usize = args.next().map_or(1000, |n| n.parse().unwrap());
+    let changes: usize = args.next().map_or(5, |n| n.parse().unwrap());
+    let seconds: u64 = args.next().map_or(5, |n| n.parse().unwrap());
+
+    // The core, as its own process so its memory can be read.
+    let exe = std::env::current_exe().unwrap();
+    let core_binary = exe.parent().unwrap().parent().unwrap().join("gatekey-core");
+    let data_dir = std::env::temp_dir().join(format!("gatekey-load-{}", std::process::id()));
+    let mut core = tokio::process::Command::new(&core_binary)
+        .args(["serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--plain-http-cookies"])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("GATEKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it with cargo build --release --bins)", core_binary.display()));
+    let core_pid = core.id().unwrap();
+    let mut lines = BufReader::new(core.stdout.take().unwrap()).lines();
+    let ready = loop {
+        let line = lines.next_line().await.unwrap().expect("core exited");
+        if line.starts_with("gatekey-core ready") {
+            break line;
+        }
+    };
+    let field = |name: &str| ready.split_whitespace().find_map(|p| p.strip_prefix(name)).unwrap().to_owned();
+    let (grpc, http) = (field("grpc="), field("http="));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let client = reqwest::Client::new();
+    let base = format!("http://{http}/api/v1");
+    let login: Value = client
+        .post(format!("{base}/auth/local/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api = Api { client, base, token: login["data"]["session_token"].as_str().unwrap().to_owned() };
+    let user = api.post("/admin/users", json!({"username": "alice", "email": "alice@example.com", "password": "alice-password-1", "groups": ["staff"]})).await;
+    let alice_id = user["data"]["id"].as_str().unwrap().to_owned();
+    let network = api.post("/admin/networks", json!({"name": "office", "cidrs": ["10.0.0.0/8"]})).await;
+    let network_id = network["data"]["id"].as_str().unwrap().to_owned();
+
+    println!("creating {agents} gateways…");
+    let gateways: Vec<(String, String)> = futures::stream::iter(0..agents)
+        .map(|i| {
+            let (api, network_id) = (&api, &network_id);
+            async move {
+                let created = api.post("/admin/gateways", json!({"name": format!("gw{i:05}"), "hostname": "vpn.example.com"})).await;
+                let id = created["data"]["id"].as_str().unwrap().to_owned();
+                api.post(&format!("/admin/gateways/{id}/networks"), json!({"network_id": network_id})).await;
+                api.post(&format!("/admin/gateways/{id}/groups"), json!({"group": "staff"})).await;
+                (id, created["data"]["token"].as_str().unwrap().to_owned())
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    // Configs (and so certificates) for the agents that will ask for verdicts.
+    let alice_login: Value = api
+        .client
+        .post(format!("{}/auth/local/login", api.base))
+        .json(&json!({"username": "alice", "password": "alice-password-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice = Api { client: api.client.clone(), base: api.base.clone(), token: alice_login["data"]["session_token"].as_str().unwrap().to_owned() };
+    let mut serials = Vec::new();
+    for (gateway_id, _) in gateways.iter().take(VERIFYING_AGENTS) {
+        alice.post("/configs/generate", json!({"gateway_id": gateway_id})).await;
+        let configs: Value = alice.client.get(format!("{}/configs?per_page=100", alice.base)).bearer_auth(&alice.token).send().await.unwrap().json().await.unwrap();
+        let serial = configs["data"].as_array().unwrap().iter().find(|c| c["gateway_id"] == *gateway_id).unwrap()["serial"].as_str().unwrap().to_owned();
+        serials.push(serial);
+    }
+
+    let before_kib = resident_kib(core_pid);
+    println!("connecting {agents} agents…");
+    let (events, mut event_receiver) = mpsc::unbounded_channel();
+    let (verdicts, mut verdict_receiver) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let (phase, phase_receiver) = watch::channel(false);
+    let mut senders = Vec::with_capacity(agents);
+    let started = Instant::now();
+    for (index, (_, token)) in gateways.iter().enumerate() {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}")).unwrap().connect().await.unwrap();
+        let (outbound, receiver) = mpsc::channel::<AgentMessage>(64);
+        outbound.send(AgentMessage { request_id: 0, body: Some(AgentBody::Hello(Hello::default())) }).await.unwrap();
+        let mut request = tonic::Request::new(ReceiverStream::new(receiver));
+        request.metadata_mut().insert("x-gateway-token", token.parse().unwrap());
+        let mut inbound = GatewayAgentServiceClient::new(channel).open_stream(request).await.unwrap().into_inner();
+        let (events, verdicts, phase, sender) = (events.clone(), verdicts.clone(), phase_receiver.clone(), outbound.clone());
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = inbound.message().await {
+                match message.body {
+                    Some(CoreBody::RuleSnapshot(snapshot)) => {
+                        let at = Instant::now();
+                        let _ = sender.send(AgentMessage { request_id: 0, body: Some(AgentBody::RulesApplied(RulesApplied { version: snapshot.version })) }).await;
+                        let _ = events.send(Event::Snapshot { agent: index, version: snapshot.version, at });
+                    }
+                    Some(CoreBody::HeartbeatAck(_)) => {
+                        let _ = events.send(Event::Heartbeat);
+                        if *phase.borrow() {
+                            let _ = sender.send(AgentMessage { request_id: 1, body: Some(AgentBody::Heartbeat(HeartbeatRequest::default())) }).await;
+                        }
+                    }
+                    Some(CoreBody::VerifyResult(_)) => {
+                        let _ = verdicts.send((message.request_id, Instant::now()));
+                    }
+                    _ => {}
+                }
+            }
+        });
+        senders.push(outbound);
+    }
+    // Every agent's first snapshot.
+    let mut versions = vec![0u64; agents];
+    let mut first = 0;
+    while first < agents {
+        if let Some(Event::Snapshot { agent, version, .. }) = event_receiver.recv().await {
+            versions[agent] = version;
+            first += 1;
+        }
+    }
+    println!("{agents} agents connected in {:.2} s", started.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_kib = resident_kib(core_pid);
+    println!(
+        "core memory: {:.1} MiB before, {:.1} MiB with {agents} agents: {:.1} KiB per connected agent",
+        before_kib as f64 / 1024.0,
+        after_kib as f64 / 1024.0,
+        after_kib.saturating_sub(before_kib) as f64 / agents as f64
+    );
+
+    // Rule change → every agent has the new snapshot and has acknowledged it.
+    let mut latencies = Vec::with_capacity(agents * changes);
+    for change in 0..changes {
+        let sent = Instant::now();
+        api.post("/admin/access-rules", json!({"name": format!("rule{change}"), "network_id": network_id, "user_ids": [alice_id],
+                                               "destination_type": "ip", "destination": format!("10.1.0.{}", change + 1)}))
+            .await;
+        let mut updated = vec![false; agents];
+        let mut remaining = agents;
+        while remaining > 0 {
+            if let Some(Event::Snapshot { agent, version, at }) = event_receiver.recv().await
+                && version > versions[agent]
+            {
+                versions[agent] = version;
+                if !updated[agent] {
+                    updated[agent] = true;
+                    remaining -= 1;
+                    latencies.push(at - sent);
+                }
+            }
+        }
+    }
+    summary(&format!("rule change → ack at {agents} agents ({changes} changes)"), latencies);
+
+    // Heartbeats as fast as the core acknowledges them, with verdicts asked meanwhile.
+    phase.send(true).unwrap();
+    while event_receiver.try_recv().is_ok() {}
+    let window = Instant::now();
+    for sender in &senders {
+        sender.send(AgentMessage { request_id: 1, body: Some(AgentBody::Heartbeat(HeartbeatRequest::default())) }).await.unwrap();
+    }
+    let mut verify_rtts = Vec::new();
+    let mut next_id = 1_000_000u64;
+    let deadline = window + Duration::from_secs(seconds);
+    let mut heartbeats = 0u64;
+    while Instant::now() < deadline {
+        let agent = (next_id as usize) % VERIFYING_AGENTS;
+        next_id += 1;
+        let request = VerifyRequest { common_name: "alice@example.com".into(), serial: serials[agent].clone(), client_address: "192.0.2.1".into() };
+        let sent = Instant::now();
+        senders[agent].send(AgentMessage { request_id: next_id, body: Some(AgentBody::Verify(request)) }).await.unwrap();
+        loop {
+            let (id, at) = verdict_receiver.recv().await.unwrap();
+            if id == next_id {
+                verify_rtts.push(at - sent);
+                break;
+            }
+        }
+        while let Ok(event) = event_receiver.try_recv() {
+            if matches!(event, Event::Heartbeat) {
+                heartbeats += 1;
+            }
+        }
+    }
+    phase.send(false).unwrap();
+    let elapsed = window.elapsed().as_secs_f64();
+    println!("heartbeats absorbed: {:.0} per second ({heartbeats} in {elapsed:.1} s from {agents} agents)", heartbeats as f64 / elapsed);
+    summary("verify round trip under heartbeat load", verify_rtts);
+    drop(senders);
+    let _ = core.kill().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
