@@ -33,7 +33,8 @@ struct Api {
 
 impl Api {
     async fn post(&self, path: &str, body: Value) -> Value {
-        let response = self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        let response =
+            self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
         assert!(response.status().is_success(), "{path}: {}", response.status());
         response.json().await.unwrap()
     }
@@ -80,7 +81,9 @@ async fn main() {
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it with cargo build --release --bins)", core_binary.display()));
+        .unwrap_or_else(|e| {
+            panic!("cannot start {}: {e} (build it with cargo build --release --bins)", core_binary.display())
+        });
     let core_pid = core.id().unwrap();
     let mut lines = BufReader::new(core.stdout.take().unwrap()).lines();
     let ready = loop {
@@ -115,7 +118,9 @@ async fn main() {
         .map(|i| {
             let (api, network_id) = (&api, &network_id);
             async move {
-                let created = api.post("/admin/gateways", json!({"name": format!("gw{i:05}"), "hostname": "vpn.example.com"})).await;
+                let created = api
+                    .post("/admin/gateways", json!({"name": format!("gw{i:05}"), "hostname": "vpn.example.com"}))
+                    .await;
                 let id = created["data"]["id"].as_str().unwrap().to_owned();
                 api.post(&format!("/admin/gateways/{id}/networks"), json!({"network_id": network_id})).await;
                 api.post(&format!("/admin/gateways/{id}/groups"), json!({"group": "staff"})).await;
@@ -136,12 +141,29 @@ async fn main() {
         .json()
         .await
         .unwrap();
-    let alice = Api { client: api.client.clone(), base: api.base.clone(), token: alice_login["data"]["session_token"].as_str().unwrap().to_owned() };
+    let alice = Api {
+        client: api.client.clone(),
+        base: api.base.clone(),
+        token: alice_login["data"]["session_token"].as_str().unwrap().to_owned(),
+    };
     let mut serials = Vec::new();
     for (gateway_id, _) in gateways.iter().take(VERIFYING_AGENTS) {
         alice.post("/configs/generate", json!({"gateway_id": gateway_id})).await;
-        let configs: Value = alice.client.get(format!("{}/configs?per_page=100", alice.base)).bearer_auth(&alice.token).send().await.unwrap().json().await.unwrap();
-        let serial = configs["data"].as_array().unwrap().iter().find(|c| c["gateway_id"] == *gateway_id).unwrap()["serial"].as_str().unwrap().to_owned();
+        let configs: Value = alice
+            .client
+            .get(format!("{}/configs?per_page=100", alice.base))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let serial =
+            configs["data"].as_array().unwrap().iter().find(|c| c["gateway_id"] == *gateway_id).unwrap()["serial"]
+                .as_str()
+                .unwrap()
+                .to_owned();
         serials.push(serial);
     }
 
@@ -153,25 +175,37 @@ async fn main() {
     let mut senders = Vec::with_capacity(agents);
     let started = Instant::now();
     for (index, (_, token)) in gateways.iter().enumerate() {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}")).unwrap().connect().await.unwrap();
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{grpc}")).unwrap().connect().await.unwrap();
         let (outbound, receiver) = mpsc::channel::<AgentMessage>(64);
         outbound.send(AgentMessage { request_id: 0, body: Some(AgentBody::Hello(Hello::default())) }).await.unwrap();
         let mut request = tonic::Request::new(ReceiverStream::new(receiver));
         request.metadata_mut().insert("x-gateway-token", token.parse().unwrap());
         let mut inbound = GatewayAgentServiceClient::new(channel).open_stream(request).await.unwrap().into_inner();
-        let (events, verdicts, phase, sender) = (events.clone(), verdicts.clone(), phase_receiver.clone(), outbound.clone());
+        let (events, verdicts, phase, sender) =
+            (events.clone(), verdicts.clone(), phase_receiver.clone(), outbound.clone());
         tokio::spawn(async move {
             while let Ok(Some(message)) = inbound.message().await {
                 match message.body {
                     Some(CoreBody::RuleSnapshot(snapshot)) => {
                         let at = Instant::now();
-                        let _ = sender.send(AgentMessage { request_id: 0, body: Some(AgentBody::RulesApplied(RulesApplied { version: snapshot.version })) }).await;
+                        let _ = sender
+                            .send(AgentMessage {
+                                request_id: 0,
+                                body: Some(AgentBody::RulesApplied(RulesApplied { version: snapshot.version })),
+                            })
+                            .await;
                         let _ = events.send(Event::Snapshot { agent: index, version: snapshot.version, at });
                     }
                     Some(CoreBody::HeartbeatAck(_)) => {
                         let _ = events.send(Event::Heartbeat);
                         if *phase.borrow() {
-                            let _ = sender.send(AgentMessage { request_id: 1, body: Some(AgentBody::Heartbeat(HeartbeatRequest::default())) }).await;
+                            let _ = sender
+                                .send(AgentMessage {
+                                    request_id: 1,
+                                    body: Some(AgentBody::Heartbeat(HeartbeatRequest::default())),
+                                })
+                                .await;
                         }
                     }
                     Some(CoreBody::VerifyResult(_)) => {
@@ -231,7 +265,10 @@ async fn main() {
     while event_receiver.try_recv().is_ok() {}
     let window = Instant::now();
     for sender in &senders {
-        sender.send(AgentMessage { request_id: 1, body: Some(AgentBody::Heartbeat(HeartbeatRequest::default())) }).await.unwrap();
+        sender
+            .send(AgentMessage { request_id: 1, body: Some(AgentBody::Heartbeat(HeartbeatRequest::default())) })
+            .await
+            .unwrap();
     }
     let mut verify_rtts = Vec::new();
     let mut next_id = 1_000_000u64;
@@ -240,9 +277,16 @@ async fn main() {
     while Instant::now() < deadline {
         let agent = (next_id as usize) % VERIFYING_AGENTS;
         next_id += 1;
-        let request = VerifyRequest { common_name: "alice@example.com".into(), serial: serials[agent].clone(), client_address: "192.0.2.1".into() };
+        let request = VerifyRequest {
+            common_name: "alice@example.com".into(),
+            serial: serials[agent].clone(),
+            client_address: "192.0.2.1".into(),
+        };
         let sent = Instant::now();
-        senders[agent].send(AgentMessage { request_id: next_id, body: Some(AgentBody::Verify(request)) }).await.unwrap();
+        senders[agent]
+            .send(AgentMessage { request_id: next_id, body: Some(AgentBody::Verify(request)) })
+            .await
+            .unwrap();
         loop {
             let (id, at) = verdict_receiver.recv().await.unwrap();
             if id == next_id {
@@ -258,7 +302,10 @@ async fn main() {
     }
     phase.send(false).unwrap();
     let elapsed = window.elapsed().as_secs_f64();
-    println!("heartbeats absorbed: {:.0} per second ({heartbeats} in {elapsed:.1} s from {agents} agents)", heartbeats as f64 / elapsed);
+    println!(
+        "heartbeats absorbed: {:.0} per second ({heartbeats} in {elapsed:.1} s from {agents} agents)",
+        heartbeats as f64 / elapsed
+    );
     summary("verify round trip under heartbeat load", verify_rtts);
     drop(senders);
     let _ = core.kill().await;

@@ -41,6 +41,8 @@ pub struct AgentLink {
 pub struct AgentHub {
     links: Mutex<HashMap<String, LinkHandles>>,
     next_connection: AtomicU64,
+    /// Stream heartbeats not yet written to the store, by gateway (Unix seconds).
+    heartbeats: Mutex<HashMap<String, i64>>,
 }
 
 impl AgentHub {
@@ -83,6 +85,23 @@ impl AgentHub {
         if let Some(link) = self.links().remove(gateway_id) {
             link.replaced.notify_one();
         }
+    }
+
+    /// Notes a heartbeat; [`AgentHub::flush_heartbeats`] writes them in batches, so
+    /// a fleet's heartbeats cost one small transaction every few seconds.
+    pub fn heartbeat(&self, gateway_id: &str) {
+        let now = crate::store::unix_now();
+        self.heartbeats.lock().unwrap_or_else(PoisonError::into_inner).insert(gateway_id.to_owned(), now);
+    }
+
+    /// Writes the heartbeats noted since the last flush.
+    pub async fn flush_heartbeats(&self, store: &Store) -> CoreResult<()> {
+        let batch: Vec<(String, i64)> =
+            self.heartbeats.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        store.record_heartbeats(&batch).await
     }
 
     /// How many gateways hold a stream to this node.

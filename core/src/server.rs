@@ -114,11 +114,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     let grpc_server = Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
-        .add_routes(grpc_routes(context).await?)
+        .add_routes(grpc_routes(context.clone()).await?)
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), stopped());
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(async move { grpc_server.await.map_err(|e| format!("gRPC server failed: {e}")) });
-    tasks.spawn(purge_expired_secrets(store.clone()));
+    tasks.spawn(maintain(context));
 
     let mut http_address = None;
     if !args.no_http {
@@ -160,20 +160,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     Ok(())
 }
 
-/// Every minute: drops expired sessions and the sealed content of configs whose
-/// download window has passed. Runs until the server stops.
-async fn purge_expired_secrets(store: Store) -> Result<(), String> {
-    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
+/// Background upkeep until the server stops: every few seconds, writes the batched
+/// stream heartbeats; every minute, drops expired sessions and the sealed content of
+/// configs whose download window has passed.
+async fn maintain(context: Arc<CoreContext>) -> Result<(), String> {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(HEARTBEAT_FLUSH_SECONDS));
+    for tick in 0u64.. {
         ticks.tick().await;
-        if let Err(error) = store.purge_expired_sessions().await {
-            tracing::warn!(%error, "purging expired sessions failed");
+        if let Err(error) = context.hub.flush_heartbeats(&context.store).await {
+            tracing::warn!(%error, "writing heartbeats failed");
         }
-        if let Err(error) = store.purge_stale_configs().await {
-            tracing::warn!(%error, "purging stale configs failed");
+        if tick % (60 / HEARTBEAT_FLUSH_SECONDS) == 0 {
+            if let Err(error) = context.store.purge_expired_sessions().await {
+                tracing::warn!(%error, "purging expired sessions failed");
+            }
+            if let Err(error) = context.store.purge_stale_configs().await {
+                tracing::warn!(%error, "purging stale configs failed");
+            }
         }
     }
+    Ok(())
 }
+
+/// Seconds between writes of batched heartbeats.
+const HEARTBEAT_FLUSH_SECONDS: u64 = 5;
 
 /// An address this process can dial to reach a listener bound to `address`.
 fn reachable(address: SocketAddr) -> SocketAddr {

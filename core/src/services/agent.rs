@@ -123,6 +123,7 @@ async fn push_rules(
 async fn read_agent(
     api: GatewayAgentApi,
     gateway_id: String,
+    config_version: u64,
     mut inbound: Streaming<AgentMessage>,
     outbound: mpsc::UnboundedSender<CoreMessage>,
     replaced: Arc<Notify>,
@@ -145,12 +146,12 @@ async fn read_agent(
         };
         let store = &api.0.store;
         let outcome = match body {
-            Some(AgentBody::Heartbeat(_)) => match store.require_gateway(&gateway_id).await {
-                Ok(gateway) => api.heartbeat_of(&gateway).await.map(|ack| {
-                    let _ = outbound.send(message(request_id, CoreBody::HeartbeatAck(ack)));
-                }),
-                Err(error) => Err(error),
-            },
+            Some(AgentBody::Heartbeat(_)) => {
+                api.0.hub.heartbeat(&gateway_id);
+                let _ =
+                    outbound.send(message(request_id, CoreBody::HeartbeatAck(HeartbeatResponse { config_version })));
+                Ok(())
+            }
             Some(AgentBody::Verify(verify)) => {
                 // Verdicts run concurrently so a slow one holds up nothing else.
                 let (api, gateway_id, outbound) = (api.clone(), gateway_id.clone(), outbound.clone());
@@ -224,8 +225,14 @@ impl GatewayAgentService for GatewayAgentApi {
         let (snapshot_sender, snapshot_receiver) = mpsc::channel(1);
         let pusher =
             tokio::spawn(push_rules(context.clone(), gateway.id.clone(), link.rules_changed.clone(), snapshot_sender));
-        let reader =
-            tokio::spawn(read_agent(self.clone(), gateway.id.clone(), inbound, link.outbound.clone(), link.replaced));
+        let reader = tokio::spawn(read_agent(
+            self.clone(),
+            gateway.id.clone(),
+            config_version(&gateway),
+            inbound,
+            link.outbound.clone(),
+            link.replaced,
+        ));
         let guard = StreamGuard {
             context,
             gateway_id: gateway.id,

@@ -138,7 +138,10 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("access rule `{id}` not found")))?;
-        self.rule_from_row(&row).await
+        self.rules_from_rows(std::slice::from_ref(&row))
+            .await?
+            .pop()
+            .ok_or_else(|| CoreError::Internal("rule row vanished".into()))
     }
 
     /// A page of rules by name.
@@ -149,11 +152,7 @@ impl Store {
             .bind(page.offset())
             .fetch_all(&self.pool)
             .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.rule_from_row(row).await?);
-        }
-        Ok(Listing { items, total })
+        Ok(Listing { items: self.rules_from_rows(&rows).await?, total })
     }
 
     /// Every rule in the networks attached to a gateway.
@@ -166,46 +165,38 @@ impl Store {
         .bind(gateway_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut rules = Vec::with_capacity(rows.len());
-        for row in &rows {
-            rules.push(self.rule_from_row(row).await?);
-        }
-        Ok(rules)
+        self.rules_from_rows(&rows).await
     }
 
-    async fn rule_from_row(&self, row: &AnyRow) -> CoreResult<AccessRuleRecord> {
-        let id: String = row.try_get("id")?;
-        let subjects = |table: &'static str, column: &'static str| {
-            let id = id.clone();
-            async move {
-                query_fmt!("SELECT {column} AS subject FROM {table} WHERE rule_id = $1 ORDER BY {column}")
-                    .bind(id)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get("subject").map_err(CoreError::from))
-                    .collect::<CoreResult<Vec<String>>>()
-            }
-        };
-        let port = |column: &str| -> CoreResult<u16> {
-            let value: i64 = row.try_get(column)?;
-            u16::try_from(value).map_err(|_| CoreError::Internal(format!("stored port {value} out of range")))
-        };
-        Ok(AccessRuleRecord {
-            user_ids: subjects("access_rule_users", "user_id").await?,
-            groups: subjects("access_rule_groups", "group_name").await?,
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            network_id: row.try_get("network_id")?,
-            destination_type: row.try_get("destination_type")?,
-            destination: row.try_get("destination")?,
-            protocol: row.try_get("protocol")?,
-            port_from: port("port_from")?,
-            port_to: port("port_to")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            id,
-        })
+    /// Rules from rows of [`RULE_COLUMNS`], with their users and groups read in two queries.
+    async fn rules_from_rows(&self, rows: &[AnyRow]) -> CoreResult<Vec<AccessRuleRecord>> {
+        let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
+        let mut users = self.related_values("access_rule_users", "rule_id", "user_id", &ids).await?;
+        let mut groups = self.related_values("access_rule_groups", "rule_id", "group_name", &ids).await?;
+        rows.iter()
+            .zip(ids)
+            .map(|(row, id)| {
+                let port = |column: &str| -> CoreResult<u16> {
+                    let value: i64 = row.try_get(column)?;
+                    u16::try_from(value).map_err(|_| CoreError::Internal(format!("stored port {value} out of range")))
+                };
+                Ok(AccessRuleRecord {
+                    user_ids: users.remove(&id).unwrap_or_default(),
+                    groups: groups.remove(&id).unwrap_or_default(),
+                    name: row.try_get("name")?,
+                    description: row.try_get("description")?,
+                    network_id: row.try_get("network_id")?,
+                    destination_type: row.try_get("destination_type")?,
+                    destination: row.try_get("destination")?,
+                    protocol: row.try_get("protocol")?,
+                    port_from: port("port_from")?,
+                    port_to: port("port_to")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                    id,
+                })
+            })
+            .collect()
     }
 }
 

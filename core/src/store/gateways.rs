@@ -5,6 +5,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
 use crate::store::UserRecord;
+use crate::store::users::USER_COLUMNS;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -210,24 +211,18 @@ impl Store {
 
     /// The active users a gateway is granted to, directly or through a group.
     pub async fn users_granted_gateway(&self, gateway_id: &str) -> CoreResult<Vec<UserRecord>> {
-        let ids: Vec<String> = sqlx::query(
-            "SELECT u.id FROM users u WHERE u.disabled = 0 AND (
+        let columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+        let rows = query_fmt!(
+            "SELECT {columns} FROM users u WHERE u.disabled = 0 AND (
                  EXISTS (SELECT 1 FROM gateway_users gu WHERE gu.gateway_id = $1 AND gu.user_id = u.id)
               OR EXISTS (SELECT 1 FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
                          WHERE gg.gateway_id = $1 AND ug.user_id = u.id))
-             ORDER BY u.id",
+             ORDER BY u.id"
         )
         .bind(gateway_id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| row.try_get("id").map_err(CoreError::from))
-        .collect::<CoreResult<_>>()?;
-        let mut users = Vec::with_capacity(ids.len());
-        for id in ids {
-            users.push(self.require_user(&id).await?);
-        }
-        Ok(users)
+        .await?;
+        self.users_from_rows(&rows).await
     }
 
     /// The gateway whose agent token has this selector, with the token's verifier.

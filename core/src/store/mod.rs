@@ -111,6 +111,33 @@ fn conflict_on_duplicate(error: sqlx::Error, message: impl FnOnce() -> String) -
     }
 }
 
+impl Store {
+    /// For each key in `keys`, the sorted `value` column of `table`'s rows whose `key`
+    /// column equals it: one query for many parents (e.g. the groups of many users).
+    async fn related_values(
+        &self,
+        table: &'static str,
+        key: &'static str,
+        value: &'static str,
+        keys: &[String],
+    ) -> CoreResult<std::collections::HashMap<String, Vec<String>>> {
+        let mut related: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        for chunk in keys.chunks(500) {
+            let placeholders = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let mut query = query_fmt!(
+                "SELECT {key} AS parent, {value} AS child FROM {table} WHERE {key} IN ({placeholders}) ORDER BY {value}"
+            );
+            for parent in chunk {
+                query = query.bind(parent);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                related.entry(row.try_get("parent")?).or_default().push(row.try_get("child")?);
+            }
+        }
+        Ok(related)
+    }
+}
+
 /// Reads a `COUNT(*)` result named `total`.
 fn total_of(row: &AnyRow) -> CoreResult<u64> {
     let total: i64 = row.try_get("total")?;

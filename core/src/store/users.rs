@@ -66,7 +66,9 @@ pub struct UserChanges {
     pub groups: Option<Vec<String>>,
 }
 
-const USER_COLUMNS: &str = "id, username, email, name, is_admin, disabled, provider, created_at, last_login_at";
+/// Columns of a user row, as [`Store::users_from_rows`] reads them.
+pub(super) const USER_COLUMNS: &str =
+    "id, username, email, name, is_admin, disabled, provider, created_at, last_login_at";
 
 impl Store {
     /// Creates a user; a duplicate username or e-mail is a conflict.
@@ -135,11 +137,7 @@ impl Store {
             .bind(page.offset())
             .fetch_all(&self.pool)
             .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.user_from_row(row).await?);
-        }
-        Ok(Listing { items, total })
+        Ok(Listing { items: self.users_from_rows(&rows).await?, total })
     }
 
     /// Applies changes to a user. Disabling it also ends its sessions.
@@ -187,26 +185,33 @@ impl Store {
     }
 
     async fn user_from_row(&self, row: &AnyRow) -> CoreResult<UserRecord> {
-        let id: String = row.try_get("id")?;
-        let groups = sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
-            .bind(&id)
-            .fetch_all(&self.pool)
+        self.users_from_rows(std::slice::from_ref(row))
             .await?
-            .iter()
-            .map(|g| g.try_get("group_name"))
-            .collect::<Result<_, _>>()?;
-        Ok(UserRecord {
-            username: row.try_get("username")?,
-            email: row.try_get("email")?,
-            name: row.try_get("name")?,
-            groups,
-            is_admin: flag(row, "is_admin")?,
-            disabled: flag(row, "disabled")?,
-            provider: row.try_get("provider")?,
-            created_at: row.try_get("created_at")?,
-            last_login_at: row.try_get("last_login_at")?,
-            id,
-        })
+            .pop()
+            .ok_or_else(|| CoreError::Internal("user row vanished".into()))
+    }
+
+    /// Users from rows of [`USER_COLUMNS`], with their groups read in one query.
+    pub(super) async fn users_from_rows(&self, rows: &[AnyRow]) -> CoreResult<Vec<UserRecord>> {
+        let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
+        let mut groups = self.related_values("user_groups", "user_id", "group_name", &ids).await?;
+        rows.iter()
+            .zip(ids)
+            .map(|(row, id)| {
+                Ok(UserRecord {
+                    username: row.try_get("username")?,
+                    email: row.try_get("email")?,
+                    name: row.try_get("name")?,
+                    groups: groups.remove(&id).unwrap_or_default(),
+                    is_admin: flag(row, "is_admin")?,
+                    disabled: flag(row, "disabled")?,
+                    provider: row.try_get("provider")?,
+                    created_at: row.try_get("created_at")?,
+                    last_login_at: row.try_get("last_login_at")?,
+                    id,
+                })
+            })
+            .collect()
     }
 }
 

@@ -159,11 +159,23 @@ impl Store {
 
     /// Records a heartbeat now.
     pub async fn record_heartbeat(&self, gateway_id: &str) -> CoreResult<()> {
-        sqlx::query("UPDATE gateways SET last_heartbeat = $1 WHERE id = $2")
-            .bind(unix_now())
+        self.record_heartbeats(&[(gateway_id.to_owned(), unix_now())]).await
+    }
+
+    /// Records heartbeats (gateway, Unix seconds) in one transaction, never moving a
+    /// gateway's last heartbeat backwards.
+    pub async fn record_heartbeats(&self, heartbeats: &[(String, i64)]) -> CoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for (gateway_id, at) in heartbeats {
+            sqlx::query(
+                "UPDATE gateways SET last_heartbeat = $1 WHERE id = $2 AND (last_heartbeat IS NULL OR last_heartbeat < $1)",
+            )
+            .bind(*at)
             .bind(gateway_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
