@@ -28,6 +28,11 @@ pub struct AgentArgs {
     #[arg(long = "openvpn-extra")]
     #[serde(default)]
     pub openvpn_extra: Vec<String>,
+    /// Write an `openvpn.conf` that calls `gatekey-agent hook …` scripts instead of
+    /// using the management interface (for `provision`; `run` needs the interface).
+    #[arg(long, env = "GATEKEY_HOOKS")]
+    #[serde(default)]
+    pub hooks: bool,
     /// Do not touch nftables (for hosts where something else enforces rules).
     #[arg(long, env = "GATEKEY_NO_FIREWALL")]
     #[serde(default)]
@@ -51,6 +56,8 @@ pub struct AgentSettings {
     pub openvpn_extra: Vec<String>,
     /// Whether nftables enforcement is on.
     pub firewall: bool,
+    /// Whether OpenVPN calls script hooks instead of using the management interface.
+    pub hooks: bool,
 }
 
 impl std::fmt::Debug for AgentSettings {
@@ -93,6 +100,7 @@ impl AgentSettings {
             tun: flags.tun.or(from_file.tun).unwrap_or_else(|| "tun0".into()),
             openvpn_extra,
             firewall: !(flags.no_firewall || from_file.no_firewall),
+            hooks: flags.hooks || from_file.hooks,
         })
     }
 }

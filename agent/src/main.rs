@@ -92,6 +92,11 @@ async fn provision_once(args: AgentArgs, config: Option<PathBuf>) -> Result<(), 
 async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
     init_logging();
     let settings = AgentSettings::resolve(args, config.as_deref())?;
+    if settings.hooks {
+        return Err(
+            "`run` drives OpenVPN through its management interface; use `provision --hooks` for script hooks".into()
+        );
+    }
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     while let Err(error) = provision(&settings).await {
         let wait = backoff.next_delay();

@@ -22,6 +22,8 @@ pub mod files {
     pub const CRL: &str = "crl.pem";
     /// The OpenVPN server configuration.
     pub const OPENVPN_CONF: &str = "openvpn.conf";
+    /// Settings for `gatekey-agent hook` (mode 0600: it holds the token).
+    pub const HOOK_SETTINGS: &str = "hook.toml";
 }
 
 /// Writes `contents` to `dir/name` through a temporary file and a rename, so OpenVPN
@@ -64,8 +66,7 @@ pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> R
          port {port}\nproto {proto}\ndev {tun}\ndev-type tun\ntopology subnet\nserver {network} {mask}\n\
          ca {dir}/{ca}\ncert {dir}/{cert}\nkey {dir}/{key}\ntls-crypt {dir}/{tls}\ncrl-verify {dir}/{crl}\n\
          dh none\ntls-version-min 1.2\ndata-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\n\
-         keepalive 10 60\npersist-key\npersist-tun\nverb 3\n\
-         management {management_host} {management_port}\nmanagement-client-auth\nauth-user-pass-optional\n",
+         keepalive 10 60\npersist-key\npersist-tun\nverb 3\n",
         gateway = material.gateway_id,
         port = material.port,
         tun = settings.tun,
@@ -75,6 +76,18 @@ pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> R
         tls = files::TLS_CRYPT,
         crl = files::CRL,
     );
+    if settings.hooks {
+        let agent = std::env::current_exe().map_err(|e| format!("cannot locate gatekey-agent: {e}"))?;
+        let hook = format!("{} --config {dir}/{} hook", agent.display(), files::HOOK_SETTINGS);
+        conf.push_str(&format!(
+            "script-security 2\ntls-verify \"{hook} tls-verify\"\nclient-connect \"{hook} client-connect\"\n\
+             client-disconnect \"{hook} client-disconnect\"\n"
+        ));
+    } else {
+        conf.push_str(&format!(
+            "management {management_host} {management_port}\nmanagement-client-auth\nauth-user-pass-optional\n"
+        ));
+    }
     for line in &settings.openvpn_extra {
         conf.push_str(line);
         conf.push('\n');
@@ -96,6 +109,12 @@ pub fn write_material(material: &ProvisionResponse, settings: &AgentSettings) ->
         (files::OPENVPN_CONF, conf.as_str(), false),
     ] {
         write_atomically(dir, name, contents, private).map_err(|e| format!("cannot write {name}: {e}"))?;
+    }
+    if settings.hooks {
+        let quote = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+        let hook_settings = format!("core_url = {}\ntoken = {}\n", quote(&settings.core_url), quote(&settings.token));
+        write_atomically(dir, files::HOOK_SETTINGS, &hook_settings, true)
+            .map_err(|e| format!("cannot write hook settings: {e}"))?;
     }
     Ok(())
 }
@@ -129,6 +148,7 @@ mod tests {
             tun: "tun0".into(),
             openvpn_extra: vec!["disable-dco".into()],
             firewall: true,
+            hooks: false,
         };
         let material = ProvisionResponse {
             gateway_id: "gw-1".into(),
@@ -143,6 +163,16 @@ mod tests {
         assert!(conf.contains("server 10.78.0.0 255.255.255.0\n"));
         assert!(conf.contains("management 127.0.0.1 7505\nmanagement-client-auth\n"));
         assert!(conf.ends_with("disable-dco\n"));
+        assert!(!dir.join(files::HOOK_SETTINGS).exists(), "the token is written only for hooks");
+
+        let hooks = AgentSettings { hooks: true, token: "gkgw_\"quoted\"".into(), ..settings };
+        write_material(&material, &hooks).unwrap();
+        let conf = std::fs::read_to_string(dir.join(files::OPENVPN_CONF)).unwrap();
+        assert!(conf.contains("script-security 2\ntls-verify \"") && !conf.contains("management"));
+        let written = std::fs::read_to_string(dir.join(files::HOOK_SETTINGS)).unwrap();
+        let parsed =
+            AgentSettings::resolve(crate::config::AgentArgs::default(), Some(&dir.join(files::HOOK_SETTINGS))).unwrap();
+        assert_eq!(parsed.token, "gkgw_\"quoted\"", "{written}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -215,3 +215,97 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
 fn lab_tag(lab: &Lab) -> String {
     lab.ns("gateway").trim_start_matches("gk-").trim_end_matches("-gateway").to_owned()
 }
+
+#[tokio::test]
+async fn script_hooks_verify_and_report_without_the_management_interface() {
+    if !available(&["openvpn", "ip", "ping"]) {
+        return;
+    }
+    let mut lab = Lab::create("hk", &["gateway", "client"]);
+    lab.link(None, "10.62.1.1/24", "gateway", "10.62.1.2/24");
+    lab.link(Some("gateway"), "10.62.2.1/24", "client", "10.62.2.2/24");
+    let core = Core::start_with(Backend::Sqlite, &["--grpc-listen", "10.62.1.1:0"]).await;
+    let admin = core.admin_token().await;
+    let (alice_id, alice) = core.create_user(&admin, "alice", &[]).await;
+    let (bob_id, bob) = core.create_user(&admin, "bob", &[]).await;
+    let gateway = core
+        .post(
+            "/admin/gateways",
+            &admin,
+            json!({"name": "hooked", "hostname": "10.62.2.1", "vpn_subnet": "10.62.4.0/24"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let gateway_id = gateway.body["data"]["id"].as_str().unwrap().to_owned();
+    let token = gateway.body["data"]["token"].as_str().unwrap().to_owned();
+    for user in [&alice_id, &bob_id] {
+        core.post(&format!("/admin/gateways/{gateway_id}/users"), &admin, json!({"user_id": user}))
+            .await
+            .expect(StatusCode::OK);
+    }
+    let alice_profile = download(&core, &alice, &gateway_id).await;
+    let bob_profile = download(&core, &bob, &gateway_id).await;
+    core.delete(&format!("/admin/gateways/{gateway_id}/users/{bob_id}"), &admin).await.expect(StatusCode::OK);
+
+    let dir = TempDir::new("hooks");
+    let path = |name: &str| -> PathBuf { dir.path().join(name) };
+    let provisioned = tokio::process::Command::new("ip")
+        .args(["netns", "exec", lab.ns("gateway")])
+        .arg(binary("gatekey-agent"))
+        .args(["provision", "--hooks", "--core", &format!("http://{}", core.grpc_address), "--token", &token])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .args(["--openvpn-extra", "local 10.62.2.1", "--openvpn-extra", "disable-dco"])
+        .output()
+        .await
+        .unwrap();
+    assert!(provisioned.status.success(), "{}", String::from_utf8_lossy(&provisioned.stderr));
+    let conf = text(&path("openvpn.conf"));
+    assert!(conf.contains("client-connect \"") && !conf.contains("management"), "{conf}");
+
+    let server_log = path("server.log");
+    let _server = lab.spawn(
+        "gateway",
+        "openvpn",
+        &["--config", &path("openvpn.conf").to_string_lossy(), "--log", &server_log.to_string_lossy()],
+    );
+    assert!(wait_for_text(&server_log, CONNECTED, Duration::from_secs(15)).await, "{}", text(&server_log));
+
+    std::fs::write(path("alice.ovpn"), alice_profile).unwrap();
+    let alice_log = path("alice.log");
+    let _alice_vpn = lab.spawn(
+        "client",
+        "openvpn",
+        &["--config", &path("alice.ovpn").to_string_lossy(), "--disable-dco", "--log", &alice_log.to_string_lossy()],
+    );
+    assert!(
+        wait_for_text(&alice_log, CONNECTED, Duration::from_secs(20)).await,
+        "{}\n{}",
+        text(&alice_log),
+        text(&server_log)
+    );
+    assert!(lab.pings("client", "10.62.4.1").await, "no traffic through the tunnel");
+    assert!(
+        eventually(Duration::from_secs(10), || async { core.dump_database().await.contains("hook-") }).await,
+        "client-connect did not report the session"
+    );
+
+    std::fs::write(path("bob.ovpn"), bob_profile).unwrap();
+    let bob_log = path("bob.log");
+    let _bob_vpn = lab.spawn(
+        "client",
+        "openvpn",
+        &["--config", &path("bob.ovpn").to_string_lossy(), "--disable-dco", "--log", &bob_log.to_string_lossy()],
+    );
+    assert!(
+        wait_for_text(&server_log, "tls-verify", Duration::from_secs(15)).await
+            && eventually(Duration::from_secs(10), || async {
+                core.log().contains("`bob` is not granted gateway `hooked`")
+            })
+            .await,
+        "bob was not refused by the hook:\n{}\n{}",
+        text(&server_log),
+        core.log()
+    );
+    assert!(!text(&bob_log).contains(CONNECTED));
+}
