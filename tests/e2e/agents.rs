@@ -263,19 +263,35 @@ async fn verdicts_over_the_stream_match_their_requests_and_explain_denials() {
         assert!(verdict.rules.is_empty());
     }
 
-    // Disabling alice denies her from then on.
+    // Alice is connected; disabling her kills the session and denies her from then on.
+    let report = ClientConnected {
+        session_key: "k1".into(),
+        common_name: "alice@example.com".into(),
+        serial: serial.clone(),
+        vpn_address: "10.8.0.2".into(),
+        ..Default::default()
+    };
+    let reported = agent.send(AgentBody::ClientConnected(report)).await;
+    while agent.next().await.request_id != reported {}
     core.put(&format!("/admin/users/{}", fleet.alice_id), &fleet.admin, json!({"disabled": true}))
         .await
         .expect(StatusCode::OK);
     let again = agent.send(ask(&serial, "alice@example.com")).await;
+    let mut killed = false;
     loop {
         let message = agent.next().await;
+        if let Some(CoreBody::KillSession(kill)) = &message.body {
+            assert_eq!(kill.common_name, "alice@example.com");
+            assert!(kill.reason.contains("disabled"), "{kill:?}");
+            killed = true;
+        }
         if message.request_id == again {
             let Some(CoreBody::VerifyResult(verdict)) = message.body else { panic!("{message:?}") };
             assert!(!verdict.allowed && verdict.reason.contains("disabled"), "{verdict:?}");
             break;
         }
     }
+    assert!(killed, "the disabled user's session was not killed");
 }
 
 #[tokio::test]

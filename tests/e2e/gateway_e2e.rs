@@ -157,6 +157,28 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
     assert!(!lab.pings("client", ALLOWED_HOST).await, "the old destination is still reachable");
     assert_eq!(text(&alice_log).matches(CONNECTED).count(), 1, "the client reconnected");
 
+    // The core goes away: the gateway keeps the rules it has; when the core is back
+    // (same address), the agent reconnects and resyncs.
+    let grpc_address = core.grpc_address.clone();
+    let stopped = core.stop().await;
+    assert!(
+        wait_for_text(&agent_log, "stream to the core failed", Duration::from_secs(10)).await,
+        "{}",
+        text(&agent_log)
+    );
+    assert!(lab.pings("client", OTHER_HOST).await, "rules were lost while the core was away");
+    assert!(!lab.pings("client", ALLOWED_HOST).await);
+    let core = stopped.start(&["--grpc-listen", &grpc_address]).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            text(&agent_log).matches("connected to the core").count() >= 2
+        })
+        .await,
+        "the agent did not reconnect:\n{}",
+        text(&agent_log)
+    );
+    let admin = core.admin_token().await;
+
     // Bob loses his access (the group grant goes, a direct grant to alice stays).
     core.post(&format!("/admin/gateways/{gateway_id}/users"), &admin, json!({"user_id": alice_id}))
         .await

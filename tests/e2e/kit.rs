@@ -130,9 +130,19 @@ impl Core {
 
     /// Stops this core and starts a new one on the same data directory and database.
     pub async fn restart(self) -> Core {
+        self.restart_with(&[]).await
+    }
+
+    /// Like [`Core::restart`], with extra `serve` arguments for the new process.
+    pub async fn restart_with(self, extra_args: &[&str]) -> Core {
+        self.stop().await.start(extra_args).await
+    }
+
+    /// Stops the process, keeping its data directory and database.
+    pub async fn stop(self) -> StoppedCore {
         let Core { mut process, data_dir, database_url, .. } = self;
         process.kill().await.unwrap();
-        Core::launch(data_dir, database_url, &[]).await
+        StoppedCore { data_dir, database_url }
     }
 
     /// The command that runs a core on `data_dir` and `database_url`.
@@ -276,6 +286,19 @@ impl Core {
             .expect(StatusCode::CREATED);
         let id = reply.body["data"]["id"].as_str().unwrap().to_owned();
         (id, self.login(username, USER_PASSWORD).await)
+    }
+}
+
+/// A stopped core's state, ready to start again.
+pub struct StoppedCore {
+    data_dir: TempDir,
+    database_url: String,
+}
+
+impl StoppedCore {
+    /// Starts a core on the kept state.
+    pub async fn start(self, extra_args: &[&str]) -> Core {
+        Core::launch(self.data_dir, self.database_url, extra_args).await
     }
 }
 
