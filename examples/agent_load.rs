@@ -32,6 +32,21 @@ struct Api {
 }
 
 impl Api {
+    /// Signs in and keeps the session token.
+    async fn login(client: &reqwest::Client, base: &str, username: &str, password: &str) -> Api {
+        let login: Value = client
+            .post(format!("{base}/auth/local/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["data"]["session_token"].as_str().unwrap().to_owned();
+        Api { client: client.clone(), base: base.to_owned(), token }
+    }
+
     async fn post(&self, path: &str, body: Value) -> Value {
         let response =
             self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
@@ -98,16 +113,7 @@ async fn main() {
 
     let client = reqwest::Client::new();
     let base = format!("http://{http}/api/v1");
-    let login: Value = client
-        .post(format!("{base}/auth/local/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api = Api { client, base, token: login["data"]["session_token"].as_str().unwrap().to_owned() };
+    let api = Api::login(&client, &base, "admin", ADMIN_PASSWORD).await;
     let user = api.post("/admin/users", json!({"username": "alice", "email": "alice@example.com", "password": "alice-password-1", "groups": ["staff"]})).await;
     let alice_id = user["data"]["id"].as_str().unwrap().to_owned();
     let network = api.post("/admin/networks", json!({"name": "office", "cidrs": ["10.0.0.0/8"]})).await;
@@ -131,21 +137,7 @@ async fn main() {
         .collect()
         .await;
     // Configs (and so certificates) for the agents that will ask for verdicts.
-    let alice_login: Value = api
-        .client
-        .post(format!("{}/auth/local/login", api.base))
-        .json(&json!({"username": "alice", "password": "alice-password-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let alice = Api {
-        client: api.client.clone(),
-        base: api.base.clone(),
-        token: alice_login["data"]["session_token"].as_str().unwrap().to_owned(),
-    };
+    let alice = Api::login(&api.client, &api.base, "alice", "alice-password-1").await;
     let mut serials = Vec::new();
     for (gateway_id, _) in gateways.iter().take(VERIFYING_AGENTS) {
         alice.post("/configs/generate", json!({"gateway_id": gateway_id})).await;

@@ -32,6 +32,20 @@ async fn download(core: &Core, token: &str, gateway_id: &str) -> String {
     response.text().await.unwrap()
 }
 
+/// Starts a stock OpenVPN client in the lab's `client` namespace with `profile`;
+/// returns it (killed on drop) and its log file.
+fn start_client(lab: &Lab, dir: &Path, name: &str, profile: &str) -> (tokio::process::Child, PathBuf) {
+    let config = dir.join(format!("{name}.ovpn"));
+    let log = dir.join(format!("{name}.log"));
+    std::fs::write(&config, profile).unwrap();
+    let client = lab.spawn(
+        "client",
+        "openvpn",
+        &["--config", &config.to_string_lossy(), "--disable-dco", "--log", &log.to_string_lossy()],
+    );
+    (client, log)
+}
+
 /// Polls `check` until it holds or `timeout` passes.
 async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
@@ -124,13 +138,7 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
     assert_eq!(listed.body["data"][0]["status"], "online", "the stream's heartbeat marks the gateway online");
 
     // Alice connects; nftables lets her reach her host and nothing else.
-    std::fs::write(path("alice.ovpn"), &alice_profile).unwrap();
-    let alice_log = path("alice.log");
-    let _alice_vpn = lab.spawn(
-        "client",
-        "openvpn",
-        &["--config", &path("alice.ovpn").to_string_lossy(), "--disable-dco", "--log", &alice_log.to_string_lossy()],
-    );
+    let (_alice_vpn, alice_log) = start_client(&lab, dir.path(), "alice", &alice_profile);
     assert!(
         wait_for_text(&alice_log, CONNECTED, Duration::from_secs(20)).await,
         "{}\n{}\n{}",
@@ -184,13 +192,7 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
         .await
         .expect(StatusCode::OK);
     core.delete(&format!("/admin/gateways/{gateway_id}/groups/staff"), &admin).await.expect(StatusCode::OK);
-    std::fs::write(path("bob.ovpn"), &bob_profile).unwrap();
-    let bob_log = path("bob.log");
-    let _bob_vpn = lab.spawn(
-        "client",
-        "openvpn",
-        &["--config", &path("bob.ovpn").to_string_lossy(), "--disable-dco", "--log", &bob_log.to_string_lossy()],
-    );
+    let (_bob_vpn, bob_log) = start_client(&lab, dir.path(), "bob", &bob_profile);
     assert!(
         wait_for_text(&server_log, "is not granted gateway", Duration::from_secs(15)).await,
         "the gateway did not deny bob with the core's reason:\n{}",
@@ -293,13 +295,7 @@ async fn script_hooks_verify_and_report_without_the_management_interface() {
     );
     assert!(wait_for_text(&server_log, CONNECTED, Duration::from_secs(15)).await, "{}", text(&server_log));
 
-    std::fs::write(path("alice.ovpn"), alice_profile).unwrap();
-    let alice_log = path("alice.log");
-    let _alice_vpn = lab.spawn(
-        "client",
-        "openvpn",
-        &["--config", &path("alice.ovpn").to_string_lossy(), "--disable-dco", "--log", &alice_log.to_string_lossy()],
-    );
+    let (_alice_vpn, alice_log) = start_client(&lab, dir.path(), "alice", &alice_profile);
     assert!(
         wait_for_text(&alice_log, CONNECTED, Duration::from_secs(20)).await,
         "{}\n{}",
@@ -312,13 +308,7 @@ async fn script_hooks_verify_and_report_without_the_management_interface() {
         "client-connect did not report the session"
     );
 
-    std::fs::write(path("bob.ovpn"), bob_profile).unwrap();
-    let bob_log = path("bob.log");
-    let _bob_vpn = lab.spawn(
-        "client",
-        "openvpn",
-        &["--config", &path("bob.ovpn").to_string_lossy(), "--disable-dco", "--log", &bob_log.to_string_lossy()],
-    );
+    let (_bob_vpn, bob_log) = start_client(&lab, dir.path(), "bob", &bob_profile);
     assert!(
         wait_for_text(&server_log, "tls-verify", Duration::from_secs(15)).await
             && eventually(Duration::from_secs(10), || async {
