@@ -61,6 +61,29 @@ fn resident_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// One verdict asked through one of the verifying agents; its round trip.
+async fn verify_round_trip(
+    senders: &[mpsc::Sender<AgentMessage>],
+    verdicts: &mut mpsc::UnboundedReceiver<(u64, Instant)>,
+    serials: &[String],
+    request_id: u64,
+) -> Duration {
+    let agent = (request_id as usize) % VERIFYING_AGENTS;
+    let request = VerifyRequest {
+        common_name: "alice@example.com".into(),
+        serial: serials[agent].clone(),
+        client_address: "192.0.2.1".into(),
+    };
+    let sent = Instant::now();
+    senders[agent].send(AgentMessage { request_id, body: Some(AgentBody::Verify(request)) }).await.unwrap();
+    loop {
+        let (id, at) = verdicts.recv().await.unwrap();
+        if id == request_id {
+            return at - sent;
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
 }
@@ -252,6 +275,13 @@ async fn main() {
     }
     summary(&format!("rule change → ack at {agents} agents ({changes} changes)"), latencies);
 
+    // Verdicts one after another on an otherwise idle core.
+    let mut idle_rtts = Vec::new();
+    for id in 0..200 {
+        idle_rtts.push(verify_round_trip(&senders, &mut verdict_receiver, &serials, 500_000 + id).await);
+    }
+    summary("verify round trip, idle", idle_rtts);
+
     // Heartbeats as fast as the core acknowledges them, with verdicts asked meanwhile.
     phase.send(true).unwrap();
     while event_receiver.try_recv().is_ok() {}
@@ -267,25 +297,8 @@ async fn main() {
     let deadline = window + Duration::from_secs(seconds);
     let mut heartbeats = 0u64;
     while Instant::now() < deadline {
-        let agent = (next_id as usize) % VERIFYING_AGENTS;
         next_id += 1;
-        let request = VerifyRequest {
-            common_name: "alice@example.com".into(),
-            serial: serials[agent].clone(),
-            client_address: "192.0.2.1".into(),
-        };
-        let sent = Instant::now();
-        senders[agent]
-            .send(AgentMessage { request_id: next_id, body: Some(AgentBody::Verify(request)) })
-            .await
-            .unwrap();
-        loop {
-            let (id, at) = verdict_receiver.recv().await.unwrap();
-            if id == next_id {
-                verify_rtts.push(at - sent);
-                break;
-            }
-        }
+        verify_rtts.push(verify_round_trip(&senders, &mut verdict_receiver, &serials, next_id).await);
         while let Ok(event) = event_receiver.try_recv() {
             if matches!(event, Event::Heartbeat) {
                 heartbeats += 1;
