@@ -3,6 +3,8 @@
 
 /// Metadata key under which the core puts the [`ErrorCode`] of a failed call.
 pub const ERROR_CODE_METADATA: &str = "x-gatekey-error-code";
+/// Metadata key with the seconds to wait after a `rate_limited` error.
+pub const RETRY_AFTER_METADATA: &str = "retry-after";
 
 macro_rules! error_codes {
     ($($variant:ident => $text:literal: $doc:literal,)*) => {
@@ -45,6 +47,8 @@ error_codes! {
     Conflict => "conflict": "The change clashes with an existing resource, such as a duplicate name.",
     RateLimited => "rate_limited": "Too many requests; retry after the `Retry-After` delay.",
     NotImplemented => "not_implemented": "The capability is not part of this build.",
+    LoginFailed => "login_failed": "Single sign-on failed: bad or replayed state, invalid token or assertion, or a refused user.",
+    ProviderUnavailable => "provider_unavailable": "The identity provider cannot be reached or answered nonsense.",
     Unavailable => "unavailable": "The core (or a service it needs) cannot be reached.",
     InternalError => "internal_error": "An unexpected failure; details are in the server log only.",
 }

@@ -13,4 +13,4 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gate
 mod error_code;
 mod redacted_debug;
 
-pub use error_code::{ERROR_CODE_METADATA, ErrorCode};
+pub use error_code::{ERROR_CODE_METADATA, ErrorCode, RETRY_AFTER_METADATA};

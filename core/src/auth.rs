@@ -199,6 +199,27 @@ impl Authenticator {
     }
 }
 
+/// The client behind a request: the transport peer, or the last `x-forwarded-for`
+/// hop when the peer is a trusted proxy (such as the REST facade).
+pub fn client_address<T>(request: &Request<T>, trusted_proxies: &[ipnet::IpNet]) -> String {
+    let peer = request.remote_addr().map(|address| address.ip());
+    let forwarded = || {
+        request
+            .metadata()
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.rsplit(',').next())
+            .and_then(|hop| hop.trim().parse::<std::net::IpAddr>().ok())
+    };
+    match peer {
+        Some(peer) if trusted_proxies.iter().any(|proxy| proxy.contains(&peer)) => {
+            forwarded().unwrap_or(peer).to_string()
+        }
+        Some(peer) => peer.to_string(),
+        None => "unknown".to_owned(),
+    }
+}
+
 /// The token of `authorization: Bearer <token>`.
 fn bearer_token<T>(request: &Request<T>) -> CoreResult<&str> {
     let header = request

@@ -67,6 +67,19 @@ pub struct ServeArgs {
     /// when `GATEKEY_SECRET_KEY` holds the key. Default: `secret.key` in the data dir.
     #[arg(long, env = "GATEKEY_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// The URL browsers reach the REST facade at, used for SSO callbacks; default
+    /// `http://<http-listen address>`.
+    #[arg(long, env = "GATEKEY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Peers (CIDRs, comma-separated) whose `X-Forwarded-For` names the client.
+    #[arg(long, env = "GATEKEY_TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.1/32,::1/128")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Sign-in attempts allowed per client address and minute (all methods together); 0 disables.
+    #[arg(long, env = "GATEKEY_AUTH_RATE_LIMIT", default_value_t = 50)]
+    pub auth_rate_limit_per_minute: u32,
+    /// A TOML file declaring identity providers (`[[oidc]]`, `[[saml]]`), applied at start.
+    #[arg(long, env = "GATEKEY_PROVIDERS_FILE")]
+    pub providers_file: Option<PathBuf>,
     /// Set the session cookie without `Secure`, for plain-HTTP deployments only.
     #[arg(long, env = "GATEKEY_PLAIN_HTTP_COOKIES")]
     pub plain_http_cookies: bool,

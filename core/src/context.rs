@@ -3,6 +3,7 @@
 use crate::agent_hub::AgentHub;
 use crate::auth::Authenticator;
 use crate::pki::CertificateAuthority;
+use crate::ratelimit::RateLimiter;
 use crate::sealing::SecretBox;
 use crate::store::Store;
 
@@ -17,6 +18,10 @@ pub struct Settings {
     pub server_certificate_ttl_seconds: i64,
     /// Seconds a generated config stays downloadable (once) before it is purged.
     pub config_download_window_seconds: i64,
+    /// The URL browsers reach the REST facade at (for SSO callbacks), no trailing `/`.
+    pub public_url: String,
+    /// Peers whose `x-forwarded-for` is believed (the REST facade, load balancers).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -41,4 +46,6 @@ pub struct CoreContext {
     pub sealer: SecretBox,
     /// The gateway agents connected to this node.
     pub hub: AgentHub,
+    /// The per-address limit shared by every sign-in method.
+    pub auth_limiter: RateLimiter,
 }

@@ -1,6 +1,6 @@
 //! The core's one error type and its one mapping to `tonic::Status`.
 
-use gatekey::{ERROR_CODE_METADATA, ErrorCode};
+use gatekey::{ERROR_CODE_METADATA, ErrorCode, RETRY_AFTER_METADATA};
 use tonic::{Code, Status};
 
 /// Why a core operation failed.
@@ -33,6 +33,18 @@ pub enum CoreError {
     /// The resource existed but can no longer be served (answered as HTTP 410).
     #[error("{1}")]
     Gone(ErrorCode, String),
+    /// Too many requests; retry after this many seconds.
+    #[error("too many requests; retry in {retry_after_seconds} s")]
+    RateLimited {
+        /// Seconds until a retry can succeed.
+        retry_after_seconds: u64,
+    },
+    /// A single sign-on attempt failed; the message says why.
+    #[error("{0}")]
+    LoginFailed(String),
+    /// The identity provider could not be reached or answered nonsense.
+    #[error("{0}")]
+    ProviderUnavailable(String),
     /// A capability that this build does not contain.
     #[error("{0} is not part of this build of GateKey")]
     NotImplemented(&'static str),
@@ -60,6 +72,9 @@ impl CoreError {
             CoreError::NotFound(_) => ErrorCode::NotFound,
             CoreError::Conflict(_) => ErrorCode::Conflict,
             CoreError::Gone(code, _) => *code,
+            CoreError::RateLimited { .. } => ErrorCode::RateLimited,
+            CoreError::LoginFailed(_) => ErrorCode::LoginFailed,
+            CoreError::ProviderUnavailable(_) => ErrorCode::ProviderUnavailable,
             CoreError::NotImplemented(_) => ErrorCode::NotImplemented,
             CoreError::Database(_) | CoreError::Internal(_) => ErrorCode::InternalError,
         }
@@ -75,6 +90,9 @@ impl CoreError {
             CoreError::NotFound(_) => Code::NotFound,
             CoreError::Conflict(_) => Code::AlreadyExists,
             CoreError::Gone(..) => Code::FailedPrecondition,
+            CoreError::RateLimited { .. } => Code::ResourceExhausted,
+            CoreError::LoginFailed(_) => Code::Unauthenticated,
+            CoreError::ProviderUnavailable(_) => Code::Unavailable,
             CoreError::NotImplemented(_) => Code::Unimplemented,
             CoreError::Database(_) | CoreError::Internal(_) => Code::Internal,
         }
@@ -92,7 +110,11 @@ impl From<CoreError> for Status {
             _ => error.to_string(),
         };
         let mut status = Status::new(error.grpc_code(), message);
-        status.metadata_mut().insert(ERROR_CODE_METADATA, tonic::metadata::MetadataValue::from_static(code.as_str()));
+        let metadata = status.metadata_mut();
+        metadata.insert(ERROR_CODE_METADATA, tonic::metadata::MetadataValue::from_static(code.as_str()));
+        if let CoreError::RateLimited { retry_after_seconds } = error {
+            metadata.insert(RETRY_AFTER_METADATA, retry_after_seconds.into());
+        }
         status
     }
 }

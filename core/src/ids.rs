@@ -19,6 +19,10 @@ pub enum IdKind {
     Config,
     /// `rule-`
     AccessRule,
+    /// `idp-`
+    AuthProvider,
+    /// `login-`
+    LoginEvent,
 }
 
 impl IdKind {
@@ -31,6 +35,8 @@ impl IdKind {
             IdKind::Network => "net",
             IdKind::Config => "cfg",
             IdKind::AccessRule => "rule",
+            IdKind::AuthProvider => "idp",
+            IdKind::LoginEvent => "login",
         }
     }
 }

@@ -7,10 +7,11 @@ use crate::bootstrap::{AdminBootstrap, ensure_admin};
 use crate::config::ServeArgs;
 use crate::context::{CoreContext, Settings};
 use crate::pki::lifecycle::load_or_create_authority;
+use crate::ratelimit::RateLimiter;
 use crate::sealing::SecretBox;
 use crate::services::{
-    AdminAccessRuleApi, AdminConfigApi, AdminGatewayApi, AdminNetworkApi, AdminPkiApi, AdminUserApi, ApiKeyApi,
-    AuthApi, ConfigApi, GatewayAgentApi, GatewayApi, PendingCapabilities, PkiApi,
+    AdminAccessRuleApi, AdminAuthProviderApi, AdminConfigApi, AdminGatewayApi, AdminNetworkApi, AdminPkiApi,
+    AdminUserApi, ApiKeyApi, AuthApi, ConfigApi, GatewayAgentApi, GatewayApi, PendingCapabilities, PkiApi,
 };
 use crate::store::Store;
 use gatekey::v1::{
@@ -57,11 +58,11 @@ pub async fn grpc_routes(context: Arc<CoreContext>) -> Result<Routes, Box<dyn Er
         .add_service(PkiServiceServer::new(PkiApi(context.clone())))
         .add_service(AdminPkiServiceServer::new(AdminPkiApi(context.clone())))
         .add_service(GatewayAgentServiceServer::new(GatewayAgentApi(context.clone())))
-        .add_service(AdminAccessRuleServiceServer::new(AdminAccessRuleApi(context)))
+        .add_service(AdminAccessRuleServiceServer::new(AdminAccessRuleApi(context.clone())))
         .add_service(MeshServiceServer::new(pending))
         .add_service(AdminMeshServiceServer::new(pending))
         .add_service(AdminGeoFenceServiceServer::new(pending))
-        .add_service(AdminAuthProviderServiceServer::new(pending)))
+        .add_service(AdminAuthProviderServiceServer::new(AdminAuthProviderApi(context))))
 }
 
 /// Runs `gatekey-core serve` until SIGINT or SIGTERM.
@@ -84,6 +85,28 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     let secret_key = std::env::var("GATEKEY_SECRET_KEY").ok().filter(|key| !key.is_empty());
     let sealer = SecretBox::load(secret_key.as_deref(), &args.secret_key_file())?;
     let authority = load_or_create_authority(&store, &sealer, args.ca_validity_days).await?;
+
+    // Listeners first: the public URL defaults to the HTTP listener's real address.
+    let grpc_listener = TcpListener::bind(args.grpc_listen)
+        .await
+        .map_err(|e| format!("cannot listen for gRPC on {}: {e}", args.grpc_listen))?;
+    let grpc_address = grpc_listener.local_addr()?;
+    let http_listener = match args.no_http {
+        true => None,
+        false => Some(
+            TcpListener::bind(args.http_listen)
+                .await
+                .map_err(|e| format!("cannot listen for HTTP on {}: {e}", args.http_listen))?,
+        ),
+    };
+    let http_address = http_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", reachable(http_address.unwrap_or(grpc_address))))
+        .trim_end_matches('/')
+        .to_owned();
+
     let context = Arc::new(CoreContext {
         auth: Authenticator::new(store.clone(), args.session_ttl_seconds),
         settings: Settings {
@@ -91,12 +114,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
             client_certificate_ttl_seconds: args.client_cert_ttl_seconds,
             server_certificate_ttl_seconds: args.server_cert_ttl_seconds,
             config_download_window_seconds: args.config_download_window_seconds,
+            public_url,
+            trusted_proxies: args.trusted_proxies.clone(),
         },
         store: store.clone(),
         authority,
         sealer,
         hub: AgentHub::default(),
+        auth_limiter: RateLimiter::new(args.auth_rate_limit_per_minute),
     });
+    if let Some(path) = &args.providers_file {
+        apply_providers_file(&context, path).await?;
+    }
 
     let (stop_sender, stop_receiver) = watch::channel(false);
     let stopped = move || {
@@ -107,10 +136,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         }
     };
 
-    let grpc_listener = TcpListener::bind(args.grpc_listen)
-        .await
-        .map_err(|e| format!("cannot listen for gRPC on {}: {e}", args.grpc_listen))?;
-    let grpc_address = grpc_listener.local_addr()?;
     let grpc_server = Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
@@ -120,12 +145,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     tasks.spawn(async move { grpc_server.await.map_err(|e| format!("gRPC server failed: {e}")) });
     tasks.spawn(maintain(context));
 
-    let mut http_address = None;
-    if !args.no_http {
-        let listener = TcpListener::bind(args.http_listen)
-            .await
-            .map_err(|e| format!("cannot listen for HTTP on {}: {e}", args.http_listen))?;
-        http_address = Some(listener.local_addr()?);
+    if let Some(listener) = http_listener {
         let channel = Endpoint::from_shared(format!("http://{}", reachable(grpc_address)))?.connect_lazy();
         let options = gatekey_rest::FacadeOptions { secure_cookies: !args.plain_http_cookies };
         let app = gatekey_rest::router(channel, options);
@@ -177,6 +197,9 @@ async fn maintain(context: Arc<CoreContext>) -> Result<(), String> {
             if let Err(error) = context.store.purge_stale_configs().await {
                 tracing::warn!(%error, "purging stale configs failed");
             }
+            if let Err(error) = context.store.purge_expired_sso_state().await {
+                tracing::warn!(%error, "purging login flows failed");
+            }
         }
     }
     Ok(())
@@ -184,6 +207,69 @@ async fn maintain(context: Arc<CoreContext>) -> Result<(), String> {
 
 /// Seconds between writes of batched heartbeats.
 const HEARTBEAT_FLUSH_SECONDS: u64 = 5;
+
+/// Creates or updates, by name, the identity providers a TOML file declares:
+/// `[[oidc]]` tables with the `AuthProvider` fields (`client_secret` may be given as
+/// `client_secret_env`, the name of an environment variable holding it).
+async fn apply_providers_file(
+    context: &Arc<CoreContext>,
+    path: &std::path::Path,
+) -> Result<(), Box<dyn Error + Send + Sync>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Declared {
+        name: String,
+        #[serde(default)]
+        issuer_url: String,
+        #[serde(default)]
+        client_id: String,
+        #[serde(default)]
+        client_secret_env: Option<String>,
+        #[serde(default)]
+        scopes: Vec<String>,
+        #[serde(default)]
+        groups_claim: String,
+        #[serde(default)]
+        admin_group: String,
+        #[serde(default)]
+        allowed_groups: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        oidc: Vec<Declared>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let api = AdminAuthProviderApi(context.clone());
+    for declared in file.oidc {
+        let client_secret = match &declared.client_secret_env {
+            Some(variable) => {
+                std::env::var(variable).map_err(|_| format!("{}: ${variable} is not set", path.display()))?
+            }
+            None => String::new(),
+        };
+        let message = gatekey::v1::AuthProvider {
+            name: declared.name.clone(),
+            r#type: "oidc".into(),
+            issuer_url: declared.issuer_url,
+            client_id: declared.client_id,
+            client_secret,
+            scopes: declared.scopes,
+            groups_claim: declared.groups_claim,
+            admin_group: declared.admin_group,
+            allowed_groups: declared.allowed_groups,
+            ..Default::default()
+        };
+        let existing = context.store.find_auth_provider_by_name(&declared.name).await?;
+        api.save(&message, existing.as_ref())
+            .await
+            .map_err(|e| format!("{}: provider `{}`: {e}", path.display(), declared.name))?;
+        tracing::info!(provider = %declared.name, "identity provider applied from the providers file");
+    }
+    Ok(())
+}
 
 /// An address this process can dial to reach a listener bound to `address`.
 fn reachable(address: SocketAddr) -> SocketAddr {

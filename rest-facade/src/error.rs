@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gatekey::{ERROR_CODE_METADATA, ErrorCode};
+use gatekey::{ERROR_CODE_METADATA, ErrorCode, RETRY_AFTER_METADATA};
 use serde::Serialize;
 use tonic::Code;
 
@@ -14,6 +14,7 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
+    retry_after_seconds: Option<u64>,
 }
 
 /// Result alias for handlers.
@@ -22,7 +23,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after_seconds: None }
     }
 
     /// A 400 `invalid_request` whose message names the problem.
@@ -33,6 +34,11 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The stable error code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
     }
 }
 
@@ -65,18 +71,23 @@ impl From<tonic::Status> for ApiError {
         };
         let (http_status, default_code) = http_for(grpc_code);
         let code = core_code.unwrap_or(default_code);
+        let retry_after_seconds = status
+            .metadata()
+            .get(RETRY_AFTER_METADATA)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
         let message = match http_status {
             StatusCode::INTERNAL_SERVER_ERROR => {
                 tracing::error!(grpc_code = ?status.code(), message = status.message(), "core call failed");
                 "internal server error".to_owned()
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
+            StatusCode::SERVICE_UNAVAILABLE if core_code.is_none() => {
                 tracing::warn!(message = status.message(), "core unavailable");
                 "the GateKey core is unavailable; try again shortly".to_owned()
             }
             _ => status.message().to_owned(),
         };
-        ApiError { status: http_status, code, message }
+        ApiError { status: http_status, code, message, retry_after_seconds }
     }
 }
 
@@ -94,7 +105,11 @@ struct ErrorDetail<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.as_str(), message: &self.message } };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_seconds {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -498,6 +498,41 @@ impl From<v1::ProvisionResponse> for ProvisionView {
     }
 }
 
+/// An identity provider (never with its client secret).
+#[derive(Debug, Serialize)]
+pub struct AuthProviderView {
+    id: String,
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    issuer_url: String,
+    client_id: String,
+    scopes: Vec<String>,
+    groups_claim: String,
+    admin_group: String,
+    allowed_groups: Vec<String>,
+    saml_idp_metadata: String,
+    saml_entity_id: String,
+}
+
+impl From<v1::AuthProvider> for AuthProviderView {
+    fn from(provider: v1::AuthProvider) -> Self {
+        AuthProviderView {
+            id: provider.id,
+            name: provider.name,
+            kind: provider.r#type,
+            issuer_url: provider.issuer_url,
+            client_id: provider.client_id,
+            scopes: provider.scopes,
+            groups_claim: provider.groups_claim,
+            admin_group: provider.admin_group,
+            allowed_groups: provider.allowed_groups,
+            saml_idp_metadata: provider.saml_idp_metadata,
+            saml_entity_id: provider.saml_entity_id,
+        }
+    }
+}
+
 /// The answer to a DELETE.
 #[derive(Debug, Serialize)]
 pub struct DeletedView {

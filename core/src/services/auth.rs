@@ -1,10 +1,13 @@
-//! `AuthService`: local sign-in, sign-out and the current session.
+//! `AuthService`: local and single sign-on logins, sign-out and the current session.
+//! Every login method shares one per-address limit, and every attempt is recorded.
 
 use super::{GrpcResult, respond};
-use crate::auth::{Access, Credential};
+use crate::auth::{Access, Credential, OpenedSession, client_address};
 use crate::context::CoreContext;
 use crate::convert;
-use crate::error::CoreError;
+use crate::error::{CoreError, CoreResult};
+use crate::sso::{self, oidc};
+use crate::store::LoginEvent;
 use gatekey::v1::auth_service_server::AuthService;
 use gatekey::v1::{
     CompleteOidcLoginRequest, CompleteSamlLoginRequest, GetSamlMetadataRequest, GetSamlMetadataResponse,
@@ -14,29 +17,61 @@ use gatekey::v1::{
 use std::sync::Arc;
 use tonic::Request;
 
-/// Single sign-on, named in answers to its methods until it is built.
-const SINGLE_SIGN_ON: &str = "single sign-on (OIDC and SAML)";
+/// SAML, named in answers to its methods until it is built.
+const SAML: &str = "SAML single sign-on";
 
 /// Implements `AuthService`.
 #[derive(Debug, Clone)]
 pub struct AuthApi(pub Arc<CoreContext>);
 
+impl AuthApi {
+    /// The caller's address, after charging it one login attempt.
+    fn admit<T>(&self, request: &Request<T>) -> CoreResult<String> {
+        let address = client_address(request, &self.0.settings.trusted_proxies);
+        self.0.auth_limiter.check(&address)?;
+        Ok(address)
+    }
+
+    /// Records a login attempt; a failure to record is logged, never fatal.
+    async fn record(&self, provider: &str, subject: &str, address: &str, outcome: &CoreResult<OpenedSession>) {
+        let reason = match outcome {
+            Ok(_) => "ok".to_owned(),
+            Err(error) => error.to_string(),
+        };
+        let event =
+            LoginEvent { provider, subject, client_address: address, success: outcome.is_ok(), reason: &reason };
+        if let Err(error) = self.0.store.record_login_event(event).await {
+            tracing::error!(%error, "cannot record a login attempt");
+        }
+        match outcome {
+            Ok(_) => tracing::info!(%provider, %subject, client_address = %address, "login"),
+            Err(error) => tracing::warn!(%provider, %subject, client_address = %address, %error, "login refused"),
+        }
+    }
+}
+
+fn login_response(session: OpenedSession, redirect_to: String) -> LoginResponse {
+    LoginResponse {
+        user: Some(convert::user(session.user)),
+        session_token: session.token.secret.clone(),
+        expires_at: Some(convert::timestamp(session.expires_at)),
+        redirect_to,
+    }
+}
+
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     async fn local_login(&self, request: Request<LocalLoginRequest>) -> GrpcResult<LoginResponse> {
-        let LocalLoginRequest { username, password } = request.into_inner();
         respond(
             async {
+                let address = self.admit(&request)?;
+                let LocalLoginRequest { username, password } = request.into_inner();
                 if username.is_empty() || password.is_empty() {
                     return Err(CoreError::InvalidArgument("username and password are required".into()));
                 }
-                let session = self.0.auth.login_local(&username, &password).await?;
-                Ok(LoginResponse {
-                    user: Some(convert::user(session.user)),
-                    session_token: session.token.secret,
-                    expires_at: Some(convert::timestamp(session.expires_at)),
-                    redirect_to: String::new(),
-                })
+                let outcome = self.0.auth.login_local(&username, &password).await;
+                self.record("local", &username, &address, &outcome).await;
+                Ok(login_response(outcome?, String::new()))
             }
             .await,
         )
@@ -71,23 +106,61 @@ impl AuthService for AuthApi {
         )
     }
 
-    async fn start_oidc_login(&self, _: Request<StartOidcLoginRequest>) -> GrpcResult<StartOidcLoginResponse> {
-        respond(Err(CoreError::NotImplemented(SINGLE_SIGN_ON)))
+    async fn start_oidc_login(&self, request: Request<StartOidcLoginRequest>) -> GrpcResult<StartOidcLoginResponse> {
+        respond(
+            async {
+                self.admit(&request)?;
+                let input = request.into_inner();
+                let redirect_to = sso::same_site_path(&input.redirect_to)?;
+                let provider = sso::select_provider(&self.0, "oidc", &input.provider).await?;
+                let authorization_url = oidc::start(&self.0, &provider, &redirect_to).await?;
+                Ok(StartOidcLoginResponse { authorization_url })
+            }
+            .await,
+        )
     }
 
-    async fn complete_oidc_login(&self, _: Request<CompleteOidcLoginRequest>) -> GrpcResult<LoginResponse> {
-        respond(Err(CoreError::NotImplemented(SINGLE_SIGN_ON)))
+    async fn complete_oidc_login(&self, request: Request<CompleteOidcLoginRequest>) -> GrpcResult<LoginResponse> {
+        respond(
+            async {
+                let address = self.admit(&request)?;
+                let input = request.into_inner();
+                let mut provider_name = "oidc".to_owned();
+                let mut subject = String::new();
+                let outcome: CoreResult<(OpenedSession, String)> = async {
+                    if !input.error.is_empty() {
+                        return Err(CoreError::LoginFailed(format!(
+                            "the identity provider answered `{}`",
+                            input.error
+                        )));
+                    }
+                    let (provider, identity, redirect_to) = oidc::complete(&self.0, &input.code, &input.state).await?;
+                    provider_name.clone_from(&provider.fields.name);
+                    subject.clone_from(&identity.email);
+                    let user = sso::sign_in_external(&self.0, &provider, identity).await?;
+                    Ok((self.0.auth.open_session(user).await?, redirect_to))
+                }
+                .await;
+                let (outcome, redirect_to) = match outcome {
+                    Ok((session, redirect_to)) => (Ok(session), redirect_to),
+                    Err(error) => (Err(error), String::new()),
+                };
+                self.record(&provider_name, &subject, &address, &outcome).await;
+                Ok(login_response(outcome?, redirect_to))
+            }
+            .await,
+        )
     }
 
     async fn start_saml_login(&self, _: Request<StartSamlLoginRequest>) -> GrpcResult<StartSamlLoginResponse> {
-        respond(Err(CoreError::NotImplemented(SINGLE_SIGN_ON)))
+        respond(Err(CoreError::NotImplemented(SAML)))
     }
 
     async fn complete_saml_login(&self, _: Request<CompleteSamlLoginRequest>) -> GrpcResult<LoginResponse> {
-        respond(Err(CoreError::NotImplemented(SINGLE_SIGN_ON)))
+        respond(Err(CoreError::NotImplemented(SAML)))
     }
 
     async fn get_saml_metadata(&self, _: Request<GetSamlMetadataRequest>) -> GrpcResult<GetSamlMetadataResponse> {
-        respond(Err(CoreError::NotImplemented(SINGLE_SIGN_ON)))
+        respond(Err(CoreError::NotImplemented(SAML)))
     }
 }

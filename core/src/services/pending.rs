@@ -12,7 +12,6 @@ pub struct PendingCapabilities;
 
 const MESH: &str = "mesh hubs";
 const GEO_FENCE: &str = "geo-fencing";
-const AUTH_PROVIDERS: &str = "identity-provider administration (OIDC and SAML)";
 
 /// The answer of a method whose capability is still to be built.
 fn pending<T>(capability: &'static str) -> GrpcResult<T> {
@@ -51,11 +50,4 @@ pending_service!(admin_geo_fence_service_server::AdminGeoFenceService, GEO_FENCE
     update_rule(GeoFenceRule) -> GeoFenceRule;
     delete_rule(DeleteGeoFenceRuleRequest) -> DeleteGeoFenceRuleResponse;
     check(GeoFenceCheckRequest) -> GeoFenceCheckResponse;
-});
-
-pending_service!(admin_auth_provider_service_server::AdminAuthProviderService, AUTH_PROVIDERS, {
-    list_auth_providers(ListAuthProvidersRequest) -> ListAuthProvidersResponse;
-    create_auth_provider(AuthProvider) -> AuthProvider;
-    update_auth_provider(AuthProvider) -> AuthProvider;
-    delete_auth_provider(DeleteAuthProviderRequest) -> DeleteAuthProviderResponse;
 });

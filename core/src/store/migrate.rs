@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_foundation.sql")),
     (2, include_str!("../../migrations/0002_pki.sql")),
     (3, include_str!("../../migrations/0003_agents.sql")),
+    (4, include_str!("../../migrations/0004_sso.sql")),
 ];
 
 impl Store {

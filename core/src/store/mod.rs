@@ -17,6 +17,7 @@ mod migrate;
 mod networks;
 mod pki;
 mod sessions;
+mod sso;
 mod users;
 mod vpn_sessions;
 
@@ -27,6 +28,7 @@ pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, NewGateway};
 pub use networks::{NetworkChanges, NetworkRecord, NewNetwork};
 pub use pki::{AuthorityRecord, CertificateRecord, CrlRecord};
 pub use sessions::SessionRecord;
+pub use sso::{AuthProviderFields, AuthProviderRecord, LoginEvent, LoginFlow};
 pub use users::{NewUser, UserChanges, UserRecord};
 pub use vpn_sessions::{OpenSession, SessionReport, SessionTotals};
 

@@ -55,7 +55,7 @@ pub async fn session(State(state): State<FacadeState>, call: CoreCall) -> ApiRes
 }
 
 /// A `Set-Cookie` header for the session cookie; an empty token clears it.
-fn session_cookie(token: &str, max_age_seconds: i64, secure: bool) -> HeaderMap {
+pub(super) fn session_cookie(token: &str, max_age_seconds: i64, secure: bool) -> HeaderMap {
     let secure = if secure { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}");
     let mut headers = HeaderMap::new();
@@ -65,7 +65,7 @@ fn session_cookie(token: &str, max_age_seconds: i64, secure: bool) -> HeaderMap 
     headers
 }
 
-fn now_seconds() -> i64 {
+pub(super) fn now_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))

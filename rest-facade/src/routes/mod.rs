@@ -4,11 +4,13 @@
 mod access_rules;
 mod api_keys;
 mod auth;
+mod auth_providers;
 mod configs;
 mod gateway_agent;
 mod gateways;
 mod networks;
 mod pki;
+mod sso;
 mod users;
 
 use crate::FacadeState;
@@ -24,6 +26,10 @@ pub(crate) fn api_v1() -> Router<FacadeState> {
         .route("/auth/local/login", post(auth::local_login))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/session", get(auth::session))
+        .route("/auth/oidc/login", get(sso::oidc_login))
+        .route("/auth/oidc/callback", get(sso::oidc_callback))
+        .route("/admin/auth-providers", get(auth_providers::list).post(auth_providers::create))
+        .route("/admin/auth-providers/{id}", put(auth_providers::update).delete(auth_providers::remove))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{id}", delete(api_keys::revoke))
         .route("/configs", get(configs::list_own))

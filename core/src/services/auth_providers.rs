@@ -1,0 +1,185 @@
+//! `AdminAuthProviderService`: identity providers, managed by admins or declared in
+//! the providers file. Client secrets are sealed at rest and never returned.
+
+use super::{GrpcResult, respond};
+use crate::auth::Access;
+use crate::context::CoreContext;
+use crate::error::{CoreError, CoreResult};
+use crate::sso::oidc::client_secret_context;
+use crate::store::{AuthProviderFields, AuthProviderRecord};
+use crate::validate;
+use gatekey::v1::admin_auth_provider_service_server::AdminAuthProviderService;
+use gatekey::v1::{
+    AuthProvider, DeleteAuthProviderRequest, DeleteAuthProviderResponse, ListAuthProvidersRequest,
+    ListAuthProvidersResponse,
+};
+use std::sync::Arc;
+use tonic::Request;
+
+/// Scopes asked for when none are configured.
+const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];
+
+/// Implements `AdminAuthProviderService`.
+#[derive(Debug, Clone)]
+pub struct AdminAuthProviderApi(pub Arc<CoreContext>);
+
+fn invalid(message: impl Into<String>) -> CoreError {
+    CoreError::InvalidArgument(message.into())
+}
+
+/// The provider as admins see it: everything but the secret.
+fn view(record: AuthProviderRecord) -> AuthProvider {
+    let fields = record.fields;
+    AuthProvider {
+        id: record.id,
+        name: fields.name,
+        r#type: fields.kind,
+        issuer_url: fields.issuer_url,
+        client_id: fields.client_id,
+        client_secret: String::new(),
+        scopes: fields.scopes,
+        groups_claim: fields.groups_claim,
+        admin_group: fields.admin_group,
+        allowed_groups: fields.allowed_groups,
+        saml_idp_metadata: fields.saml_idp_metadata,
+        saml_entity_id: fields.saml_entity_id,
+    }
+}
+
+/// Checks a provider message; the secret is returned apart, still in clear.
+fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
+    let name = validate::name("name", &input.name)?;
+    let groups_claim = if input.groups_claim.is_empty() {
+        "groups".to_owned()
+    } else {
+        validate::text("groups_claim", &input.groups_claim, 100)?
+    };
+    let admin_group = if input.admin_group.is_empty() {
+        String::new()
+    } else {
+        validate::groups("admin_group", std::slice::from_ref(&input.admin_group))?.pop().unwrap_or_default()
+    };
+    let allowed_groups = validate::groups("allowed_groups", &input.allowed_groups)?;
+    match input.r#type.as_str() {
+        "oidc" => {
+            let issuer = input.issuer_url.trim();
+            let parsed = openidconnect::url::Url::parse(issuer)
+                .map_err(|_| invalid(format!("issuer_url: `{issuer}` is not a URL")))?;
+            if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+                return Err(invalid("issuer_url: must be an http(s) URL"));
+            }
+            let client_id = validate::text("client_id", &input.client_id, 200)?;
+            if client_id.is_empty() {
+                return Err(invalid("client_id: is required"));
+            }
+            let mut scopes: Vec<String> =
+                if input.scopes.is_empty() { DEFAULT_SCOPES.map(str::to_owned).to_vec() } else { input.scopes.clone() };
+            if let Some(bad) = scopes
+                .iter()
+                .find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || "_:.-".contains(c)))
+            {
+                return Err(invalid(format!("scopes: `{bad}` is not a scope")));
+            }
+            if !scopes.iter().any(|s| s == "openid") {
+                scopes.insert(0, "openid".into());
+            }
+            Ok(AuthProviderFields {
+                name,
+                kind: "oidc".into(),
+                issuer_url: issuer.trim_end_matches('/').to_owned(),
+                client_id,
+                sealed_client_secret: None,
+                scopes,
+                groups_claim,
+                admin_group,
+                allowed_groups,
+                saml_idp_metadata: String::new(),
+                saml_entity_id: String::new(),
+            })
+        }
+        "saml" => Err(CoreError::NotImplemented("SAML single sign-on")),
+        other => Err(invalid(format!("type: `{other}` is not one of oidc, saml"))),
+    }
+}
+
+impl AdminAuthProviderApi {
+    /// Creates a provider, or replaces the one with the same id (`replace`), sealing a
+    /// new client secret; an empty secret on replace keeps the old one.
+    pub async fn save(
+        &self,
+        input: &AuthProvider,
+        replace: Option<&AuthProviderRecord>,
+    ) -> CoreResult<AuthProviderRecord> {
+        let mut fields = fields(input)?;
+        let store = &self.0.store;
+        let record = match replace {
+            Some(existing) => {
+                fields.sealed_client_secret.clone_from(&existing.fields.sealed_client_secret);
+                store.replace_auth_provider(&existing.id, &fields).await?
+            }
+            None => store.create_auth_provider(&fields).await?,
+        };
+        if input.client_secret.is_empty() {
+            return Ok(record);
+        }
+        fields.sealed_client_secret =
+            Some(self.0.sealer.seal(&client_secret_context(&record.id), input.client_secret.as_bytes())?);
+        store.replace_auth_provider(&record.id, &fields).await
+    }
+}
+
+#[tonic::async_trait]
+impl AdminAuthProviderService for AdminAuthProviderApi {
+    async fn list_auth_providers(
+        &self,
+        request: Request<ListAuthProvidersRequest>,
+    ) -> GrpcResult<ListAuthProvidersResponse> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                let page = validate::page(request.into_inner().page)?;
+                let listing = self.0.store.list_auth_providers(page).await?;
+                Ok(ListAuthProvidersResponse {
+                    providers: listing.items.into_iter().map(view).collect(),
+                    page: Some(crate::convert::page_info(listing.total, page)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn create_auth_provider(&self, request: Request<AuthProvider>) -> GrpcResult<AuthProvider> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                Ok(view(self.save(request.get_ref(), None).await?))
+            }
+            .await,
+        )
+    }
+
+    async fn update_auth_provider(&self, request: Request<AuthProvider>) -> GrpcResult<AuthProvider> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                let existing = self.0.store.require_auth_provider(validate::id("id", &request.get_ref().id)?).await?;
+                Ok(view(self.save(request.get_ref(), Some(&existing)).await?))
+            }
+            .await,
+        )
+    }
+
+    async fn delete_auth_provider(
+        &self,
+        request: Request<DeleteAuthProviderRequest>,
+    ) -> GrpcResult<DeleteAuthProviderResponse> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.store.delete_auth_provider(validate::id("id", &request.get_ref().id)?).await?;
+                Ok(DeleteAuthProviderResponse {})
+            }
+            .await,
+        )
+    }
+}

@@ -1,0 +1,299 @@
+//! Single sign-on state: identity providers, in-flight login flows (single use, short
+//! lived), SAML assertion replay guard, and the login record.
+
+use super::users::USER_COLUMNS;
+use super::{Listing, Page, Store, UserRecord, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// The writable settings of an identity provider.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AuthProviderFields {
+    /// Unique name, used as `?provider=`.
+    pub name: String,
+    /// `oidc` or `saml`.
+    pub kind: String,
+    /// OIDC issuer URL.
+    pub issuer_url: String,
+    /// OIDC client id.
+    pub client_id: String,
+    /// OIDC client secret, sealed with the at-rest key.
+    pub sealed_client_secret: Option<String>,
+    /// OIDC scopes.
+    pub scopes: Vec<String>,
+    /// Name of the groups claim or attribute.
+    pub groups_claim: String,
+    /// Members of this group are admins.
+    pub admin_group: String,
+    /// If not empty, only members of these groups may sign in.
+    pub allowed_groups: Vec<String>,
+    /// SAML IdP metadata XML.
+    pub saml_idp_metadata: String,
+    /// SAML SP entity id.
+    pub saml_entity_id: String,
+}
+
+impl std::fmt::Debug for AuthProviderFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthProviderFields").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+/// A stored identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthProviderRecord {
+    /// `idp-…`
+    pub id: String,
+    /// Its settings.
+    pub fields: AuthProviderFields,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A login flow waiting for its callback.
+#[derive(Debug, Clone)]
+pub struct LoginFlow {
+    /// The provider it started with.
+    pub provider_id: String,
+    /// Nonce and PKCE verifier, sealed.
+    pub sealed_secrets: String,
+    /// Where to send the browser afterwards.
+    pub redirect_to: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// One login attempt, for the record.
+#[derive(Debug, Clone)]
+pub struct LoginEvent<'a> {
+    /// `local` or a provider name.
+    pub provider: &'a str,
+    /// Who tried (username or e-mail), as far as known.
+    pub subject: &'a str,
+    /// The client's address.
+    pub client_address: &'a str,
+    /// Whether a session was opened.
+    pub success: bool,
+    /// Why not, or `ok`.
+    pub reason: &'a str,
+}
+
+const PROVIDER_COLUMNS: &str = "id, name, kind, issuer_url, client_id, sealed_client_secret, scopes, groups_claim, admin_group, \
+     allowed_groups, saml_idp_metadata, saml_entity_id, created_at, updated_at";
+
+fn provider_from_row(row: &AnyRow) -> CoreResult<AuthProviderRecord> {
+    Ok(AuthProviderRecord {
+        id: row.try_get("id")?,
+        fields: AuthProviderFields {
+            name: row.try_get("name")?,
+            kind: row.try_get("kind")?,
+            issuer_url: row.try_get("issuer_url")?,
+            client_id: row.try_get("client_id")?,
+            sealed_client_secret: row.try_get("sealed_client_secret")?,
+            scopes: split_list(&row.try_get::<String, _>("scopes")?),
+            groups_claim: row.try_get("groups_claim")?,
+            admin_group: row.try_get("admin_group")?,
+            allowed_groups: split_list(&row.try_get::<String, _>("allowed_groups")?),
+            saml_idp_metadata: row.try_get("saml_idp_metadata")?,
+            saml_entity_id: row.try_get("saml_entity_id")?,
+        },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Creates a provider; a duplicate name is a conflict.
+    pub async fn create_auth_provider(&self, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
+        let id = new_id(IdKind::AuthProvider);
+        sqlx::query(
+            "INSERT INTO auth_providers (id, name, kind, issuer_url, client_id, sealed_client_secret, scopes, groups_claim,
+                 admin_group, allowed_groups, saml_idp_metadata, saml_entity_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+        )
+        .bind(&id)
+        .bind(&fields.name)
+        .bind(&fields.kind)
+        .bind(&fields.issuer_url)
+        .bind(&fields.client_id)
+        .bind(&fields.sealed_client_secret)
+        .bind(join_list(&fields.scopes))
+        .bind(&fields.groups_claim)
+        .bind(&fields.admin_group)
+        .bind(join_list(&fields.allowed_groups))
+        .bind(&fields.saml_idp_metadata)
+        .bind(&fields.saml_entity_id)
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name)))?;
+        self.require_auth_provider(&id).await
+    }
+
+    /// Replaces a provider's settings.
+    pub async fn replace_auth_provider(&self, id: &str, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
+        let done = sqlx::query(
+            "UPDATE auth_providers SET name = $1, kind = $2, issuer_url = $3, client_id = $4, sealed_client_secret = $5,
+                 scopes = $6, groups_claim = $7, admin_group = $8, allowed_groups = $9, saml_idp_metadata = $10,
+                 saml_entity_id = $11, updated_at = $12 WHERE id = $13",
+        )
+        .bind(&fields.name)
+        .bind(&fields.kind)
+        .bind(&fields.issuer_url)
+        .bind(&fields.client_id)
+        .bind(&fields.sealed_client_secret)
+        .bind(join_list(&fields.scopes))
+        .bind(&fields.groups_claim)
+        .bind(&fields.admin_group)
+        .bind(join_list(&fields.allowed_groups))
+        .bind(&fields.saml_idp_metadata)
+        .bind(&fields.saml_entity_id)
+        .bind(unix_now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name)))?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("identity provider `{id}` not found")));
+        }
+        self.require_auth_provider(id).await
+    }
+
+    /// Deletes a provider.
+    pub async fn delete_auth_provider(&self, id: &str) -> CoreResult<()> {
+        let done = sqlx::query("DELETE FROM auth_providers WHERE id = $1").bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("identity provider `{id}` not found")));
+        }
+        Ok(())
+    }
+
+    /// A provider by id, or `NotFound`.
+    pub async fn require_auth_provider(&self, id: &str) -> CoreResult<AuthProviderRecord> {
+        let row = query_fmt!("SELECT {PROVIDER_COLUMNS} FROM auth_providers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("identity provider `{id}` not found")))?;
+        provider_from_row(&row)
+    }
+
+    /// A provider by name.
+    pub async fn find_auth_provider_by_name(&self, name: &str) -> CoreResult<Option<AuthProviderRecord>> {
+        let row = query_fmt!("SELECT {PROVIDER_COLUMNS} FROM auth_providers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(provider_from_row).transpose()
+    }
+
+    /// Every provider of a kind, by name.
+    pub async fn auth_providers_of_kind(&self, kind: &str) -> CoreResult<Vec<AuthProviderRecord>> {
+        query_fmt!("SELECT {PROVIDER_COLUMNS} FROM auth_providers WHERE kind = $1 ORDER BY name")
+            .bind(kind)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(provider_from_row)
+            .collect()
+    }
+
+    /// A page of providers by name.
+    pub async fn list_auth_providers(&self, page: Page) -> CoreResult<Listing<AuthProviderRecord>> {
+        let total =
+            total_of(&sqlx::query("SELECT COUNT(*) AS total FROM auth_providers").fetch_one(&self.pool).await?)?;
+        let rows = query_fmt!("SELECT {PROVIDER_COLUMNS} FROM auth_providers ORDER BY name LIMIT $1 OFFSET $2")
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Listing { items: rows.iter().map(provider_from_row).collect::<CoreResult<_>>()?, total })
+    }
+
+    /// Stores a login flow under the hash of its state.
+    pub async fn create_login_flow(&self, state_hash: &str, flow: &LoginFlow) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO login_flows (state_hash, provider_id, sealed_secrets, redirect_to, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(state_hash)
+        .bind(&flow.provider_id)
+        .bind(&flow.sealed_secrets)
+        .bind(&flow.redirect_to)
+        .bind(flow.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes a login flow out of the store: a state works once, for one caller.
+    pub async fn take_login_flow(&self, state_hash: &str) -> CoreResult<Option<LoginFlow>> {
+        let Some(row) = sqlx::query(
+            "SELECT provider_id, sealed_secrets, redirect_to, expires_at FROM login_flows WHERE state_hash = $1",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let done =
+            sqlx::query("DELETE FROM login_flows WHERE state_hash = $1").bind(state_hash).execute(&self.pool).await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        Ok(Some(LoginFlow {
+            provider_id: row.try_get("provider_id")?,
+            sealed_secrets: row.try_get("sealed_secrets")?,
+            redirect_to: row.try_get("redirect_to")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    /// Records a SAML assertion id until it expires; false if it was seen before.
+    pub async fn remember_assertion(&self, assertion_id: &str, expires_at: i64) -> CoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO saml_seen_assertions (assertion_id, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(assertion_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Drops expired login flows and replay records.
+    pub async fn purge_expired_sso_state(&self) -> CoreResult<()> {
+        let now = unix_now();
+        sqlx::query("DELETE FROM login_flows WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM saml_seen_assertions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records a login attempt (never a token).
+    pub async fn record_login_event(&self, event: LoginEvent<'_>) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO login_events (id, at, provider, subject, client_address, success, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id(IdKind::LoginEvent))
+        .bind(unix_now())
+        .bind(event.provider)
+        .bind(event.subject)
+        .bind(event.client_address)
+        .bind(i64::from(event.success))
+        .bind(event.reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A user by e-mail.
+    pub async fn find_user_by_email(&self, email: &str) -> CoreResult<Option<UserRecord>> {
+        let rows =
+            query_fmt!("SELECT {USER_COLUMNS} FROM users WHERE email = $1").bind(email).fetch_all(&self.pool).await?;
+        Ok(self.users_from_rows(&rows).await?.pop())
+    }
+}

@@ -1,0 +1,118 @@
+//! `/admin/auth-providers`: identity providers (client secrets are write-only).
+
+use crate::FacadeState;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::views::{AuthProviderView, Data, DeletedView, Listed};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use gatekey::v1::admin_auth_provider_service_client::AdminAuthProviderServiceClient;
+use gatekey::v1::{AuthProvider, DeleteAuthProviderRequest, ListAuthProvidersRequest};
+use serde::Deserialize;
+
+/// Body of `POST /admin/auth-providers` and `PUT /admin/auth-providers/{id}` (which
+/// replaces the provider; an absent `client_secret` keeps the stored one).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthProviderBody {
+    name: String,
+    #[serde(rename = "type")]
+    kind: ProviderKind,
+    #[serde(default)]
+    issuer_url: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    groups_claim: String,
+    #[serde(default)]
+    admin_group: String,
+    #[serde(default)]
+    allowed_groups: Vec<String>,
+    #[serde(default)]
+    saml_idp_metadata: String,
+    #[serde(default)]
+    saml_entity_id: String,
+}
+
+/// Kinds of identity provider.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenID Connect.
+    Oidc,
+    /// SAML 2.0.
+    Saml,
+}
+
+impl AuthProviderBody {
+    fn into_message(self, id: String) -> AuthProvider {
+        AuthProvider {
+            id,
+            name: self.name,
+            r#type: match self.kind {
+                ProviderKind::Oidc => "oidc",
+                ProviderKind::Saml => "saml",
+            }
+            .into(),
+            issuer_url: self.issuer_url,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            scopes: self.scopes,
+            groups_claim: self.groups_claim,
+            admin_group: self.admin_group,
+            allowed_groups: self.allowed_groups,
+            saml_idp_metadata: self.saml_idp_metadata,
+            saml_entity_id: self.saml_entity_id,
+        }
+    }
+}
+
+/// Every provider.
+pub async fn list(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Listed<AuthProviderView>>> {
+    let request = call.request(ListAuthProvidersRequest { page: Some(page.into_request()?) });
+    let listing = AdminAuthProviderServiceClient::new(state.channel).list_auth_providers(request).await?.into_inner();
+    Ok(Json(Listed::new(listing.providers, listing.page, AuthProviderView::from)))
+}
+
+/// Creates a provider.
+pub async fn create(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiJson(body): ApiJson<AuthProviderBody>,
+) -> ApiResult<(StatusCode, Json<Data<AuthProviderView>>)> {
+    let request = call.request(body.into_message(String::new()));
+    let provider = AdminAuthProviderServiceClient::new(state.channel).create_auth_provider(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(Data { data: provider.into() })))
+}
+
+/// Replaces a provider.
+pub async fn update(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AuthProviderBody>,
+) -> ApiResult<Json<Data<AuthProviderView>>> {
+    let request = call.request(body.into_message(id));
+    let provider = AdminAuthProviderServiceClient::new(state.channel).update_auth_provider(request).await?.into_inner();
+    Ok(Json(Data { data: provider.into() }))
+}
+
+/// Deletes a provider.
+pub async fn remove(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<DeletedView>>> {
+    let request = call.request(DeleteAuthProviderRequest { id: id.clone() });
+    AdminAuthProviderServiceClient::new(state.channel).delete_auth_provider(request).await?;
+    Ok(Json(Data { data: DeletedView { id, deleted: true } }))
+}
