@@ -49,6 +49,16 @@ if [ -n "$GRPCURL" ]; then
   export GATEKEY_TEST_GRPCURL="$GRPCURL"
 fi
 
+# --- a real OIDC provider (npm oidc-provider) for the single sign-on tests ---------
+OIDC_DIR="$TOOLS/oidc"
+if [ ! -d "$OIDC_DIR/node_modules/oidc-provider" ] && command -v npm >/dev/null; then
+  log "installing oidc-provider from npm"
+  mkdir -p "$OIDC_DIR"
+  printf '{"name":"gatekey-test-oidc","private":true,"type":"module"}\n' > "$OIDC_DIR/package.json"
+  (cd "$OIDC_DIR" && npm install --no-audit --no-fund --silent oidc-provider@9) || echo "oidc-provider install failed" >&2
+fi
+[ -d "$OIDC_DIR/node_modules/oidc-provider" ] && export GATEKEY_TEST_OIDC_DIR="$OIDC_DIR"
+
 # --- throwaway PostgreSQL cluster --------------------------------------------
 PG_DIR=""
 cleanup() {

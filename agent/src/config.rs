@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Flags of `gatekey-agent run` and `gatekey-agent provision`.
-#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[derive(Default, Clone, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentArgs {
     /// gRPC URL of the core, e.g. `https://gatekey.example.com:9090`.
@@ -18,7 +18,8 @@ pub struct AgentArgs {
     /// Where the agent writes the OpenVPN material and `openvpn.conf`.
     #[arg(long, env = "GATEKEY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Address of OpenVPN's management interface, `host:port`.
+    /// OpenVPN's management interface: a Unix socket path (default
+    /// `<state-dir>/management.sock`) or a `host:port`.
     #[arg(long, env = "GATEKEY_MANAGEMENT")]
     pub management: Option<String>,
     /// The OpenVPN tunnel interface.
@@ -37,6 +38,15 @@ pub struct AgentArgs {
     #[arg(long, env = "GATEKEY_NO_FIREWALL")]
     #[serde(default)]
     pub no_firewall: bool,
+}
+
+impl std::fmt::Debug for AgentArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentArgs")
+            .field("core_url", &self.core_url)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Resolved settings.
@@ -83,6 +93,8 @@ impl AgentSettings {
             None => AgentArgs::default(),
         };
         let openvpn_extra = if flags.openvpn_extra.is_empty() { from_file.openvpn_extra } else { flags.openvpn_extra };
+        let state_dir =
+            flags.state_dir.or(from_file.state_dir).unwrap_or_else(|| PathBuf::from("/var/lib/gatekey-agent"));
         Ok(AgentSettings {
             core_url: flags
                 .core_url
@@ -92,11 +104,11 @@ impl AgentSettings {
                 .token
                 .or(from_file.token)
                 .ok_or("the gateway token is required (--token or GATEKEY_GATEWAY_TOKEN)")?,
-            state_dir: flags
-                .state_dir
-                .or(from_file.state_dir)
-                .unwrap_or_else(|| PathBuf::from("/var/lib/gatekey-agent")),
-            management: flags.management.or(from_file.management).unwrap_or_else(|| "127.0.0.1:7505".into()),
+            state_dir: state_dir.clone(),
+            management: flags
+                .management
+                .or(from_file.management)
+                .unwrap_or_else(|| state_dir.join("management.sock").to_string_lossy().into_owned()),
             tun: flags.tun.or(from_file.tun).unwrap_or_else(|| "tun0".into()),
             openvpn_extra,
             firewall: !(flags.no_firewall || from_file.no_firewall),
@@ -118,7 +130,7 @@ mod tests {
         assert_eq!(settings.core_url, "http://flag:9090");
         assert_eq!(settings.token, "gkgw_from_file");
         assert_eq!(settings.tun, "tun7");
-        assert_eq!(settings.management, "127.0.0.1:7505");
+        assert!(settings.management.ends_with("/var/lib/gatekey-agent/management.sock"), "{}", settings.management);
         assert!(!format!("{settings:?}").contains("gkgw_from_file"));
         std::fs::write(&path, "colour = 1\n").unwrap();
         assert!(AgentSettings::resolve(AgentArgs::default(), Some(&path)).is_err());

@@ -201,7 +201,14 @@ impl Gateway {
 
     /// Connects to OpenVPN's management interface and reconciles with its client list.
     async fn attach_management(&mut self) -> Result<(), String> {
-        let (management, events) = management::connect(&self.settings.management).await.map_err(|e| e.to_string())?;
+        let (management, events) = match self.settings.management.parse::<std::net::SocketAddr>() {
+            Ok(_) => management::connect(&self.settings.management).await.map_err(|e| e.to_string())?,
+            Err(_) => {
+                let socket =
+                    tokio::net::UnixStream::connect(&self.settings.management).await.map_err(|e| e.to_string())?;
+                ManagementClient::from_stream(socket)
+            }
+        };
         let live = management.status().await.map_err(|e| e.to_string())?;
         tracing::info!(clients = live.len(), "attached to OpenVPN");
         let mut seen = BTreeMap::new();
@@ -370,7 +377,10 @@ impl Gateway {
             return self.deny(awaited, &verdict.reason).await;
         }
         let lines = push_lines(&verdict.push_routes);
-        if let Some(client) = self.clients.get(&awaited.cid) {
+        // A snapshot newer than the verdict already holds this identity's current rules.
+        if verdict.rules_version >= self.applied_version
+            && let Some(client) = self.clients.get(&awaited.cid)
+        {
             let rules = ClientRules {
                 common_name: client.common_name.clone(),
                 user_id: verdict.user_id,
@@ -471,8 +481,11 @@ impl Gateway {
         let mut desired = BTreeMap::new();
         for client in self.clients.values() {
             if let Some(address) = client.vpn_address {
-                let rules = self.identities.get(&client.common_name).map(|c| c.rules.clone()).unwrap_or_default();
-                desired.insert(address, resolve_hostnames(rules).await);
+                let rules = match self.identities.get(&client.common_name) {
+                    Some(identity) => resolve_hostnames(identity.rules.clone(), &identity.push_routes).await,
+                    None => Vec::new(),
+                };
+                desired.insert(address, rules);
             }
         }
         if let Err(error) = firewall.apply(desired).await {
@@ -481,8 +494,16 @@ impl Gateway {
     }
 }
 
-/// Replaces host-name destinations by their IPv4 addresses (dropping ones that do not resolve).
-async fn resolve_hostnames(rules: Vec<FirewallRule>) -> Vec<FirewallRule> {
+/// Replaces host-name destinations by their IPv4 addresses inside the identity's
+/// networks (`routes`), dropping the rest; the result is sorted, so DNS answering in
+/// another order does not look like a change.
+async fn resolve_hostnames(rules: Vec<FirewallRule>, routes: &[String]) -> Vec<FirewallRule> {
+    let networks: Vec<(u32, u32)> = routes
+        .iter()
+        .filter_map(|cidr| crate::material::network_and_mask(cidr))
+        .map(|(network, mask)| (u32::from(network), u32::from(mask)))
+        .collect();
+    let inside = |address: Ipv4Addr| networks.iter().any(|(network, mask)| u32::from(address) & mask == *network);
     let mut resolved = Vec::with_capacity(rules.len());
     for rule in rules {
         let is_address = rule.destination.split('/').next().is_some_and(|a| a.parse::<std::net::IpAddr>().is_ok());
@@ -492,13 +513,29 @@ async fn resolve_hostnames(rules: Vec<FirewallRule>) -> Vec<FirewallRule> {
         }
         match tokio::net::lookup_host((rule.destination.as_str(), 0)).await {
             Ok(addresses) => {
-                for address in addresses.filter(std::net::SocketAddr::is_ipv4) {
-                    resolved.push(FirewallRule { destination: format!("{}/32", address.ip()), ..rule.clone() });
+                for address in addresses {
+                    match address.ip() {
+                        std::net::IpAddr::V4(v4) if inside(v4) => {
+                            resolved.push(FirewallRule { destination: format!("{v4}/32"), ..rule.clone() });
+                        }
+                        other => {
+                            tracing::warn!(host = %rule.destination, address = %other, "resolved outside the rule's network; ignored")
+                        }
+                    }
                 }
             }
             Err(error) => tracing::warn!(host = %rule.destination, %error, "cannot resolve rule destination"),
         }
     }
+    resolved.sort_by(|a, b| {
+        (&a.destination, &a.protocol, a.port_from, a.port_to).cmp(&(
+            &b.destination,
+            &b.protocol,
+            b.port_from,
+            b.port_to,
+        ))
+    });
+    resolved.dedup();
     resolved
 }
 

@@ -55,17 +55,14 @@ pub fn network_and_mask(cidr: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
 pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> Result<String, String> {
     let (network, mask) =
         network_and_mask(&material.vpn_subnet).ok_or_else(|| format!("bad VPN subnet `{}`", material.vpn_subnet))?;
-    let (management_host, management_port) = settings
-        .management
-        .rsplit_once(':')
-        .ok_or_else(|| format!("bad management address `{}`", settings.management))?;
+
     let dir = settings.state_dir.display();
     let proto = if material.protocol == "tcp" { "tcp-server" } else { "udp" };
     let mut conf = format!(
         "# Written by gatekey-agent for gateway {gateway}; rewritten on every provisioning.\n\
          port {port}\nproto {proto}\ndev {tun}\ndev-type tun\ntopology subnet\nserver {network} {mask}\n\
          ca {dir}/{ca}\ncert {dir}/{cert}\nkey {dir}/{key}\ntls-crypt {dir}/{tls}\ncrl-verify {dir}/{crl}\n\
-         dh none\ntls-version-min 1.2\ndata-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\n\
+         dh none\ntls-version-min 1.2\nremote-cert-tls client\ndata-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\n\
          keepalive 10 60\npersist-key\npersist-tun\nverb 3\n",
         gateway = material.gateway_id,
         port = material.port,
@@ -84,9 +81,12 @@ pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> R
              client-disconnect \"{hook} client-disconnect\"\n"
         ));
     } else {
-        conf.push_str(&format!(
-            "management {management_host} {management_port}\nmanagement-client-auth\nauth-user-pass-optional\n"
-        ));
+        // A Unix socket in the agent's private state directory, unless a TCP address is given.
+        let management = match settings.management.parse::<std::net::SocketAddr>() {
+            Ok(address) => format!("{} {}", address.ip(), address.port()),
+            Err(_) => format!("{} unix", settings.management),
+        };
+        conf.push_str(&format!("management {management}\nmanagement-client-auth\nauth-user-pass-optional\n"));
     }
     for line in &settings.openvpn_extra {
         conf.push_str(line);
@@ -98,7 +98,11 @@ pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> R
 /// Writes every file of the material and the OpenVPN configuration.
 pub fn write_material(material: &ProvisionResponse, settings: &AgentSettings) -> Result<(), String> {
     let dir = &settings.state_dir;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let conf = openvpn_conf(material, settings)?;
     for (name, contents, private) in [
         (files::CA, material.ca_certificate_pem.as_str(), false),

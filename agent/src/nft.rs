@@ -179,7 +179,10 @@ impl<R: CommandRunner> Firewall<R> {
              add rule inet {t} forward oifname \"{i}\" ct state established,related accept\n\
              add rule inet {t} forward iifname \"{i}\" ip saddr vmap @clients\n\
              add rule inet {t} forward iifname \"{i}\" drop\n\
-             add rule inet {t} forward oifname \"{i}\" drop\n"
+             add rule inet {t} forward oifname \"{i}\" drop\n\
+             add chain inet {t} input {{ type filter hook input priority filter; policy accept; }}\n\
+             add rule inet {t} input iifname \"{i}\" ct state established,related accept\n\
+             add rule inet {t} input iifname \"{i}\" drop\n"
         )
     }
 
@@ -474,7 +477,10 @@ mod tests {
             add rule inet gatekey forward oifname \"tun1\" ct state established,related accept\n\
             add rule inet gatekey forward iifname \"tun1\" ip saddr vmap @clients\n\
             add rule inet gatekey forward iifname \"tun1\" drop\n\
-            add rule inet gatekey forward oifname \"tun1\" drop\n";
+            add rule inet gatekey forward oifname \"tun1\" drop\n\
+            add chain inet gatekey input { type filter hook input priority filter; policy accept; }\n\
+            add rule inet gatekey input iifname \"tun1\" ct state established,related accept\n\
+            add rule inet gatekey input iifname \"tun1\" drop\n";
         assert_eq!(calls[0].2.as_deref(), Some(expected));
         assert!(fw.applied().is_empty());
     }

@@ -22,7 +22,7 @@ pub enum Command {
 
 /// Settings of `gatekey-core serve`. The bootstrap admin's password comes from the
 /// `GATEKEY_ADMIN_PASSWORD` environment variable only, never from the command line.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Directory for the embedded database and other state; created if missing.
     #[arg(long, env = "GATEKEY_DATA_DIR", default_value = "./data")]
@@ -86,6 +86,17 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "GATEKEY_LOG_JSON")]
     pub log_json: bool,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    // The database URL may carry a password: it is left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("data_dir", &self.data_dir)
+            .field("grpc_listen", &self.grpc_listen)
+            .field("http_listen", &self.http_listen)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServeArgs {

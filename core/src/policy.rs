@@ -105,6 +105,8 @@ pub async fn snapshot(store: &Store, gateway: &GatewayRecord) -> CoreResult<Rule
 /// Decides whether a connecting client may use `gateway`. Every denial carries a reason
 /// and is logged.
 pub async fn verify(store: &Store, gateway: &GatewayRecord, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
+    // Read before deciding: a change after this point carries a higher version.
+    let rules_version = store.rules_version(&gateway.id).await?;
     let decision = decide(store, gateway, request).await?;
     match &decision {
         Ok((user, _)) => tracing::info!(
@@ -123,8 +125,9 @@ pub async fn verify(store: &Store, gateway: &GatewayRecord, request: &VerifyRequ
             user_id: user.id,
             rules: entitlement.rules,
             push_routes: entitlement.routes,
+            rules_version,
         },
-        Err(reason) => VerifyResponse { allowed: false, reason, ..Default::default() },
+        Err(reason) => VerifyResponse { allowed: false, reason, rules_version, ..Default::default() },
     })
 }
 
@@ -166,6 +169,12 @@ async fn decide(
     };
     if user.disabled {
         return Ok(Err(format!("user `{}` is disabled", user.username)));
+    }
+    if certificate.subject != user.email {
+        return Ok(Err(format!(
+            "certificate {serial} was issued for a previous e-mail address of `{}`",
+            user.username
+        )));
     }
     if !store.gateway_granted_to(&user.id, &gateway.id).await? {
         return Ok(Err(format!("user `{}` is not granted gateway `{}`", user.username, gateway.name)));

@@ -113,7 +113,7 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
     let agent_log = path("agent.log");
     let core_url = format!("http://{}", core.grpc_address);
     let agent_command = format!(
-        "RUST_LOG=info exec {} run --core {core_url} --token {token} --state-dir {} --management 127.0.0.1:7505 \
+        "RUST_LOG=info exec {} run --core {core_url} --token {token} --state-dir {} \
          --openvpn-extra 'local 10.61.2.1' --openvpn-extra disable-dco > {} 2>&1",
         agent_binary.display(),
         dir.path().display(),

@@ -4,6 +4,7 @@
 
 mod kit;
 mod netns;
+mod oidc;
 
 mod agents;
 mod gateway_e2e;

@@ -77,6 +77,28 @@ impl GatewayAgentApi {
         Ok(HeartbeatResponse { config_version: config_version(gateway) })
     }
 
+    /// Why a just-reported session must end at once, if it must.
+    async fn kill_reason(&self, session: &SessionReport) -> CoreResult<Option<String>> {
+        if session.serial.is_empty() {
+            return Ok(None);
+        }
+        let Some(certificate) = self.0.store.find_certificate(&session.serial).await? else {
+            return Ok(Some("the certificate was not issued by GateKey".into()));
+        };
+        if certificate.revoked_at.is_some() {
+            return Ok(Some("the certificate was revoked".into()));
+        }
+        let user = match &certificate.user_id {
+            Some(user_id) => self.0.store.find_user(user_id).await?,
+            None => None,
+        };
+        Ok(match user {
+            Some(user) if user.disabled => Some("the user was disabled".into()),
+            Some(_) => None,
+            None => Some("the certificate's user no longer exists".into()),
+        })
+    }
+
     async fn verify_for(&self, gateway_id: &str, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
         let gateway = self.0.store.require_gateway(gateway_id).await?;
         policy::verify(&self.0.store, &gateway, request).await
@@ -169,12 +191,25 @@ async fn read_agent(
                 Ok(())
             }
             Some(AgentBody::ClientConnected(report)) => match session_report(&report) {
-                Ok(session) => store.record_session_connected(&gateway_id, &session).await,
+                Ok(session) => match store.record_session_connected(&gateway_id, &session).await {
+                    Ok(()) => {
+                        let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
+                        // A revocation or disable that raced with this connection still ends it.
+                        match api.kill_reason(&session).await {
+                            Ok(Some(reason)) => {
+                                let kill =
+                                    KillSession { common_name: session.common_name, serial: session.serial, reason };
+                                let _ = outbound.send(message(0, CoreBody::KillSession(kill)));
+                                Ok(())
+                            }
+                            Ok(None) => Ok(()),
+                            Err(error) => Err(error),
+                        }
+                    }
+                    Err(error) => Err(error),
+                },
                 Err(error) => Err(error),
-            }
-            .map(|()| {
-                let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
-            }),
+            },
             Some(AgentBody::ClientDisconnected(report)) => match session_totals(&report) {
                 Ok(totals) => store.record_session_disconnected(&gateway_id, &report.session_key, totals).await,
                 Err(error) => Err(error),
@@ -210,6 +245,13 @@ impl GatewayAgentService for GatewayAgentApi {
         context.store.reconcile_sessions(&gateway.id, &live).await?;
         context.store.record_heartbeat(&gateway.id).await?;
         let link = context.hub.attach(&gateway.id);
+        // From here on, whatever happens, the hub forgets this stream when it ends.
+        let mut guard = StreamGuard {
+            context: context.clone(),
+            gateway_id: gateway.id.clone(),
+            connection: link.connection,
+            tasks: vec![],
+        };
         tracing::info!(gateway = %gateway.id, agent = %hello.agent_version, live = live.len(), "agent connected");
 
         // Welcome and the first snapshot go first, in this order.
@@ -233,12 +275,7 @@ impl GatewayAgentService for GatewayAgentApi {
             link.outbound.clone(),
             link.replaced,
         ));
-        let guard = StreamGuard {
-            context,
-            gateway_id: gateway.id,
-            connection: link.connection,
-            tasks: vec![pusher.abort_handle(), reader.abort_handle()],
-        };
+        guard.tasks = vec![pusher.abort_handle(), reader.abort_handle()];
         // The reader ending (hang-up or replacement) ends the whole stream.
         let reader_done = futures::stream::once(async move {
             let _ = reader.await;

@@ -1,7 +1,7 @@
 //! `ApiKeyService`: the caller's own API keys.
 
 use super::{GrpcResult, respond};
-use crate::auth::Access;
+use crate::auth::{Access, Credential};
 use crate::context::CoreContext;
 use crate::error::CoreError;
 use crate::secrets::{API_KEY_PREFIX, mint_token};
@@ -45,6 +45,12 @@ impl ApiKeyService for ApiKeyApi {
         respond(
             async {
                 let caller = self.0.auth.authenticate(&request, Access::Write).await?;
+                // A key must not mint keys: a leaked one could outlive its own revocation.
+                if matches!(caller.credential, Credential::ApiKey { .. }) {
+                    return Err(CoreError::Forbidden(
+                        "API keys are created from a signed-in session, not with another key".into(),
+                    ));
+                }
                 let input = request.into_inner();
                 let name = validate::text("name", &input.name, 100)?;
                 if name.is_empty() {

@@ -184,8 +184,15 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.admin_write(&request).await?;
                 let id = request.into_inner().id;
-                self.0.store.delete_gateway(validate::id("id", &id)?).await?;
-                self.0.hub.disconnect(&id);
+                let sessions = self.0.store.open_sessions_on_gateway(validate::id("id", &id)?).await?;
+                self.0.store.delete_gateway(&id).await?;
+                // Kill first, then let the queued kills reach the agent before ending its stream.
+                self.0.hub.kill_sessions(&sessions, "the gateway was deleted");
+                let context = self.0.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    context.hub.disconnect(&id);
+                });
                 Ok(DeleteGatewayResponse {})
             }
             .await,

@@ -15,36 +15,51 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 impl Store {
     /// Applies every migration this database has not seen, each in its own transaction.
+    /// On PostgreSQL an advisory lock keeps nodes starting together from racing.
     pub async fn migrate(&self) -> CoreResult<()> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-        )
-        .execute(&self.pool)
-        .await?;
-        let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| row.try_get("version"))
-            .collect::<Result<_, _>>()?;
-        for (version, sql) in MIGRATIONS {
-            if applied.contains(version) {
-                continue;
-            }
-            let mut tx = self.pool.begin().await?;
-            for statement in split_statements(sql) {
-                sqlx::query(statement).execute(&mut *tx).await?;
-            }
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-                .bind(*version)
-                .bind(unix_now())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            tracing::info!(version, "applied migration");
+        let mut connection = self.pool.acquire().await?;
+        let postgres = self.backend == "postgres";
+        if postgres {
+            sqlx::query("SELECT pg_advisory_lock(7406190)").execute(&mut *connection).await?;
         }
-        Ok(())
+        let outcome = apply_migrations(&mut connection).await;
+        if postgres {
+            sqlx::query("SELECT pg_advisory_unlock(7406190)").execute(&mut *connection).await?;
+        }
+        outcome
     }
+}
+
+async fn apply_migrations(connection: &mut sqlx::AnyConnection) -> CoreResult<()> {
+    use sqlx::Connection;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *connection)
+    .await?;
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| row.try_get("version"))
+        .collect::<Result<_, _>>()?;
+    for (version, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let mut tx = connection.begin().await?;
+        for statement in split_statements(sql) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(*version)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "applied migration");
+    }
+    Ok(())
 }
 
 /// Splits a migration into statements, dropping `--` comment lines.

@@ -143,12 +143,8 @@ impl Store {
     /// Applies changes to a user. Disabling it also ends its sessions.
     pub async fn update_user(&self, id: &str, changes: UserChanges) -> CoreResult<UserRecord> {
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT id FROM users WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
-        if exists.is_none() {
-            return Err(CoreError::NotFound(format!("user `{id}` not found")));
-        }
         let email_for_message = changes.email.clone().unwrap_or_default();
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE users SET email = COALESCE($1, email), name = COALESCE($2, name),
                  password_hash = COALESCE($3, password_hash), is_admin = COALESCE($4, is_admin),
                  disabled = COALESCE($5, disabled), updated_at = $6
@@ -164,6 +160,9 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("a user with email `{email_for_message}` already exists")))?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("user `{id}` not found")));
+        }
         if let Some(groups) = &changes.groups {
             replace_groups(&mut tx, id, groups).await?;
         }

@@ -1,0 +1,253 @@
+//! Single sign-on with OpenID Connect against a real, independent provider
+//! (`oidc-provider` from the npm registry, on loopback), including the ways a login
+//! must fail closed.
+
+use crate::kit::{Backend, Core, missing};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+const CLIENT_SECRET: &str = "gatekey-test-client-secret";
+
+/// The provider process (killed on drop) and its issuer URL.
+struct Provider {
+    process: Child,
+    issuer: String,
+    script: std::path::PathBuf,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.script);
+    }
+}
+
+async fn start_provider(core: &Core) -> Option<Provider> {
+    let Ok(modules) = std::env::var("GATEKEY_TEST_OIDC_DIR") else {
+        missing("oidc-provider from npm (GATEKEY_TEST_OIDC_DIR)");
+        return None;
+    };
+    // ES modules resolve packages next to the script: run a copy inside the install dir.
+    let script = std::path::Path::new(&modules).join(format!("provider-{}.mjs", std::process::id()));
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/provider.mjs"), &script).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut process = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("PORT", port.to_string())
+        .env("REDIRECT_URI", format!("{}/api/v1/auth/oidc/callback", core.http_base))
+        .env("CLIENT_SECRET", CLIENT_SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line()).await;
+    assert!(
+        matches!(ready, Ok(Ok(Some(ref line))) if line.contains("ready")),
+        "the OIDC provider did not start: {ready:?}"
+    );
+    // Keep reading: a closed pipe would kill the provider at its next line of output.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Some(Provider { process, issuer: format!("http://127.0.0.1:{port}"), script })
+}
+
+async fn register(core: &Core, admin: &str, provider: &Provider, allowed_groups: &[&str]) {
+    core.post(
+        "/admin/auth-providers",
+        admin,
+        json!({"name": "corp", "type": "oidc", "issuer_url": provider.issuer, "client_id": "gatekey",
+               "client_secret": CLIENT_SECRET, "scopes": ["openid", "email", "profile", "groups"],
+               "admin_group": "vpn-admins", "allowed_groups": allowed_groups}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+}
+
+/// A browser with a cookie jar that follows redirects by hand.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+}
+
+fn location(response: &reqwest::Response, base: &str) -> String {
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    if location.starts_with("http") { location } else { format!("{base}{location}") }
+}
+
+/// Runs the provider side of a login as `account`; returns GateKey's callback URL.
+async fn authorize(browser: &reqwest::Client, core: &Core, provider: &Provider, account: &str, mode: &str) -> String {
+    let start = browser
+        .get(format!("{}/api/v1/auth/oidc/login?provider=corp&redirect_to=/welcome", core.http_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let mut url = location(&start, &core.http_base);
+    assert!(url.starts_with(&provider.issuer), "{url}");
+    browser.post(format!("{}/__mode?mode={mode}", provider.issuer)).send().await.unwrap();
+    let callback = format!("{}/api/v1/auth/oidc/callback", core.http_base);
+    for _ in 0..20 {
+        if url.starts_with(&callback) {
+            return url;
+        }
+        let response = browser.get(&url).send().await.unwrap();
+        if response.status().is_redirection() {
+            url = location(&response, &provider.issuer);
+            continue;
+        }
+        let page = response.text().await.unwrap();
+        let form = if page.contains("name=\"login\"") {
+            vec![("prompt", "login"), ("login", account), ("password", "any")]
+        } else {
+            vec![("prompt", "consent")]
+        };
+        let submitted = browser.post(&url).form(&form).send().await.unwrap();
+        assert!(submitted.status().is_redirection(), "interaction refused: {}", submitted.status());
+        url = location(&submitted, &provider.issuer);
+    }
+    panic!("the provider never redirected back");
+}
+
+/// Completes a login in GateKey; returns the response (a redirect).
+async fn finish(browser: &reqwest::Client, callback: &str) -> reqwest::Response {
+    browser.get(callback).send().await.unwrap()
+}
+
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|cookie| cookie.strip_prefix("gatekey_session="))
+        .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+        .filter(|token| !token.is_empty())
+}
+
+async fn user_count(core: &Core, admin: &str) -> u64 {
+    core.get("/admin/users", admin).await.body["meta"]["total"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn oidc_login_creates_users_with_groups_and_admin_role_then_logs_out() {
+    for backend in crate::kit::backends() {
+        let core = Core::start(backend).await;
+        let Some(provider) = start_provider(&core).await else { return };
+        let admin = core.admin_token().await;
+        register(&core, &admin, &provider, &[]).await;
+
+        let alice = browser();
+        let callback = authorize(&alice, &core, &provider, "alice", "normal").await;
+        let done = finish(&alice, &callback).await;
+        assert_eq!(done.status(), StatusCode::FOUND);
+        assert_eq!(done.headers()[LOCATION], "/welcome");
+        let token = session_cookie(&done).expect("a session cookie");
+        let session = core.get("/auth/session", &token).await.expect(StatusCode::OK);
+        let user = &session.body["data"]["user"];
+        assert_eq!((user["email"].as_str(), user["provider"].as_str()), (Some("alice@example.com"), Some("corp")));
+        assert_eq!(user["groups"], json!(["staff", "vpn-admins"]));
+        assert_eq!(user["is_admin"], true, "the provider's admin group makes an admin");
+        assert_eq!(user["name"], "Alice Admin");
+
+        let bob = browser();
+        let callback = authorize(&bob, &core, &provider, "bob", "normal").await;
+        let bob_token = session_cookie(&finish(&bob, &callback).await).unwrap();
+        let bob_user = core.get("/auth/session", &bob_token).await.body["data"]["user"].clone();
+        assert_eq!(bob_user["is_admin"], false);
+        // A replayed callback (same state) opens nothing.
+        let replay = finish(&bob, &callback).await;
+        assert_eq!(replay.headers()[LOCATION], "/?login_error=login_failed");
+        assert!(session_cookie(&replay).is_none());
+
+        core.call(reqwest::Method::POST, "/auth/logout", Some(&token), None).await.expect(StatusCode::OK);
+        core.get("/auth/session", &token).await.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+
+        let record = core.dump_database().await;
+        assert!(record.contains("alice@example.com") && record.contains("corp"));
+        assert!(!record.contains(&token) && !record.contains(&bob_token), "a session token was stored");
+        assert!(!record.contains(CLIENT_SECRET), "the client secret is stored in plaintext");
+    }
+}
+
+#[tokio::test]
+async fn oidc_logins_fail_closed() {
+    let core = Core::start(Backend::Sqlite).await;
+    let Some(mut provider) = start_provider(&core).await else { return };
+    let admin = core.admin_token().await;
+    register(&core, &admin, &provider, &["staff"]).await;
+    let users_before = user_count(&core, &admin).await;
+
+    // Tokens the provider mangles on the way: each is refused and opens no session.
+    for mode in ["tamper_signature", "wrong_audience", "expired", "wrong_nonce"] {
+        let browser = browser();
+        let callback = authorize(&browser, &core, &provider, "alice", mode).await;
+        let done = browser.get(&callback).header(ACCEPT, "application/json").send().await.unwrap();
+        assert_eq!(done.status(), StatusCode::UNAUTHORIZED, "{mode}");
+        assert!(session_cookie(&done).is_none(), "{mode}");
+        let body: Value = done.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "login_failed", "{mode}: {body}");
+    }
+    assert_eq!(user_count(&core, &admin).await, users_before, "a refused login created a user");
+
+    // A state GateKey never issued.
+    let stranger = browser();
+    let forged =
+        finish(&stranger, &format!("{}/api/v1/auth/oidc/callback?code=abc&state=forged", core.http_base)).await;
+    assert_eq!(forged.headers()[LOCATION], "/?login_error=login_failed");
+    assert!(session_cookie(&forged).is_none());
+
+    // Outside the allowed groups.
+    let eve = browser();
+    let callback = authorize(&eve, &core, &provider, "eve", "normal").await;
+    let refused = finish(&eve, &callback).await;
+    assert_eq!(refused.headers()[LOCATION], "/?login_error=login_failed");
+    assert_eq!(user_count(&core, &admin).await, users_before);
+
+    // No open redirects.
+    let open = browser()
+        .get(format!("{}/api/v1/auth/oidc/login?redirect_to=https://evil.example/", core.http_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::BAD_REQUEST);
+
+    // The provider goes down: a clear 503, nothing else.
+    provider.process.kill().await.unwrap();
+    let down = browser()
+        .get(format!("{}/api/v1/auth/oidc/login?provider=corp", core.http_base))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = down.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "provider_unavailable", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("corp"));
+}
+
+#[tokio::test]
+async fn sign_in_methods_share_one_limit_per_address() {
+    let core = Core::start_with(Backend::Sqlite, &["--auth-rate-limit-per-minute", "5"]).await;
+    let login = || {
+        core.call(
+            reqwest::Method::POST,
+            "/auth/local/login",
+            None,
+            Some(json!({"username": "admin", "password": "wrong-password-1"})),
+        )
+    };
+    for _ in 0..4 {
+        login().await.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    // The OIDC start counts against the same budget (it fails: no provider).
+    core.call(reqwest::Method::GET, "/auth/oidc/login", None, None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    let limited = login().await;
+    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    limited.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
