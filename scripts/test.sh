@@ -22,6 +22,8 @@ command -v ip >/dev/null || missing_packages+=(iproute2)
 command -v nft >/dev/null || missing_packages+=(nftables)
 command -v conntrack >/dev/null || missing_packages+=(conntrack)
 command -v ping >/dev/null || missing_packages+=(iputils-ping)
+command -v xmlsec1 >/dev/null || missing_packages+=(xmlsec1)
+command -v node >/dev/null || missing_packages+=(nodejs npm)
 if [ ${#missing_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     log "installing ${missing_packages[*]} from Debian"

@@ -12,4 +12,5 @@ mod grpc;
 mod pki;
 mod rest_admin;
 mod rest_auth;
+mod saml;
 mod storage;

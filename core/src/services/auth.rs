@@ -6,7 +6,7 @@ use crate::auth::{Access, Credential, OpenedSession, client_address};
 use crate::context::CoreContext;
 use crate::convert;
 use crate::error::{CoreError, CoreResult};
-use crate::sso::{self, oidc};
+use crate::sso::{self, oidc, saml};
 use crate::store::LoginEvent;
 use gatekey::v1::auth_service_server::AuthService;
 use gatekey::v1::{
@@ -16,9 +16,6 @@ use gatekey::v1::{
 };
 use std::sync::Arc;
 use tonic::Request;
-
-/// SAML, named in answers to its methods until it is built.
-const SAML: &str = "SAML single sign-on";
 
 /// Implements `AuthService`.
 #[derive(Debug, Clone)]
@@ -152,15 +149,51 @@ impl AuthService for AuthApi {
         )
     }
 
-    async fn start_saml_login(&self, _: Request<StartSamlLoginRequest>) -> GrpcResult<StartSamlLoginResponse> {
-        respond(Err(CoreError::NotImplemented(SAML)))
+    async fn start_saml_login(&self, request: Request<StartSamlLoginRequest>) -> GrpcResult<StartSamlLoginResponse> {
+        respond(
+            async {
+                self.admit(&request)?;
+                let input = request.into_inner();
+                let redirect_to = sso::same_site_path(&input.redirect_to)?;
+                let provider = sso::select_provider(&self.0, "saml", &input.provider).await?;
+                Ok(StartSamlLoginResponse { redirect_url: saml::start(&self.0, &provider, &redirect_to).await? })
+            }
+            .await,
+        )
     }
 
-    async fn complete_saml_login(&self, _: Request<CompleteSamlLoginRequest>) -> GrpcResult<LoginResponse> {
-        respond(Err(CoreError::NotImplemented(SAML)))
+    async fn complete_saml_login(&self, request: Request<CompleteSamlLoginRequest>) -> GrpcResult<LoginResponse> {
+        respond(
+            async {
+                let address = self.admit(&request)?;
+                let input = request.into_inner();
+                let mut subject = String::new();
+                let outcome: CoreResult<(OpenedSession, String)> = async {
+                    let (provider, identity, redirect_to) =
+                        saml::complete(&self.0, &input.provider, &input.saml_response, &input.relay_state).await?;
+                    subject.clone_from(&identity.email);
+                    let user = sso::sign_in_external(&self.0, &provider, identity).await?;
+                    Ok((self.0.auth.open_session(user).await?, redirect_to))
+                }
+                .await;
+                let (outcome, redirect_to) = match outcome {
+                    Ok((session, redirect_to)) => (Ok(session), redirect_to),
+                    Err(error) => (Err(error), String::new()),
+                };
+                self.record(&input.provider, &subject, &address, &outcome).await;
+                Ok(login_response(outcome?, redirect_to))
+            }
+            .await,
+        )
     }
 
-    async fn get_saml_metadata(&self, _: Request<GetSamlMetadataRequest>) -> GrpcResult<GetSamlMetadataResponse> {
-        respond(Err(CoreError::NotImplemented(SAML)))
+    async fn get_saml_metadata(&self, request: Request<GetSamlMetadataRequest>) -> GrpcResult<GetSamlMetadataResponse> {
+        respond(
+            async {
+                let provider = sso::select_provider(&self.0, "saml", &request.into_inner().provider).await?;
+                Ok(GetSamlMetadataResponse { xml: saml::sp_metadata(&self.0, &provider) })
+            }
+            .await,
+        )
     }
 }

@@ -2,6 +2,7 @@
 //! single-use state), and turning an identity the provider vouched for into a user.
 
 pub mod oidc;
+pub mod saml;
 
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};

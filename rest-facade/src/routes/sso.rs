@@ -1,18 +1,22 @@
-//! `/auth/oidc/*`: browser-facing single sign-on. Answers are redirects for browsers
+//! `/auth/oidc/*` and `/auth/saml/*`: browser-facing single sign-on. Answers are redirects for browsers
 //! and JSON for clients that ask for it (`Accept: application/json`).
 
 use super::auth::session_cookie;
 use crate::FacadeState;
 use crate::error::ApiError;
-use crate::extract::{ApiQuery, CoreCall};
+use crate::extract::{ApiPath, ApiQuery, CoreCall};
 use crate::views::{Data, LoginView, UserView, rfc3339};
 use axum::Json;
-use axum::extract::State;
-use axum::http::header::{ACCEPT, LOCATION};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gatekey::v1::auth_service_client::AuthServiceClient;
-use gatekey::v1::{CompleteOidcLoginRequest, StartOidcLoginRequest};
+use gatekey::v1::{
+    CompleteOidcLoginRequest, CompleteSamlLoginRequest, GetSamlMetadataRequest, LoginResponse, StartOidcLoginRequest,
+    StartSamlLoginRequest,
+};
 use serde::{Deserialize, Serialize};
 
 /// Whether the client asked for JSON rather than a redirect.
@@ -81,8 +85,18 @@ pub async fn oidc_callback(
     ApiQuery(query): ApiQuery<OidcCallbackQuery>,
 ) -> Response {
     let request = call.request(CompleteOidcLoginRequest { code: query.code, state: query.state, error: query.error });
-    let json = wants_json(&headers);
-    match AuthServiceClient::new(state.channel).complete_oidc_login(request).await {
+    let outcome = AuthServiceClient::new(state.channel.clone()).complete_oidc_login(request).await;
+    finish_login(&state, &headers, outcome)
+}
+
+/// The end of every browser login: cookie and redirect (or JSON), or the error.
+fn finish_login(
+    state: &FacadeState,
+    headers: &HeaderMap,
+    outcome: Result<tonic::Response<LoginResponse>, tonic::Status>,
+) -> Response {
+    let json = wants_json(headers);
+    match outcome {
         Ok(login) => {
             let login = login.into_inner();
             let max_age = login.expires_at.map_or(0, |at| at.seconds - super::auth::now_seconds()).max(0);
@@ -106,4 +120,61 @@ pub async fn oidc_callback(
             redirect(&format!("/?login_error={}", error.code().as_str()), HeaderMap::new())
         }
     }
+}
+
+/// Starts a SAML login: a redirect to the IdP with the AuthnRequest.
+pub async fn saml_login(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    call: CoreCall,
+    ApiQuery(query): ApiQuery<OidcLoginQuery>,
+) -> Result<Response, ApiError> {
+    let request = call.request(StartSamlLoginRequest { provider: query.provider, redirect_to: query.redirect_to });
+    let started = AuthServiceClient::new(state.channel).start_saml_login(request).await?.into_inner();
+    if wants_json(&headers) {
+        return Ok(Json(Data { data: AuthorizationView { authorization_url: started.redirect_url } }).into_response());
+    }
+    Ok(redirect(&started.redirect_url, HeaderMap::new()))
+}
+
+/// The form an IdP POSTs to the assertion consumer service.
+#[derive(Deserialize)]
+pub struct SamlPost {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: String,
+    #[serde(rename = "RelayState", default)]
+    relay_state: String,
+}
+
+/// The assertion consumer service (HTTP-POST binding).
+pub async fn saml_acs(
+    State(state): State<FacadeState>,
+    headers: HeaderMap,
+    call: CoreCall,
+    ApiPath(provider): ApiPath<String>,
+    form: Result<Form<SamlPost>, FormRejection>,
+) -> Response {
+    let Ok(Form(post)) = form else {
+        return ApiError::invalid_request("expected a form with SAMLResponse and RelayState").into_response();
+    };
+    let request = call.request(CompleteSamlLoginRequest {
+        provider,
+        saml_response: post.saml_response,
+        relay_state: post.relay_state,
+    });
+    let outcome = AuthServiceClient::new(state.channel.clone()).complete_saml_login(request).await;
+    finish_login(&state, &headers, outcome)
+}
+
+/// The SP metadata for a SAML provider.
+pub async fn saml_metadata(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(provider): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let metadata = AuthServiceClient::new(state.channel)
+        .get_saml_metadata(call.request(GetSamlMetadataRequest { provider }))
+        .await?
+        .into_inner();
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"))], metadata.xml).into_response())
 }
