@@ -165,8 +165,13 @@ impl Core {
     }
 
     async fn launch(data_dir: TempDir, database_url: String, extra_args: &[&str]) -> Core {
-        let mut process =
-            Core::command(data_dir.path(), &database_url, extra_args).spawn().expect("spawn gatekey-core");
+        let command = Core::command(data_dir.path(), &database_url, extra_args);
+        Core::launch_command(command, data_dir, database_url).await
+    }
+
+    /// Starts a core from a prepared [`Core::command`] (for extra environment).
+    pub async fn launch_command(mut command: Command, data_dir: TempDir, database_url: String) -> Core {
+        let mut process = command.spawn().expect("spawn gatekey-core");
         let ready = ready_line(&mut process, "gatekey-core ready").await;
         let field = |name: &str| {
             ready.split_whitespace().find_map(|part| part.strip_prefix(name)).expect("ready line field").to_owned()

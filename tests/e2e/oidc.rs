@@ -251,3 +251,67 @@ async fn sign_in_methods_share_one_limit_per_address() {
     assert!((1..=60).contains(&retry_after));
     limited.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 }
+
+#[tokio::test]
+async fn providers_are_validated_admin_only_and_can_come_from_a_file() {
+    let dir = crate::kit::TempDir::new("providers");
+    let file = dir.path().join("providers.toml");
+    std::fs::write(
+        &file,
+        "[[oidc]]\nname = \"filed\"\nissuer_url = \"https://login.example.com\"\nclient_id = \"gk\"\n\
+         client_secret_env = \"GATEKEY_TEST_FILED_SECRET\"\nadmin_group = \"ops\"\n",
+    )
+    .unwrap();
+    let core = {
+        let data = crate::kit::TempDir::new("core");
+        let url = crate::kit::fresh_database_url(Backend::Sqlite, data.path()).await;
+        let mut command = Core::command(data.path(), &url, &["--providers-file", &file.to_string_lossy()]);
+        command.env("GATEKEY_TEST_FILED_SECRET", "filed-secret-value");
+        Core::launch_command(command, data, url).await
+    };
+    let admin = core.admin_token().await;
+    let listed = core.get("/admin/auth-providers", &admin).await.expect(StatusCode::OK);
+    let filed = &listed.body["data"][0];
+    assert_eq!((filed["name"].as_str(), filed["type"].as_str()), (Some("filed"), Some("oidc")));
+    assert_eq!(filed["scopes"], json!(["openid", "email", "profile"]));
+    assert!(filed.get("client_secret").is_none());
+    assert!(!core.dump_database().await.contains("filed-secret-value"), "the client secret is stored in plaintext");
+
+    let (_, user) = core.create_user(&admin, "plain", &[]).await;
+    let body = json!({"name": "x", "type": "oidc", "issuer_url": "https://idp.example.com", "client_id": "c"});
+    core.post("/admin/auth-providers", &user, body.clone()).await.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    for (patch, field) in [
+        (json!({"type": "ldap"}), "type"),
+        (json!({"issuer_url": "not a url"}), "issuer_url"),
+        (json!({"issuer_url": "ftp://idp.example.com"}), "issuer_url"),
+        (json!({"client_id": ""}), "client_id"),
+        (json!({"scopes": ["openid", "bad scope"]}), "scopes"),
+        (json!({"type": "saml", "saml_idp_metadata": "<nope/>"}), "saml_idp_metadata"),
+        (json!({"name": "bad name"}), "name"),
+    ] {
+        let mut request = body.clone();
+        for (key, value) in patch.as_object().unwrap() {
+            request[key] = value.clone();
+        }
+        let reply = core.post("/admin/auth-providers", &admin, request).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{patch}: {}", reply.body);
+        assert!(reply.body["error"]["message"].as_str().unwrap().contains(field), "{patch}: {}", reply.body);
+    }
+    core.post(
+        "/admin/auth-providers",
+        &admin,
+        json!({"name": "filed", "type": "oidc", "issuer_url": "https://a.example", "client_id": "c"}),
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, "conflict");
+    let id = filed["id"].as_str().unwrap();
+    core.put(
+        &format!("/admin/auth-providers/{id}"),
+        &admin,
+        json!({"name": "filed", "type": "oidc", "issuer_url": "https://b.example", "client_id": "c2"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    core.delete(&format!("/admin/auth-providers/{id}"), &admin).await.expect(StatusCode::OK);
+    core.delete(&format!("/admin/auth-providers/{id}"), &admin).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+}
