@@ -10,6 +10,7 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of every GateKey proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gatekey_descriptor");
 
+pub mod connect;
 mod error_code;
 mod redacted_debug;
 

@@ -12,6 +12,9 @@ pub struct AgentArgs {
     /// gRPC URL of the core, e.g. `https://gatekey.example.com:9090`.
     #[arg(long = "core", env = "GATEKEY_CORE_URL")]
     pub core_url: Option<String>,
+    /// CA certificate (PEM) to trust for an `https://` core; default: the web PKI roots.
+    #[arg(long, env = "GATEKEY_CORE_CA")]
+    pub core_ca: Option<PathBuf>,
     /// The gateway's agent token (shown once when the gateway was created).
     #[arg(long, env = "GATEKEY_GATEWAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -54,6 +57,8 @@ impl std::fmt::Debug for AgentArgs {
 pub struct AgentSettings {
     /// Core gRPC URL.
     pub core_url: String,
+    /// CA certificate file for an `https://` core.
+    pub core_ca: Option<PathBuf>,
     /// Gateway token.
     pub token: String,
     /// State directory.
@@ -83,6 +88,17 @@ impl std::fmt::Debug for AgentSettings {
 }
 
 impl AgentSettings {
+    /// A lazily connecting channel to the core (TLS for `https://` URLs).
+    pub fn channel(&self) -> Result<tonic::transport::Channel, String> {
+        let ca = match &self.core_ca {
+            Some(path) => {
+                Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        gatekey::connect::channel(&self.core_url, ca.as_deref())
+            .map_err(|e| format!("core URL `{}`: {e}", self.core_url))
+    }
     /// Flags over the file over defaults; the core URL and token are required.
     pub fn resolve(flags: AgentArgs, file: Option<&Path>) -> Result<AgentSettings, String> {
         let from_file: AgentArgs = match file {
@@ -100,6 +116,7 @@ impl AgentSettings {
                 .core_url
                 .or(from_file.core_url)
                 .ok_or("the core URL is required (--core or GATEKEY_CORE_URL)")?,
+            core_ca: flags.core_ca.or(from_file.core_ca),
             token: flags
                 .token
                 .or(from_file.token)

@@ -5,7 +5,7 @@
 //! kills need `gatekey-agent run` with the management interface.
 
 use crate::config::AgentSettings;
-use crate::link::{channel, with_token};
+use crate::link::with_token;
 use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use gatekey::v1::{ClientConnected, ClientDisconnected, VerifyRequest};
 use std::collections::HashMap;
@@ -44,7 +44,7 @@ fn session_key(env: &HashMap<String, String>, serial: &str) -> String {
 
 /// Runs one hook with OpenVPN's environment; returns whether OpenVPN should go on.
 pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<String, String>) -> Result<bool, String> {
-    let mut client = GatewayAgentServiceClient::new(channel(&settings.core_url).map_err(|e| e.to_string())?);
+    let mut client = GatewayAgentServiceClient::new(settings.channel()?);
     let value = |name: &str| env.get(name).cloned().unwrap_or_default();
     match kind {
         HookKind::TlsVerify { depth, .. } if depth > 0 => Ok(true),

@@ -1,19 +1,9 @@
-//! The connection to the core: an authenticated gRPC channel and reconnection with
+//! The connection to the core: authenticated requests and reconnection with
 //! exponential backoff and full jitter (so a fleet of agents does not reconnect in
 //! lockstep after a core restart).
 
 use std::time::Duration;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
-
-/// A lazily connecting channel to the core.
-pub fn channel(core_url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(core_url.to_owned())?
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .connect_lazy())
-}
 
 /// A request carrying the gateway token.
 pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {

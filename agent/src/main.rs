@@ -6,7 +6,7 @@ use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use gatekey_agent::config::{AgentArgs, AgentSettings};
 use gatekey_agent::gateway::Gateway;
 use gatekey_agent::hook::{HookKind, run_hook};
-use gatekey_agent::link::{Backoff, channel, with_token};
+use gatekey_agent::link::{Backoff, with_token};
 use gatekey_agent::material::write_material;
 use gatekey_agent::nft::{Firewall, SystemRunner};
 use std::path::PathBuf;
@@ -45,6 +45,9 @@ enum Command {
         /// gRPC URL of the core.
         #[arg(long, env = "GATEKEY_CORE_URL", default_value = "http://127.0.0.1:9090")]
         core: String,
+        /// CA certificate (PEM) to trust for an `https://` core.
+        #[arg(long, env = "GATEKEY_CORE_CA")]
+        core_ca: Option<PathBuf>,
     },
 }
 
@@ -55,7 +58,7 @@ async fn main() -> ExitCode {
         Command::Run(args) => run(args, cli.config).await,
         Command::Provision(args) => provision_once(args, cli.config).await,
         Command::Hook { args, kind } => hook(args, cli.config, kind).await,
-        Command::Check { core } => check(&core).await,
+        Command::Check { core, core_ca } => check(&core, core_ca.as_deref()).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,7 +76,7 @@ fn init_logging() {
 }
 
 async fn provision(settings: &AgentSettings) -> Result<(), String> {
-    let mut client = GatewayAgentServiceClient::new(channel(&settings.core_url).map_err(|e| e.to_string())?);
+    let mut client = GatewayAgentServiceClient::new(settings.channel()?);
     let material = client
         .provision(with_token(ProvisionRequest {}, &settings.token))
         .await
@@ -110,7 +113,7 @@ async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
     } else {
         None
     };
-    let channel = channel(&settings.core_url).map_err(|e| e.to_string())?;
+    let channel = settings.channel()?;
     Gateway::new(settings, channel, firewall).run().await;
     Ok(())
 }
@@ -120,16 +123,13 @@ async fn hook(args: AgentArgs, config: Option<PathBuf>, kind: HookKind) -> Resul
     if run_hook(&settings, kind, std::env::vars().collect()).await? { Ok(()) } else { Err("refused".into()) }
 }
 
-async fn check(core: &str) -> Result<(), String> {
-    let channel = tonic::transport::Endpoint::from_shared(core.to_owned())
-        .map_err(|e| e.to_string())?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach the core at {core}: {e}"))?;
+async fn check(core: &str, core_ca: Option<&std::path::Path>) -> Result<(), String> {
+    let ca = core_ca.map(std::fs::read_to_string).transpose().map_err(|e| format!("cannot read the CA: {e}"))?;
+    let channel = gatekey::connect::channel(core, ca.as_deref()).map_err(|e| format!("core URL `{core}`: {e}"))?;
     let answer = HealthClient::new(channel)
         .check(HealthCheckRequest { service: String::new() })
         .await
-        .map_err(|status| format!("health check failed: {status}"))?
+        .map_err(|status| format!("cannot reach the core at {core}: {status}"))?
         .into_inner();
     match answer.status() {
         ServingStatus::Serving => {

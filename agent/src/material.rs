@@ -116,7 +116,11 @@ pub fn write_material(material: &ProvisionResponse, settings: &AgentSettings) ->
     }
     if settings.hooks {
         let quote = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
-        let hook_settings = format!("core_url = {}\ntoken = {}\n", quote(&settings.core_url), quote(&settings.token));
+        let mut hook_settings =
+            format!("core_url = {}\ntoken = {}\n", quote(&settings.core_url), quote(&settings.token));
+        if let Some(ca) = &settings.core_ca {
+            hook_settings.push_str(&format!("core_ca = {}\n", quote(&ca.to_string_lossy())));
+        }
         write_atomically(dir, files::HOOK_SETTINGS, &hook_settings, true)
             .map_err(|e| format!("cannot write hook settings: {e}"))?;
     }
@@ -153,6 +157,7 @@ mod tests {
             openvpn_extra: vec!["disable-dco".into()],
             firewall: true,
             hooks: false,
+            core_ca: None,
         };
         let material = ProvisionResponse {
             gateway_id: "gw-1".into(),

@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Address of the in-process REST facade; port 0 picks a free one.
     #[arg(long, env = "GATEKEY_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
+    /// PEM certificate (chain) for the gRPC listener; with `--tls-key`, gRPC is served
+    /// over TLS (agents and remote facades then use `https://`).
+    #[arg(long, env = "GATEKEY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "GATEKEY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Do not serve the REST facade in-process (run `gatekey-rest` separately).
     #[arg(long, env = "GATEKEY_NO_HTTP")]
     pub no_http: bool,

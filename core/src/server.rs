@@ -136,17 +136,37 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         }
     };
 
-    let grpc_server = Server::builder()
-        .accept_http1(true)
-        .layer(tonic_web::GrpcWebLayer::new())
-        .add_routes(grpc_routes(context.clone()).await?)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), stopped());
+    let routes = grpc_routes(context.clone()).await?;
     let mut tasks = tokio::task::JoinSet::new();
+    let mut public_grpc = Server::builder().accept_http1(true);
+    // With TLS on the public listener, the in-process facade talks to the same services
+    // over a private loopback listener instead.
+    let mut facade_grpc_address = grpc_address;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read =
+            |path: &std::path::PathBuf| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+        public_grpc = public_grpc
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| format!("TLS configuration: {e}"))?;
+        if http_listener.is_some() {
+            let internal = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+            facade_grpc_address = internal.local_addr()?;
+            let server = Server::builder()
+                .add_routes(routes.clone())
+                .serve_with_incoming_shutdown(TcpListenerStream::new(internal), stopped());
+            tasks.spawn(async move { server.await.map_err(|e| format!("internal gRPC server failed: {e}")) });
+        }
+    }
+    let grpc_server = public_grpc
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), stopped());
     tasks.spawn(async move { grpc_server.await.map_err(|e| format!("gRPC server failed: {e}")) });
     tasks.spawn(maintain(context));
 
     if let Some(listener) = http_listener {
-        let channel = Endpoint::from_shared(format!("http://{}", reachable(grpc_address)))?.connect_lazy();
+        let channel = Endpoint::from_shared(format!("http://{}", reachable(facade_grpc_address)))?.connect_lazy();
         let options = gatekey_rest::FacadeOptions { secure_cookies: !args.plain_http_cookies };
         let app = gatekey_rest::router(channel, options);
         let shutdown = stopped();

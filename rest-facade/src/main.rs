@@ -3,7 +3,6 @@
 use clap::Parser;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use tonic::transport::Endpoint;
 
 /// Serves `/api/v1` by calling a GateKey core over gRPC.
 #[derive(Debug, Parser)]
@@ -12,6 +11,9 @@ struct Args {
     /// gRPC URL of the core.
     #[arg(long, env = "GATEKEY_CORE_URL", default_value = "http://127.0.0.1:9090")]
     core: String,
+    /// CA certificate (PEM) to trust for an `https://` core; default: the web PKI roots.
+    #[arg(long, env = "GATEKEY_CORE_CA")]
+    core_ca: Option<std::path::PathBuf>,
     /// Address to serve HTTP on.
     #[arg(long, env = "GATEKEY_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -37,7 +39,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let channel = Endpoint::from_shared(args.core.clone())?.connect_lazy();
+    let ca = args.core_ca.as_ref().map(std::fs::read_to_string).transpose()?;
+    let channel = gatekey::connect::channel(&args.core, ca.as_deref())?;
     let app = gatekey_rest::router(channel, gatekey_rest::FacadeOptions { secure_cookies: !args.plain_http_cookies });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("gatekey-rest ready http={} core={}", listener.local_addr()?, args.core);

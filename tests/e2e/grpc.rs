@@ -200,3 +200,49 @@ async fn standalone_facade_serves_the_api_of_a_remote_core() {
     let body: serde_json::Value = reply.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unavailable");
 }
+
+#[tokio::test]
+async fn grpc_over_tls_is_verified_by_agents_and_the_facade_keeps_working() {
+    // A CA and a leaf for localhost, made by openssl.
+    let dir = crate::kit::TempDir::new("tls");
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    std::fs::write(path("leaf.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let steps = [
+        format!("req -x509 {ec} -days 1 -subj /CN=test-ca -keyout {} -out {}", path("ca.key"), path("ca.pem")),
+        format!("req {ec} -subj /CN=localhost -keyout {} -out {}", path("key.pem"), path("leaf.csr")),
+        format!(
+            "x509 -req -in {} -CA {} -CAkey {} -CAcreateserial -days 1 -extfile {} -out {}",
+            path("leaf.csr"),
+            path("ca.pem"),
+            path("ca.key"),
+            path("leaf.ext"),
+            path("cert.pem")
+        ),
+    ];
+    for step in steps {
+        let made = std::process::Command::new("openssl").args(step.split(' ')).stderr(Stdio::null()).status();
+        if !made.is_ok_and(|status| status.success()) {
+            return missing("openssl");
+        }
+    }
+    let core =
+        Core::start_with(Backend::Sqlite, &["--tls-cert", &path("cert.pem"), "--tls-key", &path("key.pem")]).await;
+    let port = core.grpc_address.rsplit(':').next().unwrap().to_owned();
+    let check = |url: String, ca: Option<String>| async move {
+        let mut command = tokio::process::Command::new(binary("gatekey-agent"));
+        command.args(["check", "--core", &url]);
+        if let Some(ca) = ca {
+            command.args(["--core-ca", &ca]);
+        }
+        command.output().await.unwrap()
+    };
+    let trusted = check(format!("https://localhost:{port}"), Some(path("ca.pem"))).await;
+    assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stderr));
+    let untrusted = check(format!("https://localhost:{port}"), None).await;
+    assert!(!untrusted.status.success(), "a certificate outside the trusted roots was accepted");
+    let plain = check(format!("http://localhost:{port}"), None).await;
+    assert!(!plain.status.success(), "plain HTTP/2 reached a TLS listener");
+    // The in-process facade reaches the core through its private loopback listener.
+    core.admin_token().await;
+}

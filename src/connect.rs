@@ -1,0 +1,23 @@
+//! Channels to a GateKey core for the agent, the standalone facade and SDK users:
+//! plain `http://`, or `https://` verified against the system's web PKI roots or a
+//! given CA certificate.
+
+use std::time::Duration;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Error};
+
+/// A lazily connecting channel to `url`; for `https://` URLs, `ca_pem` (if given) is
+/// the only CA trusted, otherwise the web PKI roots are.
+pub fn channel(url: &str, ca_pem: Option<&str>) -> Result<Channel, Error> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10));
+    if url.starts_with("https://") {
+        let tls = match ca_pem {
+            Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+            None => ClientTlsConfig::new().with_webpki_roots(),
+        };
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    Ok(endpoint.connect_lazy())
+}
