@@ -111,7 +111,15 @@ async fn main() {
     let core_binary = exe.parent().unwrap().parent().unwrap().join("gatekey-core");
     let data_dir = std::env::temp_dir().join(format!("gatekey-load-{}", std::process::id()));
     let mut core = tokio::process::Command::new(&core_binary)
-        .args(["serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--plain-http-cookies"])
+        .args([
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--plain-http-cookies",
+            "--no-rate-limits",
+        ])
         .arg("--data-dir")
         .arg(&data_dir)
         .env("GATEKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)

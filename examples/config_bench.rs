@@ -40,6 +40,7 @@ async fn main() {
         "--http-listen".into(),
         format!("127.0.0.1:{http_port}"),
         "--plain-http-cookies".into(),
+        "--no-rate-limits".into(),
     ]);
     let Command::Serve(serve_args) = cli.command;
     std::fs::create_dir_all(&data_dir).unwrap();

@@ -84,6 +84,18 @@ pub struct ServeArgs {
     /// Sign-in attempts allowed per client address and minute (all methods together); 0 disables.
     #[arg(long, env = "GATEKEY_AUTH_RATE_LIMIT", default_value_t = 50)]
     pub auth_rate_limit_per_minute: u32,
+    /// Unary and REST heartbeats allowed per gateway and minute; 0 disables.
+    #[arg(long, env = "GATEKEY_HEARTBEAT_RATE_LIMIT", default_value_t = 120)]
+    pub heartbeat_rate_limit_per_minute: u32,
+    /// Config generations allowed per user and minute; 0 disables.
+    #[arg(long, env = "GATEKEY_CONFIG_RATE_LIMIT", default_value_t = 30)]
+    pub config_rate_limit_per_minute: u32,
+    /// Admin operations allowed per user and minute; 0 disables.
+    #[arg(long, env = "GATEKEY_ADMIN_RATE_LIMIT", default_value_t = 100)]
+    pub admin_rate_limit_per_minute: u32,
+    /// Turn every rate limit off (for benchmarks).
+    #[arg(long, env = "GATEKEY_NO_RATE_LIMITS")]
+    pub no_rate_limits: bool,
     /// A TOML file declaring identity providers (`[[oidc]]`, `[[saml]]`), applied at start.
     #[arg(long, env = "GATEKEY_PROVIDERS_FILE")]
     pub providers_file: Option<PathBuf>,
@@ -107,6 +119,17 @@ impl std::fmt::Debug for ServeArgs {
 }
 
 impl ServeArgs {
+    /// The configured rate limits (all off with `--no-rate-limits`).
+    pub fn rate_limits(&self) -> crate::ratelimit::RateLimits {
+        let limit =
+            |per_minute: u32| crate::ratelimit::RateLimiter::new(if self.no_rate_limits { 0 } else { per_minute });
+        crate::ratelimit::RateLimits {
+            auth: limit(self.auth_rate_limit_per_minute),
+            heartbeat: limit(self.heartbeat_rate_limit_per_minute),
+            config: limit(self.config_rate_limit_per_minute),
+            admin: limit(self.admin_rate_limit_per_minute),
+        }
+    }
     /// The key file path, defaulting to `secret.key` in the data directory.
     pub fn secret_key_file(&self) -> PathBuf {
         self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))

@@ -2,8 +2,10 @@
 
 use crate::agent_hub::AgentHub;
 use crate::auth::Authenticator;
+use crate::auth::{Access, Caller};
+use crate::error::CoreResult;
 use crate::pki::CertificateAuthority;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::RateLimits;
 use crate::sealing::SecretBox;
 use crate::store::Store;
 
@@ -46,6 +48,17 @@ pub struct CoreContext {
     pub sealer: SecretBox,
     /// The gateway agents connected to this node.
     pub hub: AgentHub,
-    /// The per-address limit shared by every sign-in method.
-    pub auth_limiter: RateLimiter,
+    /// Rate limits.
+    pub limits: RateLimits,
+}
+
+impl CoreContext {
+    /// Authenticates an admin whose credential allows `access`, and charges the
+    /// caller's admin-operation limit. Every admin method starts here.
+    pub async fn admin<T>(&self, request: &tonic::Request<T>, access: Access) -> CoreResult<Caller> {
+        let caller = self.auth.authenticate(request, access).await?;
+        caller.require_admin()?;
+        self.limits.admin.check(&caller.user.id)?;
+        Ok(caller)
+    }
 }

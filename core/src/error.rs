@@ -34,10 +34,12 @@ pub enum CoreError {
     #[error("{1}")]
     Gone(ErrorCode, String),
     /// Too many requests; retry after this many seconds.
-    #[error("too many requests; retry in {retry_after_seconds} s")]
+    #[error("too many requests (limit {limit_per_minute} a minute); retry in {retry_after_seconds} s")]
     RateLimited {
         /// Seconds until a retry can succeed.
         retry_after_seconds: u64,
+        /// The limit that was hit.
+        limit_per_minute: u32,
     },
     /// A single sign-on attempt failed; the message says why.
     #[error("{0}")]
@@ -112,8 +114,11 @@ impl From<CoreError> for Status {
         let mut status = Status::new(error.grpc_code(), message);
         let metadata = status.metadata_mut();
         metadata.insert(ERROR_CODE_METADATA, tonic::metadata::MetadataValue::from_static(code.as_str()));
-        if let CoreError::RateLimited { retry_after_seconds } = error {
+        if let CoreError::RateLimited { retry_after_seconds, limit_per_minute } = error {
             metadata.insert(RETRY_AFTER_METADATA, retry_after_seconds.into());
+            metadata.insert("x-ratelimit-limit", limit_per_minute.into());
+            metadata.insert("x-ratelimit-remaining", 0u32.into());
+            metadata.insert("x-ratelimit-reset", retry_after_seconds.into());
         }
         status
     }

@@ -16,6 +16,20 @@ struct Bucket {
     updated: Instant,
 }
 
+/// The limits of the API overview, each per key: sign-in per client address,
+/// heartbeats per gateway, config generation per user, admin operations per user.
+#[derive(Debug)]
+pub struct RateLimits {
+    /// Sign-in attempts (every method together) per client address.
+    pub auth: RateLimiter,
+    /// Unary (and REST) heartbeats per gateway.
+    pub heartbeat: RateLimiter,
+    /// Config generations per user.
+    pub config: RateLimiter,
+    /// Admin operations per user.
+    pub admin: RateLimiter,
+}
+
 /// One limit, applied per key.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -50,7 +64,7 @@ impl RateLimiter {
             return Ok(());
         }
         let wait = ((1.0 - bucket.tokens) / per_second).ceil().max(1.0);
-        Err(CoreError::RateLimited { retry_after_seconds: wait as u64 })
+        Err(CoreError::RateLimited { retry_after_seconds: wait as u64, limit_per_minute: self.per_minute })
     }
 }
 
@@ -65,7 +79,10 @@ mod tests {
             limiter.check("192.0.2.1").unwrap();
         }
         match limiter.check("192.0.2.1") {
-            Err(CoreError::RateLimited { retry_after_seconds }) => assert!((1..=20).contains(&retry_after_seconds)),
+            Err(CoreError::RateLimited { retry_after_seconds, limit_per_minute }) => {
+                assert!((1..=20).contains(&retry_after_seconds));
+                assert_eq!(limit_per_minute, 3);
+            }
             other => panic!("{other:?}"),
         }
         limiter.check("192.0.2.2").unwrap();

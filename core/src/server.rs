@@ -7,7 +7,6 @@ use crate::bootstrap::{AdminBootstrap, ensure_admin};
 use crate::config::ServeArgs;
 use crate::context::{CoreContext, Settings};
 use crate::pki::lifecycle::load_or_create_authority;
-use crate::ratelimit::RateLimiter;
 use crate::sealing::SecretBox;
 use crate::services::{
     AdminAccessRuleApi, AdminAuthProviderApi, AdminConfigApi, AdminGatewayApi, AdminNetworkApi, AdminPkiApi,
@@ -121,7 +120,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         authority,
         sealer,
         hub: AgentHub::default(),
-        auth_limiter: RateLimiter::new(args.auth_rate_limit_per_minute),
+        limits: args.rate_limits(),
     });
     if let Some(path) = &args.providers_file {
         apply_providers_file(&context, path).await?;

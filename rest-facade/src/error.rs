@@ -14,7 +14,8 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
-    retry_after_seconds: Option<u64>,
+    /// `Retry-After` and `X-RateLimit-*` values of a 429, copied from the core.
+    rate_limit_headers: Vec<(&'static str, String)>,
 }
 
 /// Result alias for handlers.
@@ -23,7 +24,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after_seconds: None }
+        ApiError { status, code, message: message.into(), rate_limit_headers: Vec::new() }
     }
 
     /// A 400 `invalid_request` whose message names the problem.
@@ -71,11 +72,18 @@ impl From<tonic::Status> for ApiError {
         };
         let (http_status, default_code) = http_for(grpc_code);
         let code = core_code.unwrap_or(default_code);
-        let retry_after_seconds = status
-            .metadata()
-            .get(RETRY_AFTER_METADATA)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse().ok());
+        let rate_limit_headers = [
+            (RETRY_AFTER_METADATA, "retry-after"),
+            ("x-ratelimit-limit", "x-ratelimit-limit"),
+            ("x-ratelimit-remaining", "x-ratelimit-remaining"),
+            ("x-ratelimit-reset", "x-ratelimit-reset"),
+        ]
+        .into_iter()
+        .filter_map(|(key, header)| {
+            let value = status.metadata().get(key)?.to_str().ok()?;
+            value.parse::<u64>().ok().map(|number| (header, number.to_string()))
+        })
+        .collect();
         let message = match http_status {
             StatusCode::INTERNAL_SERVER_ERROR => {
                 tracing::error!(grpc_code = ?status.code(), message = status.message(), "core call failed");
@@ -87,7 +95,7 @@ impl From<tonic::Status> for ApiError {
             }
             _ => status.message().to_owned(),
         };
-        ApiError { status: http_status, code, message, retry_after_seconds }
+        ApiError { status: http_status, code, message, rate_limit_headers }
     }
 }
 
@@ -106,8 +114,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.as_str(), message: &self.message } };
         let mut response = (self.status, Json(body)).into_response();
-        if let Some(seconds) = self.retry_after_seconds {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        for (name, value) in self.rate_limit_headers {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
         }
         response
     }

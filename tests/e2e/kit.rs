@@ -241,7 +241,7 @@ impl Core {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        Reply::from(request.send().await.expect("HTTP request")).await
+        Reply::from_response(request.send().await.expect("HTTP request")).await
     }
 
     /// `GET` with a token.
@@ -337,7 +337,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn from(response: reqwest::Response) -> Reply {
+    /// Reads a response into a reply.
+    pub async fn from_response(response: reqwest::Response) -> Reply {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();

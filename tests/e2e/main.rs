@@ -10,6 +10,7 @@ mod agents;
 mod gateway_e2e;
 mod grpc;
 mod pki;
+mod ratelimits;
 mod rest_admin;
 mod rest_auth;
 mod saml;

@@ -132,7 +132,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
     async fn list_access_rules(&self, request: Request<ListAccessRulesRequest>) -> GrpcResult<ListAccessRulesResponse> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                self.0.admin(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
                 let listing = self.0.store.list_access_rules(page).await?;
                 Ok(ListAccessRulesResponse {
@@ -147,7 +147,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
     async fn create_access_rule(&self, request: Request<AccessRule>) -> GrpcResult<AccessRule> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 let fields = self.fields(request.into_inner()).await?;
                 let rule = self.0.store.create_access_rule(fields).await?;
                 self.push(&[&rule.network_id]).await?;
@@ -160,7 +160,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
     async fn update_access_rule(&self, request: Request<AccessRule>) -> GrpcResult<AccessRule> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
                 let before = self.0.store.require_access_rule(validate::id("id", &input.id)?).await?;
                 let fields = self.fields(input).await?;
@@ -178,7 +178,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
     ) -> GrpcResult<DeleteAccessRuleResponse> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 let rule = self.0.store.require_access_rule(validate::id("id", &request.into_inner().id)?).await?;
                 self.0.store.delete_access_rule(&rule.id).await?;
                 self.push(&[&rule.network_id]).await?;

@@ -339,6 +339,7 @@ impl GatewayAgentService for GatewayAgentApi {
         respond(
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
+                self.0.limits.heartbeat.check(&gateway.id)?;
                 self.heartbeat_of(&gateway).await
             }
             .await,

@@ -25,7 +25,7 @@ impl AuthApi {
     /// The caller's address, after charging it one login attempt.
     fn admit<T>(&self, request: &Request<T>) -> CoreResult<String> {
         let address = client_address(request, &self.0.settings.trusted_proxies);
-        self.0.auth_limiter.check(&address)?;
+        self.0.limits.auth.check(&address)?;
         Ok(address)
     }
 

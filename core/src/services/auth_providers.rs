@@ -151,7 +151,7 @@ impl AdminAuthProviderService for AdminAuthProviderApi {
     ) -> GrpcResult<ListAuthProvidersResponse> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                self.0.admin(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
                 let listing = self.0.store.list_auth_providers(page).await?;
                 Ok(ListAuthProvidersResponse {
@@ -166,7 +166,7 @@ impl AdminAuthProviderService for AdminAuthProviderApi {
     async fn create_auth_provider(&self, request: Request<AuthProvider>) -> GrpcResult<AuthProvider> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 Ok(view(self.save(request.get_ref(), None).await?))
             }
             .await,
@@ -176,7 +176,7 @@ impl AdminAuthProviderService for AdminAuthProviderApi {
     async fn update_auth_provider(&self, request: Request<AuthProvider>) -> GrpcResult<AuthProvider> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 let existing = self.0.store.require_auth_provider(validate::id("id", &request.get_ref().id)?).await?;
                 Ok(view(self.save(request.get_ref(), Some(&existing)).await?))
             }
@@ -190,7 +190,7 @@ impl AdminAuthProviderService for AdminAuthProviderApi {
     ) -> GrpcResult<DeleteAuthProviderResponse> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 self.0.store.delete_auth_provider(validate::id("id", &request.get_ref().id)?).await?;
                 Ok(DeleteAuthProviderResponse {})
             }

@@ -155,6 +155,7 @@ impl ConfigService for ConfigApi {
         respond(
             async {
                 let caller = self.0.auth.authenticate(&request, Access::Write).await?;
+                self.0.limits.config.check(&caller.user.id)?;
                 self.generate(&caller.user, request.into_inner()).await
             }
             .await,
@@ -187,7 +188,7 @@ impl AdminConfigService for AdminConfigApi {
     async fn list_configs(&self, request: Request<ListConfigsRequest>) -> GrpcResult<ListConfigsResponse> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                self.0.admin(&request, Access::Read).await?;
                 list(&self.0, None, request.into_inner()).await
             }
             .await,

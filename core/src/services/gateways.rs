@@ -66,7 +66,7 @@ impl AdminGatewayApi {
 
     /// Fails unless the caller is an admin whose credential may write.
     async fn admin_write<T>(&self, request: &Request<T>) -> CoreResult<()> {
-        self.0.auth.authenticate(request, Access::Write).await?.require_admin()
+        self.0.admin(request, Access::Write).await.map(|_| ())
     }
 
     async fn link(&self, gateway_id: &str, link: GatewayLink, target: &str, attach: bool) -> CoreResult<Gateway> {
@@ -114,7 +114,7 @@ impl AdminGatewayService for AdminGatewayApi {
     async fn list_gateways(&self, request: Request<ListGatewaysRequest>) -> GrpcResult<ListGatewaysResponse> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                self.0.admin(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
                 let listing = self.0.store.list_gateways(page).await?;
                 Ok(listing_response(&self.0, listing, page, GatewayView::Admin))

@@ -22,7 +22,7 @@ impl AdminNetworkService for AdminNetworkApi {
     async fn list_networks(&self, request: Request<ListNetworksRequest>) -> GrpcResult<ListNetworksResponse> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                self.0.admin(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
                 let listing = self.0.store.list_networks(page).await?;
                 Ok(ListNetworksResponse {
@@ -37,7 +37,7 @@ impl AdminNetworkService for AdminNetworkApi {
     async fn create_network(&self, request: Request<CreateNetworkRequest>) -> GrpcResult<Network> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
                 let network = NewNetwork {
                     name: validate::name("name", &input.name)?,
@@ -53,7 +53,7 @@ impl AdminNetworkService for AdminNetworkApi {
     async fn update_network(&self, request: Request<UpdateNetworkRequest>) -> GrpcResult<Network> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
                 let changes = NetworkChanges {
                     name: input.name.as_deref().map(|n| validate::name("name", n)).transpose()?,
@@ -75,7 +75,7 @@ impl AdminNetworkService for AdminNetworkApi {
     async fn delete_network(&self, request: Request<DeleteNetworkRequest>) -> GrpcResult<DeleteNetworkResponse> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 let network = self.0.store.require_network(validate::id("id", &request.into_inner().id)?).await?;
                 self.0.store.delete_network(&network.id).await?;
                 self.0.hub.rules_changed(&self.0.store, network.gateway_ids).await?;

@@ -62,8 +62,7 @@ impl AdminPkiService for AdminPkiApi {
     async fn revoke_certificate(&self, request: Request<RevokeCertificateRequest>) -> GrpcResult<CheckSerialResponse> {
         respond(
             async {
-                let caller = self.0.auth.authenticate(&request, Access::Write).await?;
-                caller.require_admin()?;
+                let caller = self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
                 let serial = serial::parse(&input.serial)?;
                 let reason = RevocationReasonName::parse(&input.reason)?;

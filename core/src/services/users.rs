@@ -24,7 +24,7 @@ impl AdminUserService for AdminUserApi {
     async fn list_users(&self, request: Request<ListUsersRequest>) -> GrpcResult<ListUsersResponse> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Read).await?.require_admin()?;
+                self.0.admin(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
                 let listing = self.0.store.list_users(page).await?;
                 Ok(ListUsersResponse {
@@ -39,7 +39,7 @@ impl AdminUserService for AdminUserApi {
     async fn create_user(&self, request: Request<CreateUserRequest>) -> GrpcResult<User> {
         respond(
             async {
-                self.0.auth.authenticate(&request, Access::Write).await?.require_admin()?;
+                self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
                 let username = validate::username(&input.username)?;
                 let email = validate::email(&input.email)?;
@@ -68,8 +68,7 @@ impl AdminUserService for AdminUserApi {
     async fn update_user(&self, request: Request<UpdateUserRequest>) -> GrpcResult<User> {
         respond(
             async {
-                let caller = self.0.auth.authenticate(&request, Access::Write).await?;
-                caller.require_admin()?;
+                let caller = self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
                 let id = validate::id("id", &input.id)?;
                 let target = self.0.store.require_user(id).await?;
