@@ -5,6 +5,7 @@
 //! else. Kills, CRLs and replies go through an unbounded per-stream queue.
 
 use crate::error::CoreResult;
+use crate::metrics::Metrics;
 use crate::store::{OpenSession, Store};
 use gatekey::v1::{CoreMessage, KillSession, core_message::Body};
 use std::collections::{BTreeSet, HashMap};
@@ -43,9 +44,21 @@ pub struct AgentHub {
     next_connection: AtomicU64,
     /// Stream heartbeats not yet written to the store, by gateway (Unix seconds).
     heartbeats: Mutex<HashMap<String, i64>>,
+    /// Where rule-push latency is recorded.
+    metrics: Arc<Metrics>,
 }
 
 impl AgentHub {
+    /// A hub recording push latency in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> AgentHub {
+        AgentHub { metrics, ..AgentHub::default() }
+    }
+
+    /// Notes that a gateway acknowledged its rules (stops its push clock).
+    pub fn rules_applied(&self, gateway_id: &str) {
+        self.metrics.rules_applied(gateway_id);
+    }
+
     fn links(&self) -> std::sync::MutexGuard<'_, HashMap<String, LinkHandles>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.links.lock().unwrap_or_else(PoisonError::into_inner)
@@ -126,6 +139,9 @@ impl AgentHub {
     pub async fn rules_changed(&self, store: &Store, gateway_ids: impl IntoIterator<Item = String>) -> CoreResult<()> {
         let unique: Vec<String> = gateway_ids.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
         store.bump_rules_versions(&unique).await?;
+        let links = self.links();
+        self.metrics.rules_changed(unique.iter().filter(|id| links.contains_key(*id)));
+        drop(links);
         let links = self.links();
         for id in &unique {
             if let Some(link) = links.get(id) {

@@ -50,6 +50,8 @@ pub struct CoreContext {
     pub hub: AgentHub,
     /// Rate limits.
     pub limits: RateLimits,
+    /// Metrics.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl CoreContext {

@@ -9,6 +9,7 @@ pub mod context;
 pub mod convert;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod ovpn;
 pub mod pki;
 pub mod policy;

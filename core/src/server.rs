@@ -6,6 +6,7 @@ use crate::auth::Authenticator;
 use crate::bootstrap::{AdminBootstrap, ensure_admin};
 use crate::config::ServeArgs;
 use crate::context::{CoreContext, Settings};
+use crate::metrics::{Gauges, Metrics, MetricsLayer};
 use crate::pki::lifecycle::load_or_create_authority;
 use crate::sealing::SecretBox;
 use crate::services::{
@@ -106,6 +107,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         .trim_end_matches('/')
         .to_owned();
 
+    let metrics = Arc::new(Metrics::default());
     let context = Arc::new(CoreContext {
         auth: Authenticator::new(store.clone(), args.session_ttl_seconds),
         settings: Settings {
@@ -119,8 +121,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         store: store.clone(),
         authority,
         sealer,
-        hub: AgentHub::default(),
+        hub: AgentHub::new(metrics.clone()),
         limits: args.rate_limits(),
+        metrics: metrics.clone(),
     });
     if let Some(path) = &args.providers_file {
         apply_providers_file(&context, path).await?;
@@ -135,6 +138,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         }
     };
 
+    // Prometheus scrapes `/metrics` on the HTTP listener, beside the REST facade.
+    let metrics_routes = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get({
+            let context = context.clone();
+            move || render_metrics(context.clone())
+        }),
+    );
     let routes = grpc_routes(context.clone()).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let mut public_grpc = Server::builder().accept_http1(true);
@@ -158,6 +169,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         }
     }
     let grpc_server = public_grpc
+        .layer(request_trace_layer())
+        .layer(MetricsLayer(metrics.clone()))
         .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), stopped());
@@ -167,7 +180,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     if let Some(listener) = http_listener {
         let channel = Endpoint::from_shared(format!("http://{}", reachable(facade_grpc_address)))?.connect_lazy();
         let options = gatekey_rest::FacadeOptions { secure_cookies: !args.plain_http_cookies };
-        let app = gatekey_rest::router(channel, options);
+        let app = gatekey_rest::router(channel, options).merge(metrics_routes);
         let shutdown = stopped();
         tasks.spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -288,6 +301,34 @@ async fn apply_providers_file(
         tracing::info!(provider = %declared.name, "identity provider applied from the providers file");
     }
     Ok(())
+}
+
+/// The metrics text, with gauges read now.
+async fn render_metrics(context: Arc<CoreContext>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let live_sessions = match context.store.count_all_open_sessions().await {
+        Ok(count) => count,
+        Err(error) => {
+            tracing::warn!(%error, "cannot count sessions for metrics");
+            0
+        }
+    };
+    let gauges = Gauges { connected_gateways: context.hub.connected(), live_sessions };
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], context.metrics.render(gauges)).into_response()
+}
+
+/// A span per gRPC request carrying its method and the request id the facade (or
+/// another client) sent in `x-request-id`, so one id follows a request through both.
+fn request_trace_layer() -> tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::GrpcErrorsAsFailures>,
+    fn(&http::Request<tonic::body::Body>) -> tracing::Span,
+> {
+    fn span(request: &http::Request<tonic::body::Body>) -> tracing::Span {
+        let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+        tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
+    }
+    tower_http::trace::TraceLayer::new_for_grpc()
+        .make_span_with(span as fn(&http::Request<tonic::body::Body>) -> tracing::Span)
 }
 
 /// An address this process can dial to reach a listener bound to `address`.

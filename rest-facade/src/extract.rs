@@ -123,6 +123,7 @@ impl PageQuery {
 /// The caller's credential and address, to be forwarded to the core as metadata.
 /// The `authorization` header wins over the session cookie.
 pub struct CoreCall {
+    request_id: Option<String>,
     bearer: Option<String>,
     gateway_token: Option<String>,
     client_address: Option<SocketAddr>,
@@ -141,7 +142,9 @@ impl<S: Send + Sync> FromRequestParts<S> for CoreCall {
         let gateway_token =
             parts.headers.get(GATEWAY_TOKEN_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
         let client_address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
-        Ok(CoreCall { bearer, gateway_token, client_address })
+        let request_id =
+            parts.headers.get(crate::REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        Ok(CoreCall { request_id, bearer, gateway_token, client_address })
     }
 }
 
@@ -152,6 +155,9 @@ impl CoreCall {
         let metadata = request.metadata_mut();
         if let Some(value) = self.bearer.as_deref().and_then(|b| MetadataValue::try_from(b).ok()) {
             metadata.insert("authorization", value);
+        }
+        if let Some(value) = self.request_id.as_deref().and_then(|id| MetadataValue::try_from(id).ok()) {
+            metadata.insert(crate::REQUEST_ID_HEADER, value);
         }
         if let Some(value) = self.gateway_token.as_deref().and_then(|t| MetadataValue::try_from(t).ok()) {
             metadata.insert(GATEWAY_TOKEN_HEADER, value);

@@ -13,8 +13,13 @@ pub use extract::{MAX_BODY_BYTES, SESSION_COOKIE};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
 use tonic::transport::Channel;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+
+/// Header carrying a request's id from client to facade to core and back.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// How the facade behaves.
 #[derive(Debug, Clone)]
@@ -32,10 +37,18 @@ pub(crate) struct FacadeState {
 
 /// The whole REST application, calling the core over `channel`.
 pub fn router(channel: Channel, options: FacadeOptions) -> Router {
+    // Every request gets an `x-request-id` (kept if the client sent one), which is
+    // logged here, forwarded to the core, and returned to the client.
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .nest("/api/v1", routes::api_v1())
         .fallback(routes::unknown_path)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(FacadeState { channel, options })
 }

@@ -4,6 +4,7 @@
 
 mod kit;
 mod netns;
+mod observability;
 mod oidc;
 
 mod agents;

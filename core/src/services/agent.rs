@@ -217,7 +217,10 @@ async fn read_agent(
             .map(|()| {
                 let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
             }),
-            Some(AgentBody::RulesApplied(applied)) => store.record_rules_applied(&gateway_id, applied.version).await,
+            Some(AgentBody::RulesApplied(applied)) => {
+                api.0.hub.rules_applied(&gateway_id);
+                store.record_rules_applied(&gateway_id, applied.version).await
+            }
             Some(AgentBody::Hello(_)) | None => {
                 Err(CoreError::InvalidArgument("unexpected message on an open stream".into()))
             }

@@ -104,6 +104,7 @@ impl ConfigApi {
             })
             .await?;
         tracing::info!(config = %config_id, user = %user.id, gateway = %gateway.id, serial = %issued.serial, "issued VPN config");
+        context.metrics.config_issued();
         Ok(GenerateConfigResponse {
             download_url: download_url(&config_id),
             config_id,

@@ -147,6 +147,14 @@ impl Store {
         .collect()
     }
 
+    /// Sessions open anywhere.
+    pub async fn count_all_open_sessions(&self) -> CoreResult<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS total FROM vpn_sessions WHERE disconnected_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        super::total_of(&row)
+    }
+
     /// Sessions open on a gateway.
     pub async fn count_open_sessions(&self, gateway_id: &str) -> CoreResult<u64> {
         let row =
