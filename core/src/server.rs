@@ -319,10 +319,7 @@ async fn render_metrics(context: Arc<CoreContext>) -> axum::response::Response {
 
 /// A span per gRPC request carrying its method and the request id the facade (or
 /// another client) sent in `x-request-id`, so one id follows a request through both.
-fn request_trace_layer() -> tower_http::trace::TraceLayer<
-    tower_http::classify::SharedClassifier<tower_http::classify::GrpcErrorsAsFailures>,
-    fn(&http::Request<tonic::body::Body>) -> tracing::Span,
-> {
+fn request_trace_layer() -> RequestTraceLayer {
     fn span(request: &http::Request<tonic::body::Body>) -> tracing::Span {
         let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
