@@ -324,9 +324,16 @@ fn request_trace_layer() -> RequestTraceLayer {
         let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
     }
-    tower_http::trace::TraceLayer::new_for_grpc()
-        .make_span_with(span as fn(&http::Request<tonic::body::Body>) -> tracing::Span)
+    tower_http::trace::TraceLayer::new_for_grpc().make_span_with(span as MakeSpan)
 }
+
+/// How a gRPC request's span is made.
+type MakeSpan = fn(&http::Request<tonic::body::Body>) -> tracing::Span;
+/// The tracing layer of the gRPC server.
+type RequestTraceLayer = tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::GrpcErrorsAsFailures>,
+    MakeSpan,
+>;
 
 /// An address this process can dial to reach a listener bound to `address`.
 fn reachable(address: SocketAddr) -> SocketAddr {
