@@ -1,5 +1,6 @@
-//! GateKey contract: the gRPC types and clients generated from `proto/gatekey/v1`,
-//! and the file descriptor set that powers server reflection.
+//! GateKey contract and SDK: the gRPC types and clients generated from
+//! `proto/gatekey/v1`, the typed [`Client`], and the file descriptor set that powers
+//! server reflection.
 
 /// Generated types and service stubs of package `gatekey.v1`.
 #[allow(missing_docs, clippy::all)]
@@ -10,8 +11,10 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of every GateKey proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gatekey_descriptor");
 
+mod client;
 pub mod connect;
 mod error_code;
 mod redacted_debug;
 
+pub use client::{Client, Error};
 pub use error_code::{ERROR_CODE_METADATA, ErrorCode, RETRY_AFTER_METADATA};

@@ -15,4 +15,5 @@ mod ratelimits;
 mod rest_admin;
 mod rest_auth;
 mod saml;
+mod sdk;
 mod storage;
