@@ -41,7 +41,13 @@ struct AwaitedVerdict {
     cid: u64,
     kid: u64,
     renegotiation: bool,
+    asked: Instant,
 }
+
+/// How long a verdict may take before the client is refused.
+const VERDICT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long live sessions may renegotiate without the core before they are refused.
+const OUTAGE_GRACE: Duration = Duration::from_secs(3600);
 
 /// The open stream to the core.
 struct CoreStream {
@@ -88,6 +94,8 @@ pub struct Gateway {
     reports: VecDeque<(u64, AgentBody)>,
     next_request_id: u64,
     stream: Option<CoreStream>,
+    /// When the stream to the core was lost, while it is down.
+    core_lost_at: Option<Instant>,
     heartbeat_every: Duration,
 }
 
@@ -107,6 +115,7 @@ impl Gateway {
             reports: VecDeque::new(),
             next_request_id: 1,
             stream: None,
+            core_lost_at: None,
             heartbeat_every: Duration::from_secs(30),
         }
     }
@@ -192,7 +201,10 @@ impl Gateway {
                     self.lost_core().await;
                     core_retry_at = Instant::now() + core_backoff.next_delay();
                 }
-                Step::Heartbeat => self.send_heartbeat().await,
+                Step::Heartbeat => {
+                    self.expire_verdicts().await;
+                    self.send_heartbeat().await;
+                }
                 Step::Retry => {}
                 Step::Shutdown => return,
             }
@@ -264,6 +276,7 @@ impl Gateway {
             _ => return Err("the core did not answer hello with welcome".into()),
         }
         self.stream = Some(CoreStream { outbound, inbound });
+        self.core_lost_at = None;
         // Everything the core has not acknowledged goes again, in order.
         let pending: Vec<_> = self.reports.iter().cloned().collect();
         for (request_id, body) in pending {
@@ -282,10 +295,22 @@ impl Gateway {
 
     async fn lost_core(&mut self) {
         self.stream = None;
+        self.core_lost_at.get_or_insert_with(Instant::now);
         // Verdicts that will never come: fail closed.
         let awaited: Vec<_> = self.awaited.drain().map(|(_, verdict)| verdict).collect();
         for verdict in awaited {
             self.deny(verdict, "the control plane is unreachable").await;
+        }
+    }
+
+    /// Refuses clients whose verdict is overdue: a lost answer must not leave them hanging.
+    async fn expire_verdicts(&mut self) {
+        let overdue: Vec<u64> =
+            self.awaited.iter().filter(|(_, v)| v.asked.elapsed() > VERDICT_TIMEOUT).map(|(id, _)| *id).collect();
+        for id in overdue {
+            if let Some(verdict) = self.awaited.remove(&id) {
+                self.deny(verdict, "the control plane did not answer in time").await;
+            }
         }
     }
 
@@ -310,6 +335,9 @@ impl Gateway {
             ManagementEvent::Reauth { cid, kid, env } => {
                 if self.stream.is_some() {
                     self.verify(cid, kid, &env, true).await;
+                } else if self.core_lost_at.is_some_and(|lost| lost.elapsed() > OUTAGE_GRACE) {
+                    let awaited = AwaitedVerdict { cid, kid, renegotiation: true, asked: Instant::now() };
+                    self.deny(awaited, "the control plane has been unreachable for too long").await;
                 } else if let Some(management) = &self.management {
                     // Keep live sessions through a brief control-plane outage; new ones are refused.
                     let _ = management.client_auth_nt(cid, kid).await;
@@ -329,7 +357,7 @@ impl Gateway {
     }
 
     async fn verify(&mut self, cid: u64, kid: u64, env: &ClientEnv, renegotiation: bool) {
-        let awaited = AwaitedVerdict { cid, kid, renegotiation };
+        let awaited = AwaitedVerdict { cid, kid, renegotiation, asked: Instant::now() };
         let (Some(common_name), Some(serial)) = (env.common_name(), env.serial_hex()) else {
             return self.deny(awaited, "the client presented no certificate name or serial").await;
         };

@@ -516,6 +516,12 @@ async fn access_rules_are_validated_and_admin_only() {
     assert!(id.starts_with("rule-"));
     assert_eq!(created.body["data"]["protocol"], "any");
     core.post("/admin/access-rules", &fleet.admin, base.clone()).await.expect_error(StatusCode::CONFLICT, "conflict");
+    // The network cannot shrink away from a rule's destination.
+    let message = core
+        .put(&format!("/admin/networks/{}", fleet.network_id), &fleet.admin, json!({"cidrs": ["10.91.0.0/16"]}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(message.contains("`r`"), "{message}");
     let updated = core
         .put(&format!("/admin/access-rules/{id}"), &fleet.admin, with(json!({"protocol": "udp", "port_from": 53})))
         .await;

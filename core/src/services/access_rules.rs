@@ -31,7 +31,7 @@ fn inside(network: &NetworkRecord, destination: &IpNet) -> bool {
 }
 
 /// The destination, normalised, after checking it fits its type and the network.
-fn destination(kind: &str, value: &str, network: &NetworkRecord) -> CoreResult<String> {
+pub(super) fn destination(kind: &str, value: &str, network: &NetworkRecord) -> CoreResult<String> {
     let value = value.trim();
     let outside = || {
         invalid(format!("destination: `{value}` is outside network `{}` ({})", network.name, network.cidrs.join(", ")))

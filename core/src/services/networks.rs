@@ -3,6 +3,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
+use crate::error::CoreError;
 use crate::store::{NetworkChanges, NewNetwork};
 use crate::{convert, validate};
 use gatekey::v1::admin_network_service_server::AdminNetworkService;
@@ -64,7 +65,22 @@ impl AdminNetworkService for AdminNetworkApi {
                         .transpose()?,
                     cidrs: input.cidrs.map(|list| validate::cidrs("cidrs", &list.cidrs)).transpose()?,
                 };
-                let network = self.0.store.update_network(validate::id("id", &input.id)?, changes).await?;
+                let id = validate::id("id", &input.id)?;
+                if let Some(cidrs) = &changes.cidrs {
+                    // The network must keep holding every destination its rules name.
+                    let mut reshaped = self.0.store.require_network(id).await?;
+                    reshaped.cidrs.clone_from(cidrs);
+                    for rule in self.0.store.access_rules_of_network(id).await? {
+                        super::access_rules::destination(&rule.destination_type, &rule.destination, &reshaped)
+                            .map_err(|_| {
+                                CoreError::InvalidArgument(format!(
+                                    "cidrs: access rule `{}` reaches {}, outside the new CIDRs",
+                                    rule.name, rule.destination
+                                ))
+                            })?;
+                    }
+                }
+                let network = self.0.store.update_network(id, changes).await?;
                 self.0.hub.rules_changed(&self.0.store, network.gateway_ids.clone()).await?;
                 Ok(convert::network(network))
             }

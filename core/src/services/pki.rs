@@ -69,17 +69,14 @@ impl AdminPkiService for AdminPkiApi {
                 let (certificate, newly_revoked) = self.0.store.revoke_certificate(&serial, reason.as_str()).await?;
                 if newly_revoked {
                     tracing::info!(%serial, reason = reason.as_str(), by = %caller.user.id, "revoked certificate");
-                    let sessions = self.0.store.open_sessions_with_serial(&serial).await?;
-                    self.0.hub.kill_sessions(&sessions, "the certificate was revoked");
-                    let crl = rebuild_crl(&self.0.store, &self.0.authority).await?;
-                    self.0.hub.broadcast(&CoreMessage {
-                        request_id: 0,
-                        body: Some(core_message::Body::CrlUpdate(CrlUpdate {
-                            pem: crl.signed.pem,
-                            number: crl.number,
-                        })),
-                    });
                 }
+                // Repeating a revocation repeats its effects, so a half-finished one (CRL
+                // signing or a kill failed after the commit) is completed by retrying.
+                let sessions = self.0.store.open_sessions_with_serial(&serial).await?;
+                self.0.hub.kill_sessions(&sessions, "the certificate was revoked");
+                let crl = rebuild_crl(&self.0.store, &self.0.authority).await?;
+                let update = CrlUpdate { pem: crl.signed.pem, number: crl.number };
+                self.0.hub.broadcast(&CoreMessage { request_id: 0, body: Some(core_message::Body::CrlUpdate(update)) });
                 Ok(convert::serial_status(certificate))
             }
             .await,

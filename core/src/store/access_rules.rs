@@ -155,6 +155,15 @@ impl Store {
         Ok(Listing { items: self.rules_from_rows(&rows).await?, total })
     }
 
+    /// Every rule in a network.
+    pub async fn access_rules_of_network(&self, network_id: &str) -> CoreResult<Vec<AccessRuleRecord>> {
+        let rows = query_fmt!("SELECT {RULE_COLUMNS} FROM access_rules WHERE network_id = $1 ORDER BY name")
+            .bind(network_id)
+            .fetch_all(&self.pool)
+            .await?;
+        self.rules_from_rows(&rows).await
+    }
+
     /// Every rule in the networks attached to a gateway.
     pub async fn access_rules_of_gateway(&self, gateway_id: &str) -> CoreResult<Vec<AccessRuleRecord>> {
         let columns = RULE_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
