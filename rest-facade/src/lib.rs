@@ -4,12 +4,14 @@
 
 mod error;
 mod extract;
+mod openapi;
 mod routes;
 pub mod telemetry;
 mod views;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{MAX_BODY_BYTES, SESSION_COOKIE};
+pub use openapi::openapi_document;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -40,8 +42,8 @@ pub fn router(channel: Channel, options: FacadeOptions) -> Router {
     // Every request gets an `x-request-id` (kept if the client sent one), which is
     // logged here, forwarded to the core, and returned to the client.
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-    Router::new()
-        .nest("/api/v1", routes::api_v1())
+    let (api, _) = utoipa_axum::router::OpenApiRouter::new().nest("/api/v1", routes::api_v1()).split_for_parts();
+    api.method_not_allowed_fallback(routes::wrong_method)
         .fallback(routes::unknown_path)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -7,14 +7,14 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// `{"data": …}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Data<T> {
     /// The payload.
     pub data: T,
 }
 
 /// `{"data": [...], "meta": {...}}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Listed<T> {
     /// The items on this page.
     pub data: Vec<T>,
@@ -23,7 +23,7 @@ pub struct Listed<T> {
 }
 
 /// Paging position of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Meta {
     /// Items in the whole list.
     pub total: u64,
@@ -52,7 +52,7 @@ pub fn rfc3339(timestamp: Option<Timestamp>) -> Option<String> {
 }
 
 /// A user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     id: String,
     username: String,
@@ -84,7 +84,7 @@ impl From<v1::User> for UserView {
 }
 
 /// A new session: the user and the token shown once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LoginView {
     /// The signed-in user.
     pub user: Option<UserView>,
@@ -95,7 +95,7 @@ pub struct LoginView {
 }
 
 /// The caller's session.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     user: Option<UserView>,
     auth_method: String,
@@ -113,7 +113,7 @@ impl From<v1::SessionInfo> for SessionView {
 }
 
 /// An API key without its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     id: String,
     name: String,
@@ -141,17 +141,17 @@ impl From<v1::ApiKey> for ApiKeyView {
 }
 
 /// A new API key with its secret, shown once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedApiKeyView {
     /// The stored key.
     #[serde(flatten)]
-    pub key: Option<ApiKeyView>,
+    pub key: ApiKeyView,
     /// The whole key.
     pub secret: String,
 }
 
 /// A gateway as users see it: exactly the seed's fields.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GatewayView {
     id: String,
     name: String,
@@ -191,7 +191,7 @@ impl From<v1::Gateway> for GatewayView {
 }
 
 /// A gateway as admins see it: the seed's fields plus pool, state, grants and networks.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdminGatewayView {
     #[serde(flatten)]
     base: GatewayView,
@@ -220,23 +220,26 @@ impl From<v1::Gateway> for AdminGatewayView {
 }
 
 /// A gateway with its agent token, shown once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GatewayWithTokenView {
     /// The gateway.
     #[serde(flatten)]
-    pub gateway: Option<AdminGatewayView>,
+    pub gateway: AdminGatewayView,
     /// The agent token.
     pub token: String,
 }
 
 impl From<v1::CreateGatewayResponse> for GatewayWithTokenView {
     fn from(created: v1::CreateGatewayResponse) -> Self {
-        GatewayWithTokenView { gateway: created.gateway.map(AdminGatewayView::from), token: created.token }
+        GatewayWithTokenView {
+            gateway: AdminGatewayView::from(created.gateway.unwrap_or_default()),
+            token: created.token,
+        }
     }
 }
 
 /// A network.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NetworkView {
     id: String,
     name: String,
@@ -264,7 +267,7 @@ impl From<v1::Network> for NetworkView {
 /// The answer of `POST /configs/generate`: the seed's example shows the fields at
 /// the top level, and the seed's envelope puts every answer under `data`, so the
 /// fields stand in both places.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GeneratedConfigView {
     config_id: String,
     download_url: String,
@@ -273,7 +276,7 @@ pub struct GeneratedConfigView {
 }
 
 /// The fields of a generated config's handle.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GeneratedConfigFields {
     config_id: String,
     download_url: String,
@@ -297,7 +300,7 @@ impl From<v1::GenerateConfigResponse> for GeneratedConfigView {
 }
 
 /// An issued config in the ledger.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConfigView {
     id: String,
     user_id: String,
@@ -329,7 +332,7 @@ impl From<v1::VpnConfig> for ConfigView {
 }
 
 /// Whether a certificate is revoked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SerialStatusView {
     serial: String,
     revoked: bool,
@@ -351,7 +354,7 @@ impl From<v1::CheckSerialResponse> for SerialStatusView {
 }
 
 /// An access rule.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccessRuleView {
     id: String,
     name: String,
@@ -389,7 +392,7 @@ impl From<v1::AccessRule> for AccessRuleView {
 }
 
 /// One allowed destination, as agents apply it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FirewallRuleView {
     destination: String,
     protocol: String,
@@ -409,7 +412,7 @@ impl From<v1::FirewallRule> for FirewallRuleView {
 }
 
 /// The verdict on a connecting client.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyView {
     allowed: bool,
     reason: Option<String>,
@@ -431,7 +434,7 @@ impl From<v1::VerifyResponse> for VerifyView {
 }
 
 /// One identity's rules at a gateway.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientRulesView {
     common_name: String,
     user_id: String,
@@ -451,7 +454,7 @@ impl From<v1::ClientRules> for ClientRulesView {
 }
 
 /// Every identity's rules at one version.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RuleSnapshotView {
     version: u64,
     clients: Vec<ClientRulesView>,
@@ -467,7 +470,7 @@ impl From<v1::RuleSnapshot> for RuleSnapshotView {
 }
 
 /// A gateway's server material (it carries the server's private key).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProvisionView {
     gateway_id: String,
     ca_certificate_pem: String,
@@ -499,7 +502,7 @@ impl From<v1::ProvisionResponse> for ProvisionView {
 }
 
 /// An identity provider (never with its client secret).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuthProviderView {
     id: String,
     name: String,
@@ -534,7 +537,7 @@ impl From<v1::AuthProvider> for AuthProviderView {
 }
 
 /// The answer to a DELETE.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeletedView {
     /// The deleted resource's id.
     pub id: String,

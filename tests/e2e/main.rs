@@ -6,6 +6,7 @@ mod kit;
 mod netns;
 mod observability;
 mod oidc;
+mod openapi;
 
 mod agents;
 mod gateway_e2e;

@@ -3,6 +3,7 @@
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::openapi::ErrorResponses;
 use crate::views::{AccessRuleView, Data, DeletedView, Listed};
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 
 /// Body of `POST /admin/access-rules` and `PUT /admin/access-rules/{id}` (which
 /// replaces the whole rule).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRuleBody {
     name: String,
@@ -36,7 +37,7 @@ pub struct AccessRuleBody {
 }
 
 /// Kinds of destination.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DestinationType {
     /// One address.
@@ -48,7 +49,7 @@ pub enum DestinationType {
 }
 
 /// Protocols a rule can allow.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleProtocol {
     /// TCP.
@@ -92,6 +93,7 @@ impl AccessRuleBody {
 }
 
 /// Every rule.
+#[utoipa::path(get, operation_id = "access_rules_list", path = "/admin/access-rules", tag = "admin-access-rules", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "Rules", body = Listed<AccessRuleView>), ErrorResponses))]
 pub async fn list(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -103,6 +105,7 @@ pub async fn list(
 }
 
 /// Creates a rule.
+#[utoipa::path(post, operation_id = "access_rules_create", path = "/admin/access-rules", tag = "admin-access-rules", security(("session_cookie" = []), ("bearer" = [])), request_body = AccessRuleBody, responses((status = 201, description = "The rule", body = Data<AccessRuleView>), ErrorResponses))]
 pub async fn create(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -114,6 +117,7 @@ pub async fn create(
 }
 
 /// Replaces a rule.
+#[utoipa::path(put, operation_id = "access_rules_update", path = "/admin/access-rules/{id}", tag = "admin-access-rules", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The rule's id")), request_body = AccessRuleBody, responses((status = 200, description = "The rule", body = Data<AccessRuleView>), ErrorResponses))]
 pub async fn update(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -126,6 +130,7 @@ pub async fn update(
 }
 
 /// Deletes a rule.
+#[utoipa::path(delete, operation_id = "access_rules_remove", path = "/admin/access-rules/{id}", tag = "admin-access-rules", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The rule's id")), responses((status = 200, description = "Deleted", body = Data<DeletedView>), ErrorResponses))]
 pub async fn remove(
     State(state): State<FacadeState>,
     call: CoreCall,

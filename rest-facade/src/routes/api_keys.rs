@@ -3,6 +3,7 @@
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::openapi::ErrorResponses;
 use crate::views::{ApiKeyView, CreatedApiKeyView, Data, Listed};
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +13,7 @@ use gatekey::v1::{CreateApiKeyRequest, ListApiKeysRequest, RevokeApiKeyRequest};
 use serde::Deserialize;
 
 /// Body of `POST /api-keys`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyBody {
     name: String,
@@ -22,6 +23,7 @@ pub struct CreateApiKeyBody {
     expires_in_seconds: Option<u64>,
 }
 
+#[utoipa::path(get, operation_id = "api_keys_list", path = "/api-keys", tag = "api-keys", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "The caller's API keys", body = Listed<ApiKeyView>), ErrorResponses))]
 pub async fn list(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -32,6 +34,7 @@ pub async fn list(
     Ok(Json(Listed::new(listing.api_keys, listing.page, ApiKeyView::from)))
 }
 
+#[utoipa::path(post, operation_id = "api_keys_create", path = "/api-keys", tag = "api-keys", security(("session_cookie" = []), ("bearer" = [])), request_body = CreateApiKeyBody, responses((status = 201, description = "The key; its secret is shown only here", body = Data<CreatedApiKeyView>), ErrorResponses))]
 pub async fn create(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -43,16 +46,17 @@ pub async fn create(
         expires_in_seconds: body.expires_in_seconds.unwrap_or(0),
     });
     let created = ApiKeyServiceClient::new(state.channel).create_api_key(request).await?.into_inner();
-    let view = CreatedApiKeyView { key: created.api_key.map(ApiKeyView::from), secret: created.secret };
+    let view = CreatedApiKeyView { key: ApiKeyView::from(created.api_key.unwrap_or_default()), secret: created.secret };
     Ok((StatusCode::CREATED, Json(Data { data: view })))
 }
 
+#[utoipa::path(delete, operation_id = "api_keys_revoke", path = "/api-keys/{id}", tag = "api-keys", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The key's id")), responses((status = 200, description = "The revoked key", body = Data<ApiKeyView>), ErrorResponses))]
 pub async fn revoke(
     State(state): State<FacadeState>,
     call: CoreCall,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Data<Option<ApiKeyView>>>> {
+) -> ApiResult<Json<Data<ApiKeyView>>> {
     let revoked =
         ApiKeyServiceClient::new(state.channel).revoke_api_key(call.request(RevokeApiKeyRequest { id })).await?;
-    Ok(Json(Data { data: revoked.into_inner().api_key.map(ApiKeyView::from) }))
+    Ok(Json(Data { data: ApiKeyView::from(revoked.into_inner().api_key.unwrap_or_default()) }))
 }

@@ -3,6 +3,7 @@
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, CoreCall, SESSION_COOKIE};
+use crate::openapi::ErrorResponses;
 use crate::views::{Data, LoginView, SessionView, UserView, rfc3339};
 use axum::Json;
 use axum::extract::State;
@@ -13,13 +14,14 @@ use gatekey::v1::{GetSessionRequest, LocalLoginRequest, LogoutRequest};
 use serde::{Deserialize, Serialize};
 
 /// Body of `POST /auth/local/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     username: String,
     password: String,
 }
 
+#[utoipa::path(post, operation_id = "auth_local_login", path = "/auth/local/login", tag = "auth", security(()), request_body = LoginBody, responses((status = 200, description = "Signed in; sets the gatekey_session cookie", body = Data<LoginView>), ErrorResponses))]
 pub async fn local_login(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -38,17 +40,19 @@ pub async fn local_login(
 }
 
 /// Answer of `POST /auth/logout`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LoggedOut {
     logged_out: bool,
 }
 
+#[utoipa::path(post, operation_id = "auth_logout", path = "/auth/logout", tag = "auth", security(("session_cookie" = []), ("bearer" = [])), responses((status = 200, description = "Signed out; clears the cookie", body = Data<LoggedOut>), ErrorResponses))]
 pub async fn logout(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<(HeaderMap, Json<Data<LoggedOut>>)> {
     AuthServiceClient::new(state.channel).logout(call.request(LogoutRequest {})).await?;
     let cookie = session_cookie("", 0, state.options.secure_cookies);
     Ok((cookie, Json(Data { data: LoggedOut { logged_out: true } })))
 }
 
+#[utoipa::path(get, operation_id = "auth_session", path = "/auth/session", tag = "auth", security(("session_cookie" = []), ("bearer" = [])), responses((status = 200, description = "The caller", body = Data<SessionView>), ErrorResponses))]
 pub async fn session(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<Json<Data<SessionView>>> {
     let info = AuthServiceClient::new(state.channel).get_session(call.request(GetSessionRequest {})).await?;
     Ok(Json(Data { data: info.into_inner().into() }))

@@ -3,6 +3,7 @@
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::openapi::ErrorResponses;
 use crate::views::{AuthProviderView, Data, DeletedView, Listed};
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 
 /// Body of `POST /admin/auth-providers` and `PUT /admin/auth-providers/{id}` (which
 /// replaces the provider; an absent `client_secret` keeps the stored one).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthProviderBody {
     name: String,
@@ -40,7 +41,7 @@ pub struct AuthProviderBody {
 }
 
 /// Kinds of identity provider.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// OpenID Connect.
@@ -73,6 +74,7 @@ impl AuthProviderBody {
 }
 
 /// Every provider.
+#[utoipa::path(get, operation_id = "auth_providers_list", path = "/admin/auth-providers", tag = "admin-auth-providers", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "Identity providers", body = Listed<AuthProviderView>), ErrorResponses))]
 pub async fn list(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -84,6 +86,7 @@ pub async fn list(
 }
 
 /// Creates a provider.
+#[utoipa::path(post, operation_id = "auth_providers_create", path = "/admin/auth-providers", tag = "admin-auth-providers", security(("session_cookie" = []), ("bearer" = [])), request_body = AuthProviderBody, responses((status = 201, description = "The provider", body = Data<AuthProviderView>), ErrorResponses))]
 pub async fn create(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -95,6 +98,7 @@ pub async fn create(
 }
 
 /// Replaces a provider.
+#[utoipa::path(put, operation_id = "auth_providers_update", path = "/admin/auth-providers/{id}", tag = "admin-auth-providers", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The provider's id")), request_body = AuthProviderBody, responses((status = 200, description = "The provider", body = Data<AuthProviderView>), ErrorResponses))]
 pub async fn update(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -107,6 +111,7 @@ pub async fn update(
 }
 
 /// Deletes a provider.
+#[utoipa::path(delete, operation_id = "auth_providers_remove", path = "/admin/auth-providers/{id}", tag = "admin-auth-providers", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The provider's id")), responses((status = 200, description = "Deleted", body = Data<DeletedView>), ErrorResponses))]
 pub async fn remove(
     State(state): State<FacadeState>,
     call: CoreCall,

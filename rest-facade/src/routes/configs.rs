@@ -3,6 +3,7 @@
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::openapi::ErrorResponses;
 use crate::views::{ConfigView, GeneratedConfigView, Listed};
 use axum::Json;
 use axum::extract::State;
@@ -15,7 +16,7 @@ use gatekey::v1::{DownloadConfigRequest, GenerateConfigRequest, ListConfigsReque
 use serde::Deserialize;
 
 /// Body of `POST /configs/generate`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateConfigBody {
     gateway_id: String,
@@ -24,6 +25,7 @@ pub struct GenerateConfigBody {
 }
 
 /// Issues a certificate and renders a config for a gateway the caller may use.
+#[utoipa::path(post, operation_id = "configs_generate", path = "/configs/generate", tag = "configs", security(("session_cookie" = []), ("bearer" = [])), request_body = GenerateConfigBody, responses((status = 201, description = "The config's handle (fields at the top level as in the API overview, and under data)", body = GeneratedConfigView), ErrorResponses))]
 pub async fn generate(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -36,6 +38,7 @@ pub async fn generate(
 }
 
 /// Hands the owner the `.ovpn` file, once.
+#[utoipa::path(get, operation_id = "configs_download", path = "/configs/download/{config_id}", tag = "configs", security(("session_cookie" = []), ("bearer" = [])), params(("config_id" = String, Path, description = "The config's id")), responses((status = 200, description = "The OpenVPN profile (once)", content_type = "application/x-openvpn-profile", body = String), ErrorResponses))]
 pub async fn download(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -56,6 +59,7 @@ pub async fn download(
 }
 
 /// The caller's own configs.
+#[utoipa::path(get, operation_id = "configs_list_own", path = "/configs", tag = "configs", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "The caller's configs", body = Listed<ConfigView>), ErrorResponses))]
 pub async fn list_own(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -67,6 +71,7 @@ pub async fn list_own(
 }
 
 /// Every issued config (admin).
+#[utoipa::path(get, operation_id = "configs_list_all", path = "/admin/configs", tag = "admin-configs", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "Every issued config", body = Listed<ConfigView>), ErrorResponses))]
 pub async fn list_all(
     State(state): State<FacadeState>,
     call: CoreCall,

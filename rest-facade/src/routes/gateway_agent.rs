@@ -4,6 +4,7 @@
 use crate::FacadeState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, CoreCall};
+use crate::openapi::ErrorResponses;
 use crate::views::{ClientRulesView, Data, ProvisionView, RuleSnapshotView, VerifyView};
 use axum::Json;
 use axum::extract::State;
@@ -34,7 +35,7 @@ fn timestamp(field: &str, value: Option<String>) -> ApiResult<Option<Timestamp>>
 }
 
 /// Body of `POST /gateway/heartbeat`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatBody {
     #[serde(default)]
@@ -48,12 +49,13 @@ pub struct HeartbeatBody {
 }
 
 /// Answer of `POST /gateway/heartbeat`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct HeartbeatView {
     config_version: u64,
 }
 
 /// Records a heartbeat.
+#[utoipa::path(post, operation_id = "gateway_agent_heartbeat", path = "/gateway/heartbeat", tag = "gateway", security(("gateway_token" = [])), request_body = HeartbeatBody, responses((status = 200, description = "Recorded", body = Data<HeartbeatView>), ErrorResponses))]
 pub async fn heartbeat(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -70,7 +72,7 @@ pub async fn heartbeat(
 }
 
 /// Body of `POST /gateway/verify`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     common_name: String,
@@ -80,6 +82,7 @@ pub struct VerifyBody {
 }
 
 /// Decides on a connecting client.
+#[utoipa::path(post, operation_id = "gateway_agent_verify", path = "/gateway/verify", tag = "gateway", security(("gateway_token" = [])), request_body = VerifyBody, responses((status = 200, description = "The verdict", body = Data<VerifyView>), ErrorResponses))]
 pub async fn verify(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -94,7 +97,7 @@ pub async fn verify(
 }
 
 /// Body of `POST /gateway/connect`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectBody {
     session_key: String,
@@ -108,12 +111,13 @@ pub struct ConnectBody {
 }
 
 /// Answer of the report endpoints.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RecordedView {
     recorded: bool,
 }
 
 /// Records that a client connected.
+#[utoipa::path(post, operation_id = "gateway_agent_connect", path = "/gateway/connect", tag = "gateway", security(("gateway_token" = [])), request_body = ConnectBody, responses((status = 200, description = "Recorded", body = Data<RecordedView>), ErrorResponses))]
 pub async fn connect(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -132,7 +136,7 @@ pub async fn connect(
 }
 
 /// Body of `POST /gateway/disconnect`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisconnectBody {
     session_key: String,
@@ -151,6 +155,7 @@ pub struct DisconnectBody {
 }
 
 /// Records that a client disconnected.
+#[utoipa::path(post, operation_id = "gateway_agent_disconnect", path = "/gateway/disconnect", tag = "gateway", security(("gateway_token" = [])), request_body = DisconnectBody, responses((status = 200, description = "Recorded", body = Data<RecordedView>), ErrorResponses))]
 pub async fn disconnect(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -170,11 +175,12 @@ pub async fn disconnect(
 }
 
 /// An empty JSON object, for endpoints that take no parameters.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoParameters {}
 
 /// The gateway's server material.
+#[utoipa::path(post, operation_id = "gateway_agent_provision", path = "/gateway/provision", tag = "gateway", security(("gateway_token" = [])), request_body = NoParameters, responses((status = 200, description = "Server material", body = Data<ProvisionView>), ErrorResponses))]
 pub async fn provision(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -184,13 +190,14 @@ pub async fn provision(
 }
 
 /// Body of `POST /gateway/client-rules`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRulesBody {
     common_name: String,
 }
 
 /// One identity's rules.
+#[utoipa::path(post, operation_id = "gateway_agent_client_rules", path = "/gateway/client-rules", tag = "gateway", security(("gateway_token" = [])), request_body = ClientRulesBody, responses((status = 200, description = "One identity's rules", body = Data<ClientRulesView>), ErrorResponses))]
 pub async fn client_rules(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -201,6 +208,7 @@ pub async fn client_rules(
 }
 
 /// Every identity's rules.
+#[utoipa::path(post, operation_id = "gateway_agent_all_rules", path = "/gateway/all-rules", tag = "gateway", security(("gateway_token" = [])), request_body = NoParameters, responses((status = 200, description = "Every identity's rules", body = Data<RuleSnapshotView>), ErrorResponses))]
 pub async fn all_rules(
     State(state): State<FacadeState>,
     call: CoreCall,

@@ -3,6 +3,7 @@
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::openapi::ErrorResponses;
 use crate::views::{AdminGatewayView, Data, DeletedView, GatewayView, GatewayWithTokenView, Listed};
 use axum::Json;
 use axum::extract::State;
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use tonic::transport::Channel;
 
 /// `udp` or `tcp` in JSON.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// OpenVPN over UDP.
@@ -36,7 +37,7 @@ impl From<Protocol> for i32 {
 }
 
 /// Body of `POST /admin/gateways`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGatewayBody {
     name: String,
@@ -49,7 +50,7 @@ pub struct CreateGatewayBody {
 }
 
 /// Body of `PUT /admin/gateways/{id}`; absent fields stay unchanged.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGatewayBody {
     name: Option<String>,
@@ -62,21 +63,21 @@ pub struct UpdateGatewayBody {
 }
 
 /// Body of `POST /admin/gateways/{id}/users`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserGrantBody {
     user_id: String,
 }
 
 /// Body of `POST /admin/gateways/{id}/groups`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupGrantBody {
     group: String,
 }
 
 /// Body of `POST /admin/gateways/{id}/networks`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkAttachmentBody {
     network_id: String,
@@ -88,6 +89,7 @@ fn admin(state: FacadeState) -> AdminGatewayServiceClient<Channel> {
 
 type GatewayAnswer = ApiResult<Json<Data<AdminGatewayView>>>;
 
+#[utoipa::path(get, operation_id = "gateways_list_available", path = "/gateways", tag = "gateways", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "Gateways the caller may use", body = Listed<GatewayView>), ErrorResponses))]
 pub async fn list_available(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -98,6 +100,7 @@ pub async fn list_available(
     Ok(Json(Listed::new(listing.gateways, listing.page, GatewayView::from)))
 }
 
+#[utoipa::path(get, operation_id = "gateways_list", path = "/admin/gateways", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "Every gateway", body = Listed<AdminGatewayView>), ErrorResponses))]
 pub async fn list(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -108,6 +111,7 @@ pub async fn list(
     Ok(Json(Listed::new(listing.gateways, listing.page, AdminGatewayView::from)))
 }
 
+#[utoipa::path(post, operation_id = "gateways_create", path = "/admin/gateways", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), request_body = CreateGatewayBody, responses((status = 201, description = "The gateway and its agent token (shown once)", body = Data<GatewayWithTokenView>), ErrorResponses))]
 pub async fn create(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -125,6 +129,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Data { data: created.into() })))
 }
 
+#[utoipa::path(put, operation_id = "gateways_update", path = "/admin/gateways/{id}", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id")), request_body = UpdateGatewayBody, responses((status = 200, description = "The gateway", body = Data<AdminGatewayView>), ErrorResponses))]
 pub async fn update(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -144,6 +149,7 @@ pub async fn update(
     Ok(Json(Data { data: admin(state).update_gateway(request).await?.into_inner().into() }))
 }
 
+#[utoipa::path(delete, operation_id = "gateways_remove", path = "/admin/gateways/{id}", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id")), responses((status = 200, description = "Deleted", body = Data<DeletedView>), ErrorResponses))]
 pub async fn remove(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -153,6 +159,7 @@ pub async fn remove(
     Ok(Json(Data { data: DeletedView { id, deleted: true } }))
 }
 
+#[utoipa::path(post, operation_id = "gateways_rotate_token", path = "/admin/gateways/{id}/rotate-token", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id")), responses((status = 200, description = "The new agent token (shown once)", body = Data<GatewayWithTokenView>), ErrorResponses))]
 pub async fn rotate_token(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -162,6 +169,7 @@ pub async fn rotate_token(
     Ok(Json(Data { data: rotated.into_inner().into() }))
 }
 
+#[utoipa::path(post, operation_id = "gateways_grant_user", path = "/admin/gateways/{id}/users", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id")), request_body = UserGrantBody, responses((status = 200, description = "The gateway", body = Data<AdminGatewayView>), ErrorResponses))]
 pub async fn grant_user(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -172,6 +180,7 @@ pub async fn grant_user(
     Ok(Json(Data { data: admin(state).grant_user(request).await?.into_inner().into() }))
 }
 
+#[utoipa::path(delete, operation_id = "gateways_revoke_user", path = "/admin/gateways/{id}/users/{user_id}", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id"), ("user_id" = String, Path, description = "The user's id")), responses((status = 200, description = "The gateway", body = Data<AdminGatewayView>), ErrorResponses))]
 pub async fn revoke_user(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -181,6 +190,7 @@ pub async fn revoke_user(
     Ok(Json(Data { data: admin(state).revoke_user(request).await?.into_inner().into() }))
 }
 
+#[utoipa::path(post, operation_id = "gateways_grant_group", path = "/admin/gateways/{id}/groups", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id")), request_body = GroupGrantBody, responses((status = 200, description = "The gateway", body = Data<AdminGatewayView>), ErrorResponses))]
 pub async fn grant_group(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -191,6 +201,7 @@ pub async fn grant_group(
     Ok(Json(Data { data: admin(state).grant_group(request).await?.into_inner().into() }))
 }
 
+#[utoipa::path(delete, operation_id = "gateways_revoke_group", path = "/admin/gateways/{id}/groups/{group}", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id"), ("group" = String, Path, description = "The group")), responses((status = 200, description = "The gateway", body = Data<AdminGatewayView>), ErrorResponses))]
 pub async fn revoke_group(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -200,6 +211,7 @@ pub async fn revoke_group(
     Ok(Json(Data { data: admin(state).revoke_group(request).await?.into_inner().into() }))
 }
 
+#[utoipa::path(post, operation_id = "gateways_attach_network", path = "/admin/gateways/{id}/networks", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id")), request_body = NetworkAttachmentBody, responses((status = 200, description = "The gateway", body = Data<AdminGatewayView>), ErrorResponses))]
 pub async fn attach_network(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -210,6 +222,7 @@ pub async fn attach_network(
     Ok(Json(Data { data: admin(state).attach_network(request).await?.into_inner().into() }))
 }
 
+#[utoipa::path(delete, operation_id = "gateways_detach_network", path = "/admin/gateways/{id}/networks/{network_id}", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id"), ("network_id" = String, Path, description = "The network's id")), responses((status = 200, description = "The gateway", body = Data<AdminGatewayView>), ErrorResponses))]
 pub async fn detach_network(
     State(state): State<FacadeState>,
     call: CoreCall,

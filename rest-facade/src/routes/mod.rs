@@ -15,58 +15,58 @@ mod users;
 
 use crate::FacadeState;
 use crate::error::ApiError;
-use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
 use gatekey::ErrorCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Every `/api/v1` route.
-pub(crate) fn api_v1() -> Router<FacadeState> {
-    Router::new()
-        .route("/auth/local/login", post(auth::local_login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/session", get(auth::session))
-        .route("/auth/oidc/login", get(sso::oidc_login))
-        .route("/auth/oidc/callback", get(sso::oidc_callback))
-        .route("/auth/saml/login", get(sso::saml_login))
-        .route("/auth/saml/acs/{provider}", post(sso::saml_acs))
-        .route("/auth/saml/metadata/{provider}", get(sso::saml_metadata))
-        .route("/admin/auth-providers", get(auth_providers::list).post(auth_providers::create))
-        .route("/admin/auth-providers/{id}", put(auth_providers::update).delete(auth_providers::remove))
-        .route("/api-keys", get(api_keys::list).post(api_keys::create))
-        .route("/api-keys/{id}", delete(api_keys::revoke))
-        .route("/configs", get(configs::list_own))
-        .route("/configs/generate", post(configs::generate))
-        .route("/configs/download/{config_id}", get(configs::download))
-        .route("/gateways", get(gateways::list_available))
-        .route("/pki/crl", get(pki::crl_der))
-        .route("/pki/crl.pem", get(pki::crl_pem))
-        .route("/pki/check/{serial}", get(pki::check))
-        .route("/admin/configs", get(configs::list_all))
-        .route("/admin/pki/revoke", post(pki::revoke))
-        .route("/admin/gateways", get(gateways::list).post(gateways::create))
-        .route("/admin/gateways/{id}", put(gateways::update).delete(gateways::remove))
-        .route("/admin/gateways/{id}/rotate-token", post(gateways::rotate_token))
-        .route("/admin/gateways/{id}/users", post(gateways::grant_user))
-        .route("/admin/gateways/{id}/users/{user_id}", delete(gateways::revoke_user))
-        .route("/admin/gateways/{id}/groups", post(gateways::grant_group))
-        .route("/admin/gateways/{id}/groups/{group}", delete(gateways::revoke_group))
-        .route("/admin/gateways/{id}/networks", post(gateways::attach_network))
-        .route("/admin/gateways/{id}/networks/{network_id}", delete(gateways::detach_network))
-        .route("/admin/networks", get(networks::list).post(networks::create))
-        .route("/admin/networks/{id}", put(networks::update).delete(networks::remove))
-        .route("/admin/access-rules", get(access_rules::list).post(access_rules::create))
-        .route("/admin/access-rules/{id}", put(access_rules::update).delete(access_rules::remove))
-        .route("/gateway/heartbeat", post(gateway_agent::heartbeat))
-        .route("/gateway/verify", post(gateway_agent::verify))
-        .route("/gateway/connect", post(gateway_agent::connect))
-        .route("/gateway/disconnect", post(gateway_agent::disconnect))
-        .route("/gateway/provision", post(gateway_agent::provision))
-        .route("/gateway/client-rules", post(gateway_agent::client_rules))
-        .route("/gateway/all-rules", post(gateway_agent::all_rules))
-        .route("/admin/users", get(users::list).post(users::create))
-        .route("/admin/users/{id}", put(users::update))
-        .method_not_allowed_fallback(wrong_method)
+/// Every `/api/v1` route, each registered with its OpenAPI description.
+pub(crate) fn api_v1() -> OpenApiRouter<FacadeState> {
+    OpenApiRouter::new()
+        .routes(routes!(crate::openapi::openapi_json))
+        .routes(routes!(auth::local_login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::session))
+        .routes(routes!(sso::oidc_login))
+        .routes(routes!(sso::oidc_callback))
+        .routes(routes!(sso::saml_login))
+        .routes(routes!(sso::saml_acs))
+        .routes(routes!(sso::saml_metadata))
+        .routes(routes!(auth_providers::list, auth_providers::create))
+        .routes(routes!(auth_providers::update, auth_providers::remove))
+        .routes(routes!(api_keys::list, api_keys::create))
+        .routes(routes!(api_keys::revoke))
+        .routes(routes!(configs::list_own))
+        .routes(routes!(configs::generate))
+        .routes(routes!(configs::download))
+        .routes(routes!(gateways::list_available))
+        .routes(routes!(pki::crl_der))
+        .routes(routes!(pki::crl_pem))
+        .routes(routes!(pki::check))
+        .routes(routes!(configs::list_all))
+        .routes(routes!(pki::revoke))
+        .routes(routes!(gateways::list, gateways::create))
+        .routes(routes!(gateways::update, gateways::remove))
+        .routes(routes!(gateways::rotate_token))
+        .routes(routes!(gateways::grant_user))
+        .routes(routes!(gateways::revoke_user))
+        .routes(routes!(gateways::grant_group))
+        .routes(routes!(gateways::revoke_group))
+        .routes(routes!(gateways::attach_network))
+        .routes(routes!(gateways::detach_network))
+        .routes(routes!(networks::list, networks::create))
+        .routes(routes!(networks::update, networks::remove))
+        .routes(routes!(access_rules::list, access_rules::create))
+        .routes(routes!(access_rules::update, access_rules::remove))
+        .routes(routes!(gateway_agent::heartbeat))
+        .routes(routes!(gateway_agent::verify))
+        .routes(routes!(gateway_agent::connect))
+        .routes(routes!(gateway_agent::disconnect))
+        .routes(routes!(gateway_agent::provision))
+        .routes(routes!(gateway_agent::client_rules))
+        .routes(routes!(gateway_agent::all_rules))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::update))
 }
 
 /// Answer for paths that do not exist.
@@ -74,7 +74,8 @@ pub(crate) async fn unknown_path() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such endpoint")
 }
 
-async fn wrong_method() -> ApiError {
+/// Answer for known paths with another method.
+pub(crate) async fn wrong_method() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::MethodNotAllowed,

@@ -3,6 +3,7 @@
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::openapi::ErrorResponses;
 use crate::views::{Data, DeletedView, Listed, NetworkView};
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +13,7 @@ use gatekey::v1::{CidrList, CreateNetworkRequest, DeleteNetworkRequest, ListNetw
 use serde::Deserialize;
 
 /// Body of `POST /admin/networks`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNetworkBody {
     name: String,
@@ -22,7 +23,7 @@ pub struct CreateNetworkBody {
 }
 
 /// Body of `PUT /admin/networks/{id}`; absent fields stay unchanged.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateNetworkBody {
     name: Option<String>,
@@ -30,6 +31,7 @@ pub struct UpdateNetworkBody {
     cidrs: Option<Vec<String>>,
 }
 
+#[utoipa::path(get, operation_id = "networks_list", path = "/admin/networks", tag = "admin-networks", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "Networks", body = Listed<NetworkView>), ErrorResponses))]
 pub async fn list(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -40,6 +42,7 @@ pub async fn list(
     Ok(Json(Listed::new(listing.networks, listing.page, NetworkView::from)))
 }
 
+#[utoipa::path(post, operation_id = "networks_create", path = "/admin/networks", tag = "admin-networks", security(("session_cookie" = []), ("bearer" = [])), request_body = CreateNetworkBody, responses((status = 201, description = "The network", body = Data<NetworkView>), ErrorResponses))]
 pub async fn create(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -51,6 +54,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Data { data: network.into() })))
 }
 
+#[utoipa::path(put, operation_id = "networks_update", path = "/admin/networks/{id}", tag = "admin-networks", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The network's id")), request_body = UpdateNetworkBody, responses((status = 200, description = "The network", body = Data<NetworkView>), ErrorResponses))]
 pub async fn update(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -67,6 +71,7 @@ pub async fn update(
     Ok(Json(Data { data: network.into() }))
 }
 
+#[utoipa::path(delete, operation_id = "networks_remove", path = "/admin/networks/{id}", tag = "admin-networks", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The network's id")), responses((status = 200, description = "Deleted", body = Data<DeletedView>), ErrorResponses))]
 pub async fn remove(
     State(state): State<FacadeState>,
     call: CoreCall,

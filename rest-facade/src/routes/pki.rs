@@ -3,6 +3,7 @@
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, CoreCall};
+use crate::openapi::ErrorResponses;
 use crate::views::{Data, SerialStatusView};
 use axum::Json;
 use axum::extract::State;
@@ -15,7 +16,7 @@ use gatekey::v1::{CheckSerialRequest, GetCrlRequest, GetCrlResponse, RevokeCerti
 use serde::Deserialize;
 
 /// Body of `POST /admin/pki/revoke`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
     serial: String,
@@ -36,16 +37,19 @@ fn crl_response(content_type: &'static str, body: impl IntoResponse) -> Response
 }
 
 /// The CRL in DER.
+#[utoipa::path(get, operation_id = "pki_crl_der", path = "/pki/crl", tag = "pki", security(()), responses((status = 200, description = "The CRL, DER", content_type = "application/pkix-crl", body = Vec<u8>), ErrorResponses))]
 pub async fn crl_der(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<Response> {
     Ok(crl_response("application/pkix-crl", fetch_crl(state, &call).await?.der))
 }
 
 /// The CRL in PEM.
+#[utoipa::path(get, operation_id = "pki_crl_pem", path = "/pki/crl.pem", tag = "pki", security(()), responses((status = 200, description = "The CRL, PEM", content_type = "application/x-pem-file", body = String), ErrorResponses))]
 pub async fn crl_pem(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<Response> {
     Ok(crl_response("application/x-pem-file", fetch_crl(state, &call).await?.pem))
 }
 
 /// Whether a serial is revoked.
+#[utoipa::path(get, operation_id = "pki_check", path = "/pki/check/{serial}", tag = "pki", security(()), params(("serial" = String, Path, description = "Hex serial, any case, colons optional")), responses((status = 200, description = "The certificate's state", body = Data<SerialStatusView>), ErrorResponses))]
 pub async fn check(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -56,6 +60,7 @@ pub async fn check(
 }
 
 /// Revokes a certificate (admin).
+#[utoipa::path(post, operation_id = "pki_revoke", path = "/admin/pki/revoke", tag = "admin-pki", security(("session_cookie" = []), ("bearer" = [])), request_body = RevokeBody, responses((status = 200, description = "The certificate's state", body = Data<SerialStatusView>), ErrorResponses))]
 pub async fn revoke(
     State(state): State<FacadeState>,
     call: CoreCall,

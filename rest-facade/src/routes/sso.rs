@@ -5,6 +5,7 @@ use super::auth::session_cookie;
 use crate::FacadeState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, CoreCall};
+use crate::openapi::ErrorResponses;
 use crate::views::{Data, LoginView, UserView, rfc3339};
 use axum::Json;
 use axum::extract::rejection::FormRejection;
@@ -32,10 +33,11 @@ fn redirect(location: &str, extra: HeaderMap) -> Response {
     (StatusCode::FOUND, headers).into_response()
 }
 
-/// Query of `GET /auth/oidc/login`.
-#[derive(Deserialize)]
+/// Query of `GET /auth/oidc/login` and `GET /auth/saml/login`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct OidcLoginQuery {
+pub struct LoginStartQuery {
     #[serde(default)]
     provider: String,
     #[serde(default)]
@@ -43,17 +45,18 @@ pub struct OidcLoginQuery {
 }
 
 /// Answer of `GET /auth/oidc/login` for JSON clients.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuthorizationView {
     authorization_url: String,
 }
 
 /// Starts an OIDC login: a redirect to the provider.
+#[utoipa::path(get, operation_id = "sso_oidc_login", path = "/auth/oidc/login", tag = "sso", security(()), params(LoginStartQuery), responses((status = 302, description = "To the identity provider"), (status = 200, description = "For JSON clients", body = Data<AuthorizationView>), ErrorResponses))]
 pub async fn oidc_login(
     State(state): State<FacadeState>,
     headers: HeaderMap,
     call: CoreCall,
-    ApiQuery(query): ApiQuery<OidcLoginQuery>,
+    ApiQuery(query): ApiQuery<LoginStartQuery>,
 ) -> Result<Response, ApiError> {
     let request = call.request(StartOidcLoginRequest { provider: query.provider, redirect_to: query.redirect_to });
     let started = AuthServiceClient::new(state.channel).start_oidc_login(request).await?.into_inner();
@@ -66,7 +69,8 @@ pub async fn oidc_login(
 }
 
 /// Query of `GET /auth/oidc/callback`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OidcCallbackQuery {
     #[serde(default)]
     code: String,
@@ -78,6 +82,7 @@ pub struct OidcCallbackQuery {
 
 /// Completes an OIDC login: sets the session cookie and sends the browser on; a
 /// failure sends it to `/?login_error=<code>` (or answers JSON to JSON clients).
+#[utoipa::path(get, operation_id = "sso_oidc_callback", path = "/auth/oidc/callback", tag = "sso", security(()), params(OidcCallbackQuery), responses((status = 302, description = "Signed in (cookie set) or failed (to /?login_error=code)"), (status = 200, description = "For JSON clients", body = Data<LoginView>), ErrorResponses))]
 pub async fn oidc_callback(
     State(state): State<FacadeState>,
     headers: HeaderMap,
@@ -123,11 +128,12 @@ fn finish_login(
 }
 
 /// Starts a SAML login: a redirect to the IdP with the AuthnRequest.
+#[utoipa::path(get, operation_id = "sso_saml_login", path = "/auth/saml/login", tag = "sso", security(()), params(LoginStartQuery), responses((status = 302, description = "To the identity provider"), (status = 200, description = "For JSON clients", body = Data<AuthorizationView>), ErrorResponses))]
 pub async fn saml_login(
     State(state): State<FacadeState>,
     headers: HeaderMap,
     call: CoreCall,
-    ApiQuery(query): ApiQuery<OidcLoginQuery>,
+    ApiQuery(query): ApiQuery<LoginStartQuery>,
 ) -> Result<Response, ApiError> {
     let request = call.request(StartSamlLoginRequest { provider: query.provider, redirect_to: query.redirect_to });
     let started = AuthServiceClient::new(state.channel).start_saml_login(request).await?.into_inner();
@@ -138,7 +144,7 @@ pub async fn saml_login(
 }
 
 /// The form an IdP POSTs to the assertion consumer service.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SamlPost {
     #[serde(rename = "SAMLResponse")]
     saml_response: String,
@@ -147,6 +153,7 @@ pub struct SamlPost {
 }
 
 /// The assertion consumer service (HTTP-POST binding).
+#[utoipa::path(post, operation_id = "sso_saml_acs", path = "/auth/saml/acs/{provider}", tag = "sso", security(()), params(("provider" = String, Path, description = "The SAML provider's name")), request_body(content = SamlPost, content_type = "application/x-www-form-urlencoded"), responses((status = 302, description = "Signed in (cookie set) or failed (to /?login_error=code)"), (status = 200, description = "For JSON clients", body = Data<LoginView>), ErrorResponses))]
 pub async fn saml_acs(
     State(state): State<FacadeState>,
     headers: HeaderMap,
@@ -167,6 +174,7 @@ pub async fn saml_acs(
 }
 
 /// The SP metadata for a SAML provider.
+#[utoipa::path(get, operation_id = "sso_saml_metadata", path = "/auth/saml/metadata/{provider}", tag = "sso", security(()), params(("provider" = String, Path, description = "The SAML provider's name")), responses((status = 200, description = "SP metadata", content_type = "application/samlmetadata+xml", body = String), ErrorResponses))]
 pub async fn saml_metadata(
     State(state): State<FacadeState>,
     call: CoreCall,

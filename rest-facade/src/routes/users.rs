@@ -3,6 +3,7 @@
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, CoreCall, PageQuery};
+use crate::openapi::ErrorResponses;
 use crate::views::{Data, Listed, UserView};
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +13,7 @@ use gatekey::v1::{CreateUserRequest, GroupList, ListUsersRequest, UpdateUserRequ
 use serde::Deserialize;
 
 /// Body of `POST /admin/users`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserBody {
     username: String,
@@ -27,7 +28,7 @@ pub struct CreateUserBody {
 }
 
 /// Body of `PUT /admin/users/{id}`; absent fields stay unchanged.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
     email: Option<String>,
@@ -38,6 +39,7 @@ pub struct UpdateUserBody {
     groups: Option<Vec<String>>,
 }
 
+#[utoipa::path(get, operation_id = "users_list", path = "/admin/users", tag = "admin-users", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "Users", body = Listed<UserView>), ErrorResponses))]
 pub async fn list(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -48,6 +50,7 @@ pub async fn list(
     Ok(Json(Listed::new(listing.users, listing.page, UserView::from)))
 }
 
+#[utoipa::path(post, operation_id = "users_create", path = "/admin/users", tag = "admin-users", security(("session_cookie" = []), ("bearer" = [])), request_body = CreateUserBody, responses((status = 201, description = "The user", body = Data<UserView>), ErrorResponses))]
 pub async fn create(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -65,6 +68,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Data { data: user.into() })))
 }
 
+#[utoipa::path(put, operation_id = "users_update", path = "/admin/users/{id}", tag = "admin-users", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The user's id")), request_body = UpdateUserBody, responses((status = 200, description = "The user", body = Data<UserView>), ErrorResponses))]
 pub async fn update(
     State(state): State<FacadeState>,
     call: CoreCall,

@@ -1,0 +1,169 @@
+//! The OpenAPI document: complete, consistent with the router, valid by an
+//! independent validator, and true to the running API under schemathesis.
+
+use crate::kit::{Backend, Core, missing};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+async fn document(core: &Core) -> Value {
+    let response = reqwest::get(format!("{}/api/v1/openapi.json", core.http_base)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// Every (method, path) of the document.
+fn operations(document: &Value) -> Vec<(String, String)> {
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            operations.push((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    operations
+}
+
+#[tokio::test]
+async fn the_document_covers_the_router_and_the_seed_with_errors_and_security() {
+    let core = Core::start(Backend::Sqlite).await;
+    let doc = document(&core).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let schemes: HashSet<_> = doc["components"]["securitySchemes"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(schemes, HashSet::from(["session_cookie".into(), "bearer".into(), "gateway_token".into()]));
+    assert_eq!(doc["components"]["securitySchemes"]["session_cookie"]["in"], "cookie");
+
+    let operations = operations(&doc);
+    let mut ids = HashSet::new();
+    for (method, path) in &operations {
+        let operation = &doc["paths"][path][method.to_ascii_lowercase()];
+        assert!(
+            ids.insert(operation["operationId"].as_str().unwrap().to_owned()),
+            "duplicate operationId at {method} {path}"
+        );
+        for status in ["400", "401", "403", "404", "429", "500"] {
+            assert!(operation["responses"][status].is_object(), "{method} {path} does not document {status}");
+        }
+        assert!(operation["responses"]["429"]["headers"]["Retry-After"].is_object(), "{method} {path}");
+        assert!(operation["security"].is_array(), "{method} {path} names no security");
+    }
+
+    // Every endpoint of the API overview that this build serves (mesh hubs and
+    // geo-fencing come with their own capability).
+    for (method, path) in [
+        ("GET", "/auth/oidc/login"),
+        ("GET", "/auth/oidc/callback"),
+        ("POST", "/auth/local/login"),
+        ("POST", "/auth/logout"),
+        ("GET", "/auth/session"),
+        ("POST", "/configs/generate"),
+        ("GET", "/gateways"),
+        ("GET", "/admin/users"),
+        ("GET", "/admin/gateways"),
+        ("POST", "/admin/gateways"),
+        ("PUT", "/admin/gateways/{id}"),
+        ("DELETE", "/admin/gateways/{id}"),
+        ("GET", "/admin/networks"),
+        ("POST", "/admin/networks"),
+        ("GET", "/admin/access-rules"),
+        ("POST", "/admin/access-rules"),
+        ("GET", "/admin/configs"),
+        ("POST", "/gateway/heartbeat"),
+        ("POST", "/gateway/verify"),
+        ("POST", "/gateway/connect"),
+        ("POST", "/gateway/disconnect"),
+        ("POST", "/gateway/provision"),
+        ("POST", "/gateway/client-rules"),
+        ("POST", "/gateway/all-rules"),
+        ("GET", "/pki/crl"),
+        ("GET", "/pki/crl.pem"),
+        ("GET", "/pki/check/{serial}"),
+        ("POST", "/admin/pki/revoke"),
+        ("GET", "/openapi.json"),
+    ] {
+        let full = format!("/api/v1{path}");
+        assert!(
+            operations.contains(&(method.to_owned(), full.clone())),
+            "{method} {full} is missing from the document"
+        );
+    }
+
+    // Every documented operation is served (not the unknown-path or wrong-method answer).
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (method, path) in &operations {
+        let concrete = path.replace('{', "x").replace('}', "");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = client.request(method.clone(), format!("{}{concrete}", core.http_base));
+        if method == Method::POST || method == Method::PUT {
+            request = request.json(&json!({}));
+        }
+        let reply = crate::kit::Reply::from_response(request.send().await.unwrap()).await;
+        let unknown = reply.status == StatusCode::NOT_FOUND && reply.body["error"]["message"] == "no such endpoint";
+        assert!(!unknown && reply.status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {}", reply.status);
+    }
+    // And the router serves nothing undocumented on those paths: every other method is 405.
+    let documented: HashSet<_> = operations.iter().cloned().collect();
+    for path in documented.iter().map(|(_, path)| path).collect::<HashSet<_>>() {
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            if documented.contains(&(method.to_owned(), path.clone())) {
+                continue;
+            }
+            let concrete = path.replace('{', "x").replace('}', "");
+            let reply =
+                client.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{concrete}", core.http_base));
+            let status = reply.send().await.unwrap().status();
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is served but not documented");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_independent_validator_accepts_the_document() {
+    let Ok(validator) = std::env::var("GATEKEY_TEST_OPENAPI_VALIDATOR") else {
+        return missing("openapi-spec-validator (GATEKEY_TEST_OPENAPI_VALIDATOR)");
+    };
+    let core = Core::start(Backend::Sqlite).await;
+    let file = crate::kit::TempDir::new("openapi");
+    let path = file.path().join("openapi.json");
+    std::fs::write(&path, serde_json::to_vec(&document(&core).await).unwrap()).unwrap();
+    let output = tokio::process::Command::new(validator).arg(&path).output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("OK"), "{text}");
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_errors_or_schema_violations() {
+    let Ok(schemathesis) = std::env::var("GATEKEY_TEST_SCHEMATHESIS") else {
+        return missing("schemathesis (GATEKEY_TEST_SCHEMATHESIS)");
+    };
+    let core = Core::start_with(Backend::Sqlite, &["--no-rate-limits"]).await;
+    let admin = core.admin_token().await;
+    let key = core.post("/api-keys", &admin, json!({"name": "schemathesis"})).await.expect(StatusCode::CREATED);
+    let key = key.body["data"]["secret"].as_str().unwrap().to_owned();
+    let report = crate::kit::TempDir::new("schemathesis");
+    let run = tokio::process::Command::new(schemathesis)
+        .args(["run", &format!("{}/api/v1/openapi.json", core.http_base), "--url", &core.http_base])
+        .args(["--header", &format!("Authorization: Bearer {key}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--max-examples", "25", "--workers", "2", "--request-timeout", "20", "--generation-allow-x00", "false"])
+        .arg("--report-dir")
+        .arg(report.path())
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(420), run)
+        .await
+        .expect("schemathesis ran over 7 minutes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary: Vec<&str> = stdout.lines().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect();
+    println!("schemathesis summary:\n{}", summary.join("\n"));
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
