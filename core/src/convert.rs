@@ -129,18 +129,19 @@ pub fn serial_status(record: CertificateRecord) -> v1::CheckSerialResponse {
 
 /// An access-rule message.
 pub fn access_rule(record: AccessRuleRecord) -> v1::AccessRule {
+    let rule = record.fields;
     v1::AccessRule {
         id: record.id,
-        name: record.name,
-        description: record.description,
-        network_id: record.network_id,
-        user_ids: record.user_ids,
-        groups: record.groups,
-        destination_type: record.destination_type,
-        destination: record.destination,
-        protocol: record.protocol,
-        port_from: u32::from(record.port_from),
-        port_to: u32::from(record.port_to),
+        name: rule.name,
+        description: rule.description,
+        network_id: rule.network_id,
+        user_ids: rule.user_ids,
+        groups: rule.groups,
+        destination_type: rule.destination_type,
+        destination: rule.destination,
+        protocol: rule.protocol,
+        port_from: u32::from(rule.port_from),
+        port_to: u32::from(rule.port_to),
         created_at: Some(timestamp(record.created_at)),
         updated_at: Some(timestamp(record.updated_at)),
     }

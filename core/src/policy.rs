@@ -4,7 +4,7 @@
 
 use crate::error::CoreResult;
 use crate::pki::serial;
-use crate::store::{AccessRuleRecord, GatewayRecord, NetworkRecord, Store, UserRecord, unix_now};
+use crate::store::{AccessRuleFields, AccessRuleRecord, GatewayRecord, NetworkRecord, Store, UserRecord, unix_now};
 use gatekey::v1::{ClientRules, FirewallRule, RuleSnapshot, VerifyRequest, VerifyResponse};
 use std::collections::BTreeSet;
 
@@ -18,12 +18,12 @@ pub struct Entitlement {
 }
 
 /// Whether an access rule names this user, directly or through a group.
-fn names(rule: &AccessRuleRecord, user: &UserRecord) -> bool {
+fn names(rule: &AccessRuleFields, user: &UserRecord) -> bool {
     rule.user_ids.contains(&user.id) || rule.groups.iter().any(|group| user.groups.contains(group))
 }
 
 /// The firewall form of a rule's destination: a CIDR for `ip`, as given otherwise.
-fn firewall_rule(rule: &AccessRuleRecord) -> FirewallRule {
+fn firewall_rule(rule: &AccessRuleFields) -> FirewallRule {
     let destination = match rule.destination_type.as_str() {
         "ip" if rule.destination.contains(':') => format!("{}/128", rule.destination),
         "ip" => format!("{}/32", rule.destination),
@@ -41,7 +41,7 @@ fn firewall_rule(rule: &AccessRuleRecord) -> FirewallRule {
 pub fn entitlement(user: &UserRecord, rules: &[AccessRuleRecord], networks: &[NetworkRecord]) -> Entitlement {
     let mut entitlement = Entitlement::default();
     let mut route_networks = BTreeSet::new();
-    for rule in rules.iter().filter(|rule| names(rule, user)) {
+    for rule in rules.iter().map(|rule| &rule.fields).filter(|rule| names(rule, user)) {
         let firewall = firewall_rule(rule);
         if !entitlement.rules.contains(&firewall) {
             entitlement.rules.push(firewall);
@@ -212,16 +212,18 @@ mod tests {
     ) -> AccessRuleRecord {
         AccessRuleRecord {
             id: id.into(),
-            name: id.into(),
-            description: String::new(),
-            network_id: network.into(),
-            user_ids: users.iter().map(|u| (*u).to_owned()).collect(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            destination_type: kind.into(),
-            destination: destination.into(),
-            protocol: "tcp".into(),
-            port_from: 443,
-            port_to: 443,
+            fields: AccessRuleFields {
+                name: id.into(),
+                description: String::new(),
+                network_id: network.into(),
+                user_ids: users.iter().map(|u| (*u).to_owned()).collect(),
+                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+                destination_type: kind.into(),
+                destination: destination.into(),
+                protocol: "tcp".into(),
+                port_from: 443,
+                port_to: 443,
+            },
             created_at: 0,
             updated_at: 0,
         }

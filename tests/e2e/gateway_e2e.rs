@@ -46,6 +46,19 @@ fn start_client(lab: &Lab, dir: &Path, name: &str, profile: &str) -> (tokio::pro
     (client, log)
 }
 
+/// Starts OpenVPN in the lab's `gateway` namespace with the `openvpn.conf` the agent
+/// wrote in `dir`, and waits until it is up; returns it (killed on drop) and its log.
+async fn start_server(lab: &Lab, dir: &Path) -> (tokio::process::Child, PathBuf) {
+    let log = dir.join("server.log");
+    let server = lab.spawn(
+        "gateway",
+        "openvpn",
+        &["--config", &dir.join("openvpn.conf").to_string_lossy(), "--log", &log.to_string_lossy()],
+    );
+    assert!(wait_for_text(&log, CONNECTED, Duration::from_secs(15)).await, "{}", text(&log));
+    (server, log)
+}
+
 /// Polls `check` until it holds or `timeout` passes.
 async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
@@ -125,13 +138,7 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
         "{}",
         text(&agent_log)
     );
-    let server_log = path("server.log");
-    let _server = lab.spawn(
-        "gateway",
-        "openvpn",
-        &["--config", &path("openvpn.conf").to_string_lossy(), "--log", &server_log.to_string_lossy()],
-    );
-    assert!(wait_for_text(&server_log, CONNECTED, Duration::from_secs(15)).await, "{}", text(&server_log));
+    let (_server, server_log) = start_server(&lab, dir.path()).await;
     assert!(wait_for_text(&agent_log, "attached to OpenVPN", Duration::from_secs(15)).await, "{}", text(&agent_log));
     assert!(wait_for_text(&agent_log, "connected to the core", Duration::from_secs(15)).await, "{}", text(&agent_log));
     let listed = core.get("/gateways", &alice).await;
@@ -287,13 +294,7 @@ async fn script_hooks_verify_and_report_without_the_management_interface() {
     let conf = text(&path("openvpn.conf"));
     assert!(conf.contains("client-connect \"") && !conf.contains("management"), "{conf}");
 
-    let server_log = path("server.log");
-    let _server = lab.spawn(
-        "gateway",
-        "openvpn",
-        &["--config", &path("openvpn.conf").to_string_lossy(), "--log", &server_log.to_string_lossy()],
-    );
-    assert!(wait_for_text(&server_log, CONNECTED, Duration::from_secs(15)).await, "{}", text(&server_log));
+    let (_server, server_log) = start_server(&lab, dir.path()).await;
 
     let (_alice_vpn, alice_log) = start_client(&lab, dir.path(), "alice", &alice_profile);
     assert!(

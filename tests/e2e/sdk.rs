@@ -18,13 +18,14 @@ async fn the_sdk_tour_runs_against_a_live_core() {
     let key = core.post("/api-keys", &fleet.admin, json!({"name": "sdk"})).await.expect(StatusCode::CREATED);
     let key = key.body["data"]["secret"].as_str().unwrap().to_owned();
 
-    let output = tokio::process::Command::new(binary("examples/sdk_tour"))
-        .env("GATEKEY_URL", format!("http://{}", core.grpc_address))
-        .env("GATEKEY_API_KEY", &key)
-        .env("GATEKEY_NETWORK_ID", &fleet.network_id)
-        .output()
-        .await
-        .unwrap();
+    let tour = || {
+        tokio::process::Command::new(binary("examples/sdk_tour"))
+            .env("GATEKEY_URL", format!("http://{}", core.grpc_address))
+            .env("GATEKEY_API_KEY", &key)
+            .env("GATEKEY_NETWORK_ID", &fleet.network_id)
+            .output()
+    };
+    let output = tour().await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("signed in as admin@gatekey.invalid"), "{stdout}");
@@ -36,13 +37,7 @@ async fn the_sdk_tour_runs_against_a_live_core() {
     let keys = core.get("/api-keys", &fleet.admin).await;
     let key_id = keys.body["data"][0]["id"].as_str().unwrap();
     core.delete(&format!("/api-keys/{key_id}"), &fleet.admin).await.expect(StatusCode::OK);
-    let refused = tokio::process::Command::new(binary("examples/sdk_tour"))
-        .env("GATEKEY_URL", format!("http://{}", core.grpc_address))
-        .env("GATEKEY_API_KEY", &key)
-        .env("GATEKEY_NETWORK_ID", &fleet.network_id)
-        .output()
-        .await
-        .unwrap();
+    let refused = tour().await.unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("revoked"));
 }

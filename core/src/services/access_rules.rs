@@ -150,7 +150,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
                 self.0.admin(&request, Access::Write).await?;
                 let fields = self.fields(request.into_inner()).await?;
                 let rule = self.0.store.create_access_rule(fields).await?;
-                self.push(&[&rule.network_id]).await?;
+                self.push(&[&rule.fields.network_id]).await?;
                 Ok(convert::access_rule(rule))
             }
             .await,
@@ -165,7 +165,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
                 let before = self.0.store.require_access_rule(validate::id("id", &input.id)?).await?;
                 let fields = self.fields(input).await?;
                 let rule = self.0.store.replace_access_rule(&before.id, fields).await?;
-                self.push(&[&before.network_id, &rule.network_id]).await?;
+                self.push(&[&before.fields.network_id, &rule.fields.network_id]).await?;
                 Ok(convert::access_rule(rule))
             }
             .await,
@@ -181,7 +181,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
                 self.0.admin(&request, Access::Write).await?;
                 let rule = self.0.store.require_access_rule(validate::id("id", &request.into_inner().id)?).await?;
                 self.0.store.delete_access_rule(&rule.id).await?;
-                self.push(&[&rule.network_id]).await?;
+                self.push(&[&rule.fields.network_id]).await?;
                 Ok(DeleteAccessRuleResponse {})
             }
             .await,

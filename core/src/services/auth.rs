@@ -6,7 +6,8 @@ use crate::auth::{Access, Credential, OpenedSession, client_address};
 use crate::context::CoreContext;
 use crate::convert;
 use crate::error::{CoreError, CoreResult};
-use crate::sso::{self, oidc, saml};
+use crate::sso::{self, ExternalIdentity, oidc, saml};
+use crate::store::AuthProviderRecord;
 use crate::store::LoginEvent;
 use gatekey::v1::auth_service_server::AuthService;
 use gatekey::v1::{
@@ -27,6 +28,31 @@ impl AuthApi {
         let address = client_address(request, &self.0.settings.trusted_proxies);
         self.0.limits.auth.check(&address)?;
         Ok(address)
+    }
+
+    /// Finishes a single sign-on: the provider's verdict (`attempt`) becomes a user and
+    /// a session, and the attempt is recorded either way.
+    async fn external_login(
+        &self,
+        provider_hint: &str,
+        address: &str,
+        attempt: impl std::future::Future<Output = CoreResult<(AuthProviderRecord, ExternalIdentity, String)>>,
+    ) -> CoreResult<LoginResponse> {
+        let (mut provider_name, mut subject) = (provider_hint.to_owned(), String::new());
+        let outcome: CoreResult<(OpenedSession, String)> = async {
+            let (provider, identity, redirect_to) = attempt.await?;
+            provider_name.clone_from(&provider.fields.name);
+            subject.clone_from(&identity.email);
+            let user = sso::sign_in_external(&self.0, &provider, identity).await?;
+            Ok((self.0.auth.open_session(user).await?, redirect_to))
+        }
+        .await;
+        let (outcome, redirect_to) = match outcome {
+            Ok((session, redirect_to)) => (Ok(session), redirect_to),
+            Err(error) => (Err(error), String::new()),
+        };
+        self.record(&provider_name, &subject, address, &outcome).await;
+        Ok(login_response(outcome?, redirect_to))
     }
 
     /// Records a login attempt; a failure to record is logged, never fatal.
@@ -122,28 +148,16 @@ impl AuthService for AuthApi {
             async {
                 let address = self.admit(&request)?;
                 let input = request.into_inner();
-                let mut provider_name = "oidc".to_owned();
-                let mut subject = String::new();
-                let outcome: CoreResult<(OpenedSession, String)> = async {
+                let attempt = async {
                     if !input.error.is_empty() {
                         return Err(CoreError::LoginFailed(format!(
                             "the identity provider answered `{}`",
                             input.error
                         )));
                     }
-                    let (provider, identity, redirect_to) = oidc::complete(&self.0, &input.code, &input.state).await?;
-                    provider_name.clone_from(&provider.fields.name);
-                    subject.clone_from(&identity.email);
-                    let user = sso::sign_in_external(&self.0, &provider, identity).await?;
-                    Ok((self.0.auth.open_session(user).await?, redirect_to))
-                }
-                .await;
-                let (outcome, redirect_to) = match outcome {
-                    Ok((session, redirect_to)) => (Ok(session), redirect_to),
-                    Err(error) => (Err(error), String::new()),
+                    oidc::complete(&self.0, &input.code, &input.state).await
                 };
-                self.record(&provider_name, &subject, &address, &outcome).await;
-                Ok(login_response(outcome?, redirect_to))
+                self.external_login("oidc", &address, attempt).await
             }
             .await,
         )
@@ -167,21 +181,8 @@ impl AuthService for AuthApi {
             async {
                 let address = self.admit(&request)?;
                 let input = request.into_inner();
-                let mut subject = String::new();
-                let outcome: CoreResult<(OpenedSession, String)> = async {
-                    let (provider, identity, redirect_to) =
-                        saml::complete(&self.0, &input.provider, &input.saml_response, &input.relay_state).await?;
-                    subject.clone_from(&identity.email);
-                    let user = sso::sign_in_external(&self.0, &provider, identity).await?;
-                    Ok((self.0.auth.open_session(user).await?, redirect_to))
-                }
-                .await;
-                let (outcome, redirect_to) = match outcome {
-                    Ok((session, redirect_to)) => (Ok(session), redirect_to),
-                    Err(error) => (Err(error), String::new()),
-                };
-                self.record(&input.provider, &subject, &address, &outcome).await;
-                Ok(login_response(outcome?, redirect_to))
+                let attempt = saml::complete(&self.0, &input.provider, &input.saml_response, &input.relay_state);
+                self.external_login(&input.provider, &address, attempt).await
             }
             .await,
         )

@@ -71,13 +71,17 @@ impl AdminNetworkService for AdminNetworkApi {
                     let mut reshaped = self.0.store.require_network(id).await?;
                     reshaped.cidrs.clone_from(cidrs);
                     for rule in self.0.store.access_rules_of_network(id).await? {
-                        super::access_rules::destination(&rule.destination_type, &rule.destination, &reshaped)
-                            .map_err(|_| {
-                                CoreError::InvalidArgument(format!(
-                                    "cidrs: access rule `{}` reaches {}, outside the new CIDRs",
-                                    rule.name, rule.destination
-                                ))
-                            })?;
+                        super::access_rules::destination(
+                            &rule.fields.destination_type,
+                            &rule.fields.destination,
+                            &reshaped,
+                        )
+                        .map_err(|_| {
+                            CoreError::InvalidArgument(format!(
+                                "cidrs: access rule `{}` reaches {}, outside the new CIDRs",
+                                rule.fields.name, rule.fields.destination
+                            ))
+                        })?;
                     }
                 }
                 let network = self.0.store.update_network(id, changes).await?;

@@ -12,26 +12,8 @@ use sqlx::{Any, Row, Transaction};
 pub struct AccessRuleRecord {
     /// `rule-…`
     pub id: String,
-    /// Unique name.
-    pub name: String,
-    /// Free text.
-    pub description: String,
-    /// The network the destination lies in.
-    pub network_id: String,
-    /// Users granted by id, sorted.
-    pub user_ids: Vec<String>,
-    /// Groups granted, sorted.
-    pub groups: Vec<String>,
-    /// `ip`, `cidr` or `hostname`.
-    pub destination_type: String,
-    /// The destination.
-    pub destination: String,
-    /// `tcp`, `udp`, `icmp` or `any`.
-    pub protocol: String,
-    /// First port, 0 for all.
-    pub port_from: u16,
-    /// Last port.
-    pub port_to: u16,
+    /// What the rule says.
+    pub fields: AccessRuleFields,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -39,7 +21,7 @@ pub struct AccessRuleRecord {
 }
 
 /// The writable fields of a rule (create, or replace on update).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessRuleFields {
     /// Unique name.
     pub name: String,
@@ -190,16 +172,18 @@ impl Store {
                     u16::try_from(value).map_err(|_| CoreError::Internal(format!("stored port {value} out of range")))
                 };
                 Ok(AccessRuleRecord {
-                    user_ids: users.remove(&id).unwrap_or_default(),
-                    groups: groups.remove(&id).unwrap_or_default(),
-                    name: row.try_get("name")?,
-                    description: row.try_get("description")?,
-                    network_id: row.try_get("network_id")?,
-                    destination_type: row.try_get("destination_type")?,
-                    destination: row.try_get("destination")?,
-                    protocol: row.try_get("protocol")?,
-                    port_from: port("port_from")?,
-                    port_to: port("port_to")?,
+                    fields: AccessRuleFields {
+                        user_ids: users.remove(&id).unwrap_or_default(),
+                        groups: groups.remove(&id).unwrap_or_default(),
+                        name: row.try_get("name")?,
+                        description: row.try_get("description")?,
+                        network_id: row.try_get("network_id")?,
+                        destination_type: row.try_get("destination_type")?,
+                        destination: row.try_get("destination")?,
+                        protocol: row.try_get("protocol")?,
+                        port_from: port("port_from")?,
+                        port_to: port("port_to")?,
+                    },
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
                     id,
