@@ -56,6 +56,12 @@ if [ -n "$GRPCURL" ]; then
   chmod +x "$GRPCURL"
   export GATEKEY_TEST_GRPCURL="$GRPCURL"
 fi
+# MaxMind-format test country databases for the geo-fencing tests.
+if ! "$TOOLS/venv/bin/python" -c "import mmdb_writer" 2>/dev/null; then
+  log "installing mmdb-writer"
+  "$TOOLS/venv/bin/pip" install -q "mmdb-writer==0.*" || echo "mmdb-writer install failed" >&2
+fi
+"$TOOLS/venv/bin/python" -c "import mmdb_writer" 2>/dev/null && export GATEKEY_TEST_MMDB_PYTHON="$TOOLS/venv/bin/python"
 
 # --- a real OIDC provider (npm oidc-provider) for the single sign-on tests ---------
 OIDC_DIR="$TOOLS/oidc"

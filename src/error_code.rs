@@ -37,7 +37,7 @@ error_codes! {
     Unauthorized => "unauthorized": "No credential, or an invalid, expired or revoked one.",
     InvalidCredentials => "invalid_credentials": "Wrong username or password.",
     AccountDisabled => "account_disabled": "The account is disabled.",
-    Forbidden => "forbidden": "The caller lacks the role for this method.",
+    Forbidden => "forbidden": "The caller lacks the role for this method, or a geo-fence refuses its address.",
     InsufficientScope => "insufficient_scope": "The API key lacks the scope for this method.",
     NotFound => "not_found": "The named resource does not exist (or is not visible to the caller).",
     MethodNotAllowed => "method_not_allowed": "The path exists but not with this HTTP method.",

@@ -162,8 +162,8 @@ impl Authenticator {
         Ok(gateway)
     }
 
-    /// Checks a local account's password and opens a session.
-    pub async fn login_local(&self, username: &str, password: &str) -> CoreResult<OpenedSession> {
+    /// The enabled local account that `password` proves; the caller opens its session.
+    pub async fn verify_local(&self, username: &str, password: &str) -> CoreResult<UserRecord> {
         let Some((user_id, Some(stored_hash))) = self.store.password_hash_for(username).await? else {
             // Spend the same time as a real check so usernames cannot be probed by timing.
             verify_password(password, dummy_password_hash());
@@ -176,12 +176,12 @@ impl Authenticator {
         if user.disabled {
             return Err(CoreError::AccountDisabled);
         }
-        self.store.touch_last_login(&user.id).await?;
-        self.open_session(user).await
+        Ok(user)
     }
 
     /// Opens a session for a user who has just proven who they are.
     pub async fn open_session(&self, user: UserRecord) -> CoreResult<OpenedSession> {
+        self.store.touch_last_login(&user.id).await?;
         let token = mint_token(SESSION_TOKEN_PREFIX);
         let expires_at = unix_now() + self.session_ttl_seconds;
         self.store.create_session(&user.id, &token, expires_at).await?;

@@ -48,6 +48,8 @@ pub struct CoreContext {
     pub sealer: SecretBox,
     /// The gateway agents connected to this node.
     pub hub: AgentHub,
+    /// Geo-fence checks.
+    pub geo_fence: crate::geofence::GeoFence,
     /// Rate limits.
     pub limits: RateLimits,
     /// Metrics.

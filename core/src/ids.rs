@@ -23,6 +23,8 @@ pub enum IdKind {
     AuthProvider,
     /// `login-`
     LoginEvent,
+    /// `geo-`
+    GeoFenceRule,
 }
 
 impl IdKind {
@@ -37,6 +39,7 @@ impl IdKind {
             IdKind::AccessRule => "rule",
             IdKind::AuthProvider => "idp",
             IdKind::LoginEvent => "login",
+            IdKind::GeoFenceRule => "geo",
         }
     }
 }

@@ -2,7 +2,8 @@
 //! Default deny: a client gets exactly the destinations of the access rules that
 //! name it (or one of its groups) in the networks attached to the gateway.
 
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
+use crate::geofence::GeoFence;
 use crate::pki::serial;
 use crate::store::{AccessRuleFields, AccessRuleRecord, GatewayRecord, NetworkRecord, Store, UserRecord, unix_now};
 use gatekey::v1::{ClientRules, FirewallRule, RuleSnapshot, VerifyRequest, VerifyResponse};
@@ -104,10 +105,15 @@ pub async fn snapshot(store: &Store, gateway: &GatewayRecord) -> CoreResult<Rule
 
 /// Decides whether a connecting client may use `gateway`. Every denial carries a reason
 /// and is logged.
-pub async fn verify(store: &Store, gateway: &GatewayRecord, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
+pub async fn verify(
+    store: &Store,
+    geo_fence: &GeoFence,
+    gateway: &GatewayRecord,
+    request: &VerifyRequest,
+) -> CoreResult<VerifyResponse> {
     // Read before deciding: a change after this point carries a higher version.
     let rules_version = store.rules_version(&gateway.id).await?;
-    let decision = decide(store, gateway, request).await?;
+    let decision = decide(store, geo_fence, gateway, request).await?;
     match &decision {
         Ok((user, _)) => tracing::info!(
             gateway = %gateway.id, common_name = %request.common_name, user = %user.id,
@@ -134,6 +140,7 @@ pub async fn verify(store: &Store, gateway: &GatewayRecord, request: &VerifyRequ
 /// The verdict: the user and its entitlement, or the reason for denial.
 async fn decide(
     store: &Store,
+    geo_fence: &GeoFence,
     gateway: &GatewayRecord,
     request: &VerifyRequest,
 ) -> CoreResult<Result<(UserRecord, Entitlement), String>> {
@@ -169,6 +176,10 @@ async fn decide(
     };
     if user.disabled {
         return Ok(Err(format!("user `{}` is disabled", user.username)));
+    }
+    match geo_fence.enforce(store, &user, &request.client_address).await {
+        Err(CoreError::Forbidden(reason)) => return Ok(Err(reason)),
+        other => other?,
     }
     if certificate.subject != user.email {
         return Ok(Err(format!(

@@ -10,8 +10,8 @@ use crate::metrics::{Gauges, Metrics, MetricsLayer};
 use crate::pki::lifecycle::load_or_create_authority;
 use crate::sealing::SecretBox;
 use crate::services::{
-    AdminAccessRuleApi, AdminAuthProviderApi, AdminConfigApi, AdminGatewayApi, AdminNetworkApi, AdminPkiApi,
-    AdminUserApi, ApiKeyApi, AuthApi, ConfigApi, GatewayAgentApi, GatewayApi, PendingCapabilities, PkiApi,
+    AdminAccessRuleApi, AdminAuthProviderApi, AdminConfigApi, AdminGatewayApi, AdminGeoFenceApi, AdminNetworkApi,
+    AdminPkiApi, AdminUserApi, ApiKeyApi, AuthApi, ConfigApi, GatewayAgentApi, GatewayApi, PendingCapabilities, PkiApi,
 };
 use crate::store::Store;
 use gatekey::v1::{
@@ -61,7 +61,7 @@ pub async fn grpc_routes(context: Arc<CoreContext>) -> Result<Routes, Box<dyn Er
         .add_service(AdminAccessRuleServiceServer::new(AdminAccessRuleApi(context.clone())))
         .add_service(MeshServiceServer::new(pending))
         .add_service(AdminMeshServiceServer::new(pending))
-        .add_service(AdminGeoFenceServiceServer::new(pending))
+        .add_service(AdminGeoFenceServiceServer::new(AdminGeoFenceApi(context.clone())))
         .add_service(AdminAuthProviderServiceServer::new(AdminAuthProviderApi(context))))
 }
 
@@ -122,6 +122,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         authority,
         sealer,
         hub: AgentHub::new(metrics.clone()),
+        geo_fence: crate::geofence::GeoFence::default(),
         limits: args.rate_limits(),
         metrics: metrics.clone(),
     });

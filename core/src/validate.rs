@@ -160,6 +160,32 @@ pub fn vpn_subnet(value: &str) -> CoreResult<String> {
     }
 }
 
+/// One of a fixed set of words.
+pub fn one_of(field: &str, value: &str, allowed: &[&str]) -> CoreResult<String> {
+    if allowed.contains(&value) {
+        return Ok(value.to_owned());
+    }
+    Err(invalid(field, format!("`{value}` is not one of {}", allowed.join(", "))))
+}
+
+/// ISO 3166-1 alpha-2 country codes, upper-cased, sorted, without duplicates.
+pub fn country_codes(field: &str, values: &[String]) -> CoreResult<Vec<String>> {
+    let mut codes = Vec::with_capacity(values.len());
+    for value in values {
+        let code = value.trim().to_ascii_uppercase();
+        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(field, format!("`{value}` is not a two-letter ISO 3166-1 country code")));
+        }
+        codes.push(code);
+    }
+    codes.sort();
+    codes.dedup();
+    if codes.len() > 300 {
+        return Err(invalid(field, "at most 300 countries"));
+    }
+    Ok(codes)
+}
+
 /// A required id field.
 pub fn id<'a>(field: &str, value: &'a str) -> CoreResult<&'a str> {
     if value.is_empty() {

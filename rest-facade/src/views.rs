@@ -575,3 +575,68 @@ mod tests {
         assert_eq!(json["protocol"], "udp");
     }
 }
+
+/// Geo-fence settings.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GeoFenceSettingsView {
+    enabled: bool,
+    mode: String,
+    database_path: String,
+    unknown_location_policy: String,
+}
+
+impl From<v1::GeoFenceSettings> for GeoFenceSettingsView {
+    fn from(settings: v1::GeoFenceSettings) -> Self {
+        GeoFenceSettingsView {
+            enabled: settings.enabled,
+            mode: settings.mode,
+            database_path: settings.database_path,
+            unknown_location_policy: settings.unknown_location_policy,
+        }
+    }
+}
+
+/// A geo-fence rule.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GeoFenceRuleView {
+    id: String,
+    action: String,
+    countries: Vec<String>,
+    cidrs: Vec<String>,
+    scope: String,
+    subject: String,
+}
+
+impl From<v1::GeoFenceRule> for GeoFenceRuleView {
+    fn from(rule: v1::GeoFenceRule) -> Self {
+        GeoFenceRuleView {
+            id: rule.id,
+            action: rule.action,
+            countries: rule.countries,
+            cidrs: rule.cidrs,
+            scope: rule.scope,
+            subject: rule.subject,
+        }
+    }
+}
+
+/// A geo-fence verdict and why.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GeoFenceCheckView {
+    allowed: bool,
+    country: Option<String>,
+    rule_id: Option<String>,
+    explanation: String,
+}
+
+impl From<v1::GeoFenceCheckResponse> for GeoFenceCheckView {
+    fn from(check: v1::GeoFenceCheckResponse) -> Self {
+        let present = |value: String| (!value.is_empty()).then_some(value);
+        GeoFenceCheckView {
+            allowed: check.allowed,
+            country: present(check.country),
+            rule_id: present(check.rule_id),
+            explanation: check.explanation,
+        }
+    }
+}

@@ -152,7 +152,7 @@ async fn add_rule(core: &Core, fleet: &Fleet, name: &str, destination: &str) -> 
 }
 
 /// Generates a config for alice at a gateway and returns its certificate serial.
-async fn alice_serial(core: &Core, fleet: &Fleet, gateway_id: &str) -> String {
+pub async fn alice_serial(core: &Core, fleet: &Fleet, gateway_id: &str) -> String {
     core.post("/configs/generate", &fleet.alice, json!({"gateway_id": gateway_id})).await.expect(StatusCode::CREATED);
     let configs = core.get("/configs", &fleet.alice).await;
     let config =

@@ -10,6 +10,7 @@ mod openapi;
 
 mod agents;
 mod gateway_e2e;
+mod geo_fence;
 mod grpc;
 mod pki;
 mod ratelimits;

@@ -47,8 +47,8 @@ async fn the_document_covers_the_router_and_the_seed_with_errors_and_security() 
         assert!(operation["security"].is_array(), "{method} {path} names no security");
     }
 
-    // Every endpoint of the API overview that this build serves (mesh hubs and
-    // geo-fencing come with their own capability).
+    // Every endpoint of the API overview that this build serves (mesh hubs come with
+    // their own capability).
     for (method, path) in [
         ("GET", "/auth/oidc/login"),
         ("GET", "/auth/oidc/callback"),
@@ -78,6 +78,13 @@ async fn the_document_covers_the_router_and_the_seed_with_errors_and_security() 
         ("GET", "/pki/crl.pem"),
         ("GET", "/pki/check/{serial}"),
         ("POST", "/admin/pki/revoke"),
+        ("GET", "/admin/geo-fence/settings"),
+        ("PUT", "/admin/geo-fence/settings"),
+        ("GET", "/admin/geo-fence/rules"),
+        ("POST", "/admin/geo-fence/rules"),
+        ("PUT", "/admin/geo-fence/rules/{id}"),
+        ("DELETE", "/admin/geo-fence/rules/{id}"),
+        ("POST", "/admin/geo-fence/check"),
         ("GET", "/openapi.json"),
     ] {
         let full = format!("/api/v1{path}");

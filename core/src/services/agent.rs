@@ -101,7 +101,7 @@ impl GatewayAgentApi {
 
     async fn verify_for(&self, gateway_id: &str, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
         let gateway = self.0.store.require_gateway(gateway_id).await?;
-        policy::verify(&self.0.store, &gateway, request).await
+        policy::verify(&self.0.store, &self.0.geo_fence, &gateway, request).await
     }
 }
 
@@ -353,7 +353,7 @@ impl GatewayAgentService for GatewayAgentApi {
         respond(
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
-                policy::verify(&self.0.store, &gateway, request.get_ref()).await
+                policy::verify(&self.0.store, &self.0.geo_fence, &gateway, request.get_ref()).await
             }
             .await,
         )

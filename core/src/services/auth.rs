@@ -44,6 +44,7 @@ impl AuthApi {
             provider_name.clone_from(&provider.fields.name);
             subject.clone_from(&identity.email);
             let user = sso::sign_in_external(&self.0, &provider, identity).await?;
+            self.0.geo_fence.enforce(&self.0.store, &user, address).await?;
             Ok((self.0.auth.open_session(user).await?, redirect_to))
         }
         .await;
@@ -92,7 +93,12 @@ impl AuthService for AuthApi {
                 if username.is_empty() || password.is_empty() {
                     return Err(CoreError::InvalidArgument("username and password are required".into()));
                 }
-                let outcome = self.0.auth.login_local(&username, &password).await;
+                let outcome = async {
+                    let user = self.0.auth.verify_local(&username, &password).await?;
+                    self.0.geo_fence.enforce(&self.0.store, &user, &address).await?;
+                    self.0.auth.open_session(user).await
+                }
+                .await;
                 self.record("local", &username, &address, &outcome).await;
                 Ok(login_response(outcome?, String::new()))
             }

@@ -1,7 +1,7 @@
 //! `ConfigService` (generate, download, list own) and `AdminConfigService`.
 
 use super::{GrpcResult, respond};
-use crate::auth::Access;
+use crate::auth::{Access, client_address};
 use crate::context::CoreContext;
 use crate::convert;
 use crate::error::{CoreError, CoreResult};
@@ -157,6 +157,8 @@ impl ConfigService for ConfigApi {
             async {
                 let caller = self.0.auth.authenticate(&request, Access::Write).await?;
                 self.0.limits.config.check(&caller.user.id)?;
+                let address = client_address(&request, &self.0.settings.trusted_proxies);
+                self.0.geo_fence.enforce(&self.0.store, &caller.user, &address).await?;
                 self.generate(&caller.user, request.into_inner()).await
             }
             .await,

@@ -11,7 +11,6 @@ use tonic::Request;
 pub struct PendingCapabilities;
 
 const MESH: &str = "mesh hubs";
-const GEO_FENCE: &str = "geo-fencing";
 
 /// The answer of a method whose capability is still to be built.
 fn pending<T>(capability: &'static str) -> GrpcResult<T> {
@@ -40,14 +39,4 @@ pending_service!(admin_mesh_service_server::AdminMeshService, MESH, {
     delete_hub(DeleteMeshHubRequest) -> DeleteMeshHubResponse;
     create_spoke(MeshSpoke) -> CreateMeshSpokeResponse;
     delete_spoke(DeleteMeshSpokeRequest) -> DeleteMeshHubResponse;
-});
-
-pending_service!(admin_geo_fence_service_server::AdminGeoFenceService, GEO_FENCE, {
-    get_settings(GetGeoFenceSettingsRequest) -> GeoFenceSettings;
-    update_settings(GeoFenceSettings) -> GeoFenceSettings;
-    list_rules(ListGeoFenceRulesRequest) -> ListGeoFenceRulesResponse;
-    create_rule(GeoFenceRule) -> GeoFenceRule;
-    update_rule(GeoFenceRule) -> GeoFenceRule;
-    delete_rule(DeleteGeoFenceRuleRequest) -> DeleteGeoFenceRuleResponse;
-    check(GeoFenceCheckRequest) -> GeoFenceCheckResponse;
 });

@@ -117,7 +117,6 @@ pub async fn sign_in_external(
     if user.disabled {
         return Err(CoreError::AccountDisabled);
     }
-    context.store.touch_last_login(&user.id).await?;
     Ok(user)
 }
 

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_pki.sql")),
     (3, include_str!("../../migrations/0003_agents.sql")),
     (4, include_str!("../../migrations/0004_sso.sql")),
+    (5, include_str!("../../migrations/0005_geo_fence.sql")),
 ];
 
 impl Store {

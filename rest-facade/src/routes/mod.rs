@@ -8,6 +8,7 @@ mod auth_providers;
 mod configs;
 mod gateway_agent;
 mod gateways;
+mod geo_fence;
 mod networks;
 mod pki;
 mod sso;
@@ -67,6 +68,10 @@ pub(crate) fn api_v1() -> OpenApiRouter<FacadeState> {
         .routes(routes!(gateway_agent::all_rules))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::update))
+        .routes(routes!(geo_fence::get_settings, geo_fence::update_settings))
+        .routes(routes!(geo_fence::list_rules, geo_fence::create_rule))
+        .routes(routes!(geo_fence::update_rule, geo_fence::remove_rule))
+        .routes(routes!(geo_fence::check))
 }
 
 /// Answer for paths that do not exist.

@@ -1,0 +1,145 @@
+//! Geo-fence settings (one row) and rules.
+
+use super::{Store, join_list, split_list, unix_now};
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// Geo-fence settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoFenceSettingsRecord {
+    /// Whether geo-fencing applies.
+    pub enabled: bool,
+    /// `enforce` or `audit`.
+    pub mode: String,
+    /// Path of the MaxMind-format country database.
+    pub database_path: String,
+    /// `allow` or `deny` for addresses with no known location.
+    pub unknown_location_policy: String,
+}
+
+impl Default for GeoFenceSettingsRecord {
+    fn default() -> Self {
+        GeoFenceSettingsRecord {
+            enabled: false,
+            mode: "enforce".into(),
+            database_path: String::new(),
+            unknown_location_policy: "deny".into(),
+        }
+    }
+}
+
+/// A geo-fence rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoFenceRuleRecord {
+    /// `geo-…`
+    pub id: String,
+    /// `allow` or `deny`.
+    pub action: String,
+    /// ISO country codes, upper case.
+    pub countries: Vec<String>,
+    /// CIDRs.
+    pub cidrs: Vec<String>,
+    /// `global`, `group` or `user`.
+    pub scope: String,
+    /// The group name or user id for those scopes.
+    pub subject: String,
+}
+
+fn rule_from_row(row: &AnyRow) -> CoreResult<GeoFenceRuleRecord> {
+    Ok(GeoFenceRuleRecord {
+        id: row.try_get("id")?,
+        action: row.try_get("action")?,
+        countries: split_list(&row.try_get::<String, _>("countries")?),
+        cidrs: split_list(&row.try_get::<String, _>("cidrs")?),
+        scope: row.try_get("scope")?,
+        subject: row.try_get("subject")?,
+    })
+}
+
+impl Store {
+    /// The settings (defaults until an admin saves some).
+    pub async fn geo_fence_settings(&self) -> CoreResult<GeoFenceSettingsRecord> {
+        let row = sqlx::query(
+            "SELECT enabled, mode, database_path, unknown_location_policy FROM geo_fence_settings WHERE id = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => GeoFenceSettingsRecord {
+                enabled: row.try_get::<i64, _>("enabled")? != 0,
+                mode: row.try_get("mode")?,
+                database_path: row.try_get("database_path")?,
+                unknown_location_policy: row.try_get("unknown_location_policy")?,
+            },
+            None => GeoFenceSettingsRecord::default(),
+        })
+    }
+
+    /// Replaces the settings.
+    pub async fn save_geo_fence_settings(&self, settings: &GeoFenceSettingsRecord) -> CoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM geo_fence_settings WHERE id = 1").execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO geo_fence_settings (id, enabled, mode, database_path, unknown_location_policy) VALUES (1, $1, $2, $3, $4)",
+        )
+        .bind(i64::from(settings.enabled))
+        .bind(&settings.mode)
+        .bind(&settings.database_path)
+        .bind(&settings.unknown_location_policy)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every rule, by creation second (then id).
+    pub async fn geo_fence_rules(&self) -> CoreResult<Vec<GeoFenceRuleRecord>> {
+        sqlx::query("SELECT id, action, countries, cidrs, scope, subject FROM geo_fence_rules ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rule_from_row)
+            .collect()
+    }
+
+    /// Stores a new rule (its id is ignored) or replaces the one with `rule.id`.
+    pub async fn save_geo_fence_rule(
+        &self,
+        rule: &GeoFenceRuleRecord,
+        replace: bool,
+    ) -> CoreResult<GeoFenceRuleRecord> {
+        let id = if replace { rule.id.clone() } else { new_id(IdKind::GeoFenceRule) };
+        let query = if replace {
+            sqlx::query(
+                "UPDATE geo_fence_rules SET action = $1, countries = $2, cidrs = $3, scope = $4, subject = $5 WHERE id = $6",
+            )
+        } else {
+            sqlx::query(
+                "INSERT INTO geo_fence_rules (action, countries, cidrs, scope, subject, id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+        };
+        let query = query
+            .bind(&rule.action)
+            .bind(join_list(&rule.countries))
+            .bind(join_list(&rule.cidrs))
+            .bind(&rule.scope)
+            .bind(&rule.subject)
+            .bind(&id);
+        let query = if replace { query } else { query.bind(unix_now()) };
+        if query.execute(&self.pool).await?.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("geo-fence rule `{id}` not found")));
+        }
+        Ok(GeoFenceRuleRecord { id, ..rule.clone() })
+    }
+
+    /// Deletes a rule.
+    pub async fn delete_geo_fence_rule(&self, id: &str) -> CoreResult<()> {
+        let done = sqlx::query("DELETE FROM geo_fence_rules WHERE id = $1").bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("geo-fence rule `{id}` not found")));
+        }
+        Ok(())
+    }
+}
