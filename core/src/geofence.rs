@@ -85,6 +85,16 @@ impl GeoFence {
     /// The verdict for `user` at `address` under the stored settings and rules.
     pub async fn judge(&self, store: &Store, user: &UserRecord, address: Option<IpAddr>) -> CoreResult<GeoVerdict> {
         let settings = store.geo_fence_settings().await?;
+        self.judge_under(&settings, store, user, address).await
+    }
+
+    async fn judge_under(
+        &self,
+        settings: &GeoFenceSettingsRecord,
+        store: &Store,
+        user: &UserRecord,
+        address: Option<IpAddr>,
+    ) -> CoreResult<GeoVerdict> {
         if !settings.enabled {
             return Ok(GeoVerdict {
                 allowed: true,
@@ -98,17 +108,18 @@ impl GeoFence {
             None => None,
         };
         let rules = store.geo_fence_rules().await?;
-        Ok(judge(&settings, &rules, user, address, country))
+        Ok(judge(settings, &rules, user, address, country))
     }
 
     /// Refuses `user` at `address` (as a client address string) when an enforcing
     /// geo-fence denies it; an auditing one only logs the denial.
     pub async fn enforce(&self, store: &Store, user: &UserRecord, address: &str) -> CoreResult<()> {
-        let verdict = self.judge(store, user, address.parse().ok()).await?;
+        let settings = store.geo_fence_settings().await?;
+        let verdict = self.judge_under(&settings, store, user, address.parse().ok()).await?;
         if verdict.allowed {
             return Ok(());
         }
-        if store.geo_fence_settings().await?.mode == "audit" {
+        if settings.mode == "audit" {
             tracing::warn!(user = %user.id, client_address = %address, explanation = %verdict.explanation,
                 "geo-fence would deny (audit mode)");
             return Ok(());
@@ -186,18 +197,7 @@ mod tests {
     use super::*;
 
     fn user() -> UserRecord {
-        UserRecord {
-            id: "usr-1".into(),
-            username: "ada".into(),
-            email: "ada@example.com".into(),
-            name: "Ada".into(),
-            groups: vec!["travel".into()],
-            is_admin: false,
-            disabled: false,
-            provider: "local".into(),
-            created_at: 0,
-            last_login_at: None,
-        }
+        UserRecord::sample("usr-1", &["travel"])
     }
 
     fn rule(

@@ -199,18 +199,7 @@ mod tests {
     use super::*;
 
     fn user(id: &str, groups: &[&str]) -> UserRecord {
-        UserRecord {
-            id: id.into(),
-            username: id.into(),
-            email: format!("{id}@example.com"),
-            name: id.into(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            is_admin: false,
-            disabled: false,
-            provider: "local".into(),
-            created_at: 0,
-            last_login_at: None,
-        }
+        UserRecord::sample(id, groups)
     }
 
     fn rule(

@@ -206,6 +206,20 @@ async fn oidc_logins_fail_closed() {
     assert_eq!(refused.headers()[LOCATION], "/?login_error=login_failed");
     assert_eq!(user_count(&core, &admin).await, users_before);
 
+    // A geo-fence refusing the address (loopback here) refuses a valid identity too.
+    core.post("/admin/geo-fence/rules", &admin, json!({"action": "deny", "cidrs": ["127.0.0.0/8"]}))
+        .await
+        .expect(StatusCode::CREATED);
+    core.put("/admin/geo-fence/settings", &admin, json!({"enabled": true})).await.expect(StatusCode::OK);
+    let fenced = browser();
+    let callback = authorize(&fenced, &core, &provider, "alice", "normal").await;
+    let done = fenced.get(&callback).header(ACCEPT, "application/json").send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::FORBIDDEN);
+    assert!(session_cookie(&done).is_none());
+    let body: Value = done.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("geo-fence"), "{body}");
+    core.put("/admin/geo-fence/settings", &admin, json!({"enabled": false})).await.expect(StatusCode::OK);
+
     // No open redirects.
     let open = browser()
         .get(format!("{}/api/v1/auth/oidc/login?redirect_to=https://evil.example/", core.http_base))

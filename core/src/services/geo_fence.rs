@@ -123,7 +123,9 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let rule = self.validated_rule(request.into_inner()).await?;
-                Ok(rule_message(self.0.store.save_geo_fence_rule(&rule, false).await?))
+                let rule = self.0.store.save_geo_fence_rule(&rule, false).await?;
+                tracing::info!(rule = %rule.id, action = %rule.action, scope = %rule.scope, "geo-fence rule created");
+                Ok(rule_message(rule))
             }
             .await,
         )
@@ -136,7 +138,9 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 let input = request.into_inner();
                 validate::id("id", &input.id)?;
                 let rule = self.validated_rule(input).await?;
-                Ok(rule_message(self.0.store.save_geo_fence_rule(&rule, true).await?))
+                let rule = self.0.store.save_geo_fence_rule(&rule, true).await?;
+                tracing::info!(rule = %rule.id, action = %rule.action, scope = %rule.scope, "geo-fence rule replaced");
+                Ok(rule_message(rule))
             }
             .await,
         )
@@ -146,7 +150,9 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
         respond(
             async {
                 self.0.admin(&request, Access::Write).await?;
-                self.0.store.delete_geo_fence_rule(validate::id("id", &request.get_ref().id)?).await?;
+                let id = validate::id("id", &request.get_ref().id)?;
+                self.0.store.delete_geo_fence_rule(id).await?;
+                tracing::info!(rule = %id, "geo-fence rule deleted");
                 Ok(DeleteGeoFenceRuleResponse {})
             }
             .await,

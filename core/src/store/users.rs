@@ -31,6 +31,25 @@ pub struct UserRecord {
     pub last_login_at: Option<i64>,
 }
 
+#[cfg(test)]
+impl UserRecord {
+    /// An enabled local user who is not an admin, for unit tests.
+    pub(crate) fn sample(id: &str, groups: &[&str]) -> UserRecord {
+        UserRecord {
+            id: id.into(),
+            username: id.into(),
+            email: format!("{id}@example.com"),
+            name: id.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            is_admin: false,
+            disabled: false,
+            provider: "local".into(),
+            created_at: 0,
+            last_login_at: None,
+        }
+    }
+}
+
 /// A user to create.
 pub struct NewUser {
     /// Unique login name.
