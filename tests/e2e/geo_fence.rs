@@ -17,6 +17,7 @@ use tonic::Code;
 const GERMANY: &str = "198.51.100.7";
 const NORTH_KOREA: &str = "203.0.113.9";
 const NOWHERE: &str = "192.0.2.44";
+const UNPLACED: &str = "100.64.0.1";
 
 /// Writes a country database that places 198.51.100.0/24 in DE and 203.0.113.0/24 in KP.
 fn country_database(dir: &Path) -> Option<PathBuf> {
@@ -148,6 +149,17 @@ async fn geo_fence_on(backend: Backend, dir: &TempDir, database: &str) {
     sign_in_from(&core, NOWHERE).await.unwrap();
     assert_geo_denied(&sign_in_from(&core, NORTH_KOREA).await.unwrap_err());
 
+    // An address the database does not place and no rule names follows the
+    // unknown-location policy: deny by default, allow when so configured.
+    let status = sign_in_from(&core, UNPLACED).await.unwrap_err();
+    assert_geo_denied(&status);
+    assert!(status.message().contains("unknown-location policy denies"), "{}", status.message());
+    let lenient = json!({"enabled": true, "database_path": database, "unknown_location_policy": "allow"});
+    core.put("/admin/geo-fence/settings", admin, lenient).await.expect(StatusCode::OK);
+    sign_in_from(&core, UNPLACED).await.unwrap();
+    let strict = json!({"enabled": true, "database_path": database});
+    core.put("/admin/geo-fence/settings", admin, strict).await.expect(StatusCode::OK);
+
     // Config generation from a refused address, with a session opened elsewhere.
     let generate = GenerateConfigRequest { gateway_id: gateway_id.clone(), protocol: "openvpn".into() };
     let status = ConfigServiceClient::new(core.channel().await)
@@ -179,6 +191,15 @@ async fn geo_fence_on(backend: Backend, dir: &TempDir, database: &str) {
     let deny = core.post("/admin/geo-fence/rules", admin, staff_deny).await.expect(StatusCode::CREATED);
     assert_geo_denied(&sign_in_from(&core, GERMANY).await.unwrap_err());
     assert_eq!(verify(GERMANY).await["allowed"], false);
+
+    // ...and a user's own rule beats the group's.
+    let own = json!({"action": "allow", "countries": ["DE"], "scope": "user", "subject": fleet.alice_id});
+    let own = core.post("/admin/geo-fence/rules", admin, own).await.expect(StatusCode::CREATED).body["data"].clone();
+    let verdict = check(GERMANY).await.expect(StatusCode::OK).body["data"].clone();
+    assert_eq!((verdict["allowed"].clone(), verdict["rule_id"].clone()), (json!(true), own["id"].clone()));
+    sign_in_from(&core, GERMANY).await.unwrap();
+    let own_id = own["id"].as_str().unwrap();
+    core.delete(&format!("/admin/geo-fence/rules/{own_id}"), admin).await.expect(StatusCode::OK);
 
     // Audit mode logs denials and lets them through.
     let audit = json!({"enabled": true, "mode": "audit", "database_path": database});
