@@ -1,7 +1,8 @@
 //! Store records to contract messages.
 
 use crate::store::{
-    AccessRuleRecord, ApiKeyRecord, CertificateRecord, ConfigRecord, GatewayRecord, NetworkRecord, UserRecord, unix_now,
+    AccessRuleRecord, ApiKeyRecord, CertificateRecord, ConfigRecord, GatewayRecord, GeoFenceRuleRecord,
+    GeoFenceSettingsRecord, NetworkRecord, UserRecord, unix_now,
 };
 use gatekey::v1;
 use prost_types::Timestamp;
@@ -80,6 +81,28 @@ pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: 
         message.updated_at = Some(timestamp(record.updated_at));
     }
     message
+}
+
+/// A geo-fence settings message.
+pub fn geo_fence_settings(settings: GeoFenceSettingsRecord) -> v1::GeoFenceSettings {
+    v1::GeoFenceSettings {
+        enabled: settings.enabled,
+        mode: settings.mode,
+        database_path: settings.database_path,
+        unknown_location_policy: settings.unknown_location_policy,
+    }
+}
+
+/// A geo-fence rule message.
+pub fn geo_fence_rule(rule: GeoFenceRuleRecord) -> v1::GeoFenceRule {
+    v1::GeoFenceRule {
+        id: rule.id,
+        action: rule.action,
+        countries: rule.countries,
+        cidrs: rule.cidrs,
+        scope: rule.scope,
+        subject: rule.subject,
+    }
 }
 
 /// A network message.

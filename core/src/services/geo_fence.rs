@@ -18,26 +18,6 @@ use tonic::Request;
 #[derive(Debug, Clone)]
 pub struct AdminGeoFenceApi(pub Arc<CoreContext>);
 
-fn settings_message(settings: GeoFenceSettingsRecord) -> GeoFenceSettings {
-    GeoFenceSettings {
-        enabled: settings.enabled,
-        mode: settings.mode,
-        database_path: settings.database_path,
-        unknown_location_policy: settings.unknown_location_policy,
-    }
-}
-
-fn rule_message(rule: GeoFenceRuleRecord) -> GeoFenceRule {
-    GeoFenceRule {
-        id: rule.id,
-        action: rule.action,
-        countries: rule.countries,
-        cidrs: rule.cidrs,
-        scope: rule.scope,
-        subject: rule.subject,
-    }
-}
-
 impl AdminGeoFenceApi {
     /// A rule as the admin wrote it, checked field by field.
     async fn validated_rule(&self, input: GeoFenceRule) -> CoreResult<GeoFenceRuleRecord> {
@@ -69,7 +49,7 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
         respond(
             async {
                 self.0.admin(&request, Access::Read).await?;
-                Ok(settings_message(self.0.store.geo_fence_settings().await?))
+                Ok(convert::geo_fence_settings(self.0.store.geo_fence_settings().await?))
             }
             .await,
         )
@@ -95,7 +75,7 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 }
                 self.0.store.save_geo_fence_settings(&settings).await?;
                 tracing::info!(enabled = settings.enabled, mode = %settings.mode, "geo-fence settings changed");
-                Ok(settings_message(settings))
+                Ok(convert::geo_fence_settings(settings))
             }
             .await,
         )
@@ -110,7 +90,7 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 let total = rules.len() as u64;
                 let skip = (page.number.saturating_sub(1) as usize).saturating_mul(page.size as usize);
                 Ok(ListGeoFenceRulesResponse {
-                    rules: rules.into_iter().skip(skip).take(page.size as usize).map(rule_message).collect(),
+                    rules: rules.into_iter().skip(skip).take(page.size as usize).map(convert::geo_fence_rule).collect(),
                     page: Some(convert::page_info(total, page)),
                 })
             }
@@ -125,7 +105,7 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 let rule = self.validated_rule(request.into_inner()).await?;
                 let rule = self.0.store.save_geo_fence_rule(&rule, false).await?;
                 tracing::info!(rule = %rule.id, action = %rule.action, scope = %rule.scope, "geo-fence rule created");
-                Ok(rule_message(rule))
+                Ok(convert::geo_fence_rule(rule))
             }
             .await,
         )
@@ -140,7 +120,7 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 let rule = self.validated_rule(input).await?;
                 let rule = self.0.store.save_geo_fence_rule(&rule, true).await?;
                 tracing::info!(rule = %rule.id, action = %rule.action, scope = %rule.scope, "geo-fence rule replaced");
-                Ok(rule_message(rule))
+                Ok(convert::geo_fence_rule(rule))
             }
             .await,
         )
