@@ -1,9 +1,11 @@
 //! Geo-fencing: whether a user may sign in, fetch a config or connect from a client
 //! address. Rules allow or deny countries (looked up in a MaxMind-format database) and
 //! CIDRs. The most specific scope that decides wins (user, then group, then global);
-//! within a scope a matching deny beats a matching allow. When nothing matches, a user
-//! with allow rules is outside them and denied; an address with no known country follows
-//! the unknown-location policy; everyone else is allowed.
+//! within a scope a matching deny beats a matching allow. When nothing matches: an
+//! address the configured database does not place follows the unknown-location policy;
+//! otherwise a user with allow rules is outside them and denied, and everyone else is
+//! allowed. Without a database only CIDRs can match, and the unknown-location policy
+//! does not apply.
 
 use crate::error::{CoreError, CoreResult};
 use crate::store::{GeoFenceRuleRecord, GeoFenceSettingsRecord, Store, UserRecord};
@@ -82,10 +84,15 @@ impl GeoFence {
         Ok(found.and_then(|record| record.country.iso_code.map(str::to_owned)))
     }
 
-    /// The verdict for `user` at `address` under the stored settings and rules.
+    /// The verdict for `user` at `address` under the stored rules, as it would be with
+    /// geo-fencing enabled (the explanation says when it is not).
     pub async fn judge(&self, store: &Store, user: &UserRecord, address: Option<IpAddr>) -> CoreResult<GeoVerdict> {
         let settings = store.geo_fence_settings().await?;
-        self.judge_under(&settings, store, user, address).await
+        let mut verdict = self.judge_under(&settings, store, user, address).await?;
+        if !settings.enabled {
+            verdict.explanation.push_str(" (geo-fencing is disabled, so nothing is refused yet)");
+        }
+        Ok(verdict)
     }
 
     async fn judge_under(
@@ -95,14 +102,6 @@ impl GeoFence {
         user: &UserRecord,
         address: Option<IpAddr>,
     ) -> CoreResult<GeoVerdict> {
-        if !settings.enabled {
-            return Ok(GeoVerdict {
-                allowed: true,
-                country: None,
-                rule_id: None,
-                explanation: "geo-fencing is disabled".into(),
-            });
-        }
         let country = match address {
             Some(address) => self.country(&settings.database_path, address)?,
             None => None,
@@ -111,22 +110,44 @@ impl GeoFence {
         Ok(judge(settings, &rules, user, address, country))
     }
 
-    /// Refuses `user` at `address` (as a client address string) when an enforcing
-    /// geo-fence denies it; an auditing one only logs the denial.
-    pub async fn enforce(&self, store: &Store, user: &UserRecord, address: &str) -> CoreResult<()> {
+    /// Why an enforcing geo-fence refuses `user` at `address` (a client address string),
+    /// or `None`. Refusals are logged; an auditing fence only logs what it would refuse,
+    /// and lets everything through even when the database cannot be read.
+    pub async fn refusal(&self, store: &Store, user: &UserRecord, address: &str) -> CoreResult<Option<String>> {
         let settings = store.geo_fence_settings().await?;
-        let verdict = self.judge_under(&settings, store, user, address.parse().ok()).await?;
-        if verdict.allowed {
-            return Ok(());
+        if !settings.enabled {
+            return Ok(None);
         }
-        if settings.mode == "audit" {
+        let parsed = address.parse::<IpAddr>().ok().map(|address| address.to_canonical());
+        let audit = settings.mode == "audit";
+        let verdict = match self.judge_under(&settings, store, user, parsed).await {
+            Ok(verdict) => verdict,
+            Err(error) if audit => {
+                tracing::error!(user = %user.id, client_address = %address, %error, "geo-fence cannot judge (audit mode)");
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        if verdict.allowed {
+            return Ok(None);
+        }
+        if audit {
             tracing::warn!(user = %user.id, client_address = %address, explanation = %verdict.explanation,
                 "geo-fence would deny (audit mode)");
-            return Ok(());
+            return Ok(None);
         }
         tracing::warn!(user = %user.id, client_address = %address, explanation = %verdict.explanation,
             "geo-fence denied");
-        Err(CoreError::Forbidden(format!("geo-fence: {}", verdict.explanation)))
+        Ok(Some(verdict.explanation))
+    }
+
+    /// Refuses `user` at `address` when an enforcing geo-fence does. The caller learns
+    /// only that the fence refused its address; the rules behind it stay in the log.
+    pub async fn enforce(&self, store: &Store, user: &UserRecord, address: &str) -> CoreResult<()> {
+        match self.refusal(store, user, address).await? {
+            Some(_) => Err(CoreError::Forbidden(format!("geo-fence: access from {address} is refused"))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -181,7 +202,7 @@ pub fn judge(
             return verdict(true, Some(&rule.id), format!("{place} is allowed by {scope} rule {}", rule.id));
         }
     }
-    if country.is_none() {
+    if country.is_none() && !settings.database_path.is_empty() {
         let allowed = settings.unknown_location_policy == "allow";
         let action = if allowed { "allows" } else { "denies" };
         return verdict(allowed, None, format!("{place}: the unknown-location policy {action} it"));
@@ -219,7 +240,7 @@ mod tests {
     }
 
     fn settings() -> GeoFenceSettingsRecord {
-        GeoFenceSettingsRecord { enabled: true, ..Default::default() }
+        GeoFenceSettingsRecord { enabled: true, database_path: "countries.mmdb".into(), ..Default::default() }
     }
 
     fn at(rules: &[GeoFenceRuleRecord], address: &str, country: Option<&str>) -> GeoVerdict {
@@ -251,6 +272,16 @@ mod tests {
         assert!(!at(&rules, "192.0.2.1", None).allowed);
         let lenient = GeoFenceSettingsRecord { unknown_location_policy: "allow".into(), ..settings() };
         assert!(judge(&lenient, &rules, &user(), None, None).allowed);
+    }
+
+    #[test]
+    fn without_a_database_only_cidrs_decide() {
+        let no_database = GeoFenceSettingsRecord { enabled: true, ..Default::default() };
+        let office = [rule("o", "deny", &[], &["10.0.0.0/8"], "global", "")];
+        assert!(!judge(&no_database, &office, &user(), "10.1.1.1".parse().ok(), None).allowed);
+        assert!(judge(&no_database, &office, &user(), "192.0.2.1".parse().ok(), None).allowed);
+        let allow_office = [rule("o", "allow", &[], &["10.0.0.0/8"], "global", "")];
+        assert!(!judge(&no_database, &allow_office, &user(), "192.0.2.1".parse().ok(), None).allowed);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Default deny: a client gets exactly the destinations of the access rules that
 //! name it (or one of its groups) in the networks attached to the gateway.
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::CoreResult;
 use crate::geofence::GeoFence;
 use crate::pki::serial;
 use crate::store::{AccessRuleFields, AccessRuleRecord, GatewayRecord, NetworkRecord, Store, UserRecord, unix_now};
@@ -177,9 +177,8 @@ async fn decide(
     if user.disabled {
         return Ok(Err(format!("user `{}` is disabled", user.username)));
     }
-    match geo_fence.enforce(store, &user, &request.client_address).await {
-        Err(CoreError::Forbidden(reason)) => return Ok(Err(reason)),
-        other => other?,
+    if let Some(reason) = geo_fence.refusal(store, &user, &request.client_address).await? {
+        return Ok(Err(format!("geo-fence: {reason}")));
     }
     if certificate.subject != user.email {
         return Ok(Err(format!(

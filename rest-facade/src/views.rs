@@ -545,37 +545,6 @@ pub struct DeletedView {
     pub deleted: bool,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        let stamp = Timestamp { seconds: 1_705_314_600, nanos: 0 };
-        assert_eq!(rfc3339(Some(stamp)).as_deref(), Some("2024-01-15T10:30:00Z"));
-        assert_eq!(rfc3339(None), None);
-    }
-
-    #[test]
-    fn user_gateways_show_exactly_the_seed_fields() {
-        let gateway = v1::Gateway {
-            id: "gw-1".into(),
-            name: "us-east-1".into(),
-            port: 1194,
-            status: v1::GatewayStatus::Online.into(),
-            protocol: v1::TransportProtocol::Udp.into(),
-            vpn_subnet: "10.8.0.0/24".into(),
-            ..Default::default()
-        };
-        let json = serde_json::to_value(GatewayView::from(gateway)).unwrap();
-        let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
-        keys.sort();
-        assert_eq!(keys, ["description", "hostname", "id", "last_heartbeat", "name", "port", "protocol", "status"]);
-        assert_eq!(json["status"], "online");
-        assert_eq!(json["protocol"], "udp");
-    }
-}
-
 /// Geo-fence settings.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GeoFenceSettingsView {
@@ -638,5 +607,36 @@ impl From<v1::GeoFenceCheckResponse> for GeoFenceCheckView {
             rule_id: present(check.rule_id),
             explanation: check.explanation,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        let stamp = Timestamp { seconds: 1_705_314_600, nanos: 0 };
+        assert_eq!(rfc3339(Some(stamp)).as_deref(), Some("2024-01-15T10:30:00Z"));
+        assert_eq!(rfc3339(None), None);
+    }
+
+    #[test]
+    fn user_gateways_show_exactly_the_seed_fields() {
+        let gateway = v1::Gateway {
+            id: "gw-1".into(),
+            name: "us-east-1".into(),
+            port: 1194,
+            status: v1::GatewayStatus::Online.into(),
+            protocol: v1::TransportProtocol::Udp.into(),
+            vpn_subnet: "10.8.0.0/24".into(),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(GatewayView::from(gateway)).unwrap();
+        let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["description", "hostname", "id", "last_heartbeat", "name", "port", "protocol", "status"]);
+        assert_eq!(json["status"], "online");
+        assert_eq!(json["protocol"], "udp");
     }
 }

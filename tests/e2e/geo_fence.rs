@@ -8,7 +8,7 @@ use crate::kit::{Backend, Core, TempDir, USER_PASSWORD, backends, missing};
 use gatekey::ERROR_CODE_METADATA;
 use gatekey::v1::auth_service_client::AuthServiceClient;
 use gatekey::v1::config_service_client::ConfigServiceClient;
-use gatekey::v1::{GenerateConfigRequest, LocalLoginRequest};
+use gatekey::v1::{DownloadConfigRequest, GenerateConfigRequest, LocalLoginRequest};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -132,6 +132,21 @@ async fn geo_fence_on(backend: Backend, dir: &TempDir, database: &str) {
         .clone();
     let settings = json!({"enabled": true, "database_path": database});
     core.put("/admin/geo-fence/settings", admin, settings).await.expect(StatusCode::OK);
+    // Switched off again, the check still explains what it would decide.
+    core.put("/admin/geo-fence/settings", admin, json!({"enabled": false, "database_path": database}))
+        .await
+        .expect(StatusCode::OK);
+    let verdict = core
+        .post("/admin/geo-fence/check", admin, json!({"user_id": fleet.alice_id, "address": NORTH_KOREA}))
+        .await
+        .expect(StatusCode::OK)
+        .body["data"]
+        .clone();
+    assert_eq!(verdict["allowed"], false);
+    assert!(verdict["explanation"].as_str().unwrap().contains("disabled"), "{verdict}");
+    sign_in_from(&core, NORTH_KOREA).await.unwrap();
+    let settings = json!({"enabled": true, "database_path": database});
+    core.put("/admin/geo-fence/settings", admin, settings).await.expect(StatusCode::OK);
 
     // The explanation an admin sees before anyone is refused.
     let check = |address: &str| {
@@ -153,7 +168,8 @@ async fn geo_fence_on(backend: Backend, dir: &TempDir, database: &str) {
     // unknown-location policy: deny by default, allow when so configured.
     let status = sign_in_from(&core, UNPLACED).await.unwrap_err();
     assert_geo_denied(&status);
-    assert!(status.message().contains("unknown-location policy denies"), "{}", status.message());
+    assert!(!status.message().contains("policy"), "the refusal names no rules: {}", status.message());
+    assert!(core.log().contains("the unknown-location policy denies it"));
     let lenient = json!({"enabled": true, "database_path": database, "unknown_location_policy": "allow"});
     core.put("/admin/geo-fence/settings", admin, lenient).await.expect(StatusCode::OK);
     sign_in_from(&core, UNPLACED).await.unwrap();
@@ -167,10 +183,14 @@ async fn geo_fence_on(backend: Backend, dir: &TempDir, database: &str) {
         .await
         .unwrap_err();
     assert_geo_denied(&status);
-    ConfigServiceClient::new(core.channel().await)
-        .generate_config(from_address(generate, GERMANY, Some(&token)))
-        .await
-        .unwrap();
+    let mut configs = ConfigServiceClient::new(core.channel().await);
+    let generated = configs.generate_config(from_address(generate, GERMANY, Some(&token))).await.unwrap().into_inner();
+    // Its private key cannot be fetched from a refused address either, and still can from an allowed one.
+    let download = DownloadConfigRequest { config_id: generated.config_id };
+    assert_geo_denied(
+        &configs.download_config(from_address(download.clone(), NORTH_KOREA, Some(&token))).await.unwrap_err(),
+    );
+    configs.download_config(from_address(download, GERMANY, Some(&token))).await.unwrap();
 
     // Connection verdicts judge the address the gateway saw.
     let verify = |address: &'static str| {

@@ -169,6 +169,8 @@ impl ConfigService for ConfigApi {
         respond(
             async {
                 let caller = self.0.auth.authenticate(&request, Access::Read).await?;
+                let address = client_address(&request, &self.0.settings.trusted_proxies);
+                self.0.geo_fence.enforce(&self.0.store, &caller.user, &address).await?;
                 self.download(&caller.user.id, &request.into_inner().config_id).await
             }
             .await,

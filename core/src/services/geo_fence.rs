@@ -145,10 +145,10 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 self.0.admin(&request, Access::Read).await?;
                 let input = request.into_inner();
                 let user = self.0.store.require_user(validate::id("user_id", &input.user_id)?).await?;
-                let address = input.address.trim().parse().map_err(|_| {
+                let address = input.address.trim().parse::<std::net::IpAddr>().map_err(|_| {
                     CoreError::InvalidArgument(format!("address: `{}` is not an IP address", input.address))
                 })?;
-                let verdict = self.0.geo_fence.judge(&self.0.store, &user, Some(address)).await?;
+                let verdict = self.0.geo_fence.judge(&self.0.store, &user, Some(address.to_canonical())).await?;
                 Ok(GeoFenceCheckResponse {
                     allowed: verdict.allowed,
                     country: verdict.country.unwrap_or_default(),

@@ -79,18 +79,18 @@ impl Store {
 
     /// Replaces the settings.
     pub async fn save_geo_fence_settings(&self, settings: &GeoFenceSettingsRecord) -> CoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM geo_fence_settings WHERE id = 1").execute(&mut *tx).await?;
         sqlx::query(
-            "INSERT INTO geo_fence_settings (id, enabled, mode, database_path, unknown_location_policy) VALUES (1, $1, $2, $3, $4)",
+            "INSERT INTO geo_fence_settings (id, enabled, mode, database_path, unknown_location_policy)
+             VALUES (1, $1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, mode = excluded.mode,
+                 database_path = excluded.database_path, unknown_location_policy = excluded.unknown_location_policy",
         )
         .bind(i64::from(settings.enabled))
         .bind(&settings.mode)
         .bind(&settings.database_path)
         .bind(&settings.unknown_location_policy)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
