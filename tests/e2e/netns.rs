@@ -124,6 +124,18 @@ impl Lab {
     pub async fn pings(&self, role: &str, address: &str) -> bool {
         self.succeeds(role, "ping", &["-c", "1", "-W", "1", address]).await
     }
+
+    /// Whether `address` answers a ping from `role` within about ten seconds: a tunnel's
+    /// routes and the gateway's firewall settle just after the client reports it is up.
+    pub async fn reaches(&self, role: &str, address: &str) -> bool {
+        for _ in 0..10 {
+            if self.pings(role, address).await {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        false
+    }
 }
 
 impl Drop for Lab {
