@@ -197,10 +197,6 @@ async fn decide(
 mod tests {
     use super::*;
 
-    fn user(id: &str, groups: &[&str]) -> UserRecord {
-        UserRecord::sample(id, groups)
-    }
-
     fn rule(
         id: &str,
         network: &str,
@@ -248,12 +244,12 @@ mod tests {
             rule("r3", "n2", &["bob"], &[], "ip", "10.1.0.9"),
         ];
         let networks = [network("n1", "10.0.0.0/24"), network("n2", "10.1.0.0/16")];
-        let alice = entitlement(&user("alice", &["eng"]), &rules, &networks);
+        let alice = entitlement(&UserRecord::sample("alice", &["eng"]), &rules, &networks);
         let destinations: Vec<_> = alice.rules.iter().map(|r| r.destination.as_str()).collect();
         assert_eq!(destinations, ["10.0.0.5/32", "10.1.0.0/24"]);
         assert_eq!(alice.routes, ["10.0.0.0/24", "10.1.0.0/16"]);
 
-        let carol = entitlement(&user("carol", &["sales"]), &rules, &networks);
+        let carol = entitlement(&UserRecord::sample("carol", &["sales"]), &rules, &networks);
         assert_eq!(carol, Entitlement::default(), "default deny");
     }
 }

@@ -1,7 +1,7 @@
 //! Access rules: who (users, groups) may reach what (destination, protocol, ports)
 //! inside a network.
 
-use super::{Listing, Page, Store, conflict_on_duplicate, total_of, unix_now};
+use super::{AnyQuery, Listing, Page, Store, conflict_on_duplicate, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use sqlx::any::AnyRow;
@@ -47,18 +47,9 @@ pub struct AccessRuleFields {
 
 const RULE_COLUMNS: &str = "id, name, description, network_id, destination_type, destination, protocol, port_from, port_to, created_at, updated_at";
 
-impl Store {
-    /// Creates a rule; a duplicate name is a conflict.
-    pub async fn create_access_rule(&self, fields: AccessRuleFields) -> CoreResult<AccessRuleRecord> {
-        let id = new_id(IdKind::AccessRule);
-        let now = unix_now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO access_rules (id, name, description, network_id, destination_type, destination, protocol,
-                                       port_from, port_to, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-        )
-        .bind(&id)
+/// Binds a rule's fields as `$1`…`$8`, in the column order of the statements below.
+fn bind_rule_fields<'q>(query: AnyQuery<'q>, fields: &AccessRuleFields) -> AnyQuery<'q> {
+    query
         .bind(&fields.name)
         .bind(&fields.description)
         .bind(&fields.network_id)
@@ -67,10 +58,22 @@ impl Store {
         .bind(&fields.protocol)
         .bind(i64::from(fields.port_from))
         .bind(i64::from(fields.port_to))
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name)))?;
+}
+
+impl Store {
+    /// Creates a rule; a duplicate name is a conflict.
+    pub async fn create_access_rule(&self, fields: AccessRuleFields) -> CoreResult<AccessRuleRecord> {
+        let id = new_id(IdKind::AccessRule);
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        let insert = sqlx::query(
+            "INSERT INTO access_rules (name, description, network_id, destination_type, destination, protocol,
+                                       port_from, port_to, id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        );
+        bind_rule_fields(insert, &fields).bind(&id).bind(now).execute(&mut *tx).await.map_err(|e| {
+            conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name))
+        })?;
         replace_subjects(&mut tx, &id, &fields).await?;
         tx.commit().await?;
         self.require_access_rule(&id).await
@@ -79,23 +82,14 @@ impl Store {
     /// Replaces every writable field of a rule.
     pub async fn replace_access_rule(&self, id: &str, fields: AccessRuleFields) -> CoreResult<AccessRuleRecord> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE access_rules SET name = $1, description = $2, network_id = $3, destination_type = $4,
                  destination = $5, protocol = $6, port_from = $7, port_to = $8, updated_at = $9 WHERE id = $10",
-        )
-        .bind(&fields.name)
-        .bind(&fields.description)
-        .bind(&fields.network_id)
-        .bind(&fields.destination_type)
-        .bind(&fields.destination)
-        .bind(&fields.protocol)
-        .bind(i64::from(fields.port_from))
-        .bind(i64::from(fields.port_to))
-        .bind(unix_now())
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name)))?;
+        );
+        let done =
+            bind_rule_fields(update, &fields).bind(unix_now()).bind(id).execute(&mut *tx).await.map_err(|e| {
+                conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name))
+            })?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("access rule `{id}` not found")));
         }

@@ -46,6 +46,9 @@ pub struct Store {
     backend: &'static str,
 }
 
+/// A statement with its arguments, as the store builds them.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// Which slice of a list to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {

@@ -2,7 +2,9 @@
 //! lived), SAML assertion replay guard, and the login record.
 
 use super::users::USER_COLUMNS;
-use super::{Listing, Page, Store, UserRecord, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
+use super::{
+    AnyQuery, Listing, Page, Store, UserRecord, conflict_on_duplicate, join_list, split_list, total_of, unix_now,
+};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use sqlx::Row;
@@ -106,16 +108,9 @@ fn provider_from_row(row: &AnyRow) -> CoreResult<AuthProviderRecord> {
     })
 }
 
-impl Store {
-    /// Creates a provider; a duplicate name is a conflict.
-    pub async fn create_auth_provider(&self, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
-        let id = new_id(IdKind::AuthProvider);
-        sqlx::query(
-            "INSERT INTO auth_providers (id, name, kind, issuer_url, client_id, sealed_client_secret, scopes, groups_claim,
-                 admin_group, allowed_groups, saml_idp_metadata, saml_entity_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
-        )
-        .bind(&id)
+/// Binds a provider's fields as `$1`…`$11`, in the column order of the statements below.
+fn bind_provider_fields<'q>(query: AnyQuery<'q>, fields: &AuthProviderFields) -> AnyQuery<'q> {
+    query
         .bind(&fields.name)
         .bind(&fields.kind)
         .bind(&fields.issuer_url)
@@ -127,36 +122,34 @@ impl Store {
         .bind(join_list(&fields.allowed_groups))
         .bind(&fields.saml_idp_metadata)
         .bind(&fields.saml_entity_id)
-        .bind(unix_now())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name)))?;
+}
+
+impl Store {
+    /// Creates a provider; a duplicate name is a conflict.
+    pub async fn create_auth_provider(&self, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
+        let id = new_id(IdKind::AuthProvider);
+        let insert = sqlx::query(
+            "INSERT INTO auth_providers (name, kind, issuer_url, client_id, sealed_client_secret, scopes, groups_claim,
+                 admin_group, allowed_groups, saml_idp_metadata, saml_entity_id, id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+        );
+        bind_provider_fields(insert, fields).bind(&id).bind(unix_now()).execute(&self.pool).await.map_err(|e| {
+            conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name))
+        })?;
         self.require_auth_provider(&id).await
     }
 
     /// Replaces a provider's settings.
     pub async fn replace_auth_provider(&self, id: &str, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE auth_providers SET name = $1, kind = $2, issuer_url = $3, client_id = $4, sealed_client_secret = $5,
                  scopes = $6, groups_claim = $7, admin_group = $8, allowed_groups = $9, saml_idp_metadata = $10,
                  saml_entity_id = $11, updated_at = $12 WHERE id = $13",
-        )
-        .bind(&fields.name)
-        .bind(&fields.kind)
-        .bind(&fields.issuer_url)
-        .bind(&fields.client_id)
-        .bind(&fields.sealed_client_secret)
-        .bind(join_list(&fields.scopes))
-        .bind(&fields.groups_claim)
-        .bind(&fields.admin_group)
-        .bind(join_list(&fields.allowed_groups))
-        .bind(&fields.saml_idp_metadata)
-        .bind(&fields.saml_entity_id)
-        .bind(unix_now())
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name)))?;
+        );
+        let done =
+            bind_provider_fields(update, fields).bind(unix_now()).bind(id).execute(&self.pool).await.map_err(|e| {
+                conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name))
+            })?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("identity provider `{id}` not found")));
         }
