@@ -18,6 +18,7 @@ const SECRET_MESSAGES: &[&str] = &[
     ".gatekey.v1.AuthProvider",
     ".gatekey.v1.CreateMeshHubResponse",
     ".gatekey.v1.CreateMeshSpokeResponse",
+    ".gatekey.v1.ProvisionSpokeResponse",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

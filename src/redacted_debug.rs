@@ -3,7 +3,8 @@
 
 use crate::v1::{
     AuthProvider, CreateApiKeyResponse, CreateGatewayResponse, CreateMeshHubResponse, CreateMeshSpokeResponse,
-    CreateUserRequest, DownloadConfigResponse, LocalLoginRequest, LoginResponse, ProvisionResponse, UpdateUserRequest,
+    CreateUserRequest, DownloadConfigResponse, LocalLoginRequest, LoginResponse, ProvisionResponse,
+    ProvisionSpokeResponse, UpdateUserRequest,
 };
 use std::fmt;
 
@@ -32,6 +33,7 @@ debug_without_secrets! {
     AuthProvider { id, name, r#type, issuer_url, client_id, scopes, groups_claim, admin_group }
     CreateMeshHubResponse { hub }
     CreateMeshSpokeResponse { spoke }
+    ProvisionSpokeResponse { spoke, expires_at }
 }
 
 #[cfg(test)]
@@ -55,5 +57,7 @@ mod tests {
         };
         let shown = format!("{provision:?}");
         assert!(!shown.contains("PRIVATE KEY") && !shown.contains("static key"), "{shown}");
+        let spoke = ProvisionSpokeResponse { openvpn_config: "<key>PRIVATE</key>".into(), ..Default::default() };
+        assert!(!format!("{spoke:?}").contains("PRIVATE"));
     }
 }

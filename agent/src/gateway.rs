@@ -7,8 +7,8 @@
 use crate::config::AgentSettings;
 use crate::link::{Backoff, with_token};
 use crate::management::{self, ClientEnv, ManagementClient, ManagementEvent};
-use crate::material::{files, write_atomically};
-use crate::nft::{Firewall, SystemRunner};
+use crate::material::{client_config_lines, files, write_atomically};
+use crate::nft::{CommandRunner, Firewall, SystemRunner};
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
 use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
@@ -33,6 +33,8 @@ struct LocalClient {
     vpn_address: Option<Ipv4Addr>,
     session_key: String,
     connected_at: i64,
+    /// Networks behind this client (a mesh spoke), routed into the tunnel while it is up.
+    iroutes: Vec<String>,
 }
 
 /// A verdict the agent awaits from the core.
@@ -68,15 +70,6 @@ fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
-/// `push "route …"` lines for IPv4 routes (IPv6 ones need `route-ipv6` and an IPv6 pool).
-fn push_lines(routes: &[String]) -> Vec<String> {
-    routes
-        .iter()
-        .filter_map(|cidr| crate::material::network_and_mask(cidr))
-        .map(|(network, mask)| format!("push \"route {network} {mask}\""))
-        .collect()
 }
 
 /// The agent's state.
@@ -236,6 +229,9 @@ impl Gateway {
                     vpn_address,
                     session_key: format!("{}-{}", client.cid, client.connected_since),
                     connected_at: client.connected_since,
+                    // Unknown after an agent restart: the spoke's kernel route stays until
+                    // its next connection replaces it.
+                    iroutes: Vec::new(),
                 }),
             );
         }
@@ -349,6 +345,11 @@ impl Gateway {
                     if client.vpn_address.is_some() {
                         self.report_disconnect(&client, Some(&env)).await;
                     }
+                    for network in &client.iroutes {
+                        if !self.clients.values().any(|other| other.iroutes.contains(network)) {
+                            self.route_into_tunnel(network, false).await;
+                        }
+                    }
                     self.enforce().await;
                 }
             }
@@ -371,6 +372,7 @@ impl Gateway {
                     vpn_address: None,
                     session_key: String::new(),
                     connected_at: 0,
+                    iroutes: Vec::new(),
                 },
             );
         }
@@ -404,7 +406,16 @@ impl Gateway {
         if !verdict.allowed {
             return self.deny(awaited, &verdict.reason).await;
         }
-        let lines = push_lines(&verdict.push_routes);
+        let lines = client_config_lines(&verdict.push_routes, &verdict.iroutes);
+        // A spoke's networks are learnt when its tunnel comes up (the core renews the
+        // tunnel when they change).
+        let new_networks = match self.clients.get_mut(&awaited.cid) {
+            Some(client) if !awaited.renegotiation => {
+                client.iroutes.clone_from(&verdict.iroutes);
+                verdict.iroutes.clone()
+            }
+            _ => Vec::new(),
+        };
         // A snapshot newer than the verdict already holds this identity's current rules.
         if verdict.rules_version >= self.applied_version
             && let Some(client) = self.clients.get(&awaited.cid)
@@ -421,6 +432,9 @@ impl Gateway {
             && let Err(error) = management.client_auth(awaited.cid, awaited.kid, &lines).await
         {
             tracing::warn!(%error, "client-auth failed");
+        }
+        for network in &new_networks {
+            self.route_into_tunnel(network, true).await;
         }
         if awaited.renegotiation {
             self.enforce().await;
@@ -500,6 +514,18 @@ impl Gateway {
             if let Err(error) = management.client_kill(cid).await {
                 tracing::warn!(%error, cid, "client-kill failed");
             }
+        }
+    }
+
+    /// Points the kernel's route for a spoke's network at the tunnel (OpenVPN's
+    /// `iroute` then picks the spoke), or removes it.
+    async fn route_into_tunnel(&self, network: &str, present: bool) {
+        let verb = if present { "replace" } else { "del" };
+        let tun = self.settings.tun.as_str();
+        match SystemRunner.run("ip", &["route", verb, network, "dev", tun], None).await {
+            Ok(output) if output.success => tracing::info!(%network, %tun, present, "spoke route updated"),
+            Ok(output) => tracing::warn!(%network, stderr = %output.stderr.trim(), "ip route {verb} failed"),
+            Err(error) => tracing::warn!(%network, %error, "cannot run ip"),
         }
     }
 
@@ -588,16 +614,5 @@ async fn shutdown_signal() {
         Err(_) => {
             let _ = interrupt.await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_become_push_lines() {
-        let lines = push_lines(&["10.79.0.0/24".into(), "fd00::/64".into()]);
-        assert_eq!(lines, ["push \"route 10.79.0.0 255.255.255.0\""]);
     }
 }

@@ -2,10 +2,13 @@
 //! interface. Each call asks the core directly (unary methods) and answers OpenVPN
 //! with its exit status: 0 allows, 1 refuses. These setups get verification, pushed
 //! routes and session reports; per-identity nftables enforcement, rule pushes and
-//! kills need `gatekey-agent run` with the management interface.
+//! kills need `gatekey-agent run` with the management interface. A mesh hub in hook
+//! mode gets each spoke's `iroute`, but the kernel routes of the spokes' networks
+//! (which `run` adds and removes as spokes come and go) are left to the operator.
 
 use crate::config::AgentSettings;
 use crate::link::with_token;
+use crate::material::client_config_lines;
 use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use gatekey::v1::{ClientConnected, ClientDisconnected, VerifyRequest};
 use std::collections::HashMap;
@@ -64,14 +67,9 @@ pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<Str
             }
             if let HookKind::ClientConnect { options_file } = kind {
                 if let Some(file) = options_file {
-                    let lines: Vec<String> = verdict
-                        .push_routes
-                        .iter()
-                        .filter_map(|cidr| crate::material::network_and_mask(cidr))
-                        .map(|(network, mask)| format!("push \"route {network} {mask}\"\n"))
-                        .collect();
-                    std::fs::write(Path::new(&file), lines.concat())
-                        .map_err(|e| format!("cannot write {file}: {e}"))?;
+                    let mut lines = client_config_lines(&verdict.push_routes, &verdict.iroutes).join("\n");
+                    lines.push('\n');
+                    std::fs::write(Path::new(&file), lines).map_err(|e| format!("cannot write {file}: {e}"))?;
                 }
                 let report = ClientConnected {
                     session_key: session_key(&env, &serial),

@@ -1,6 +1,7 @@
 //! GateKey gateway agent: holds the stream to the core, drives a stock OpenVPN
 //! server through its management interface, and enforces per-identity rules with
-//! nftables.
+//! nftables. The same agent runs mesh hubs (a gateway in hub role) and provisions
+//! mesh spokes.
 
 pub mod config;
 pub mod gateway;
@@ -9,3 +10,4 @@ pub mod link;
 pub mod management;
 pub mod material;
 pub mod nft;
+pub mod spoke;

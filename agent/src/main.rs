@@ -9,6 +9,7 @@ use gatekey_agent::hook::{HookKind, run_hook};
 use gatekey_agent::link::{Backoff, with_token};
 use gatekey_agent::material::write_material;
 use gatekey_agent::nft::{Firewall, SystemRunner};
+use gatekey_agent::spoke::{SpokeArgs, provision_spoke};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -40,6 +41,9 @@ enum Command {
         #[command(subcommand)]
         kind: HookKind,
     },
+    /// Provision a mesh spoke: advertise its networks, fetch its certificate and
+    /// OpenVPN client configuration for the hub, write `spoke.ovpn`, and exit.
+    Spoke(SpokeArgs),
     /// Check that the core answers its gRPC health check.
     Check {
         /// gRPC URL of the core.
@@ -58,6 +62,10 @@ async fn main() -> ExitCode {
         Command::Run(args) => run(args, cli.config).await,
         Command::Provision(args) => provision_once(args, cli.config).await,
         Command::Hook { args, kind } => hook(args, cli.config, kind).await,
+        Command::Spoke(args) => {
+            init_logging();
+            provision_spoke(&args).await.map(|path| println!("{}", path.display()))
+        }
         Command::Check { core, core_ca } => check(&core, core_ca.as_deref()).await,
     };
     match outcome {

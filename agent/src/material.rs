@@ -51,6 +51,21 @@ pub fn network_and_mask(cidr: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
     Some((Ipv4Addr::from(u32::from(address) & mask), Ipv4Addr::from(mask)))
 }
 
+/// A connecting client's OpenVPN config lines (`client-auth` block or client-connect
+/// file): `push "route …"` for its routes, `iroute …` for the networks behind it (a
+/// mesh spoke). IPv4 only (IPv6 needs `route-ipv6`/`iroute-ipv6` and an IPv6 pool).
+pub fn client_config_lines(push_routes: &[String], iroutes: &[String]) -> Vec<String> {
+    let pushed = push_routes
+        .iter()
+        .filter_map(|cidr| network_and_mask(cidr))
+        .map(|(network, mask)| format!("push \"route {network} {mask}\""));
+    let routed = iroutes
+        .iter()
+        .filter_map(|cidr| network_and_mask(cidr))
+        .map(|(network, mask)| format!("iroute {network} {mask}"));
+    pushed.chain(routed).collect()
+}
+
 /// The OpenVPN server configuration for this material.
 pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> Result<String, String> {
     let (network, mask) =
@@ -130,6 +145,12 @@ pub fn write_material(material: &ProvisionResponse, settings: &AgentSettings) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_become_push_lines_and_spoke_networks_iroutes() {
+        let lines = client_config_lines(&["10.79.0.0/24".into(), "fd00::/64".into()], &["10.80.1.0/24".into()]);
+        assert_eq!(lines, ["push \"route 10.79.0.0 255.255.255.0\"", "iroute 10.80.1.0 255.255.255.0"]);
+    }
 
     #[test]
     fn subnets_become_openvpn_server_lines() {

@@ -3,10 +3,10 @@
 
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::{
-    API_KEY_PREFIX, GATEWAY_TOKEN_PREFIX, MintedToken, SESSION_TOKEN_PREFIX, hash_password, mint_token,
-    random_password, token_matches, token_selector, verify_password,
+    API_KEY_PREFIX, GATEWAY_TOKEN_PREFIX, MintedToken, SESSION_TOKEN_PREFIX, SPOKE_TOKEN_PREFIX, hash_password,
+    mint_token, random_password, token_matches, token_selector, verify_password,
 };
-use crate::store::{GatewayRecord, Store, UserRecord, unix_now};
+use crate::store::{GatewayRecord, SpokeRecord, Store, UserRecord, unix_now};
 use std::sync::OnceLock;
 use tonic::Request;
 
@@ -142,24 +142,26 @@ impl Authenticator {
         Ok(Caller { user, credential: Credential::ApiKey { id: key.id, expires_at: key.expires_at } })
     }
 
-    /// Identifies the gateway calling with `x-gateway-token` metadata.
+    /// Identifies the gateway (or hub) calling with `x-gateway-token` metadata.
     pub async fn authenticate_gateway<T>(&self, request: &Request<T>) -> CoreResult<GatewayRecord> {
-        let invalid = || CoreError::Unauthenticated("invalid gateway token".into());
-        let token = request
-            .metadata()
-            .get("x-gateway-token")
-            .ok_or_else(|| CoreError::Unauthenticated("gateway token required: send x-gateway-token".into()))?
-            .to_str()
-            .map_err(|_| invalid())?;
-        let selector = token_selector(token, GATEWAY_TOKEN_PREFIX).ok_or_else(invalid)?;
-        let (gateway, verifier) = self.store.find_gateway_by_token_selector(selector).await?.ok_or_else(invalid)?;
-        if !token_matches(token, &verifier) {
-            return Err(invalid());
-        }
+        let (token, selector) = agent_token(request, "x-gateway-token", "gateway", GATEWAY_TOKEN_PREFIX)?;
+        let found = self.store.find_gateway_by_token_selector(selector).await?;
+        let Some((gateway, _)) = found.filter(|(_, verifier)| token_matches(token, verifier)) else {
+            return Err(CoreError::Unauthenticated("invalid gateway token".into()));
+        };
         if !gateway.is_active {
             return Err(CoreError::Forbidden(format!("gateway `{}` is deactivated", gateway.name)));
         }
         Ok(gateway)
+    }
+
+    /// Identifies the mesh spoke calling with `x-spoke-token` metadata.
+    pub async fn authenticate_spoke<T>(&self, request: &Request<T>) -> CoreResult<SpokeRecord> {
+        let (token, selector) = agent_token(request, "x-spoke-token", "spoke", SPOKE_TOKEN_PREFIX)?;
+        match self.store.find_spoke_by_token_selector(selector).await? {
+            Some((spoke, verifier)) if token_matches(token, &verifier) => Ok(spoke),
+            _ => Err(CoreError::Unauthenticated("invalid spoke token".into())),
+        }
     }
 
     /// The enabled local account that `password` proves; the caller opens its session.
@@ -221,6 +223,25 @@ pub fn client_address<T>(request: &Request<T>, trusted_proxies: &[ipnet::IpNet])
 }
 
 /// The token of `authorization: Bearer <token>`.
+/// An agent's token from `header` metadata and its selector; `what` names the agent
+/// in errors.
+fn agent_token<'r, T>(
+    request: &'r Request<T>,
+    header: &str,
+    what: &str,
+    prefix: &str,
+) -> CoreResult<(&'r str, &'r str)> {
+    let invalid = || CoreError::Unauthenticated(format!("invalid {what} token"));
+    let token = request
+        .metadata()
+        .get(header)
+        .ok_or_else(|| CoreError::Unauthenticated(format!("{what} token required: send {header}")))?
+        .to_str()
+        .map_err(|_| invalid())?;
+    let selector = token_selector(token, prefix).ok_or_else(invalid)?;
+    Ok((token, selector))
+}
+
 fn bearer_token<T>(request: &Request<T>) -> CoreResult<&str> {
     let header = request
         .metadata()

@@ -8,6 +8,7 @@ use crate::pki::CertificateAuthority;
 use crate::ratelimit::RateLimits;
 use crate::sealing::SecretBox;
 use crate::store::Store;
+use gatekey::v1::{CoreMessage, CrlUpdate, core_message};
 
 /// Settings the services read.
 #[derive(Debug, Clone)]
@@ -64,5 +65,13 @@ impl CoreContext {
         caller.require_admin()?;
         self.limits.admin.check(&caller.user.id)?;
         Ok(caller)
+    }
+
+    /// Signs a CRL with every revocation so far and sends it to every connected agent.
+    pub async fn publish_crl(&self) -> CoreResult<()> {
+        let crl = crate::pki::lifecycle::rebuild_crl(&self.store, &self.authority).await?;
+        let update = CrlUpdate { pem: crl.signed.pem, number: crl.number };
+        self.hub.broadcast(&CoreMessage { request_id: 0, body: Some(core_message::Body::CrlUpdate(update)) });
+        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::store::{
     AccessRuleRecord, ApiKeyRecord, CertificateRecord, ConfigRecord, GatewayRecord, GeoFenceRuleRecord,
-    GeoFenceSettingsRecord, NetworkRecord, UserRecord, unix_now,
+    GeoFenceSettingsRecord, NetworkRecord, SpokeRecord, UserRecord, unix_now,
 };
 use gatekey::v1;
 use prost_types::Timestamp;
@@ -57,7 +57,7 @@ pub enum GatewayView {
 
 /// A gateway message; `offline_after_seconds` without a heartbeat makes it offline.
 pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: i64) -> v1::Gateway {
-    let online = record.last_heartbeat.is_some_and(|beat| unix_now() - beat <= offline_after_seconds);
+    let online = heard_from(record.last_heartbeat, offline_after_seconds);
     let status = if online { v1::GatewayStatus::Online } else { v1::GatewayStatus::Offline };
     let protocol = if record.protocol == "tcp" { v1::TransportProtocol::Tcp } else { v1::TransportProtocol::Udp };
     let mut message = v1::Gateway {
@@ -81,6 +81,61 @@ pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: 
         message.updated_at = Some(timestamp(record.updated_at));
     }
     message
+}
+
+/// Whether a heartbeat arrived within the last `offline_after_seconds`.
+fn heard_from(last_heartbeat: Option<i64>, offline_after_seconds: i64) -> bool {
+    last_heartbeat.is_some_and(|beat| unix_now() - beat <= offline_after_seconds)
+}
+
+/// `online` or `offline`, as mesh messages spell it.
+fn status_word(online: bool) -> String {
+    if online { "online" } else { "offline" }.into()
+}
+
+/// A mesh hub message; `advertised_cidrs` are the connected spokes' networks the
+/// viewer may see.
+pub fn mesh_hub(
+    record: GatewayRecord,
+    view: GatewayView,
+    offline_after_seconds: i64,
+    advertised_cidrs: Vec<String>,
+) -> v1::MeshHub {
+    let mut message = v1::MeshHub {
+        status: status_word(heard_from(record.last_heartbeat, offline_after_seconds)),
+        id: record.id,
+        name: record.name,
+        description: record.description,
+        hostname: record.hostname,
+        port: u32::from(record.port),
+        protocol: record.protocol,
+        last_heartbeat: optional_timestamp(record.last_heartbeat),
+        advertised_cidrs,
+        ..Default::default()
+    };
+    if view == GatewayView::Admin {
+        message.vpn_subnet = record.vpn_subnet;
+        message.is_active = record.is_active;
+        message.network_ids = record.network_ids;
+        message.user_ids = record.user_ids;
+        message.groups = record.groups;
+        message.created_at = Some(timestamp(record.created_at));
+        message.updated_at = Some(timestamp(record.updated_at));
+    }
+    message
+}
+
+/// A mesh spoke message; `online` while its tunnel to the hub is up.
+pub fn mesh_spoke(record: SpokeRecord, online: bool) -> v1::MeshSpoke {
+    v1::MeshSpoke {
+        id: record.id,
+        hub_id: record.hub_id,
+        name: record.name,
+        local_cidrs: record.local_cidrs,
+        status: status_word(online),
+        advertised_cidrs: record.advertised_cidrs,
+        created_at: Some(timestamp(record.created_at)),
+    }
 }
 
 /// A geo-fence settings message.

@@ -47,9 +47,6 @@ pub enum CoreError {
     /// The identity provider could not be reached or answered nonsense.
     #[error("{0}")]
     ProviderUnavailable(String),
-    /// A capability that this build does not contain.
-    #[error("{0} is not part of this build of GateKey")]
-    NotImplemented(&'static str),
     /// A database failure.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -77,7 +74,6 @@ impl CoreError {
             CoreError::RateLimited { .. } => ErrorCode::RateLimited,
             CoreError::LoginFailed(_) => ErrorCode::LoginFailed,
             CoreError::ProviderUnavailable(_) => ErrorCode::ProviderUnavailable,
-            CoreError::NotImplemented(_) => ErrorCode::NotImplemented,
             CoreError::Database(_) | CoreError::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -95,7 +91,6 @@ impl CoreError {
             CoreError::RateLimited { .. } => Code::ResourceExhausted,
             CoreError::LoginFailed(_) => Code::Unauthenticated,
             CoreError::ProviderUnavailable(_) => Code::Unavailable,
-            CoreError::NotImplemented(_) => Code::Unimplemented,
             CoreError::Database(_) | CoreError::Internal(_) => Code::Internal,
         }
     }

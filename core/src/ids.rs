@@ -25,6 +25,10 @@ pub enum IdKind {
     LoginEvent,
     /// `geo-`
     GeoFenceRule,
+    /// `hub-`
+    MeshHub,
+    /// `spoke-`
+    MeshSpoke,
 }
 
 impl IdKind {
@@ -40,6 +44,8 @@ impl IdKind {
             IdKind::AuthProvider => "idp",
             IdKind::LoginEvent => "login",
             IdKind::GeoFenceRule => "geo",
+            IdKind::MeshHub => "hub",
+            IdKind::MeshSpoke => "spoke",
         }
     }
 }

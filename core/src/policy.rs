@@ -1,13 +1,24 @@
-//! Policy: may this identity use this gateway, and what may it reach there.
+//! Policy: may this identity use this gateway (or hub), and what may it reach there.
 //! Default deny: a client gets exactly the destinations of the access rules that
-//! name it (or one of its groups) in the networks attached to the gateway.
+//! name it (or one of its groups) in the networks attached to the gateway. At a mesh
+//! hub the routes are further limited to the networks of the spokes connected now,
+//! and a spoke's own certificate admits it with its advertised networks routed to it.
 
 use crate::error::CoreResult;
 use crate::geofence::GeoFence;
 use crate::pki::serial;
-use crate::store::{AccessRuleFields, AccessRuleRecord, GatewayRecord, NetworkRecord, Store, UserRecord, unix_now};
+use crate::store::{
+    AccessRuleFields, AccessRuleRecord, GatewayRecord, GatewayRole, NetworkRecord, SpokeRecord, Store, UserRecord,
+    unix_now,
+};
 use gatekey::v1::{ClientRules, FirewallRule, RuleSnapshot, VerifyRequest, VerifyResponse};
+use ipnet::IpNet;
 use std::collections::BTreeSet;
+
+/// `kind` of a user's VPN certificate in the ledger.
+pub const CLIENT_CERTIFICATE: &str = "client";
+/// `kind` of a mesh spoke's certificate in the ledger.
+pub const SPOKE_CERTIFICATE: &str = "spoke";
 
 /// What one user may reach at one gateway.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,27 +70,81 @@ pub fn entitlement(user: &UserRecord, rules: &[AccessRuleRecord], networks: &[Ne
     entitlement
 }
 
-/// The rules and networks that matter at a gateway, loaded once.
+/// The parts of `routes` reachable through the spokes' networks (pure): for every
+/// overlapping pair, the more specific of the two, once.
+pub fn routes_through_spokes(routes: &[String], spoke_networks: &[String]) -> Vec<String> {
+    let parse = |cidrs: &[String]| cidrs.iter().filter_map(|c| c.parse::<IpNet>().ok()).collect::<Vec<_>>();
+    let (routes, spokes) = (parse(routes), parse(spoke_networks));
+    let mut reachable = Vec::new();
+    for spoke in &spokes {
+        for route in &routes {
+            let narrower = if spoke.contains(route) {
+                route
+            } else if route.contains(spoke) {
+                spoke
+            } else {
+                continue;
+            };
+            let text = narrower.trunc().to_string();
+            if !reachable.contains(&text) {
+                reachable.push(text);
+            }
+        }
+    }
+    reachable
+}
+
+/// The rules and networks that matter at a gateway or hub, loaded once.
 pub struct GatewayPolicy {
     rules: Vec<AccessRuleRecord>,
     networks: Vec<NetworkRecord>,
+    /// At a hub: the networks advertised by the spokes connected now.
+    spoke_networks: Option<Vec<String>>,
 }
 
 impl GatewayPolicy {
-    /// Loads the access rules and networks attached to a gateway.
+    /// Loads the access rules and networks attached to a gateway, and at a hub the
+    /// networks of its connected spokes.
     pub async fn load(store: &Store, gateway: &GatewayRecord) -> CoreResult<GatewayPolicy> {
         let rules = store.access_rules_of_gateway(&gateway.id).await?;
         let mut networks = Vec::with_capacity(gateway.network_ids.len());
         for network_id in &gateway.network_ids {
             networks.push(store.require_network(network_id).await?);
         }
-        Ok(GatewayPolicy { rules, networks })
+        let spoke_networks = match gateway.role {
+            GatewayRole::Gateway => None,
+            GatewayRole::Hub => Some(advertised_networks(&store.connected_spokes(&gateway.id).await?)),
+        };
+        Ok(GatewayPolicy { rules, networks, spoke_networks })
     }
 
-    /// What a user may reach through this gateway.
+    /// What a user may reach through this gateway or hub.
     pub fn entitlement(&self, user: &UserRecord) -> Entitlement {
-        entitlement(user, &self.rules, &self.networks)
+        let mut entitlement = entitlement(user, &self.rules, &self.networks);
+        if let Some(spoke_networks) = &self.spoke_networks {
+            entitlement.routes = routes_through_spokes(&entitlement.routes, spoke_networks);
+        }
+        entitlement
     }
+}
+
+/// Every network the spokes advertise, once, in order.
+pub fn advertised_networks(spokes: &[SpokeRecord]) -> Vec<String> {
+    let mut networks: Vec<String> = Vec::new();
+    for cidr in spokes.iter().flat_map(|spoke| &spoke.advertised_cidrs) {
+        if !networks.contains(cidr) {
+            networks.push(cidr.clone());
+        }
+    }
+    networks
+}
+
+/// Who a certificate admits at a gateway or hub.
+enum Admitted {
+    /// A user, with what it may reach.
+    User(UserRecord, Entitlement),
+    /// A mesh spoke at its hub; its advertised networks are routed to it.
+    Spoke(SpokeRecord),
 }
 
 /// The gateway's rules for every identity that may use it, at its current version.
@@ -115,9 +180,13 @@ pub async fn verify(
     let rules_version = store.rules_version(&gateway.id).await?;
     let decision = decide(store, geo_fence, gateway, request).await?;
     match &decision {
-        Ok((user, _)) => tracing::info!(
+        Ok(Admitted::User(user, _)) => tracing::info!(
             gateway = %gateway.id, common_name = %request.common_name, user = %user.id,
             client_address = %request.client_address, "connection allowed"
+        ),
+        Ok(Admitted::Spoke(spoke)) => tracing::info!(
+            hub = %gateway.id, spoke = %spoke.id, networks = ?spoke.advertised_cidrs,
+            client_address = %request.client_address, "spoke connection allowed"
         ),
         Err(reason) => tracing::warn!(
             gateway = %gateway.id, common_name = %request.common_name, serial = %request.serial,
@@ -125,32 +194,35 @@ pub async fn verify(
         ),
     }
     Ok(match decision {
-        Ok((user, entitlement)) => VerifyResponse {
+        Ok(Admitted::User(user, entitlement)) => VerifyResponse {
             allowed: true,
-            reason: String::new(),
             user_id: user.id,
             rules: entitlement.rules,
             push_routes: entitlement.routes,
             rules_version,
+            ..Default::default()
         },
+        Ok(Admitted::Spoke(spoke)) => {
+            VerifyResponse { allowed: true, iroutes: spoke.advertised_cidrs, rules_version, ..Default::default() }
+        }
         Err(reason) => VerifyResponse { allowed: false, reason, rules_version, ..Default::default() },
     })
 }
 
-/// The verdict: the user and its entitlement, or the reason for denial.
+/// The verdict: who is admitted, or the reason for denial.
 async fn decide(
     store: &Store,
     geo_fence: &GeoFence,
     gateway: &GatewayRecord,
     request: &VerifyRequest,
-) -> CoreResult<Result<(UserRecord, Entitlement), String>> {
+) -> CoreResult<Result<Admitted, String>> {
     let Ok(serial) = serial::parse(&request.serial) else {
         return Ok(Err(format!("malformed certificate serial `{}`", request.serial)));
     };
     let Some(certificate) = store.find_certificate(&serial).await? else {
         return Ok(Err(format!("certificate {serial} was not issued by GateKey")));
     };
-    if certificate.kind != "client" {
+    if certificate.kind != CLIENT_CERTIFICATE && certificate.kind != SPOKE_CERTIFICATE {
         return Ok(Err(format!("certificate {serial} is not a client certificate")));
     }
     if certificate.revoked_at.is_some() {
@@ -166,7 +238,13 @@ async fn decide(
         return Ok(Err(format!("certificate {serial} was issued for another gateway")));
     }
     if !gateway.is_active {
-        return Ok(Err(format!("gateway `{}` is deactivated", gateway.name)));
+        return Ok(Err(format!("{} `{}` is deactivated", gateway.role.noun(), gateway.name)));
+    }
+    if certificate.kind == SPOKE_CERTIFICATE {
+        return Ok(match store.find_spoke(&gateway.id, &certificate.subject).await? {
+            Some(spoke) if gateway.role == GatewayRole::Hub => Ok(Admitted::Spoke(spoke)),
+            _ => Err(format!("spoke `{}` no longer exists", certificate.subject)),
+        });
     }
     let Some(user) = (match &certificate.user_id {
         Some(user_id) => store.find_user(user_id).await?,
@@ -187,10 +265,10 @@ async fn decide(
         )));
     }
     if !store.gateway_granted_to(&user.id, &gateway.id).await? {
-        return Ok(Err(format!("user `{}` is not granted gateway `{}`", user.username, gateway.name)));
+        return Ok(Err(format!("user `{}` is not granted {} `{}`", user.username, gateway.role.noun(), gateway.name)));
     }
     let entitlement = GatewayPolicy::load(store, gateway).await?.entitlement(&user);
-    Ok(Ok((user, entitlement)))
+    Ok(Ok(Admitted::User(user, entitlement)))
 }
 
 #[cfg(test)]
@@ -251,5 +329,14 @@ mod tests {
 
         let carol = entitlement(&UserRecord::sample("carol", &["sales"]), &rules, &networks);
         assert_eq!(carol, Entitlement::default(), "default deny");
+    }
+
+    #[test]
+    fn hub_routes_are_the_overlap_of_entitled_networks_and_connected_spokes() {
+        let routes = ["10.20.0.0/16".to_owned(), "10.30.1.0/24".to_owned(), "10.40.0.0/24".to_owned()];
+        let spokes = ["10.20.5.0/24".to_owned(), "10.30.0.0/16".to_owned(), "10.50.0.0/24".to_owned()];
+        assert_eq!(routes_through_spokes(&routes, &spokes), ["10.20.5.0/24", "10.30.1.0/24"]);
+        assert!(routes_through_spokes(&routes, &[]).is_empty(), "no spoke connected: no routes");
+        assert!(routes_through_spokes(&[], &spokes).is_empty(), "no rules: no routes");
     }
 }

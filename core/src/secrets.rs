@@ -14,6 +14,8 @@ pub const API_KEY_PREFIX: &str = "gk_";
 pub const SESSION_TOKEN_PREFIX: &str = "gks_";
 /// Start of every gateway agent token.
 pub const GATEWAY_TOKEN_PREFIX: &str = "gkgw_";
+/// Start of every mesh spoke agent token.
+pub const SPOKE_TOKEN_PREFIX: &str = "gksp_";
 
 /// Characters of a token's random part used as its lookup key.
 const SELECTOR_LEN: usize = 12;

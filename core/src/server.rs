@@ -10,8 +10,9 @@ use crate::metrics::{Gauges, Metrics, MetricsLayer};
 use crate::pki::lifecycle::load_or_create_authority;
 use crate::sealing::SecretBox;
 use crate::services::{
-    AdminAccessRuleApi, AdminAuthProviderApi, AdminConfigApi, AdminGatewayApi, AdminGeoFenceApi, AdminNetworkApi,
-    AdminPkiApi, AdminUserApi, ApiKeyApi, AuthApi, ConfigApi, GatewayAgentApi, GatewayApi, PendingCapabilities, PkiApi,
+    AdminAccessRuleApi, AdminAuthProviderApi, AdminConfigApi, AdminGatewayApi, AdminGeoFenceApi, AdminMeshApi,
+    AdminNetworkApi, AdminPkiApi, AdminUserApi, ApiKeyApi, AuthApi, ConfigApi, GatewayAgentApi, GatewayApi, MeshApi,
+    MeshSpokeAgentApi, PkiApi,
 };
 use crate::store::Store;
 use gatekey::v1::{
@@ -23,7 +24,8 @@ use gatekey::v1::{
     admin_user_service_server::AdminUserServiceServer, api_key_service_server::ApiKeyServiceServer,
     auth_service_server::AuthServiceServer, config_service_server::ConfigServiceServer,
     gateway_agent_service_server::GatewayAgentServiceServer, gateway_service_server::GatewayServiceServer,
-    mesh_service_server::MeshServiceServer, pki_service_server::PkiServiceServer,
+    mesh_service_server::MeshServiceServer, mesh_spoke_agent_service_server::MeshSpokeAgentServiceServer,
+    pki_service_server::PkiServiceServer,
 };
 use std::error::Error;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -43,7 +45,6 @@ pub async fn grpc_routes(context: Arc<CoreContext>) -> Result<Routes, Box<dyn Er
     };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AuthServiceServer<AuthApi>>().await;
-    let pending = PendingCapabilities;
     Ok(Routes::new(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
@@ -59,8 +60,9 @@ pub async fn grpc_routes(context: Arc<CoreContext>) -> Result<Routes, Box<dyn Er
         .add_service(AdminPkiServiceServer::new(AdminPkiApi(context.clone())))
         .add_service(GatewayAgentServiceServer::new(GatewayAgentApi(context.clone())))
         .add_service(AdminAccessRuleServiceServer::new(AdminAccessRuleApi(context.clone())))
-        .add_service(MeshServiceServer::new(pending))
-        .add_service(AdminMeshServiceServer::new(pending))
+        .add_service(MeshServiceServer::new(MeshApi(context.clone())))
+        .add_service(AdminMeshServiceServer::new(AdminMeshApi(context.clone())))
+        .add_service(MeshSpokeAgentServiceServer::new(MeshSpokeAgentApi(context.clone())))
         .add_service(AdminGeoFenceServiceServer::new(AdminGeoFenceApi(context.clone())))
         .add_service(AdminAuthProviderServiceServer::new(AdminAuthProviderApi(context))))
 }

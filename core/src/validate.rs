@@ -151,6 +151,15 @@ pub fn cidrs(field: &str, values: &[String]) -> CoreResult<Vec<String>> {
     Ok(cidrs)
 }
 
+/// One to 64 IPv4 CIDRs (networks routed to mesh spokes), normalised and sorted.
+pub fn ipv4_cidrs(field: &str, values: &[String]) -> CoreResult<Vec<String>> {
+    let cidrs = cidrs(field, values)?;
+    match cidrs.iter().find(|cidr| !matches!(cidr.parse::<IpNet>(), Ok(IpNet::V4(_)))) {
+        Some(v6) => Err(invalid(field, format!("`{v6}` is not IPv4; only IPv4 networks are routed to spokes"))),
+        None => Ok(cidrs),
+    }
+}
+
 /// A gateway's client pool: an IPv4 CIDR with a prefix from /16 to /29.
 pub fn vpn_subnet(value: &str) -> CoreResult<String> {
     let normalised = cidr("vpn_subnet", value)?;

@@ -238,6 +238,133 @@ impl From<v1::CreateGatewayResponse> for GatewayWithTokenView {
     }
 }
 
+/// A mesh hub as a user sees it; `advertised_cidrs` are the connected spokes'
+/// networks the viewer's rules reach.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeshHubView {
+    id: String,
+    name: String,
+    description: String,
+    hostname: String,
+    port: u32,
+    protocol: String,
+    /// `online` or `offline`.
+    status: String,
+    last_heartbeat: Option<String>,
+    advertised_cidrs: Vec<String>,
+}
+
+impl From<&mut v1::MeshHub> for MeshHubView {
+    fn from(hub: &mut v1::MeshHub) -> Self {
+        MeshHubView {
+            id: std::mem::take(&mut hub.id),
+            name: std::mem::take(&mut hub.name),
+            description: std::mem::take(&mut hub.description),
+            hostname: std::mem::take(&mut hub.hostname),
+            port: hub.port,
+            protocol: std::mem::take(&mut hub.protocol),
+            status: std::mem::take(&mut hub.status),
+            last_heartbeat: rfc3339(hub.last_heartbeat),
+            advertised_cidrs: std::mem::take(&mut hub.advertised_cidrs),
+        }
+    }
+}
+
+impl From<v1::MeshHub> for MeshHubView {
+    fn from(mut hub: v1::MeshHub) -> Self {
+        MeshHubView::from(&mut hub)
+    }
+}
+
+/// A mesh hub as admins see it: every connected spoke's networks, pool, state,
+/// grants and networks.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AdminMeshHubView {
+    #[serde(flatten)]
+    base: MeshHubView,
+    vpn_subnet: String,
+    is_active: bool,
+    network_ids: Vec<String>,
+    user_ids: Vec<String>,
+    groups: Vec<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+impl From<v1::MeshHub> for AdminMeshHubView {
+    fn from(mut hub: v1::MeshHub) -> Self {
+        AdminMeshHubView {
+            base: MeshHubView::from(&mut hub),
+            vpn_subnet: hub.vpn_subnet,
+            is_active: hub.is_active,
+            network_ids: hub.network_ids,
+            user_ids: hub.user_ids,
+            groups: hub.groups,
+            created_at: rfc3339(hub.created_at),
+            updated_at: rfc3339(hub.updated_at),
+        }
+    }
+}
+
+/// A mesh hub with its agent token, shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeshHubWithTokenView {
+    /// The hub.
+    #[serde(flatten)]
+    pub hub: AdminMeshHubView,
+    /// The hub agent's token.
+    pub token: String,
+}
+
+impl From<v1::CreateMeshHubResponse> for MeshHubWithTokenView {
+    fn from(created: v1::CreateMeshHubResponse) -> Self {
+        MeshHubWithTokenView { hub: AdminMeshHubView::from(created.hub.unwrap_or_default()), token: created.token }
+    }
+}
+
+/// A mesh spoke.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeshSpokeView {
+    id: String,
+    hub_id: String,
+    name: String,
+    local_cidrs: Vec<String>,
+    advertised_cidrs: Vec<String>,
+    /// `online` while its tunnel to the hub is up.
+    status: String,
+    created_at: Option<String>,
+}
+
+impl From<v1::MeshSpoke> for MeshSpokeView {
+    fn from(spoke: v1::MeshSpoke) -> Self {
+        MeshSpokeView {
+            id: spoke.id,
+            hub_id: spoke.hub_id,
+            name: spoke.name,
+            local_cidrs: spoke.local_cidrs,
+            advertised_cidrs: spoke.advertised_cidrs,
+            status: spoke.status,
+            created_at: rfc3339(spoke.created_at),
+        }
+    }
+}
+
+/// A mesh spoke with its agent token, shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeshSpokeWithTokenView {
+    /// The spoke.
+    #[serde(flatten)]
+    pub spoke: MeshSpokeView,
+    /// The spoke agent's token.
+    pub token: String,
+}
+
+impl From<v1::CreateMeshSpokeResponse> for MeshSpokeWithTokenView {
+    fn from(created: v1::CreateMeshSpokeResponse) -> Self {
+        MeshSpokeWithTokenView { spoke: MeshSpokeView::from(created.spoke.unwrap_or_default()), token: created.token }
+    }
+}
+
 /// A network.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NetworkView {
@@ -419,6 +546,8 @@ pub struct VerifyView {
     user_id: Option<String>,
     rules: Vec<FirewallRuleView>,
     push_routes: Vec<String>,
+    /// Networks behind a mesh spoke, routed into its tunnel by the hub.
+    iroutes: Vec<String>,
 }
 
 impl From<v1::VerifyResponse> for VerifyView {
@@ -429,6 +558,7 @@ impl From<v1::VerifyResponse> for VerifyView {
             user_id: Some(verdict.user_id).filter(|u| !u.is_empty()),
             rules: verdict.rules.into_iter().map(FirewallRuleView::from).collect(),
             push_routes: verdict.push_routes,
+            iroutes: verdict.iroutes,
         }
     }
 }

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 const ALLOWED_HOST: &str = "10.61.3.10";
 const OTHER_HOST: &str = "10.61.3.20";
-const CONNECTED: &str = "Initialization Sequence Completed";
+pub(crate) const CONNECTED: &str = "Initialization Sequence Completed";
 
-fn text(path: &Path) -> String {
+pub(crate) fn text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-async fn download(core: &Core, token: &str, gateway_id: &str) -> String {
+pub(crate) async fn download(core: &Core, token: &str, gateway_id: &str) -> String {
     let generated =
         core.post("/configs/generate", token, json!({"gateway_id": gateway_id, "protocol": "openvpn"})).await;
     let url = generated.expect(StatusCode::CREATED).body["download_url"].as_str().unwrap().to_owned();
@@ -32,26 +32,32 @@ async fn download(core: &Core, token: &str, gateway_id: &str) -> String {
     response.text().await.unwrap()
 }
 
-/// Starts a stock OpenVPN client in the lab's `client` namespace with `profile`;
+/// Starts a stock OpenVPN client in the lab's `role` namespace with `profile`;
 /// returns it (killed on drop) and its log file.
-fn start_client(lab: &Lab, dir: &Path, name: &str, profile: &str) -> (tokio::process::Child, PathBuf) {
+pub(crate) fn start_client(
+    lab: &Lab,
+    role: &str,
+    dir: &Path,
+    name: &str,
+    profile: &str,
+) -> (tokio::process::Child, PathBuf) {
     let config = dir.join(format!("{name}.ovpn"));
     let log = dir.join(format!("{name}.log"));
     std::fs::write(&config, profile).unwrap();
     let client = lab.spawn(
-        "client",
+        role,
         "openvpn",
         &["--config", &config.to_string_lossy(), "--disable-dco", "--log", &log.to_string_lossy()],
     );
     (client, log)
 }
 
-/// Starts OpenVPN in the lab's `gateway` namespace with the `openvpn.conf` the agent
+/// Starts OpenVPN in the lab's `role` namespace with the `openvpn.conf` the agent
 /// wrote in `dir`, and waits until it is up; returns it (killed on drop) and its log.
-async fn start_server(lab: &Lab, dir: &Path) -> (tokio::process::Child, PathBuf) {
+pub(crate) async fn start_server(lab: &Lab, role: &str, dir: &Path) -> (tokio::process::Child, PathBuf) {
     let log = dir.join("server.log");
     let server = lab.spawn(
-        "gateway",
+        role,
         "openvpn",
         &["--config", &dir.join("openvpn.conf").to_string_lossy(), "--log", &log.to_string_lossy()],
     );
@@ -60,7 +66,7 @@ async fn start_server(lab: &Lab, dir: &Path) -> (tokio::process::Child, PathBuf)
 }
 
 /// Polls `check` until it holds or `timeout` passes.
-async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+pub(crate) async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -138,14 +144,14 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
         "{}",
         text(&agent_log)
     );
-    let (_server, server_log) = start_server(&lab, dir.path()).await;
+    let (_server, server_log) = start_server(&lab, "gateway", dir.path()).await;
     assert!(wait_for_text(&agent_log, "attached to OpenVPN", Duration::from_secs(15)).await, "{}", text(&agent_log));
     assert!(wait_for_text(&agent_log, "connected to the core", Duration::from_secs(15)).await, "{}", text(&agent_log));
     let listed = core.get("/gateways", &alice).await;
     assert_eq!(listed.body["data"][0]["status"], "online", "the stream's heartbeat marks the gateway online");
 
     // Alice connects; nftables lets her reach her host and nothing else.
-    let (_alice_vpn, alice_log) = start_client(&lab, dir.path(), "alice", &alice_profile);
+    let (_alice_vpn, alice_log) = start_client(&lab, "client", dir.path(), "alice", &alice_profile);
     assert!(
         wait_for_text(&alice_log, CONNECTED, Duration::from_secs(20)).await,
         "{}\n{}\n{}",
@@ -199,7 +205,7 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
         .await
         .expect(StatusCode::OK);
     core.delete(&format!("/admin/gateways/{gateway_id}/groups/staff"), &admin).await.expect(StatusCode::OK);
-    let (_bob_vpn, bob_log) = start_client(&lab, dir.path(), "bob", &bob_profile);
+    let (_bob_vpn, bob_log) = start_client(&lab, "client", dir.path(), "bob", &bob_profile);
     assert!(
         wait_for_text(&server_log, "is not granted gateway", Duration::from_secs(15)).await,
         "the gateway did not deny bob with the core's reason:\n{}",
@@ -294,9 +300,9 @@ async fn script_hooks_verify_and_report_without_the_management_interface() {
     let conf = text(&path("openvpn.conf"));
     assert!(conf.contains("client-connect \"") && !conf.contains("management"), "{conf}");
 
-    let (_server, server_log) = start_server(&lab, dir.path()).await;
+    let (_server, server_log) = start_server(&lab, "gateway", dir.path()).await;
 
-    let (_alice_vpn, alice_log) = start_client(&lab, dir.path(), "alice", &alice_profile);
+    let (_alice_vpn, alice_log) = start_client(&lab, "client", dir.path(), "alice", &alice_profile);
     assert!(
         wait_for_text(&alice_log, CONNECTED, Duration::from_secs(20)).await,
         "{}\n{}",
@@ -309,7 +315,7 @@ async fn script_hooks_verify_and_report_without_the_management_interface() {
         "client-connect did not report the session"
     );
 
-    let (_bob_vpn, bob_log) = start_client(&lab, dir.path(), "bob", &bob_profile);
+    let (_bob_vpn, bob_log) = start_client(&lab, "client", dir.path(), "bob", &bob_profile);
     assert!(
         wait_for_text(&server_log, "tls-verify", Duration::from_secs(15)).await
             && eventually(Duration::from_secs(10), || async {

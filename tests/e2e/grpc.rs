@@ -8,7 +8,9 @@ use gatekey::v1::admin_gateway_service_client::AdminGatewayServiceClient;
 use gatekey::v1::admin_mesh_service_client::AdminMeshServiceClient;
 use gatekey::v1::auth_service_client::AuthServiceClient;
 use gatekey::v1::gateway_service_client::GatewayServiceClient;
-use gatekey::v1::{CreateGatewayRequest, ListGatewaysRequest, ListHubsRequest, LocalLoginRequest};
+use gatekey::v1::{
+    CreateGatewayRequest, DeleteGatewayRequest, ListGatewaysRequest, ListHubsRequest, LocalLoginRequest, MeshHub,
+};
 use std::process::Stdio;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -65,12 +67,28 @@ async fn rust_grpc_client_signs_in_and_manages_gateways() {
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(status.metadata().get(ERROR_CODE_METADATA).unwrap(), "unauthorized");
 
-    let status = AdminMeshServiceClient::new(channel)
+    // Hubs are not gateways: each admin service sees only its own kind.
+    let hub = AdminMeshServiceClient::new(channel.clone())
+        .create_hub(with_token(
+            MeshHub { name: "grpc-hub".into(), hostname: "h.example.com".into(), ..Default::default() },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let hub = hub.hub.unwrap();
+    assert!(hub.id.starts_with("hub-") && hub.protocol == "udp" && hub.vpn_subnet == "10.9.0.0/24", "{hub:?}");
+    let hubs = AdminMeshServiceClient::new(channel.clone())
         .list_hubs(with_token(ListHubsRequest::default(), &token))
         .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
-    assert!(status.message().contains("mesh hubs"), "{}", status.message());
+        .unwrap()
+        .into_inner();
+    assert_eq!(hubs.hubs.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["grpc-hub"]);
+    let gateways = admin.list_gateways(with_token(ListGatewaysRequest::default(), &token)).await.unwrap().into_inner();
+    assert!(gateways.gateways.iter().all(|g| g.name != "grpc-hub"));
+    let status =
+        admin.delete_gateway(with_token(DeleteGatewayRequest { id: hub.id.clone() }, &token)).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "a hub is not deleted through the gateway service");
 }
 
 const EXPECTED_SERVICES: [&str; 5] = [

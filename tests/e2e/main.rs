@@ -12,6 +12,7 @@ mod agents;
 mod gateway_e2e;
 mod geo_fence;
 mod grpc;
+mod mesh;
 mod pki;
 mod ratelimits;
 mod rest_admin;

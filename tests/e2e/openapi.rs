@@ -47,8 +47,7 @@ async fn the_document_covers_the_router_and_the_seed_with_errors_and_security() 
         assert!(operation["security"].is_array(), "{method} {path} names no security");
     }
 
-    // Every endpoint of the API overview that this build serves (mesh hubs come with
-    // their own capability).
+    // Every endpoint of the API overview.
     for (method, path) in [
         ("GET", "/auth/oidc/login"),
         ("GET", "/auth/oidc/callback"),
@@ -57,6 +56,14 @@ async fn the_document_covers_the_router_and_the_seed_with_errors_and_security() 
         ("GET", "/auth/session"),
         ("POST", "/configs/generate"),
         ("GET", "/gateways"),
+        ("GET", "/mesh/hubs"),
+        ("GET", "/admin/mesh/hubs"),
+        ("POST", "/admin/mesh/hubs"),
+        ("PUT", "/admin/mesh/hubs/{id}"),
+        ("DELETE", "/admin/mesh/hubs/{id}"),
+        ("GET", "/admin/mesh/hubs/{id}/spokes"),
+        ("POST", "/admin/mesh/hubs/{id}/spokes"),
+        ("DELETE", "/admin/mesh/hubs/{id}/spokes/{spoke_id}"),
         ("GET", "/admin/users"),
         ("GET", "/admin/gateways"),
         ("POST", "/admin/gateways"),

@@ -4,7 +4,8 @@ use crate::kit::{TempDir, backends, fresh_database_url};
 use gatekey_core::error::CoreError;
 use gatekey_core::secrets::mint_token;
 use gatekey_core::store::{
-    GatewayChanges, GatewayLink, NetworkChanges, NewApiKey, NewGateway, NewNetwork, NewUser, Page, Store, UserChanges,
+    GatewayChanges, GatewayLink, GatewayRole, NetworkChanges, NewApiKey, NewGateway, NewNetwork, NewUser, Page, Store,
+    UserChanges,
 };
 
 fn user(name: &str, groups: &[&str]) -> NewUser {
@@ -21,6 +22,7 @@ fn user(name: &str, groups: &[&str]) -> NewUser {
 
 fn gateway(name: &str) -> NewGateway {
     NewGateway {
+        role: GatewayRole::Gateway,
         name: name.into(),
         description: String::new(),
         hostname: format!("{name}.example.com"),
@@ -127,15 +129,16 @@ async fn gateways_grants_networks_and_visibility() {
         store.link_gateway(&east.id, GatewayLink::User, &alice.id).await.unwrap();
         store.link_gateway(&east.id, GatewayLink::User, &alice.id).await.unwrap();
         store.link_gateway(&west.id, GatewayLink::Group, "eng").await.unwrap();
-        let visible = store.list_gateways_for_user(&alice.id, PAGE).await.unwrap();
+        let visible = store.list_gateways_for_user(GatewayRole::Gateway, &alice.id, PAGE).await.unwrap();
         assert_eq!(visible.total, 2);
         assert_eq!(visible.items.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["east", "west"]);
-        assert_eq!(store.list_gateways_for_user(&bob.id, PAGE).await.unwrap().total, 0);
-        let second_page = store.list_gateways_for_user(&alice.id, Page { number: 2, size: 1 }).await.unwrap();
+        assert_eq!(store.list_gateways_for_user(GatewayRole::Gateway, &bob.id, PAGE).await.unwrap().total, 0);
+        let second_page =
+            store.list_gateways_for_user(GatewayRole::Gateway, &alice.id, Page { number: 2, size: 1 }).await.unwrap();
         assert_eq!((second_page.total, second_page.items[0].name.as_str()), (2, "west"));
 
         store.update_gateway(&west.id, GatewayChanges { is_active: Some(false), ..Default::default() }).await.unwrap();
-        assert_eq!(store.list_gateways_for_user(&alice.id, PAGE).await.unwrap().total, 1);
+        assert_eq!(store.list_gateways_for_user(GatewayRole::Gateway, &alice.id, PAGE).await.unwrap().total, 1);
         let renamed =
             store.update_gateway(&east.id, GatewayChanges { name: Some("west".into()), ..Default::default() }).await;
         assert!(matches!(renamed, Err(CoreError::Conflict(_))));

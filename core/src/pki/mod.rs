@@ -26,6 +26,11 @@ pub enum CertificatePurpose {
         /// The user's e-mail.
         email: String,
     },
+    /// A mesh spoke's tunnel to its hub: CN = the spoke's id, clientAuth.
+    Spoke {
+        /// The spoke's id.
+        spoke_id: String,
+    },
     /// A gateway's OpenVPN server: CN and SAN = its public host name, serverAuth.
     Server {
         /// The gateway's host name or IP address.
@@ -152,8 +157,8 @@ impl CertificateAuthority {
         params.key_identifier_method = KeyIdMethod::Sha256;
         let mut name = DistinguishedName::new();
         match purpose {
-            CertificatePurpose::Client { email } => {
-                name.push(DnType::CommonName, email.as_str());
+            CertificatePurpose::Client { email: common_name } | CertificatePurpose::Spoke { spoke_id: common_name } => {
+                name.push(DnType::CommonName, common_name.as_str());
                 params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             }

@@ -10,7 +10,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{current_crl, gateway_tls_crypt_key};
 use crate::pki::serial;
-use crate::policy;
+use crate::policy::{self, SPOKE_CERTIFICATE};
 use crate::store::{CertificateRecord, GatewayRecord, SessionReport, SessionTotals, unix_now};
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
@@ -87,6 +87,11 @@ impl GatewayAgentApi {
         };
         if certificate.revoked_at.is_some() {
             return Ok(Some("the certificate was revoked".into()));
+        }
+        if certificate.kind == SPOKE_CERTIFICATE {
+            let hub_id = certificate.gateway_id.as_deref().unwrap_or_default();
+            let spoke = self.0.store.find_spoke(hub_id, &certificate.subject).await?;
+            return Ok(spoke.is_none().then(|| "the spoke was removed".into()));
         }
         let user = match &certificate.user_id {
             Some(user_id) => self.0.store.find_user(user_id).await?,

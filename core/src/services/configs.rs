@@ -9,8 +9,8 @@ use crate::ids::{IdKind, new_id};
 use crate::ovpn::{ClientProfile, render_client_profile};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::gateway_tls_crypt_key;
-use crate::policy::GatewayPolicy;
-use crate::store::{CertificateRecord, NewConfig, unix_now};
+use crate::policy::{CLIENT_CERTIFICATE, GatewayPolicy};
+use crate::store::{CertificateRecord, GatewayRole, NewConfig, unix_now};
 use crate::validate;
 use gatekey::ErrorCode;
 use gatekey::v1::admin_config_service_server::AdminConfigService;
@@ -52,15 +52,21 @@ impl ConfigApi {
                 SUPPORTED_PROTOCOLS.join(", ")
             )));
         }
+        // A hub's id works too: users connect to hubs like to gateways.
         let gateway_id = validate::id("gateway_id", &input.gateway_id)?;
         let gateway = context.store.require_gateway(gateway_id).await?;
+        let noun = gateway.role.noun();
         if !gateway.is_active {
-            return Err(CoreError::Forbidden(format!("gateway `{}` is deactivated", gateway.name)));
+            return Err(CoreError::Forbidden(format!("{noun} `{}` is deactivated", gateway.name)));
         }
         if !context.store.gateway_granted_to(&user.id, gateway_id).await? {
-            return Err(CoreError::Forbidden(format!("you have not been granted gateway `{}`", gateway.name)));
+            return Err(CoreError::Forbidden(format!("you have not been granted {noun} `{}`", gateway.name)));
         }
-        let routes = GatewayPolicy::load(&context.store, &gateway).await?.entitlement(user).routes;
+        // A hub pushes the routes of the spokes connected when the tunnel comes up.
+        let routes = match gateway.role {
+            GatewayRole::Gateway => GatewayPolicy::load(&context.store, &gateway).await?.entitlement(user).routes,
+            GatewayRole::Hub => Vec::new(),
+        };
         let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, gateway_id).await?;
         let issued = context.authority.issue(
             &CertificatePurpose::Client { email: user.email.clone() },
@@ -81,7 +87,7 @@ impl ConfigApi {
         let now = unix_now();
         let certificate = CertificateRecord {
             serial: issued.serial.clone(),
-            kind: "client".into(),
+            kind: CLIENT_CERTIFICATE.into(),
             subject: user.email.clone(),
             user_id: Some(user.id.clone()),
             gateway_id: Some(gateway.id.clone()),

@@ -6,7 +6,7 @@ use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::{GATEWAY_TOKEN_PREFIX, mint_token};
-use crate::store::{GatewayChanges, GatewayLink, GatewayRecord, Listing, NewGateway, Page};
+use crate::store::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, Listing, NewGateway, Page};
 use crate::validate;
 use gatekey::v1::admin_gateway_service_server::AdminGatewayService;
 use gatekey::v1::gateway_service_server::GatewayService;
@@ -18,8 +18,8 @@ use gatekey::v1::{
 use std::sync::Arc;
 use tonic::Request;
 
-/// Port of a gateway created without one.
-const DEFAULT_PORT: u16 = 1194;
+/// Port of a gateway or hub created without one.
+pub(super) const DEFAULT_PORT: u16 = 1194;
 /// Client pool of a gateway created without one.
 const DEFAULT_VPN_SUBNET: &str = "10.8.0.0/24";
 
@@ -51,7 +51,7 @@ impl GatewayService for GatewayApi {
             async {
                 let caller = self.0.auth.authenticate(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
-                let listing = self.0.store.list_gateways_for_user(&caller.user.id, page).await?;
+                let listing = self.0.store.list_gateways_for_user(GatewayRole::Gateway, &caller.user.id, page).await?;
                 Ok(listing_response(&self.0, listing, page, GatewayView::User))
             }
             .await,
@@ -71,7 +71,7 @@ impl AdminGatewayApi {
 
     async fn link(&self, gateway_id: &str, link: GatewayLink, target: &str, attach: bool) -> CoreResult<Gateway> {
         let gateway_id = validate::id("gateway_id", gateway_id)?;
-        self.0.store.require_gateway(gateway_id).await?;
+        self.0.store.require_gateway_in_role(gateway_id, GatewayRole::Gateway).await?;
         let changed = [gateway_id.to_owned()];
         let record = if attach {
             match link {
@@ -90,6 +90,36 @@ impl AdminGatewayApi {
         self.0.hub.rules_changed(&self.0.store, changed).await?;
         Ok(self.admin_view(record))
     }
+}
+
+/// After a gateway or hub changed: its agent gets fresh rules, and if it was just
+/// deactivated, every tunnel through it is cut.
+pub(super) async fn applied_changes(
+    context: &CoreContext,
+    record: &GatewayRecord,
+    deactivated: bool,
+) -> CoreResult<()> {
+    context.hub.rules_changed(&context.store, [record.id.clone()]).await?;
+    if deactivated {
+        let sessions = context.store.open_sessions_on_gateway(&record.id).await?;
+        context.hub.kill_sessions(&sessions, &format!("the {} was deactivated", record.role.noun()));
+    }
+    Ok(())
+}
+
+/// Deletes a gateway or hub: its tunnels are cut first, and its agent's stream ends
+/// once the kills had time to reach it.
+pub(super) async fn delete_and_cut(context: &Arc<CoreContext>, id: &str, reason: &str) -> CoreResult<()> {
+    let sessions = context.store.open_sessions_on_gateway(id).await?;
+    context.store.delete_gateway(id).await?;
+    context.hub.kill_sessions(&sessions, reason);
+    let context = context.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        context.hub.disconnect(&id);
+    });
+    Ok(())
 }
 
 /// A protocol from the contract's enum; unspecified means `when_unspecified`, if given.
@@ -116,7 +146,7 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.0.admin(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
-                let listing = self.0.store.list_gateways(page).await?;
+                let listing = self.0.store.list_gateways(GatewayRole::Gateway, page).await?;
                 Ok(listing_response(&self.0, listing, page, GatewayView::Admin))
             }
             .await,
@@ -129,6 +159,7 @@ impl AdminGatewayService for AdminGatewayApi {
                 self.admin_write(&request).await?;
                 let input = request.into_inner();
                 let gateway = NewGateway {
+                    role: GatewayRole::Gateway,
                     name: validate::name("name", &input.name)?,
                     description: validate::text("description", &input.description, 500)?,
                     hostname: validate::hostname(&input.hostname)?,
@@ -167,12 +198,10 @@ impl AdminGatewayService for AdminGatewayApi {
                     is_active: input.is_active,
                 };
                 let deactivated = changes.is_active == Some(false);
-                let record = self.0.store.update_gateway(validate::id("id", &input.id)?, changes).await?;
-                self.0.hub.rules_changed(&self.0.store, [record.id.clone()]).await?;
-                if deactivated {
-                    let sessions = self.0.store.open_sessions_on_gateway(&record.id).await?;
-                    self.0.hub.kill_sessions(&sessions, "the gateway was deactivated");
-                }
+                let id = validate::id("id", &input.id)?;
+                self.0.store.require_gateway_in_role(id, GatewayRole::Gateway).await?;
+                let record = self.0.store.update_gateway(id, changes).await?;
+                applied_changes(&self.0, &record, deactivated).await?;
                 Ok(self.admin_view(record))
             }
             .await,
@@ -184,15 +213,8 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.admin_write(&request).await?;
                 let id = request.into_inner().id;
-                let sessions = self.0.store.open_sessions_on_gateway(validate::id("id", &id)?).await?;
-                self.0.store.delete_gateway(&id).await?;
-                // Kill first, then let the queued kills reach the agent before ending its stream.
-                self.0.hub.kill_sessions(&sessions, "the gateway was deleted");
-                let context = self.0.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                    context.hub.disconnect(&id);
-                });
+                self.0.store.require_gateway_in_role(validate::id("id", &id)?, GatewayRole::Gateway).await?;
+                delete_and_cut(&self.0, &id, "the gateway was deleted").await?;
                 Ok(DeleteGatewayResponse {})
             }
             .await,
@@ -206,9 +228,10 @@ impl AdminGatewayService for AdminGatewayApi {
         respond(
             async {
                 self.admin_write(&request).await?;
+                let id = request.into_inner().id;
+                self.0.store.require_gateway_in_role(validate::id("id", &id)?, GatewayRole::Gateway).await?;
                 let token = mint_token(GATEWAY_TOKEN_PREFIX);
-                let record =
-                    self.0.store.set_gateway_token(validate::id("id", &request.into_inner().id)?, &token).await?;
+                let record = self.0.store.set_gateway_token(&id, &token).await?;
                 // The old token is dead: so is any stream it opened.
                 self.0.hub.disconnect(&record.id);
                 Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })

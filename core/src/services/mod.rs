@@ -9,8 +9,8 @@ mod auth_providers;
 mod configs;
 mod gateways;
 mod geo_fence;
+mod mesh;
 mod networks;
-mod pending;
 mod pki;
 mod users;
 
@@ -22,8 +22,8 @@ pub use auth_providers::AdminAuthProviderApi;
 pub use configs::{AdminConfigApi, ConfigApi, download_url};
 pub use gateways::{AdminGatewayApi, GatewayApi};
 pub use geo_fence::AdminGeoFenceApi;
+pub use mesh::{AdminMeshApi, MeshApi, MeshSpokeAgentApi};
 pub use networks::AdminNetworkApi;
-pub use pending::PendingCapabilities;
 pub use pki::{AdminPkiApi, PkiApi};
 pub use users::{AdminUserApi, LOCAL_PROVIDER};
 

@@ -5,14 +5,11 @@ use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert;
 use crate::error::CoreError;
-use crate::pki::lifecycle::{current_crl, rebuild_crl};
+use crate::pki::lifecycle::current_crl;
 use crate::pki::{RevocationReasonName, serial};
 use gatekey::v1::admin_pki_service_server::AdminPkiService;
 use gatekey::v1::pki_service_server::PkiService;
-use gatekey::v1::{
-    CheckSerialRequest, CheckSerialResponse, CoreMessage, CrlUpdate, GetCrlRequest, GetCrlResponse,
-    RevokeCertificateRequest, core_message,
-};
+use gatekey::v1::{CheckSerialRequest, CheckSerialResponse, GetCrlRequest, GetCrlResponse, RevokeCertificateRequest};
 use std::sync::Arc;
 use tonic::Request;
 
@@ -74,9 +71,7 @@ impl AdminPkiService for AdminPkiApi {
                 // signing or a kill failed after the commit) is completed by retrying.
                 let sessions = self.0.store.open_sessions_with_serial(&serial).await?;
                 self.0.hub.kill_sessions(&sessions, "the certificate was revoked");
-                let crl = rebuild_crl(&self.0.store, &self.0.authority).await?;
-                let update = CrlUpdate { pem: crl.signed.pem, number: crl.number };
-                self.0.hub.broadcast(&CoreMessage { request_id: 0, body: Some(core_message::Body::CrlUpdate(update)) });
+                self.0.publish_crl().await?;
                 Ok(convert::serial_status(certificate))
             }
             .await,

@@ -9,11 +9,48 @@ use crate::store::users::USER_COLUMNS;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-/// A stored gateway with its grants and networks.
+/// What a row of `gateways` is: a gateway for users, or a mesh hub that spokes and
+/// users connect to. Both run the same agent over the same stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayRole {
+    /// A VPN gateway (`gw-…`).
+    Gateway,
+    /// A mesh hub (`hub-…`).
+    Hub,
+}
+
+impl GatewayRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            GatewayRole::Gateway => "gateway",
+            GatewayRole::Hub => "hub",
+        }
+    }
+
+    fn parse(text: &str) -> CoreResult<Self> {
+        match text {
+            "gateway" => Ok(GatewayRole::Gateway),
+            "hub" => Ok(GatewayRole::Hub),
+            other => Err(CoreError::Internal(format!("stored gateway role `{other}` is unknown"))),
+        }
+    }
+
+    /// The resource's name in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            GatewayRole::Gateway => "gateway",
+            GatewayRole::Hub => "hub",
+        }
+    }
+}
+
+/// A stored gateway or hub with its grants and networks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayRecord {
-    /// `gw-…`
+    /// `gw-…` or `hub-…`
     pub id: String,
+    /// Gateway or hub.
+    pub role: GatewayRole,
     /// Unique name.
     pub name: String,
     /// Free text.
@@ -42,8 +79,10 @@ pub struct GatewayRecord {
     pub updated_at: i64,
 }
 
-/// A gateway to create.
+/// A gateway or hub to create.
 pub struct NewGateway {
+    /// Gateway or hub.
+    pub role: GatewayRole,
     /// Unique name.
     pub name: String,
     /// Free text.
@@ -83,8 +122,7 @@ const GRANTED: &str = "FROM gateways g WHERE g.is_active = 1 AND (
       OR EXISTS (SELECT 1 FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
                  WHERE gg.gateway_id = g.id AND ug.user_id = $1))";
 
-const GATEWAY_COLUMNS: &str =
-    "id, name, description, hostname, port, protocol, vpn_subnet, is_active, last_heartbeat, created_at, updated_at";
+const GATEWAY_COLUMNS: &str = "id, role, name, description, hostname, port, protocol, vpn_subnet, is_active, last_heartbeat, created_at, updated_at";
 
 /// The tables that link a gateway to something else.
 #[derive(Debug, Clone, Copy)]
@@ -108,13 +146,17 @@ impl GatewayLink {
 }
 
 impl Store {
-    /// Creates a gateway whose agent token is `token`; a duplicate name is a conflict.
+    /// Creates a gateway or hub whose agent token is `token`; a duplicate name (among
+    /// gateways and hubs) is a conflict.
     pub async fn create_gateway(&self, gateway: NewGateway, token: &MintedToken) -> CoreResult<GatewayRecord> {
-        let id = new_id(IdKind::Gateway);
+        let id = new_id(match gateway.role {
+            GatewayRole::Gateway => IdKind::Gateway,
+            GatewayRole::Hub => IdKind::MeshHub,
+        });
         sqlx::query(
             "INSERT INTO gateways (id, name, description, hostname, port, protocol, vpn_subnet, is_active,
-                                   token_selector, token_verifier, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10)",
+                                   token_selector, token_verifier, created_at, updated_at, role)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10, $11)",
         )
         .bind(&id)
         .bind(&gateway.name)
@@ -126,9 +168,12 @@ impl Store {
         .bind(&token.selector)
         .bind(&token.verifier)
         .bind(unix_now())
+        .bind(gateway.role.as_str())
         .execute(&self.pool)
         .await
-        .map_err(|e| conflict_on_duplicate(e, || format!("a gateway named `{}` already exists", gateway.name)))?;
+        .map_err(|e| {
+            conflict_on_duplicate(e, || format!("a gateway or hub named `{}` already exists", gateway.name))
+        })?;
         self.require_gateway(&id).await
     }
 
@@ -149,24 +194,51 @@ impl Store {
         self.find_gateway(id).await?.ok_or_else(|| CoreError::NotFound(format!("gateway `{id}` not found")))
     }
 
-    /// A page of every gateway by name.
-    pub async fn list_gateways(&self, page: Page) -> CoreResult<Listing<GatewayRecord>> {
-        let total = total_of(&sqlx::query("SELECT COUNT(*) AS total FROM gateways").fetch_one(&self.pool).await?)?;
-        let rows = query_fmt!("SELECT {GATEWAY_COLUMNS} FROM gateways ORDER BY name LIMIT $1 OFFSET $2")
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(&self.pool)
-            .await?;
+    /// A gateway or hub by id in the given role, or `NotFound`.
+    pub async fn require_gateway_in_role(&self, id: &str, role: GatewayRole) -> CoreResult<GatewayRecord> {
+        match self.find_gateway(id).await? {
+            Some(record) if record.role == role => Ok(record),
+            _ => Err(CoreError::NotFound(format!("{} `{id}` not found", role.noun()))),
+        }
+    }
+
+    /// A page of every gateway (or every hub) by name.
+    pub async fn list_gateways(&self, role: GatewayRole, page: Page) -> CoreResult<Listing<GatewayRecord>> {
+        let total = total_of(
+            &sqlx::query("SELECT COUNT(*) AS total FROM gateways WHERE role = $1")
+                .bind(role.as_str())
+                .fetch_one(&self.pool)
+                .await?,
+        )?;
+        let rows =
+            query_fmt!("SELECT {GATEWAY_COLUMNS} FROM gateways WHERE role = $3 ORDER BY name LIMIT $1 OFFSET $2")
+                .bind(page.limit())
+                .bind(page.offset())
+                .bind(role.as_str())
+                .fetch_all(&self.pool)
+                .await?;
         self.gateways_from_rows(&rows, total).await
     }
 
-    /// A page of the active gateways granted to a user, directly or through its groups.
-    pub async fn list_gateways_for_user(&self, user_id: &str, page: Page) -> CoreResult<Listing<GatewayRecord>> {
-        let total =
-            total_of(&query_fmt!("SELECT COUNT(*) AS total {GRANTED}").bind(user_id).fetch_one(&self.pool).await?)?;
+    /// A page of the active gateways (or hubs) granted to a user, directly or through
+    /// its groups.
+    pub async fn list_gateways_for_user(
+        &self,
+        role: GatewayRole,
+        user_id: &str,
+        page: Page,
+    ) -> CoreResult<Listing<GatewayRecord>> {
+        let total = total_of(
+            &query_fmt!("SELECT COUNT(*) AS total {GRANTED} AND g.role = $2")
+                .bind(user_id)
+                .bind(role.as_str())
+                .fetch_one(&self.pool)
+                .await?,
+        )?;
         let columns = GATEWAY_COLUMNS.split(", ").map(|c| format!("g.{c}")).collect::<Vec<_>>().join(", ");
-        let rows = query_fmt!("SELECT {columns} {GRANTED} ORDER BY g.name LIMIT $2 OFFSET $3")
+        let rows = query_fmt!("SELECT {columns} {GRANTED} AND g.role = $2 ORDER BY g.name LIMIT $3 OFFSET $4")
             .bind(user_id)
+            .bind(role.as_str())
             .bind(page.limit())
             .bind(page.offset())
             .fetch_all(&self.pool)
@@ -280,9 +352,10 @@ impl Store {
         self.require_gateway(id).await
     }
 
-    /// Deletes a gateway with its grants and attachments.
+    /// Deletes a gateway (or hub) with its grants, attachments and spokes.
     pub async fn delete_gateway(&self, id: &str) -> CoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM mesh_spokes WHERE hub_id = $1").bind(id).execute(&mut *tx).await?;
         for link in [GatewayLink::User, GatewayLink::Group, GatewayLink::Network] {
             let (table, _) = link.table_and_column();
             query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(id).execute(&mut *tx).await?;
@@ -305,6 +378,28 @@ impl Store {
             .execute(&self.pool)
             .await?;
         self.require_gateway(gateway_id).await
+    }
+
+    /// Replaces every link of one kind (e.g. all attached networks) in one transaction.
+    /// The caller checks that the targets exist.
+    pub async fn replace_gateway_links(
+        &self,
+        gateway_id: &str,
+        link: GatewayLink,
+        targets: &[String],
+    ) -> CoreResult<()> {
+        let (table, column) = link.table_and_column();
+        let mut tx = self.pool.begin().await?;
+        query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(gateway_id).execute(&mut *tx).await?;
+        for target in targets {
+            query_fmt!("INSERT INTO {table} (gateway_id, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(gateway_id)
+                .bind(target)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Removes a link; removing one that does not exist is `NotFound`.
@@ -332,7 +427,9 @@ impl Store {
     async fn gateway_from_row(&self, row: &AnyRow) -> CoreResult<GatewayRecord> {
         let id: String = row.try_get("id")?;
         let port: i64 = row.try_get("port")?;
+        let role: String = row.try_get("role")?;
         Ok(GatewayRecord {
+            role: GatewayRole::parse(&role)?,
             name: row.try_get("name")?,
             description: row.try_get("description")?,
             hostname: row.try_get("hostname")?,

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_agents.sql")),
     (4, include_str!("../../migrations/0004_sso.sql")),
     (5, include_str!("../../migrations/0005_geo_fence.sql")),
+    (6, include_str!("../../migrations/0006_mesh.sql")),
 ];
 
 impl Store {

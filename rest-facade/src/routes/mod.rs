@@ -9,6 +9,7 @@ mod configs;
 mod gateway_agent;
 mod gateways;
 mod geo_fence;
+mod mesh;
 mod networks;
 mod pki;
 mod sso;
@@ -72,6 +73,11 @@ pub(crate) fn api_v1() -> OpenApiRouter<FacadeState> {
         .routes(routes!(geo_fence::list_rules, geo_fence::create_rule))
         .routes(routes!(geo_fence::update_rule, geo_fence::remove_rule))
         .routes(routes!(geo_fence::check))
+        .routes(routes!(mesh::list_available))
+        .routes(routes!(mesh::list, mesh::create))
+        .routes(routes!(mesh::update, mesh::remove))
+        .routes(routes!(mesh::list_spokes, mesh::create_spoke))
+        .routes(routes!(mesh::remove_spoke))
 }
 
 /// Answer for paths that do not exist.

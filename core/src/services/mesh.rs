@@ -1,0 +1,382 @@
+//! `MeshService` (the hubs a user may use), `AdminMeshService` (hubs and their
+//! spokes), and `MeshSpokeAgentService` (a spoke's agent fetching its tunnel).
+//!
+//! A hub is a `gateways` row in the hub role, so its agent, stream, verify path, rule
+//! pushes, grants and session reports are the gateway ones.
+
+use super::gateways::{DEFAULT_PORT, applied_changes, delete_and_cut};
+use super::{GrpcResult, respond};
+use crate::auth::Access;
+use crate::context::CoreContext;
+use crate::convert::{self, GatewayView};
+use crate::error::{CoreError, CoreResult};
+use crate::ovpn::{ClientProfile, render_client_profile};
+use crate::pki::CertificatePurpose;
+use crate::pki::lifecycle::gateway_tls_crypt_key;
+use crate::policy::{GatewayPolicy, SPOKE_CERTIFICATE, advertised_networks};
+use crate::secrets::{GATEWAY_TOKEN_PREFIX, SPOKE_TOKEN_PREFIX, mint_token};
+use crate::store::{
+    CertificateRecord, GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway, SpokeRecord, unix_now,
+};
+use crate::validate;
+use gatekey::v1::admin_mesh_service_server::AdminMeshService;
+use gatekey::v1::mesh_service_server::MeshService;
+use gatekey::v1::mesh_spoke_agent_service_server::MeshSpokeAgentService;
+use gatekey::v1::{
+    CreateMeshHubResponse, CreateMeshSpokeResponse, DeleteMeshHubRequest, DeleteMeshHubResponse,
+    DeleteMeshSpokeRequest, ListHubsRequest, ListHubsResponse, ListMeshSpokesRequest, ListMeshSpokesResponse, MeshHub,
+    MeshSpoke, ProvisionSpokeRequest, ProvisionSpokeResponse, UpdateMeshHubRequest,
+};
+use ipnet::IpNet;
+use std::sync::Arc;
+use tonic::Request;
+
+/// Address pool of a hub created without one.
+const DEFAULT_HUB_SUBNET: &str = "10.9.0.0/24";
+/// Lifetime of a spoke's certificate; its agent provisions again before it ends.
+const SPOKE_CERTIFICATE_SECONDS: i64 = 30 * 24 * 3600;
+
+/// Implements `MeshService`.
+#[derive(Debug, Clone)]
+pub struct MeshApi(pub Arc<CoreContext>);
+
+/// Implements `AdminMeshService`.
+#[derive(Debug, Clone)]
+pub struct AdminMeshApi(pub Arc<CoreContext>);
+
+/// Implements `MeshSpokeAgentService`.
+#[derive(Debug, Clone)]
+pub struct MeshSpokeAgentApi(pub Arc<CoreContext>);
+
+/// A hub's transport protocol; empty means `when_empty`, if given.
+fn protocol(value: &str, when_empty: Option<&str>) -> CoreResult<String> {
+    match (value, when_empty) {
+        ("", Some(default)) => Ok(default.into()),
+        _ => validate::one_of("protocol", value, &["udp", "tcp"]),
+    }
+}
+
+#[tonic::async_trait]
+impl MeshService for MeshApi {
+    async fn list_hubs(&self, request: Request<ListHubsRequest>) -> GrpcResult<ListHubsResponse> {
+        respond(
+            async {
+                let caller = self.0.auth.authenticate(&request, Access::Read).await?;
+                let page = validate::page(request.into_inner().page)?;
+                let listing = self.0.store.list_gateways_for_user(GatewayRole::Hub, &caller.user.id, page).await?;
+                let mut hubs = Vec::with_capacity(listing.items.len());
+                for hub in listing.items {
+                    // The user sees the connected spokes' networks its rules reach.
+                    let routes = GatewayPolicy::load(&self.0.store, &hub).await?.entitlement(&caller.user).routes;
+                    hubs.push(convert::mesh_hub(
+                        hub,
+                        GatewayView::User,
+                        self.0.settings.offline_after_seconds(),
+                        routes,
+                    ));
+                }
+                Ok(ListHubsResponse { hubs, page: Some(convert::page_info(listing.total, page)) })
+            }
+            .await,
+        )
+    }
+}
+
+impl AdminMeshApi {
+    async fn admin_view(&self, hub: GatewayRecord) -> CoreResult<MeshHub> {
+        let advertised = advertised_networks(&self.0.store.connected_spokes(&hub.id).await?);
+        Ok(convert::mesh_hub(hub, GatewayView::Admin, self.0.settings.offline_after_seconds(), advertised))
+    }
+
+    async fn require_hub(&self, id: &str) -> CoreResult<GatewayRecord> {
+        self.0.store.require_gateway_in_role(validate::id("hub_id", id)?, GatewayRole::Hub).await
+    }
+
+    /// The given lists of a hub's networks, users and groups as link replacements,
+    /// each entry checked (ids exist, group names valid) before anything changes.
+    async fn checked_access(
+        &self,
+        network_ids: Option<Vec<String>>,
+        user_ids: Option<Vec<String>>,
+        groups: Option<Vec<String>>,
+    ) -> CoreResult<Vec<(GatewayLink, Vec<String>)>> {
+        let mut replacements = Vec::new();
+        if let Some(ids) = network_ids {
+            for id in &ids {
+                self.0.store.require_network(validate::id("network_ids", id)?).await?;
+            }
+            replacements.push((GatewayLink::Network, ids));
+        }
+        if let Some(ids) = user_ids {
+            for id in &ids {
+                self.0.store.require_user(validate::id("user_ids", id)?).await?;
+            }
+            replacements.push((GatewayLink::User, ids));
+        }
+        if let Some(names) = groups {
+            replacements.push((GatewayLink::Group, validate::groups("groups", &names)?));
+        }
+        Ok(replacements)
+    }
+
+    /// Applies replacements from [`Self::checked_access`] and reads the hub back.
+    async fn replace_access(
+        &self,
+        hub_id: &str,
+        replacements: Vec<(GatewayLink, Vec<String>)>,
+    ) -> CoreResult<GatewayRecord> {
+        for (link, targets) in replacements {
+            self.0.store.replace_gateway_links(hub_id, link, &targets).await?;
+        }
+        self.0.store.require_gateway(hub_id).await
+    }
+
+    /// Revokes a removed spoke's certificates, cuts its tunnel and publishes the CRL.
+    async fn retire_spoke(&self, spoke: &SpokeRecord) -> CoreResult<()> {
+        self.0.store.revoke_certificates_of(&spoke.id, "cessation_of_operation").await?;
+        let sessions = self.0.store.open_sessions_of(&spoke.id).await?;
+        self.0.hub.kill_sessions(&sessions, "the spoke was removed");
+        self.0.publish_crl().await
+    }
+}
+
+#[tonic::async_trait]
+impl AdminMeshService for AdminMeshApi {
+    async fn list_hubs(&self, request: Request<ListHubsRequest>) -> GrpcResult<ListHubsResponse> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let page = validate::page(request.into_inner().page)?;
+                let listing = self.0.store.list_gateways(GatewayRole::Hub, page).await?;
+                let mut hubs = Vec::with_capacity(listing.items.len());
+                for hub in listing.items {
+                    hubs.push(self.admin_view(hub).await?);
+                }
+                Ok(ListHubsResponse { hubs, page: Some(convert::page_info(listing.total, page)) })
+            }
+            .await,
+        )
+    }
+
+    async fn create_hub(&self, request: Request<MeshHub>) -> GrpcResult<CreateMeshHubResponse> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Write).await?;
+                let input = request.into_inner();
+                let hub = NewGateway {
+                    role: GatewayRole::Hub,
+                    name: validate::name("name", &input.name)?,
+                    description: validate::text("description", &input.description, 500)?,
+                    hostname: validate::hostname(&input.hostname)?,
+                    port: if input.port == 0 { DEFAULT_PORT } else { validate::port(input.port)? },
+                    protocol: protocol(&input.protocol, Some("udp"))?,
+                    vpn_subnet: if input.vpn_subnet.is_empty() {
+                        DEFAULT_HUB_SUBNET.into()
+                    } else {
+                        validate::vpn_subnet(&input.vpn_subnet)?
+                    },
+                };
+                let access =
+                    self.checked_access(Some(input.network_ids), Some(input.user_ids), Some(input.groups)).await?;
+                let token = mint_token(GATEWAY_TOKEN_PREFIX);
+                let record = self.0.store.create_gateway(hub, &token).await?;
+                let record = self.replace_access(&record.id, access).await?;
+                tracing::info!(hub = %record.id, name = %record.name, "created mesh hub");
+                Ok(CreateMeshHubResponse { hub: Some(self.admin_view(record).await?), token: token.secret.clone() })
+            }
+            .await,
+        )
+    }
+
+    async fn update_hub(&self, request: Request<UpdateMeshHubRequest>) -> GrpcResult<MeshHub> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Write).await?;
+                let input = request.into_inner();
+                let hub = self.require_hub(&input.id).await?;
+                let changes = GatewayChanges {
+                    name: input.name.as_deref().map(|n| validate::name("name", n)).transpose()?,
+                    description: input
+                        .description
+                        .as_deref()
+                        .map(|d| validate::text("description", d, 500))
+                        .transpose()?,
+                    hostname: input.hostname.as_deref().map(validate::hostname).transpose()?,
+                    port: input.port.map(validate::port).transpose()?,
+                    protocol: input.protocol.as_deref().map(|p| protocol(p, None)).transpose()?,
+                    vpn_subnet: input.vpn_subnet.as_deref().map(validate::vpn_subnet).transpose()?,
+                    is_active: input.is_active,
+                };
+                let deactivated = changes.is_active == Some(false);
+                let values = |list: Option<gatekey::v1::StringList>| list.map(|list| list.values);
+                let access = self
+                    .checked_access(values(input.network_ids), values(input.user_ids), values(input.groups))
+                    .await?;
+                self.0.store.update_gateway(&hub.id, changes).await?;
+                let record = self.replace_access(&hub.id, access).await?;
+                applied_changes(&self.0, &record, deactivated).await?;
+                self.admin_view(record).await
+            }
+            .await,
+        )
+    }
+
+    async fn delete_hub(&self, request: Request<DeleteMeshHubRequest>) -> GrpcResult<DeleteMeshHubResponse> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Write).await?;
+                let hub = self.require_hub(&request.into_inner().id).await?;
+                let spokes = self.0.store.spokes_of_hub(&hub.id).await?;
+                delete_and_cut(&self.0, &hub.id, "the hub was deleted").await?;
+                for spoke in &spokes {
+                    self.0.store.revoke_certificates_of(&spoke.id, "cessation_of_operation").await?;
+                }
+                if !spokes.is_empty() {
+                    self.0.publish_crl().await?;
+                }
+                tracing::info!(hub = %hub.id, spokes = spokes.len(), "deleted mesh hub");
+                Ok(DeleteMeshHubResponse {})
+            }
+            .await,
+        )
+    }
+
+    async fn list_spokes(&self, request: Request<ListMeshSpokesRequest>) -> GrpcResult<ListMeshSpokesResponse> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let input = request.into_inner();
+                let hub = self.require_hub(&input.hub_id).await?;
+                let page = validate::page(input.page)?;
+                let listing = self.0.store.list_spokes(&hub.id, page).await?;
+                let connected: Vec<String> =
+                    self.0.store.connected_spokes(&hub.id).await?.into_iter().map(|spoke| spoke.id).collect();
+                let spokes = listing
+                    .items
+                    .into_iter()
+                    .map(|spoke| {
+                        let online = connected.contains(&spoke.id);
+                        convert::mesh_spoke(spoke, online)
+                    })
+                    .collect();
+                Ok(ListMeshSpokesResponse { spokes, page: Some(convert::page_info(listing.total, page)) })
+            }
+            .await,
+        )
+    }
+
+    async fn create_spoke(&self, request: Request<MeshSpoke>) -> GrpcResult<CreateMeshSpokeResponse> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Write).await?;
+                let input = request.into_inner();
+                let hub = self.require_hub(&input.hub_id).await?;
+                let name = validate::name("name", &input.name)?;
+                let local_cidrs = validate::ipv4_cidrs("local_cidrs", &input.local_cidrs)?;
+                let token = mint_token(SPOKE_TOKEN_PREFIX);
+                let spoke = self.0.store.create_spoke(&hub.id, &name, &local_cidrs, &token).await?;
+                tracing::info!(hub = %hub.id, spoke = %spoke.id, networks = ?spoke.local_cidrs, "created mesh spoke");
+                Ok(CreateMeshSpokeResponse {
+                    spoke: Some(convert::mesh_spoke(spoke, false)),
+                    token: token.secret.clone(),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn delete_spoke(&self, request: Request<DeleteMeshSpokeRequest>) -> GrpcResult<DeleteMeshHubResponse> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Write).await?;
+                let input = request.into_inner();
+                let hub = self.require_hub(&input.hub_id).await?;
+                let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
+                self.0.store.delete_spoke(&hub.id, &spoke.id).await?;
+                self.retire_spoke(&spoke).await?;
+                tracing::info!(hub = %hub.id, spoke = %spoke.id, "deleted mesh spoke");
+                Ok(DeleteMeshHubResponse {})
+            }
+            .await,
+        )
+    }
+}
+
+/// The networks a spoke advertises: each inside one of its `local_cidrs`; none means all.
+fn advertised(spoke: &SpokeRecord, requested: &[String]) -> CoreResult<Vec<String>> {
+    if requested.is_empty() {
+        return Ok(spoke.local_cidrs.clone());
+    }
+    let requested = validate::ipv4_cidrs("advertised_cidrs", requested)?;
+    let allowed: Vec<IpNet> = spoke.local_cidrs.iter().filter_map(|cidr| cidr.parse().ok()).collect();
+    for cidr in &requested {
+        let inside = cidr.parse::<IpNet>().is_ok_and(|net| allowed.iter().any(|local| local.contains(&net)));
+        if !inside {
+            return Err(CoreError::InvalidArgument(format!(
+                "advertised_cidrs: `{cidr}` is not inside the spoke's networks ({})",
+                spoke.local_cidrs.join(", ")
+            )));
+        }
+    }
+    Ok(requested)
+}
+
+#[tonic::async_trait]
+impl MeshSpokeAgentService for MeshSpokeAgentApi {
+    async fn provision_spoke(&self, request: Request<ProvisionSpokeRequest>) -> GrpcResult<ProvisionSpokeResponse> {
+        respond(
+            async {
+                let context = &self.0;
+                let spoke = context.auth.authenticate_spoke(&request).await?;
+                let hub = context.store.require_gateway(&spoke.hub_id).await?;
+                if !hub.is_active {
+                    return Err(CoreError::Forbidden(format!("hub `{}` is deactivated", hub.name)));
+                }
+                let advertised = advertised(&spoke, &request.get_ref().advertised_cidrs)?;
+                let changed = advertised != spoke.advertised_cidrs;
+                let spoke = context.store.set_spoke_advertised(&spoke, &advertised).await?;
+                let sessions = context.store.open_sessions_of(&spoke.id).await?;
+                if changed {
+                    // The hub learns a spoke's networks when its tunnel comes up: renew it.
+                    context.hub.kill_sessions(&sessions, "the spoke advertises other networks");
+                }
+                let issued = context
+                    .authority
+                    .issue(&CertificatePurpose::Spoke { spoke_id: spoke.id.clone() }, SPOKE_CERTIFICATE_SECONDS)?;
+                context
+                    .store
+                    .record_certificate(&CertificateRecord {
+                        serial: issued.serial.clone(),
+                        kind: SPOKE_CERTIFICATE.into(),
+                        subject: spoke.id.clone(),
+                        user_id: None,
+                        gateway_id: Some(hub.id.clone()),
+                        issued_at: unix_now(),
+                        expires_at: issued.not_after,
+                        revoked_at: None,
+                        revocation_reason: None,
+                    })
+                    .await?;
+                let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &hub.id).await?;
+                let openvpn_config = render_client_profile(&ClientProfile {
+                    hostname: &hub.hostname,
+                    port: hub.port,
+                    protocol: &hub.protocol,
+                    ca_certificate_pem: context.authority.certificate_pem(),
+                    client_certificate_pem: &issued.certificate_pem,
+                    client_private_key_pem: &issued.private_key_pem,
+                    tls_crypt_key: &tls_crypt_key,
+                    routes: &[],
+                });
+                tracing::info!(hub = %hub.id, spoke = %spoke.id, serial = %issued.serial, networks = ?advertised, "provisioned mesh spoke");
+                let online = !sessions.is_empty() && !changed;
+                Ok(ProvisionSpokeResponse {
+                    spoke: Some(convert::mesh_spoke(spoke, online)),
+                    openvpn_config,
+                    expires_at: Some(convert::timestamp(issued.not_after)),
+                })
+            }
+            .await,
+        )
+    }
+}

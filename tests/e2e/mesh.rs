@@ -1,0 +1,390 @@
+//! Mesh hubs: their administration on every backend, and the whole site-to-site path
+//! with real components in namespaces this test creates: the core, a stock OpenVPN
+//! server driven by `gatekey-agent` as a hub (management interface, nftables), a
+//! spoke site whose OpenVPN client runs the configuration `gatekey-agent spoke`
+//! fetched, a host network behind the spoke, and a user's stock OpenVPN client.
+//!
+//! Addresses: core 10.63.1.1 ↔ hub 10.63.1.2; hub 10.63.2.1 ↔ spoke 10.63.2.2 (the
+//! hub's public address); hub 10.63.3.1 ↔ user 10.63.3.2; spoke 10.63.5.1 ↔ site
+//! hosts 10.63.5.10 and 10.63.5.20; hub VPN pool 10.63.4.0/24.
+
+use crate::gateway_e2e::{CONNECTED, download, eventually, start_client, start_server, text};
+use crate::kit::{Backend, Core, TempDir, backends, binary};
+use crate::netns::{Lab, available, wait_for_text};
+use gatekey::v1::ProvisionSpokeRequest;
+use gatekey::v1::mesh_spoke_agent_service_client::MeshSpokeAgentServiceClient;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tonic::Code;
+
+const SITE_HOST: &str = "10.63.5.10";
+const OTHER_SITE_HOST: &str = "10.63.5.20";
+
+/// Asks the core for a spoke's material over gRPC, as the spoke agent does.
+async fn provision(
+    core: &Core,
+    token: &str,
+    advertise: &[&str],
+) -> Result<gatekey::v1::ProvisionSpokeResponse, tonic::Status> {
+    let mut request = tonic::Request::new(ProvisionSpokeRequest {
+        advertised_cidrs: advertise.iter().map(|cidr| (*cidr).to_owned()).collect(),
+    });
+    request.metadata_mut().insert("x-spoke-token", token.parse().unwrap());
+    MeshSpokeAgentServiceClient::new(core.channel().await).provision_spoke(request).await.map(|r| r.into_inner())
+}
+
+fn id_of(reply: &Value) -> String {
+    reply["data"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn mesh_hubs_and_spokes_are_administered_on_every_backend() {
+    for backend in backends() {
+        administer_mesh_on(backend).await;
+    }
+}
+
+async fn administer_mesh_on(backend: Backend) {
+    let core = Core::start(backend).await;
+    let admin = core.admin_token().await;
+    let (alice_id, alice) = core.create_user(&admin, "alice", &["branch"]).await;
+    let (_, bob) = core.create_user(&admin, "bob", &[]).await;
+    let network = core.post("/admin/networks", &admin, json!({"name": "branch", "cidrs": ["10.70.0.0/16"]})).await;
+    let network_id = id_of(&network.expect(StatusCode::CREATED).body);
+
+    // Bad hubs are refused, name the problem, and create nothing.
+    for (body, status, code, needle) in [
+        (json!({"name": "hub", "hostname": "bad host"}), StatusCode::BAD_REQUEST, "invalid_request", "hostname"),
+        (
+            json!({"name": "hub", "hostname": "h.example.com", "protocol": "sctp"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "protocol",
+        ),
+        (
+            json!({"name": "hub", "hostname": "h.example.com", "vpn_subnet": "10.0.0.0/8"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "vpn_subnet",
+        ),
+        (
+            json!({"name": "hub", "hostname": "h.example.com", "network_ids": ["net-0000000000000000"]}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "net-0000000000000000",
+        ),
+        (
+            json!({"name": "hub", "hostname": "h.example.com", "groups": ["a,b"]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "groups",
+        ),
+    ] {
+        let message = core.post("/admin/mesh/hubs", &admin, body.clone()).await.expect_error(status, code);
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    assert_eq!(core.get("/admin/mesh/hubs", &admin).await.expect(StatusCode::OK).body["meta"]["total"], 0);
+    core.post("/admin/mesh/hubs", &alice, json!({"name": "hub", "hostname": "h.example.com"}))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+
+    let created = core
+        .post(
+            "/admin/mesh/hubs",
+            &admin,
+            json!({"name": "hub", "hostname": "h.example.com", "network_ids": [network_id], "groups": ["branch"]}),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let hub_id = id_of(&created);
+    assert!(hub_id.starts_with("hub-"), "{created}");
+    assert!(created["data"]["token"].as_str().unwrap().starts_with("gkgw_"), "the hub agent's token is shown once");
+    let hub = &created["data"];
+    assert_eq!(
+        (hub["port"].as_u64(), hub["protocol"].as_str(), hub["status"].as_str()),
+        (Some(1194), Some("udp"), Some("offline"))
+    );
+    assert_eq!(hub["network_ids"], json!([network_id]));
+    assert_eq!(core.get("/admin/mesh/hubs", &admin).await.body["data"][0].get("token"), None, "listed without token");
+    core.post("/admin/mesh/hubs", &admin, json!({"name": "hub", "hostname": "x.example.com"}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "conflict");
+    core.post("/admin/gateways", &admin, json!({"name": "hub", "hostname": "x.example.com"}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(core.get("/admin/gateways", &admin).await.body["meta"]["total"], 0, "a hub is not a gateway");
+    core.put(&format!("/admin/gateways/{hub_id}"), &admin, json!({"description": "x"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+
+    // Grants: the group sees the hub (no spoke yet, so no networks); others do not.
+    let listed = core.get("/mesh/hubs", &alice).await.expect(StatusCode::OK).body;
+    assert_eq!(listed["data"][0]["id"], hub_id.as_str());
+    assert_eq!(listed["data"][0]["advertised_cidrs"], json!([]));
+    assert_eq!(listed["data"][0].get("groups"), None, "users do not see grants");
+    assert_eq!(core.get("/mesh/hubs", &bob).await.body["meta"]["total"], 0);
+    assert_eq!(core.get("/gateways", &alice).await.body["meta"]["total"], 0, "hubs are listed apart from gateways");
+
+    // Updates: a wrong list changes nothing; given lists replace, absent ones stay.
+    core.put(
+        &format!("/admin/mesh/hubs/{hub_id}"),
+        &admin,
+        json!({"description": "new", "user_ids": ["usr-0000000000000000"]}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "not_found");
+    let updated = core
+        .put(
+            &format!("/admin/mesh/hubs/{hub_id}"),
+            &admin,
+            json!({"description": "branch offices", "user_ids": [alice_id], "groups": []}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(updated["data"]["description"], "branch offices");
+    assert_eq!((&updated["data"]["user_ids"], &updated["data"]["groups"]), (&json!([alice_id]), &json!([])));
+    assert_eq!(updated["data"]["network_ids"], json!([network_id]), "an absent list stays");
+    core.put("/admin/mesh/hubs/hub-0000000000000000", &admin, json!({"description": "x"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+
+    // Spokes: bad ones refused; a token shown once.
+    let spokes = format!("/admin/mesh/hubs/{hub_id}/spokes");
+    for (body, needle) in [
+        (json!({"name": "east", "local_cidrs": []}), "local_cidrs"),
+        (json!({"name": "east", "local_cidrs": ["10.70.1.0/33"]}), "local_cidrs"),
+        (json!({"name": "east", "local_cidrs": ["fd00::/64"]}), "IPv4"),
+        (json!({"name": "", "local_cidrs": ["10.70.1.0/24"]}), "name"),
+    ] {
+        let message =
+            core.post(&spokes, &admin, body.clone()).await.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    core.post(
+        "/admin/mesh/hubs/hub-0000000000000000/spokes",
+        &admin,
+        json!({"name": "e", "local_cidrs": ["10.70.1.0/24"]}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "not_found");
+    let spoke = core
+        .post(&spokes, &admin, json!({"name": "east", "local_cidrs": ["10.70.1.7/24", "10.70.2.0/24"]}))
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let spoke_id = id_of(&spoke);
+    let spoke_token = spoke["data"]["token"].as_str().unwrap().to_owned();
+    assert!(spoke_id.starts_with("spoke-") && spoke_token.starts_with("gksp_"), "{spoke}");
+    assert_eq!(spoke["data"]["local_cidrs"], json!(["10.70.1.0/24", "10.70.2.0/24"]), "normalised");
+    core.post(&spokes, &admin, json!({"name": "east", "local_cidrs": ["10.70.3.0/24"]}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "conflict");
+
+    // The spoke's agent: a wrong token or a network outside its own is refused.
+    let refused = provision(&core, "gksp_notatoken", &[]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let refused = provision(&core, &spoke_token, &["10.71.0.0/24"]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("10.71.0.0/24"), "{}", refused.message());
+    let material = provision(&core, &spoke_token, &["10.70.1.0/25"]).await.unwrap();
+    assert!(
+        material.openvpn_config.contains("remote h.example.com 1194")
+            && material.openvpn_config.contains("<key>")
+            && material.openvpn_config.contains("verify-x509-name h.example.com name"),
+        "{}",
+        material.openvpn_config
+    );
+    let listed = core.get(&spokes, &admin).await.expect(StatusCode::OK).body;
+    assert_eq!(listed["data"][0]["advertised_cidrs"], json!(["10.70.1.0/25"]));
+    assert_eq!(listed["data"][0]["status"], "offline", "no tunnel to the hub yet");
+    assert_eq!(
+        provision(&core, &spoke_token, &[]).await.unwrap().spoke.unwrap().advertised_cidrs,
+        ["10.70.1.0/24", "10.70.2.0/24"]
+    );
+
+    // Removing a spoke, then the hub.
+    core.delete(&format!("{spokes}/{spoke_id}"), &admin).await.expect(StatusCode::OK);
+    core.delete(&format!("{spokes}/{spoke_id}"), &admin).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(provision(&core, &spoke_token, &[]).await.unwrap_err().code(), Code::Unauthenticated);
+    let west = core.post(&spokes, &admin, json!({"name": "west", "local_cidrs": ["10.70.9.0/24"]})).await;
+    let west_token = west.expect(StatusCode::CREATED).body["data"]["token"].as_str().unwrap().to_owned();
+    core.delete(&format!("/admin/mesh/hubs/{hub_id}"), &admin).await.expect(StatusCode::OK);
+    assert_eq!(core.get("/admin/mesh/hubs", &admin).await.body["meta"]["total"], 0);
+    assert_eq!(
+        provision(&core, &west_token, &[]).await.unwrap_err().code(),
+        Code::Unauthenticated,
+        "spokes go with their hub"
+    );
+    core.get(&spokes, &admin).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+/// Runs `gatekey-agent spoke`; returns its exit status and output.
+async fn spoke_agent(core: &Core, token: &str, dir: &Path, advertise: &str) -> (bool, String) {
+    let output = tokio::process::Command::new(binary("gatekey-agent"))
+        .args(["spoke", "--core", &format!("http://{}", core.grpc_address), "--token", token, "--advertise", advertise])
+        .arg("--state-dir")
+        .arg(dir)
+        .args(["--openvpn-extra", "disable-dco"])
+        .output()
+        .await
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() {
+    if !available(&["openvpn", "ip", "nft", "conntrack", "ping"]) {
+        return;
+    }
+    let mut lab = Lab::create("mh", &["hub", "spoke", "site", "user"]);
+    lab.link(None, "10.63.1.1/24", "hub", "10.63.1.2/24");
+    lab.link(Some("hub"), "10.63.2.1/24", "spoke", "10.63.2.2/24");
+    lab.link(Some("hub"), "10.63.3.1/24", "user", "10.63.3.2/24");
+    lab.link(Some("spoke"), "10.63.5.1/24", "site", &format!("{SITE_HOST}/24"));
+    lab.exec("site", &["ip", "addr", "add", &format!("{OTHER_SITE_HOST}/24"), "dev", &site_interface(&lab)]);
+    lab.exec("site", &["ip", "route", "add", "default", "via", "10.63.5.1"]);
+    lab.exec("user", &["ip", "route", "add", "10.63.2.1/32", "via", "10.63.3.1"]);
+    lab.exec("hub", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    lab.exec("spoke", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+
+    let core = Core::start_with(Backend::Sqlite, &["--grpc-listen", "10.63.1.1:0"]).await;
+    let admin = core.admin_token().await;
+    let (alice_id, alice) = core.create_user(&admin, "alice", &[]).await;
+    let network = core.post("/admin/networks", &admin, json!({"name": "site", "cidrs": ["10.63.5.0/24"]})).await;
+    let network_id = id_of(&network.expect(StatusCode::CREATED).body);
+    let hub = core
+        .post(
+            "/admin/mesh/hubs",
+            &admin,
+            json!({"name": "mesh", "hostname": "10.63.2.1", "vpn_subnet": "10.63.4.0/24",
+                   "network_ids": [network_id], "user_ids": [alice_id]}),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let (hub_id, hub_token) = (id_of(&hub), hub["data"]["token"].as_str().unwrap().to_owned());
+    let rule = core
+        .post(
+            "/admin/access-rules",
+            &admin,
+            json!({"name": "alice-site", "network_id": network_id, "user_ids": [alice_id], "destination_type": "ip",
+                   "destination": SITE_HOST, "protocol": "icmp"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let rule_id = id_of(&rule.body);
+    let spokes = format!("/admin/mesh/hubs/{hub_id}/spokes");
+    let spoke = core.post(&spokes, &admin, json!({"name": "branch", "local_cidrs": ["10.63.5.0/24"]})).await;
+    let spoke = spoke.expect(StatusCode::CREATED).body;
+    let (spoke_id, spoke_token) = (id_of(&spoke), spoke["data"]["token"].as_str().unwrap().to_owned());
+
+    // The hub: the agent provisions as for a gateway and drives OpenVPN and nftables.
+    let dir = TempDir::new("mesh");
+    let path = |name: &str| -> PathBuf { dir.path().join(name) };
+    let agent_log = path("agent.log");
+    let agent_command = format!(
+        "RUST_LOG=info exec {} run --core http://{} --token {hub_token} --state-dir {} \
+         --openvpn-extra 'local 10.63.2.1' --openvpn-extra disable-dco > {} 2>&1",
+        binary("gatekey-agent").display(),
+        core.grpc_address,
+        dir.path().display(),
+        agent_log.display()
+    );
+    let _agent = lab.spawn("hub", "sh", &["-c", &agent_command]);
+    assert!(
+        wait_for_text(&path("openvpn.conf"), "management-client-auth", Duration::from_secs(20)).await,
+        "{}",
+        text(&agent_log)
+    );
+    let (_server, server_log) = start_server(&lab, "hub", dir.path()).await;
+    assert!(wait_for_text(&agent_log, "connected to the core", Duration::from_secs(15)).await, "{}", text(&agent_log));
+
+    // The spoke: its agent advertises the site (a network outside its own is refused)
+    // and writes the configuration its OpenVPN runs.
+    let spoke_dir = dir.path().join("spoke");
+    let (refused, output) = spoke_agent(&core, &spoke_token, &spoke_dir, "10.64.0.0/24").await;
+    assert!(!refused && output.contains("not inside"), "{output}");
+    let (provisioned, output) = spoke_agent(&core, &spoke_token, &spoke_dir, "10.63.5.0/24").await;
+    assert!(provisioned, "{output}");
+    let spoke_config = std::fs::read_to_string(spoke_dir.join("spoke.ovpn")).unwrap();
+    let (_spoke_vpn, spoke_log) = start_client(&lab, "spoke", dir.path(), "spoke", &spoke_config);
+    assert!(
+        wait_for_text(&spoke_log, CONNECTED, Duration::from_secs(20)).await,
+        "{}\n{}\n{}",
+        text(&spoke_log),
+        text(&server_log),
+        text(&agent_log)
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            core.get(&spokes, &admin).await.body["data"][0]["status"] == "online"
+        })
+        .await,
+        "the hub never reported the spoke's tunnel"
+    );
+    let listed = core.get("/mesh/hubs", &alice).await.expect(StatusCode::OK).body;
+    assert_eq!(listed["data"][0]["status"], "online");
+    assert_eq!(listed["data"][0]["advertised_cidrs"], json!(["10.63.5.0/24"]));
+
+    // Alice connects to the hub: the site's route is pushed, her host answers, the
+    // other host (no rule) is dropped by the hub.
+    let profile = download(&core, &alice, &hub_id).await;
+    let (_alice_vpn, alice_log) = start_client(&lab, "user", dir.path(), "alice", &profile);
+    assert!(
+        wait_for_text(&alice_log, CONNECTED, Duration::from_secs(20)).await,
+        "{}\n{}",
+        text(&alice_log),
+        text(&server_log)
+    );
+    assert!(text(&alice_log).contains("route 10.63.5.0 255.255.255.0"), "{}", text(&alice_log));
+    assert!(lab.reaches("user", SITE_HOST).await, "the allowed site host is unreachable:\n{}", text(&agent_log));
+    assert!(!lab.pings("user", OTHER_SITE_HOST).await, "a site host no rule allows is reachable");
+
+    // The rule moves to the other host: the hub follows without a reconnect.
+    core.put(
+        &format!("/admin/access-rules/{rule_id}"),
+        &admin,
+        json!({"name": "alice-site", "network_id": network_id, "user_ids": [alice_id], "destination_type": "ip",
+               "destination": OTHER_SITE_HOST, "protocol": "icmp"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert!(
+        eventually(Duration::from_secs(10), || lab.pings("user", OTHER_SITE_HOST)).await,
+        "the new rule never applied"
+    );
+    assert!(!lab.pings("user", SITE_HOST).await, "the old destination is still reachable");
+
+    // Removing the spoke revokes it: its tunnel is cut and stays down, so the site is gone.
+    core.delete(&format!("{spokes}/{spoke_id}"), &admin).await.expect(StatusCode::OK);
+    assert!(
+        wait_for_text(&server_log, "MANAGEMENT: CMD 'client-kill", Duration::from_secs(10)).await,
+        "{}",
+        text(&agent_log)
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async { !lab.pings("user", OTHER_SITE_HOST).await }).await,
+        "the site is still reachable after its spoke was removed"
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let log = text(&server_log);
+            log.contains("revoked") || log.contains("no longer exists")
+        })
+        .await,
+        "the removed spoke's reconnection was not refused:\n{}",
+        text(&server_log)
+    );
+    assert_eq!(text(&spoke_log).matches(CONNECTED).count(), 1, "a removed spoke got back in");
+}
+
+/// The site end of the spoke ↔ site link (the lab's fourth link).
+fn site_interface(lab: &Lab) -> String {
+    let tag = lab.ns("site").trim_start_matches("gk-").trim_end_matches("-site").to_owned();
+    format!("v{tag}4b")
+}
