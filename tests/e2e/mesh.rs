@@ -35,6 +35,19 @@ async fn provision(
     MeshSpokeAgentServiceClient::new(core.channel().await).provision_spoke(request).await.map(|r| r.into_inner())
 }
 
+/// The hub's rule snapshot as its agent would fetch it.
+async fn hub_snapshot(core: &Core, hub_token: &str) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/gateway/all-rules", core.http_base))
+        .header("x-gateway-token", hub_token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json::<Value>().await.unwrap()["data"].clone()
+}
+
 fn id_of(reply: &Value) -> String {
     reply["data"]["id"].as_str().unwrap().to_owned()
 }
@@ -304,6 +317,9 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     let (_server, server_log) = start_server(&lab, "hub", dir.path()).await;
     assert!(wait_for_text(&agent_log, "connected to the core", Duration::from_secs(15)).await, "{}", text(&agent_log));
 
+    let before = hub_snapshot(&core, &hub_token).await;
+    assert_eq!(before["clients"][0]["push_routes"], json!([]), "no spoke connected, no routes: {before}");
+
     // The spoke: its agent advertises the site (a network outside its own is refused)
     // and writes the configuration its OpenVPN runs.
     let spoke_dir = dir.path().join("spoke");
@@ -327,6 +343,10 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
         .await,
         "the hub never reported the spoke's tunnel"
     );
+    // The spoke's tunnel changed the hub's users' routes: a new snapshot version.
+    let after = hub_snapshot(&core, &hub_token).await;
+    assert!(after["version"].as_u64() > before["version"].as_u64(), "{before} {after}");
+    assert_eq!(after["clients"][0]["push_routes"], json!(["10.63.5.0/24"]));
     let listed = core.get("/mesh/hubs", &alice).await.expect(StatusCode::OK).body;
     assert_eq!(listed["data"][0]["status"], "online");
     assert_eq!(listed["data"][0]["advertised_cidrs"], json!(["10.63.5.0/24"]));

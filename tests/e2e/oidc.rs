@@ -30,10 +30,11 @@ async fn start_provider(core: &Core) -> Option<Provider> {
         missing("oidc-provider from npm (GATEKEY_TEST_OIDC_DIR)");
         return None;
     };
-    // ES modules resolve packages next to the script: run a copy inside the install dir.
-    let script = std::path::Path::new(&modules).join(format!("provider-{}.mjs", std::process::id()));
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/provider.mjs"), &script).unwrap();
+    // ES modules resolve packages next to the script: run a copy inside the install dir,
+    // one per provider (tests run concurrently, and each removes its copy when done).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = std::path::Path::new(&modules).join(format!("provider-{}-{port}.mjs", std::process::id()));
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/provider.mjs"), &script).unwrap();
     let mut process = tokio::process::Command::new("node")
         .arg(&script)
         .env("PORT", port.to_string())

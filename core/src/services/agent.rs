@@ -104,6 +104,15 @@ impl GatewayAgentApi {
         })
     }
 
+    /// After a session opened or closed: when it is a spoke's tunnel to its hub, the
+    /// routes of the hub's users change, so the hub gets a fresh snapshot.
+    async fn session_changed(&self, gateway_id: &str, common_name: &str) -> CoreResult<()> {
+        if self.0.store.find_spoke(gateway_id, common_name).await?.is_some() {
+            self.0.hub.rules_changed(&self.0.store, [gateway_id.to_owned()]).await?;
+        }
+        Ok(())
+    }
+
     async fn verify_for(&self, gateway_id: &str, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
         let gateway = self.0.store.require_gateway(gateway_id).await?;
         policy::verify(&self.0.store, &self.0.geo_fence, &gateway, request).await
@@ -207,7 +216,7 @@ async fn read_agent(
                                 let _ = outbound.send(message(0, CoreBody::KillSession(kill)));
                                 Ok(())
                             }
-                            Ok(None) => Ok(()),
+                            Ok(None) => api.session_changed(&gateway_id, &session.common_name).await,
                             Err(error) => Err(error),
                         }
                     }
@@ -216,12 +225,15 @@ async fn read_agent(
                 Err(error) => Err(error),
             },
             Some(AgentBody::ClientDisconnected(report)) => match session_totals(&report) {
-                Ok(totals) => store.record_session_disconnected(&gateway_id, &report.session_key, totals).await,
+                Ok(totals) => match store.record_session_disconnected(&gateway_id, &report.session_key, totals).await {
+                    Ok(()) => {
+                        let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
+                        api.session_changed(&gateway_id, &report.common_name).await
+                    }
+                    Err(error) => Err(error),
+                },
                 Err(error) => Err(error),
-            }
-            .map(|()| {
-                let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
-            }),
+            },
             Some(AgentBody::RulesApplied(applied)) => {
                 api.0.hub.rules_applied(&gateway_id);
                 store.record_rules_applied(&gateway_id, applied.version).await
@@ -369,6 +381,7 @@ impl GatewayAgentService for GatewayAgentApi {
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 self.0.store.record_session_connected(&gateway.id, &session_report(request.get_ref())?).await?;
+                self.session_changed(&gateway.id, &request.get_ref().common_name).await?;
                 Ok(ReportResponse {})
             }
             .await,
@@ -384,6 +397,7 @@ impl GatewayAgentService for GatewayAgentApi {
                     .store
                     .record_session_disconnected(&gateway.id, &report.session_key, session_totals(report)?)
                     .await?;
+                self.session_changed(&gateway.id, &report.common_name).await?;
                 Ok(ReportResponse {})
             }
             .await,
