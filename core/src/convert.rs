@@ -55,6 +55,20 @@ pub enum GatewayView {
     Admin,
 }
 
+/// Moves the fields only admins see from a gateway record into a gateway or hub
+/// message (the two messages are different types with the same field names).
+macro_rules! admin_fields {
+    ($message:ident, $record:ident) => {
+        $message.vpn_subnet = $record.vpn_subnet;
+        $message.is_active = $record.is_active;
+        $message.network_ids = $record.network_ids;
+        $message.user_ids = $record.user_ids;
+        $message.groups = $record.groups;
+        $message.created_at = Some(timestamp($record.created_at));
+        $message.updated_at = Some(timestamp($record.updated_at));
+    };
+}
+
 /// A gateway message; `offline_after_seconds` without a heartbeat makes it offline.
 pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: i64) -> v1::Gateway {
     let online = heard_from(record.last_heartbeat, offline_after_seconds);
@@ -72,13 +86,7 @@ pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: 
         ..Default::default()
     };
     if view == GatewayView::Admin {
-        message.vpn_subnet = record.vpn_subnet;
-        message.is_active = record.is_active;
-        message.network_ids = record.network_ids;
-        message.user_ids = record.user_ids;
-        message.groups = record.groups;
-        message.created_at = Some(timestamp(record.created_at));
-        message.updated_at = Some(timestamp(record.updated_at));
+        admin_fields!(message, record);
     }
     message
 }
@@ -114,13 +122,7 @@ pub fn mesh_hub(
         ..Default::default()
     };
     if view == GatewayView::Admin {
-        message.vpn_subnet = record.vpn_subnet;
-        message.is_active = record.is_active;
-        message.network_ids = record.network_ids;
-        message.user_ids = record.user_ids;
-        message.groups = record.groups;
-        message.created_at = Some(timestamp(record.created_at));
-        message.updated_at = Some(timestamp(record.updated_at));
+        admin_fields!(message, record);
     }
     message
 }

@@ -92,6 +92,25 @@ impl AdminGatewayApi {
     }
 }
 
+/// Checked changes of the fields gateways and hubs share (all but the protocol and
+/// the active flag, whose forms differ).
+pub(super) fn checked_changes(
+    name: &Option<String>,
+    description: &Option<String>,
+    hostname: &Option<String>,
+    port: Option<u32>,
+    vpn_subnet: &Option<String>,
+) -> CoreResult<GatewayChanges> {
+    Ok(GatewayChanges {
+        name: name.as_deref().map(|n| validate::name("name", n)).transpose()?,
+        description: description.as_deref().map(|d| validate::text("description", d, 500)).transpose()?,
+        hostname: hostname.as_deref().map(validate::hostname).transpose()?,
+        port: port.map(validate::port).transpose()?,
+        vpn_subnet: vpn_subnet.as_deref().map(validate::vpn_subnet).transpose()?,
+        ..Default::default()
+    })
+}
+
 /// After a gateway or hub changed: its agent gets fresh rules, and if it was just
 /// deactivated, every tunnel through it is cut.
 pub(super) async fn applied_changes(
@@ -185,17 +204,9 @@ impl AdminGatewayService for AdminGatewayApi {
                 self.admin_write(&request).await?;
                 let input = request.into_inner();
                 let changes = GatewayChanges {
-                    name: input.name.as_deref().map(|n| validate::name("name", n)).transpose()?,
-                    description: input
-                        .description
-                        .as_deref()
-                        .map(|d| validate::text("description", d, 500))
-                        .transpose()?,
-                    hostname: input.hostname.as_deref().map(validate::hostname).transpose()?,
-                    port: input.port.map(validate::port).transpose()?,
                     protocol: input.protocol.map(|p| protocol(p, None)).transpose()?,
-                    vpn_subnet: input.vpn_subnet.as_deref().map(validate::vpn_subnet).transpose()?,
                     is_active: input.is_active,
+                    ..checked_changes(&input.name, &input.description, &input.hostname, input.port, &input.vpn_subnet)?
                 };
                 let deactivated = changes.is_active == Some(false);
                 let id = validate::id("id", &input.id)?;

@@ -4,7 +4,7 @@
 //! A hub is a `gateways` row in the hub role, so its agent, stream, verify path, rule
 //! pushes, grants and session reports are the gateway ones.
 
-use super::gateways::{DEFAULT_PORT, applied_changes, delete_and_cut};
+use super::gateways::{DEFAULT_PORT, applied_changes, checked_changes, delete_and_cut};
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
@@ -88,8 +88,9 @@ impl AdminMeshApi {
         Ok(convert::mesh_hub(hub, GatewayView::Admin, self.0.settings.offline_after_seconds(), advertised))
     }
 
-    async fn require_hub(&self, id: &str) -> CoreResult<GatewayRecord> {
-        self.0.store.require_gateway_in_role(validate::id("hub_id", id)?, GatewayRole::Hub).await
+    /// The hub named by request field `field`, or `NotFound`.
+    async fn require_hub(&self, field: &str, id: &str) -> CoreResult<GatewayRecord> {
+        self.0.store.require_gateway_in_role(validate::id(field, id)?, GatewayRole::Hub).await
     }
 
     /// The given lists of a hub's networks, users and groups as link replacements,
@@ -193,19 +194,11 @@ impl AdminMeshService for AdminMeshApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
-                let hub = self.require_hub(&input.id).await?;
+                let hub = self.require_hub("id", &input.id).await?;
                 let changes = GatewayChanges {
-                    name: input.name.as_deref().map(|n| validate::name("name", n)).transpose()?,
-                    description: input
-                        .description
-                        .as_deref()
-                        .map(|d| validate::text("description", d, 500))
-                        .transpose()?,
-                    hostname: input.hostname.as_deref().map(validate::hostname).transpose()?,
-                    port: input.port.map(validate::port).transpose()?,
                     protocol: input.protocol.as_deref().map(|p| protocol(p, None)).transpose()?,
-                    vpn_subnet: input.vpn_subnet.as_deref().map(validate::vpn_subnet).transpose()?,
                     is_active: input.is_active,
+                    ..checked_changes(&input.name, &input.description, &input.hostname, input.port, &input.vpn_subnet)?
                 };
                 let deactivated = changes.is_active == Some(false);
                 let values = |list: Option<gatekey::v1::StringList>| list.map(|list| list.values);
@@ -225,7 +218,7 @@ impl AdminMeshService for AdminMeshApi {
         respond(
             async {
                 self.0.admin(&request, Access::Write).await?;
-                let hub = self.require_hub(&request.into_inner().id).await?;
+                let hub = self.require_hub("id", &request.into_inner().id).await?;
                 let spokes = self.0.store.spokes_of_hub(&hub.id).await?;
                 delete_and_cut(&self.0, &hub.id, "the hub was deleted").await?;
                 for spoke in &spokes {
@@ -246,7 +239,7 @@ impl AdminMeshService for AdminMeshApi {
             async {
                 self.0.admin(&request, Access::Read).await?;
                 let input = request.into_inner();
-                let hub = self.require_hub(&input.hub_id).await?;
+                let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let page = validate::page(input.page)?;
                 let listing = self.0.store.list_spokes(&hub.id, page).await?;
                 let connected: Vec<String> =
@@ -270,7 +263,7 @@ impl AdminMeshService for AdminMeshApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
-                let hub = self.require_hub(&input.hub_id).await?;
+                let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let name = validate::name("name", &input.name)?;
                 let local_cidrs = validate::ipv4_cidrs("local_cidrs", &input.local_cidrs)?;
                 let token = mint_token(SPOKE_TOKEN_PREFIX);
@@ -290,7 +283,7 @@ impl AdminMeshService for AdminMeshApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
-                let hub = self.require_hub(&input.hub_id).await?;
+                let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
                 self.0.store.delete_spoke(&hub.id, &spoke.id).await?;
                 self.retire_spoke(&spoke).await?;
