@@ -35,8 +35,8 @@ async fn provision(
     MeshSpokeAgentServiceClient::new(core.channel().await).provision_spoke(request).await.map(|r| r.into_inner())
 }
 
-/// The hub's rule snapshot as its agent would fetch it.
-async fn hub_snapshot(core: &Core, hub_token: &str) -> Value {
+/// The hub's rule snapshot as its agent would fetch it, with the answer's status.
+async fn fetch_hub_snapshot(core: &Core, hub_token: &str) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/gateway/all-rules", core.http_base))
         .header("x-gateway-token", hub_token)
@@ -44,8 +44,14 @@ async fn hub_snapshot(core: &Core, hub_token: &str) -> Value {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json::<Value>().await.unwrap()["data"].clone()
+    (response.status(), response.json::<Value>().await.unwrap()["data"].clone())
+}
+
+/// The hub's rule snapshot, which must be served.
+async fn hub_snapshot(core: &Core, hub_token: &str) -> Value {
+    let (status, snapshot) = fetch_hub_snapshot(core, hub_token).await;
+    assert_eq!(status, StatusCode::OK);
+    snapshot
 }
 
 fn id_of(reply: &Value) -> String {
@@ -218,6 +224,25 @@ async fn administer_mesh_on(backend: Backend) {
         provision(&core, &spoke_token, &[]).await.unwrap().spoke.unwrap().advertised_cidrs,
         ["10.70.1.0/24", "10.70.2.0/24"]
     );
+
+    // Tokens rotate (shown once); the old one stops working at once.
+    let rotated = core.post(&format!("{spokes}/{spoke_id}/rotate-token"), &admin, json!({})).await;
+    let spoke_token_2 = rotated.expect(StatusCode::OK).body["data"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(provision(&core, &spoke_token, &[]).await.unwrap_err().code(), Code::Unauthenticated);
+    let spoke_token = spoke_token_2;
+    provision(&core, &spoke_token, &[]).await.unwrap();
+    let hub_token = created["data"]["token"].as_str().unwrap();
+    hub_snapshot(&core, hub_token).await;
+    let rotated = core.post(&format!("/admin/mesh/hubs/{hub_id}/rotate-token"), &admin, json!({})).await;
+    let new_hub_token = rotated.expect(StatusCode::OK).body["data"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(fetch_hub_snapshot(&core, hub_token).await.0, StatusCode::UNAUTHORIZED);
+    hub_snapshot(&core, &new_hub_token).await;
+    core.post(&format!("{spokes}/spoke-0000000000000000/rotate-token"), &admin, json!({}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    core.post(&format!("{spokes}/{spoke_id}/rotate-token"), &alice, json!({}))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
 
     // Removing a spoke, then the hub.
     core.delete(&format!("{spokes}/{spoke_id}"), &admin).await.expect(StatusCode::OK);

@@ -25,7 +25,8 @@ use gatekey::v1::mesh_spoke_agent_service_server::MeshSpokeAgentService;
 use gatekey::v1::{
     CreateMeshHubResponse, CreateMeshSpokeResponse, DeleteMeshHubRequest, DeleteMeshHubResponse,
     DeleteMeshSpokeRequest, ListHubsRequest, ListHubsResponse, ListMeshSpokesRequest, ListMeshSpokesResponse, MeshHub,
-    MeshSpoke, ProvisionSpokeRequest, ProvisionSpokeResponse, UpdateMeshHubRequest,
+    MeshSpoke, ProvisionSpokeRequest, ProvisionSpokeResponse, RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest,
+    UpdateMeshHubRequest,
 };
 use ipnet::IpNet;
 use std::sync::Arc;
@@ -234,6 +235,21 @@ impl AdminMeshService for AdminMeshApi {
         )
     }
 
+    async fn rotate_hub_token(&self, request: Request<RotateMeshHubTokenRequest>) -> GrpcResult<CreateMeshHubResponse> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Write).await?;
+                let hub = self.require_hub("id", &request.into_inner().id).await?;
+                let token = mint_token(GATEWAY_TOKEN_PREFIX);
+                let record = self.0.store.set_gateway_token(&hub.id, &token).await?;
+                // The old token is dead: so is any stream it opened.
+                self.0.hub.disconnect(&record.id);
+                Ok(CreateMeshHubResponse { hub: Some(self.admin_view(record).await?), token: token.secret.clone() })
+            }
+            .await,
+        )
+    }
+
     async fn list_spokes(&self, request: Request<ListMeshSpokesRequest>) -> GrpcResult<ListMeshSpokesResponse> {
         respond(
             async {
@@ -271,6 +287,28 @@ impl AdminMeshService for AdminMeshApi {
                 tracing::info!(hub = %hub.id, spoke = %spoke.id, networks = ?spoke.local_cidrs, "created mesh spoke");
                 Ok(CreateMeshSpokeResponse {
                     spoke: Some(convert::mesh_spoke(spoke, false)),
+                    token: token.secret.clone(),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn rotate_spoke_token(
+        &self,
+        request: Request<RotateMeshSpokeTokenRequest>,
+    ) -> GrpcResult<CreateMeshSpokeResponse> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Write).await?;
+                let input = request.into_inner();
+                let hub = self.require_hub("hub_id", &input.hub_id).await?;
+                let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
+                let token = mint_token(SPOKE_TOKEN_PREFIX);
+                let spoke = self.0.store.set_spoke_token(&spoke, &token).await?;
+                let online = !self.0.store.open_sessions_of(&spoke.id).await?.is_empty();
+                Ok(CreateMeshSpokeResponse {
+                    spoke: Some(convert::mesh_spoke(spoke, online)),
                     token: token.secret.clone(),
                 })
             }

@@ -26,9 +26,8 @@ pub struct SpokeRecord {
 
 const SPOKE_COLUMNS: &str = "id, hub_id, name, local_cidrs, advertised_cidrs, created_at";
 
-/// Spokes of hub `$1` with an open VPN session at that hub.
-const CONNECTED: &str = "FROM mesh_spokes s WHERE s.hub_id = $1 AND EXISTS (
-         SELECT 1 FROM vpn_sessions v
+/// Keeps the spokes `s` with an open VPN session at their hub.
+const CONNECTED: &str = "AND EXISTS (SELECT 1 FROM vpn_sessions v
          WHERE v.gateway_id = s.hub_id AND v.common_name = s.id AND v.disconnected_at IS NULL)";
 
 impl Store {
@@ -99,19 +98,18 @@ impl Store {
 
     /// Every spoke of a hub.
     pub async fn spokes_of_hub(&self, hub_id: &str) -> CoreResult<Vec<SpokeRecord>> {
-        query_fmt!("SELECT {SPOKE_COLUMNS} FROM mesh_spokes WHERE hub_id = $1 ORDER BY name")
-            .bind(hub_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(spoke_from_row)
-            .collect()
+        self.spokes_where(hub_id, "").await
     }
 
     /// The spokes of a hub whose tunnel to it is up (an open session reported by the hub).
     pub async fn connected_spokes(&self, hub_id: &str) -> CoreResult<Vec<SpokeRecord>> {
+        self.spokes_where(hub_id, CONNECTED).await
+    }
+
+    /// A hub's spokes `s` that meet `condition` (SQL from this module), by name.
+    async fn spokes_where(&self, hub_id: &str, condition: &'static str) -> CoreResult<Vec<SpokeRecord>> {
         let columns = SPOKE_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
-        query_fmt!("SELECT {columns} {CONNECTED} ORDER BY s.name")
+        query_fmt!("SELECT {columns} FROM mesh_spokes s WHERE s.hub_id = $1 {condition} ORDER BY s.name")
             .bind(hub_id)
             .fetch_all(&self.pool)
             .await?
@@ -136,6 +134,18 @@ impl Store {
     pub async fn set_spoke_advertised(&self, spoke: &SpokeRecord, advertised: &[String]) -> CoreResult<SpokeRecord> {
         sqlx::query("UPDATE mesh_spokes SET advertised_cidrs = $1, updated_at = $2 WHERE id = $3")
             .bind(join_list(advertised))
+            .bind(unix_now())
+            .bind(&spoke.id)
+            .execute(&self.pool)
+            .await?;
+        self.require_spoke(&spoke.hub_id, &spoke.id).await
+    }
+
+    /// Replaces a spoke's agent token.
+    pub async fn set_spoke_token(&self, spoke: &SpokeRecord, token: &MintedToken) -> CoreResult<SpokeRecord> {
+        sqlx::query("UPDATE mesh_spokes SET token_selector = $1, token_verifier = $2, updated_at = $3 WHERE id = $4")
+            .bind(&token.selector)
+            .bind(&token.verifier)
             .bind(unix_now())
             .bind(&spoke.id)
             .execute(&self.pool)

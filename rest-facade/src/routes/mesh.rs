@@ -16,7 +16,7 @@ use gatekey::v1::admin_mesh_service_client::AdminMeshServiceClient;
 use gatekey::v1::mesh_service_client::MeshServiceClient;
 use gatekey::v1::{
     DeleteMeshHubRequest, DeleteMeshSpokeRequest, ListHubsRequest, ListMeshSpokesRequest, MeshHub, MeshSpoke,
-    StringList, UpdateMeshHubRequest,
+    RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest, StringList, UpdateMeshHubRequest,
 };
 use serde::Deserialize;
 use tonic::transport::Channel;
@@ -151,6 +151,16 @@ pub async fn remove(
     Ok(Json(Data { data: DeletedView { id, deleted: true } }))
 }
 
+#[utoipa::path(post, operation_id = "mesh_hubs_rotate_token", path = "/admin/mesh/hubs/{id}/rotate-token", tag = "admin-mesh", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The hub's id")), responses((status = 200, description = "The new agent token (shown once)", body = Data<MeshHubWithTokenView>), ErrorResponses))]
+pub async fn rotate_token(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<MeshHubWithTokenView>>> {
+    let rotated = admin(state).rotate_hub_token(call.request(RotateMeshHubTokenRequest { id })).await?;
+    Ok(Json(Data { data: rotated.into_inner().into() }))
+}
+
 #[utoipa::path(get, operation_id = "mesh_spokes_list", path = "/admin/mesh/hubs/{id}/spokes", tag = "admin-mesh", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The hub's id"), PageQuery), responses((status = 200, description = "The hub's spokes", body = Listed<MeshSpokeView>), ErrorResponses))]
 pub async fn list_spokes(
     State(state): State<FacadeState>,
@@ -184,4 +194,15 @@ pub async fn remove_spoke(
 ) -> ApiResult<Json<Data<DeletedView>>> {
     admin(state).delete_spoke(call.request(DeleteMeshSpokeRequest { hub_id, spoke_id: spoke_id.clone() })).await?;
     Ok(Json(Data { data: DeletedView { id: spoke_id, deleted: true } }))
+}
+
+#[utoipa::path(post, operation_id = "mesh_spokes_rotate_token", path = "/admin/mesh/hubs/{id}/spokes/{spoke_id}/rotate-token", tag = "admin-mesh", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The hub's id"), ("spoke_id" = String, Path, description = "The spoke's id")), responses((status = 200, description = "The new spoke token (shown once)", body = Data<MeshSpokeWithTokenView>), ErrorResponses))]
+pub async fn rotate_spoke_token(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath((hub_id, spoke_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Data<MeshSpokeWithTokenView>>> {
+    let rotated =
+        admin(state).rotate_spoke_token(call.request(RotateMeshSpokeTokenRequest { hub_id, spoke_id })).await?;
+    Ok(Json(Data { data: rotated.into_inner().into() }))
 }

@@ -77,7 +77,9 @@ pub(crate) fn api_v1() -> OpenApiRouter<FacadeState> {
         .routes(routes!(mesh::list, mesh::create))
         .routes(routes!(mesh::update, mesh::remove))
         .routes(routes!(mesh::list_spokes, mesh::create_spoke))
+        .routes(routes!(mesh::rotate_token))
         .routes(routes!(mesh::remove_spoke))
+        .routes(routes!(mesh::rotate_spoke_token))
 }
 
 /// Answer for paths that do not exist.
