@@ -9,7 +9,7 @@ use gatekey_agent::hook::{HookKind, run_hook};
 use gatekey_agent::link::{Backoff, with_token};
 use gatekey_agent::material::write_material;
 use gatekey_agent::nft::{Firewall, SystemRunner};
-use gatekey_agent::spoke::{SpokeArgs, provision_spoke};
+use gatekey_agent::spoke::{SpokeArgs, provision_spoke, run_spoke};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,8 +41,9 @@ enum Command {
         #[command(subcommand)]
         kind: HookKind,
     },
-    /// Provision a mesh spoke: advertise its networks, fetch its certificate and
-    /// OpenVPN client configuration for the hub, write `spoke.ovpn`, and exit.
+    /// Join a mesh hub as a spoke: advertise the site's networks, fetch the spoke's
+    /// certificate and OpenVPN configuration, and run OpenVPN with it, renewing the
+    /// certificate in time (`--once`: write `spoke.ovpn` and exit).
     Spoke(SpokeArgs),
     /// Check that the core answers its gRPC health check.
     Check {
@@ -64,7 +65,10 @@ async fn main() -> ExitCode {
         Command::Hook { args, kind } => hook(args, cli.config, kind).await,
         Command::Spoke(args) => {
             init_logging();
-            provision_spoke(&args).await.map(|path| println!("{}", path.display()))
+            match args.once {
+                true => provision_spoke(&args).await.map(|done| println!("{}", done.path.display())),
+                false => run_spoke(&args).await,
+            }
         }
         Command::Check { core, core_ca } => check(&core, core_ca.as_deref()).await,
     };

@@ -1,13 +1,19 @@
 //! `gatekey-agent spoke`: a remote site joining a mesh hub. It tells the core which
 //! local networks it advertises, receives its certificate and an OpenVPN client
-//! configuration for the hub, and writes them for OpenVPN to run. Users whose rules
-//! allow it then reach those networks through the hub.
+//! configuration for the hub, writes them, and runs OpenVPN with them, renewing the
+//! certificate at two thirds of its life (and restarting OpenVPN when it exits).
+//! Users whose rules allow it then reach those networks through the hub.
 
+use crate::gateway::shutdown_signal;
+use crate::link::Backoff;
 use crate::material::write_atomically;
 use clap::Args;
 use gatekey::v1::ProvisionSpokeRequest;
 use gatekey::v1::mesh_spoke_agent_service_client::MeshSpokeAgentServiceClient;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
 
 /// The file OpenVPN runs at the spoke (it holds the private key: written 0600).
@@ -35,6 +41,21 @@ pub struct SpokeArgs {
     /// Extra lines appended to `spoke.ovpn` (repeatable), e.g. `disable-dco`.
     #[arg(long = "openvpn-extra")]
     pub openvpn_extra: Vec<String>,
+    /// Provision, write `spoke.ovpn` and exit, leaving OpenVPN and renewals to you.
+    #[arg(long)]
+    pub once: bool,
+    /// The OpenVPN program to run.
+    #[arg(long, env = "GATEKEY_OPENVPN", default_value = "openvpn")]
+    pub openvpn: PathBuf,
+}
+
+/// What one provisioning produced.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// The written configuration.
+    pub path: PathBuf,
+    /// When it is due for renewal: two thirds into the certificate's life.
+    pub renew_at: Instant,
 }
 
 impl std::fmt::Debug for SpokeArgs {
@@ -47,8 +68,8 @@ impl std::fmt::Debug for SpokeArgs {
     }
 }
 
-/// Provisions the spoke and writes `spoke.ovpn`; returns its path.
-pub async fn provision_spoke(args: &SpokeArgs) -> Result<PathBuf, String> {
+/// Provisions the spoke and writes `spoke.ovpn`.
+pub async fn provision_spoke(args: &SpokeArgs) -> Result<Provisioned, String> {
     let ca = match &args.core_ca {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?),
         None => None,
@@ -76,10 +97,71 @@ pub async fn provision_spoke(args: &SpokeArgs) -> Result<PathBuf, String> {
     let path = write_atomically(&args.state_dir, SPOKE_CONFIG, &config, true)
         .map_err(|e| format!("cannot write {SPOKE_CONFIG}: {e}"))?;
     let spoke = material.spoke.unwrap_or_default();
+    let expires_at = material.expires_at.map_or(0, |t| t.seconds);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let lifetime = u64::try_from(expires_at).unwrap_or(0).saturating_sub(now);
     tracing::info!(
-        spoke = %spoke.id, hub = %spoke.hub_id, networks = ?spoke.advertised_cidrs,
-        expires_at = material.expires_at.map_or(0, |t| t.seconds), path = %path.display(),
-        "wrote the spoke's OpenVPN configuration; run it with `openvpn --config` and provision again before it expires"
+        spoke = %spoke.id, hub = %spoke.hub_id, networks = ?spoke.advertised_cidrs, expires_at,
+        path = %path.display(), "wrote the spoke's OpenVPN configuration"
     );
-    Ok(path)
+    Ok(Provisioned { path, renew_at: Instant::now() + Duration::from_secs(lifetime * 2 / 3) })
+}
+
+/// Starts OpenVPN with the spoke's configuration; it is killed when dropped.
+fn start_openvpn(program: &Path, config: &Path) -> Result<Child, String> {
+    Command::new(program)
+        .arg("--config")
+        .arg(config)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))
+}
+
+/// Keeps the spoke joined until SIGINT/SIGTERM: provisions (retrying with backoff
+/// while the core is unreachable), runs OpenVPN, renews the certificate at two thirds
+/// of its life and restarts OpenVPN with it, and restarts OpenVPN when it exits.
+pub async fn run_spoke(args: &SpokeArgs) -> Result<(), String> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    let mut provisioned = loop {
+        match provision_spoke(args).await {
+            Ok(provisioned) => break provisioned,
+            Err(error) => {
+                let wait = backoff.next_delay();
+                tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot provision yet");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    backoff.reset();
+    let mut openvpn = start_openvpn(&args.openvpn, &provisioned.path)?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                let _ = openvpn.kill().await;
+                return Ok(());
+            }
+            status = openvpn.wait() => {
+                let wait = backoff.next_delay();
+                tracing::warn!(status = ?status.ok(), restart_in_ms = wait.as_millis() as u64, "OpenVPN exited");
+                tokio::time::sleep(wait).await;
+                openvpn = start_openvpn(&args.openvpn, &provisioned.path)?;
+            }
+            () = tokio::time::sleep_until(provisioned.renew_at) => match provision_spoke(args).await {
+                Ok(renewed) => {
+                    tracing::info!("renewed the spoke's certificate; restarting OpenVPN with it");
+                    provisioned = renewed;
+                    let _ = openvpn.kill().await;
+                    openvpn = start_openvpn(&args.openvpn, &provisioned.path)?;
+                    backoff.reset();
+                }
+                Err(error) => {
+                    let wait = backoff.next_delay();
+                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot renew yet");
+                    provisioned.renew_at = Instant::now() + wait;
+                }
+            },
+        }
+    }
 }

@@ -58,6 +58,10 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEKEY_CLIENT_CERT_TTL_SECONDS", default_value_t = 24 * 3600,
           value_parser = clap::value_parser!(i64).range(300..=366 * 24 * 3600))]
     pub client_cert_ttl_seconds: i64,
+    /// Lifetime of mesh spoke certificates, in seconds; spoke agents renew at two thirds.
+    #[arg(long, env = "GATEKEY_SPOKE_CERT_TTL_SECONDS", default_value_t = 30 * 24 * 3600,
+          value_parser = clap::value_parser!(i64).range(60..=366 * 24 * 3600))]
+    pub spoke_cert_ttl_seconds: i64,
     /// Lifetime of gateway server certificates, in seconds.
     #[arg(long, env = "GATEKEY_SERVER_CERT_TTL_SECONDS", default_value_t = 90 * 24 * 3600,
           value_parser = clap::value_parser!(i64).range(3600..=5 * 366 * 24 * 3600))]

@@ -17,6 +17,8 @@ pub struct Settings {
     pub heartbeat_interval_seconds: i64,
     /// Lifetime of client certificates, in seconds.
     pub client_certificate_ttl_seconds: i64,
+    /// Lifetime of mesh spoke certificates, in seconds.
+    pub spoke_certificate_ttl_seconds: i64,
     /// Lifetime of gateway server certificates, in seconds.
     pub server_certificate_ttl_seconds: i64,
     /// Seconds a generated config stays downloadable (once) before it is purged.

@@ -115,6 +115,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         settings: Settings {
             heartbeat_interval_seconds: args.heartbeat_interval_seconds,
             client_certificate_ttl_seconds: args.client_cert_ttl_seconds,
+            spoke_certificate_ttl_seconds: args.spoke_cert_ttl_seconds,
             server_certificate_ttl_seconds: args.server_cert_ttl_seconds,
             config_download_window_seconds: args.config_download_window_seconds,
             public_url,

@@ -260,10 +260,11 @@ async fn administer_mesh_on(backend: Backend) {
     core.get(&spokes, &admin).await.expect_error(StatusCode::NOT_FOUND, "not_found");
 }
 
-/// Runs `gatekey-agent spoke`; returns its exit status and output.
-async fn spoke_agent(core: &Core, token: &str, dir: &Path, advertise: &str) -> (bool, String) {
+/// Runs `gatekey-agent spoke --once`; returns its exit status and output.
+async fn provision_once(core: &Core, token: &str, dir: &Path, advertise: &str) -> (bool, String) {
     let output = tokio::process::Command::new(binary("gatekey-agent"))
-        .args(["spoke", "--core", &format!("http://{}", core.grpc_address), "--token", token, "--advertise", advertise])
+        .args(["spoke", "--once", "--core", &format!("http://{}", core.grpc_address), "--token", token])
+        .args(["--advertise", advertise])
         .arg("--state-dir")
         .arg(dir)
         .args(["--openvpn-extra", "disable-dco"])
@@ -289,8 +290,14 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     lab.exec("user", &["ip", "route", "add", "10.63.2.1/32", "via", "10.63.3.1"]);
     lab.exec("hub", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     lab.exec("spoke", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    // The spoke's agent reaches the core through the hub's host.
+    lab.exec("spoke", &["ip", "route", "add", "10.63.1.1/32", "via", "10.63.2.1"]);
+    let routed = std::process::Command::new("ip").args(["route", "add", "10.63.2.2/32", "via", "10.63.1.2"]).status();
+    assert!(routed.unwrap().success(), "cannot route the test's own namespace to the spoke");
 
-    let core = Core::start_with(Backend::Sqlite, &["--grpc-listen", "10.63.1.1:0"]).await;
+    // Spoke certificates live a minute here, so the agent renews one during the test.
+    let core =
+        Core::start_with(Backend::Sqlite, &["--grpc-listen", "10.63.1.1:0", "--spoke-cert-ttl-seconds", "60"]).await;
     let admin = core.admin_token().await;
     let (alice_id, alice) = core.create_user(&admin, "alice", &[]).await;
     let network = core.post("/admin/networks", &admin, json!({"name": "site", "cidrs": ["10.63.5.0/24"]})).await;
@@ -345,15 +352,21 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     let before = hub_snapshot(&core, &hub_token).await;
     assert_eq!(before["clients"][0]["push_routes"], json!([]), "no spoke connected, no routes: {before}");
 
-    // The spoke: its agent advertises the site (a network outside its own is refused)
-    // and writes the configuration its OpenVPN runs.
+    // The spoke: its agent advertises the site (a network outside its own is refused),
+    // writes its configuration and runs OpenVPN with it.
     let spoke_dir = dir.path().join("spoke");
-    let (refused, output) = spoke_agent(&core, &spoke_token, &spoke_dir, "10.64.0.0/24").await;
+    let (refused, output) = provision_once(&core, &spoke_token, &spoke_dir, "10.64.0.0/24").await;
     assert!(!refused && output.contains("not inside"), "{output}");
-    let (provisioned, output) = spoke_agent(&core, &spoke_token, &spoke_dir, "10.63.5.0/24").await;
-    assert!(provisioned, "{output}");
-    let spoke_config = std::fs::read_to_string(spoke_dir.join("spoke.ovpn")).unwrap();
-    let (_spoke_vpn, spoke_log) = start_client(&lab, "spoke", dir.path(), "spoke", &spoke_config);
+    let spoke_log = path("spoke.log");
+    let spoke_command = format!(
+        "RUST_LOG=info exec {} spoke --core http://{} --token {spoke_token} --state-dir {} \
+         --advertise 10.63.5.0/24 --openvpn-extra disable-dco > {} 2>&1",
+        binary("gatekey-agent").display(),
+        core.grpc_address,
+        spoke_dir.display(),
+        spoke_log.display()
+    );
+    let _spoke_agent = lab.spawn("spoke", "sh", &["-c", &spoke_command]);
     assert!(
         wait_for_text(&spoke_log, CONNECTED, Duration::from_secs(20)).await,
         "{}\n{}\n{}",
@@ -405,6 +418,20 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     );
     assert!(!lab.pings("user", SITE_HOST).await, "the old destination is still reachable");
 
+    // The spoke's agent renews its certificate in time and reconnects with it.
+    assert!(
+        wait_for_text(&spoke_log, "renewed the spoke's certificate", Duration::from_secs(60)).await,
+        "{}",
+        text(&spoke_log)
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async { text(&spoke_log).matches(CONNECTED).count() >= 2 }).await,
+        "the spoke did not reconnect with its renewed certificate:\n{}",
+        text(&spoke_log)
+    );
+    assert!(lab.reaches("user", OTHER_SITE_HOST).await, "the site is unreachable after the renewal");
+    let connections = text(&spoke_log).matches(CONNECTED).count();
+
     // Removing the spoke revokes it: its tunnel is cut and stays down, so the site is gone.
     core.delete(&format!("{spokes}/{spoke_id}"), &admin).await.expect(StatusCode::OK);
     assert!(
@@ -425,7 +452,7 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
         "the removed spoke's reconnection was not refused:\n{}",
         text(&server_log)
     );
-    assert_eq!(text(&spoke_log).matches(CONNECTED).count(), 1, "a removed spoke got back in");
+    assert_eq!(text(&spoke_log).matches(CONNECTED).count(), connections, "a removed spoke got back in");
 }
 
 /// The site end of the spoke ↔ site link (the lab's fourth link).

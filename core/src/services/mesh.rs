@@ -34,8 +34,6 @@ use tonic::Request;
 
 /// Address pool of a hub created without one.
 const DEFAULT_HUB_SUBNET: &str = "10.9.0.0/24";
-/// Lifetime of a spoke's certificate; its agent provisions again before it ends.
-const SPOKE_CERTIFICATE_SECONDS: i64 = 30 * 24 * 3600;
 
 /// Implements `MeshService`.
 #[derive(Debug, Clone)]
@@ -371,9 +369,10 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                     // The hub learns a spoke's networks when its tunnel comes up: renew it.
                     context.hub.kill_sessions(&sessions, "the spoke advertises other networks");
                 }
-                let issued = context
-                    .authority
-                    .issue(&CertificatePurpose::Spoke { spoke_id: spoke.id.clone() }, SPOKE_CERTIFICATE_SECONDS)?;
+                let issued = context.authority.issue(
+                    &CertificatePurpose::Spoke { spoke_id: spoke.id.clone() },
+                    context.settings.spoke_certificate_ttl_seconds,
+                )?;
                 context
                     .store
                     .record_certificate(&CertificateRecord {
