@@ -29,7 +29,7 @@ debug_without_secrets! {
     CreateUserRequest { username, email, name, is_admin, groups }
     UpdateUserRequest { id, email, name, is_admin, disabled, groups }
     DownloadConfigResponse { file_name }
-    ProvisionResponse { gateway_id, vpn_subnet, port, protocol, config_version }
+    ProvisionResponse { gateway_id, vpn_subnet, port, protocol, config_version, role }
     AuthProvider { id, name, r#type, issuer_url, client_id, scopes, groups_claim, admin_group }
     CreateMeshHubResponse { hub }
     CreateMeshSpokeResponse { spoke }

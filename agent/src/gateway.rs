@@ -605,7 +605,6 @@ fn connected_report(client: &LocalClient) -> ClientConnected {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-/// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

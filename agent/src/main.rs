@@ -7,7 +7,7 @@ use gatekey_agent::config::{AgentArgs, AgentSettings};
 use gatekey_agent::gateway::Gateway;
 use gatekey_agent::hook::{HookKind, run_hook};
 use gatekey_agent::link::{Backoff, with_token};
-use gatekey_agent::material::write_material;
+use gatekey_agent::material::{HUB_ROLE, write_material};
 use gatekey_agent::nft::{Firewall, SystemRunner};
 use gatekey_agent::spoke::{SpokeArgs, provision_spoke, run_spoke};
 use std::path::PathBuf;
@@ -87,7 +87,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-async fn provision(settings: &AgentSettings) -> Result<(), String> {
+/// Fetches and writes the material; returns whether this agent runs a mesh hub.
+async fn provision(settings: &AgentSettings) -> Result<bool, String> {
     let mut client = GatewayAgentServiceClient::new(settings.channel()?);
     let material = client
         .provision(with_token(ProvisionRequest {}, &settings.token))
@@ -95,13 +96,16 @@ async fn provision(settings: &AgentSettings) -> Result<(), String> {
         .map_err(|status| format!("provisioning failed: {}", status.message()))?
         .into_inner();
     write_material(&material, settings)?;
-    tracing::info!(gateway = %material.gateway_id, dir = %settings.state_dir.display(), "wrote OpenVPN material");
-    Ok(())
+    tracing::info!(
+        gateway = %material.gateway_id, role = %material.role, dir = %settings.state_dir.display(),
+        "wrote OpenVPN material"
+    );
+    Ok(material.role == HUB_ROLE)
 }
 
 async fn provision_once(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
     init_logging();
-    provision(&AgentSettings::resolve(args, config.as_deref())?).await
+    provision(&AgentSettings::resolve(args, config.as_deref())?).await.map(|_| ())
 }
 
 async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
@@ -113,13 +117,19 @@ async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
         );
     }
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-    while let Err(error) = provision(&settings).await {
-        let wait = backoff.next_delay();
-        tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot provision yet");
-        tokio::time::sleep(wait).await;
-    }
+    let hub = loop {
+        match provision(&settings).await {
+            Ok(hub) => break hub,
+            Err(error) => {
+                let wait = backoff.next_delay();
+                tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot provision yet");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
     let firewall = if settings.firewall {
-        let mut firewall = Firewall::new(SystemRunner, &settings.tun).map_err(|e| e.to_string())?;
+        let mut firewall =
+            Firewall::new(SystemRunner, &settings.tun).map_err(|e| e.to_string())?.confined_to_tunnel(hub);
         firewall.install().await.map_err(|e| format!("cannot install the nftables table: {e}"))?;
         Some(firewall)
     } else {

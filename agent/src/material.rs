@@ -66,6 +66,9 @@ pub fn client_config_lines(push_routes: &[String], iroutes: &[String]) -> Vec<St
     pushed.chain(routed).collect()
 }
 
+/// `role` of a mesh hub's material.
+pub const HUB_ROLE: &str = "hub";
+
 /// The OpenVPN server configuration for this material.
 pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> Result<String, String> {
     let (network, mask) =
@@ -88,6 +91,11 @@ pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> R
         tls = files::TLS_CRYPT,
         crl = files::CRL,
     );
+    if material.role == HUB_ROLE {
+        // With data channel offload OpenVPN routes spokes' networks itself (via each
+        // spoke's tunnel address); the agent's routes into the tunnel need it off.
+        conf.push_str("disable-dco\n");
+    }
     if settings.hooks {
         let agent = std::env::current_exe().map_err(|e| format!("cannot locate gatekey-agent: {e}"))?;
         let hook = format!("{} --config {dir}/{} hook", agent.display(), files::HOOK_SETTINGS);

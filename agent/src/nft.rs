@@ -123,6 +123,9 @@ pub struct Firewall<R> {
     runner: R,
     table: String,
     interface: String,
+    /// Tunnel traffic may leave only back through the tunnel (a mesh hub's clients
+    /// reach spokes, nothing on the hub's own networks).
+    confined: bool,
     applied: BTreeMap<Ipv4Addr, Vec<FirewallRule>>,
 }
 
@@ -152,7 +155,21 @@ impl<R: CommandRunner> Firewall<R> {
         if !iface_ok {
             return Err(FirewallError::InvalidName { what: "interface", name: interface.to_owned() });
         }
-        Ok(Self { runner, table: table.to_owned(), interface: interface.to_owned(), applied: BTreeMap::new() })
+        Ok(Self {
+            runner,
+            table: table.to_owned(),
+            interface: interface.to_owned(),
+            confined: false,
+            applied: BTreeMap::new(),
+        })
+    }
+
+    /// Confines tunnel traffic to the tunnel when `confined` (a mesh hub): a client's
+    /// allowed destinations are reachable only through other tunnel peers (spokes), so
+    /// nothing leaks onto the hub's own networks while a spoke is away.
+    pub fn confined_to_tunnel(mut self, confined: bool) -> Self {
+        self.confined = confined;
+        self
     }
 
     /// The rules currently applied, by client VPN address.
@@ -168,6 +185,10 @@ impl<R: CommandRunner> Firewall<R> {
     /// The batch [`Firewall::install`] runs.
     pub fn install_batch(&self) -> String {
         let (t, i) = (&self.table, &self.interface);
+        let confine = match self.confined {
+            true => format!("add rule inet {t} forward iifname \"{i}\" oifname != \"{i}\" drop\n"),
+            false => String::new(),
+        };
         // `add` then `delete` succeeds whether or not the table exists, so the batch is idempotent.
         format!(
             "add table inet {t}\n\
@@ -177,6 +198,7 @@ impl<R: CommandRunner> Firewall<R> {
              add chain inet {t} forward {{ type filter hook forward priority filter; policy accept; }}\n\
              add rule inet {t} forward iifname \"{i}\" ct state established,related accept\n\
              add rule inet {t} forward oifname \"{i}\" ct state established,related accept\n\
+             {confine}\
              add rule inet {t} forward iifname \"{i}\" ip saddr vmap @clients\n\
              add rule inet {t} forward iifname \"{i}\" drop\n\
              add rule inet {t} forward oifname \"{i}\" drop\n\
@@ -483,6 +505,16 @@ mod tests {
             add rule inet gatekey input iifname \"tun1\" drop\n";
         assert_eq!(calls[0].2.as_deref(), Some(expected));
         assert!(fw.applied().is_empty());
+    }
+
+    #[test]
+    fn a_hub_keeps_tunnel_traffic_in_the_tunnel() {
+        let hub = Firewall::new(Mock::default(), "tun1").unwrap().confined_to_tunnel(true).install_batch();
+        let confine = "add rule inet gatekey forward iifname \"tun1\" oifname != \"tun1\" drop\n";
+        let (before, after) = hub.split_once(confine).expect("the confinement rule");
+        assert!(before.ends_with("established,related accept\n") && after.contains("vmap @clients"), "{hub}");
+        let gateway = Firewall::new(Mock::default(), "tun1").unwrap().install_batch();
+        assert!(!gateway.contains("oifname != "), "{gateway}");
     }
 
     #[tokio::test]

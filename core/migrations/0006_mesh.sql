@@ -8,6 +8,7 @@ CREATE TABLE mesh_spokes (
     name TEXT NOT NULL,
     local_cidrs TEXT NOT NULL,
     advertised_cidrs TEXT NOT NULL,
+    certificate_serial TEXT,
     token_selector TEXT NOT NULL UNIQUE,
     token_verifier TEXT NOT NULL,
     created_at BIGINT NOT NULL,

@@ -222,7 +222,6 @@ pub fn client_address<T>(request: &Request<T>, trusted_proxies: &[ipnet::IpNet])
     }
 }
 
-/// The token of `authorization: Bearer <token>`.
 /// An agent's token from `header` metadata and its selector; `what` names the agent
 /// in errors.
 fn agent_token<'r, T>(
@@ -242,6 +241,7 @@ fn agent_token<'r, T>(
     Ok((token, selector))
 }
 
+/// The token of `authorization: Bearer <token>`.
 fn bearer_token<T>(request: &Request<T>) -> CoreResult<&str> {
     let header = request
         .metadata()

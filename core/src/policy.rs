@@ -238,10 +238,13 @@ async fn decide(
         return Ok(Err(format!("certificate {serial} was issued for another gateway")));
     }
     if !gateway.is_active {
-        return Ok(Err(format!("{} `{}` is deactivated", gateway.role.noun(), gateway.name)));
+        return Ok(Err(format!("{} `{}` is deactivated", gateway.role.as_str(), gateway.name)));
     }
     if certificate.kind == SPOKE_CERTIFICATE {
         return Ok(match store.find_spoke(&gateway.id, &certificate.subject).await? {
+            Some(spoke) if spoke.certificate_serial.as_deref() != Some(serial.as_str()) => {
+                Err(format!("certificate {serial} of spoke `{}` was superseded by a newer one", spoke.name))
+            }
             Some(spoke) if gateway.role == GatewayRole::Hub => Ok(Admitted::Spoke(spoke)),
             _ => Err(format!("spoke `{}` no longer exists", certificate.subject)),
         });
@@ -265,7 +268,12 @@ async fn decide(
         )));
     }
     if !store.gateway_granted_to(&user.id, &gateway.id).await? {
-        return Ok(Err(format!("user `{}` is not granted {} `{}`", user.username, gateway.role.noun(), gateway.name)));
+        return Ok(Err(format!(
+            "user `{}` is not granted {} `{}`",
+            user.username,
+            gateway.role.as_str(),
+            gateway.name
+        )));
     }
     let entitlement = GatewayPolicy::load(store, gateway).await?.entitlement(&user);
     Ok(Ok(Admitted::User(user, entitlement)))

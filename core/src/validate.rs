@@ -151,12 +151,25 @@ pub fn cidrs(field: &str, values: &[String]) -> CoreResult<Vec<String>> {
     Ok(cidrs)
 }
 
-/// One to 64 IPv4 CIDRs (networks routed to mesh spokes), normalised and sorted.
-pub fn ipv4_cidrs(field: &str, values: &[String]) -> CoreResult<Vec<String>> {
+/// Networks routed to a mesh spoke: one to 64 IPv4 CIDRs of /8 or narrower (a hub
+/// must keep its own routes), normalised and sorted.
+pub fn spoke_networks(field: &str, values: &[String]) -> CoreResult<Vec<String>> {
     let cidrs = cidrs(field, values)?;
-    match cidrs.iter().find(|cidr| !matches!(cidr.parse::<IpNet>(), Ok(IpNet::V4(_)))) {
-        Some(v6) => Err(invalid(field, format!("`{v6}` is not IPv4; only IPv4 networks are routed to spokes"))),
-        None => Ok(cidrs),
+    for cidr in &cidrs {
+        match cidr.parse::<IpNet>() {
+            Ok(IpNet::V4(net)) if net.prefix_len() >= 8 => {}
+            Ok(IpNet::V4(_)) => return Err(invalid(field, format!("`{cidr}` is too broad; /8 is the widest"))),
+            _ => return Err(invalid(field, format!("`{cidr}` is not IPv4; only IPv4 networks are routed to spokes"))),
+        }
+    }
+    Ok(cidrs)
+}
+
+/// Whether two CIDRs share an address (unparsable ones share none).
+pub fn overlap(a: &str, b: &str) -> bool {
+    match (a.parse::<IpNet>(), b.parse::<IpNet>()) {
+        (Ok(a), Ok(b)) => a.contains(&b.network()) || b.contains(&a.network()),
+        _ => false,
     }
 }
 

@@ -54,6 +54,28 @@ async fn hub_snapshot(core: &Core, hub_token: &str) -> Value {
     snapshot
 }
 
+/// The serial of the certificate inline in an OpenVPN profile, as openssl reads it.
+fn certificate_serial(profile: &str) -> String {
+    let start = profile.find("<cert>\n").expect("an inline certificate") + "<cert>\n".len();
+    let end = profile.find("</cert>").expect("the end of the certificate");
+    let mut openssl = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut openssl.stdin.take().unwrap(), &profile.as_bytes()[start..end]).unwrap();
+    let output = openssl.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("serial=").to_owned()
+}
+
+/// Whether a serial is revoked, and why, from the public check.
+async fn check_serial(core: &Core, serial: &str) -> (bool, String) {
+    let check = core.call(reqwest::Method::GET, &format!("/pki/check/{serial}"), None, None).await;
+    let data = &check.expect(StatusCode::OK).body["data"];
+    (data["revoked"].as_bool().unwrap(), data["reason"].as_str().unwrap_or_default().to_owned())
+}
+
 fn id_of(reply: &Value) -> String {
     reply["data"]["id"].as_str().unwrap().to_owned()
 }
@@ -177,6 +199,8 @@ async fn administer_mesh_on(backend: Backend) {
         (json!({"name": "east", "local_cidrs": []}), "local_cidrs"),
         (json!({"name": "east", "local_cidrs": ["10.70.1.0/33"]}), "local_cidrs"),
         (json!({"name": "east", "local_cidrs": ["fd00::/64"]}), "IPv4"),
+        (json!({"name": "east", "local_cidrs": ["0.0.0.0/0"]}), "too broad"),
+        (json!({"name": "east", "local_cidrs": ["10.9.0.0/16"]}), "address pool"),
         (json!({"name": "", "local_cidrs": ["10.70.1.0/24"]}), "name"),
     ] {
         let message =
@@ -202,6 +226,15 @@ async fn administer_mesh_on(backend: Backend) {
     core.post(&spokes, &admin, json!({"name": "east", "local_cidrs": ["10.70.3.0/24"]}))
         .await
         .expect_error(StatusCode::CONFLICT, "conflict");
+    // Two spokes of a hub cannot share addresses, nor can the hub's pool move onto them.
+    let message = core
+        .post(&spokes, &admin, json!({"name": "north", "local_cidrs": ["10.70.0.0/16"]}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "conflict");
+    assert!(message.contains("spoke `east`"), "{message}");
+    core.put(&format!("/admin/mesh/hubs/{hub_id}"), &admin, json!({"vpn_subnet": "10.70.2.0/24"}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "conflict");
 
     // The spoke's agent: a wrong token or a network outside its own is refused.
     let refused = provision(&core, "gksp_notatoken", &[]).await.unwrap_err();
@@ -210,6 +243,7 @@ async fn administer_mesh_on(backend: Backend) {
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert!(refused.message().contains("10.71.0.0/24"), "{}", refused.message());
     let material = provision(&core, &spoke_token, &["10.70.1.0/25"]).await.unwrap();
+    let first_serial = certificate_serial(&material.openvpn_config);
     assert!(
         material.openvpn_config.contains("remote h.example.com 1194")
             && material.openvpn_config.contains("<key>")
@@ -220,17 +254,19 @@ async fn administer_mesh_on(backend: Backend) {
     let listed = core.get(&spokes, &admin).await.expect(StatusCode::OK).body;
     assert_eq!(listed["data"][0]["advertised_cidrs"], json!(["10.70.1.0/25"]));
     assert_eq!(listed["data"][0]["status"], "offline", "no tunnel to the hub yet");
-    assert_eq!(
-        provision(&core, &spoke_token, &[]).await.unwrap().spoke.unwrap().advertised_cidrs,
-        ["10.70.1.0/24", "10.70.2.0/24"]
-    );
+    let renewed = provision(&core, &spoke_token, &[]).await.unwrap();
+    assert_eq!(renewed.spoke.unwrap().advertised_cidrs, ["10.70.1.0/24", "10.70.2.0/24"]);
+    // Only the newest certificate of a spoke is valid: the earlier one is revoked.
+    let serial = certificate_serial(&renewed.openvpn_config);
+    assert_eq!(check_serial(&core, &first_serial).await, (true, "superseded".to_owned()));
+    assert!(!check_serial(&core, &serial).await.0);
 
     // Tokens rotate (shown once); the old one stops working at once.
     let rotated = core.post(&format!("{spokes}/{spoke_id}/rotate-token"), &admin, json!({})).await;
     let spoke_token_2 = rotated.expect(StatusCode::OK).body["data"]["token"].as_str().unwrap().to_owned();
     assert_eq!(provision(&core, &spoke_token, &[]).await.unwrap_err().code(), Code::Unauthenticated);
     let spoke_token = spoke_token_2;
-    provision(&core, &spoke_token, &[]).await.unwrap();
+    let serial = certificate_serial(&provision(&core, &spoke_token, &[]).await.unwrap().openvpn_config);
     let hub_token = created["data"]["token"].as_str().unwrap();
     hub_snapshot(&core, hub_token).await;
     let rotated = core.post(&format!("/admin/mesh/hubs/{hub_id}/rotate-token"), &admin, json!({})).await;
@@ -246,6 +282,7 @@ async fn administer_mesh_on(backend: Backend) {
 
     // Removing a spoke, then the hub.
     core.delete(&format!("{spokes}/{spoke_id}"), &admin).await.expect(StatusCode::OK);
+    assert_eq!(check_serial(&core, &serial).await, (true, "cessation_of_operation".to_owned()));
     core.delete(&format!("{spokes}/{spoke_id}"), &admin).await.expect_error(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(provision(&core, &spoke_token, &[]).await.unwrap_err().code(), Code::Unauthenticated);
     let west = core.post(&spokes, &admin, json!({"name": "west", "local_cidrs": ["10.70.9.0/24"]})).await;
@@ -290,10 +327,14 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     lab.exec("user", &["ip", "route", "add", "10.63.2.1/32", "via", "10.63.3.1"]);
     lab.exec("hub", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     lab.exec("spoke", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
-    // The spoke's agent reaches the core through the hub's host.
+    // The spoke's agent reaches the core through the hub's host; the core's side routes
+    // the spoke and the hub's pool back (the pool so that a hub which let tunnel traffic
+    // out onto its own networks would be caught below).
     lab.exec("spoke", &["ip", "route", "add", "10.63.1.1/32", "via", "10.63.2.1"]);
-    let routed = std::process::Command::new("ip").args(["route", "add", "10.63.2.2/32", "via", "10.63.1.2"]).status();
-    assert!(routed.unwrap().success(), "cannot route the test's own namespace to the spoke");
+    for destination in ["10.63.2.2/32", "10.63.4.0/24"] {
+        let routed = std::process::Command::new("ip").args(["route", "add", destination, "via", "10.63.1.2"]).status();
+        assert!(routed.unwrap().success(), "cannot route the test's own namespace to {destination}");
+    }
 
     // Spoke certificates live a minute here, so the agent renews one during the test.
     let core =
@@ -302,12 +343,24 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     let (alice_id, alice) = core.create_user(&admin, "alice", &[]).await;
     let network = core.post("/admin/networks", &admin, json!({"name": "site", "cidrs": ["10.63.5.0/24"]})).await;
     let network_id = id_of(&network.expect(StatusCode::CREATED).body);
+    // A rule for an address on the hub's own side: a hub only forwards into the tunnel,
+    // so even a user who routes it into the tunnel by hand does not get there.
+    let hub_side = core.post("/admin/networks", &admin, json!({"name": "hub-side", "cidrs": ["10.63.1.0/24"]})).await;
+    let hub_side_id = id_of(&hub_side.expect(StatusCode::CREATED).body);
+    core.post(
+        "/admin/access-rules",
+        &admin,
+        json!({"name": "alice-hub-side", "network_id": hub_side_id, "user_ids": [alice_id], "destination_type": "ip",
+               "destination": "10.63.1.1", "protocol": "icmp"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
     let hub = core
         .post(
             "/admin/mesh/hubs",
             &admin,
             json!({"name": "mesh", "hostname": "10.63.2.1", "vpn_subnet": "10.63.4.0/24",
-                   "network_ids": [network_id], "user_ids": [alice_id]}),
+                   "network_ids": [network_id, hub_side_id], "user_ids": [alice_id]}),
         )
         .await
         .expect(StatusCode::CREATED)
@@ -402,6 +455,8 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     assert!(text(&alice_log).contains("route 10.63.5.0 255.255.255.0"), "{}", text(&alice_log));
     assert!(lab.reaches("user", SITE_HOST).await, "the allowed site host is unreachable:\n{}", text(&agent_log));
     assert!(!lab.pings("user", OTHER_SITE_HOST).await, "a site host no rule allows is reachable");
+    lab.exec("user", &["ip", "route", "add", "10.63.1.1/32", "via", "10.63.4.1"]);
+    assert!(!lab.pings("user", "10.63.1.1").await, "the hub let tunnel traffic out onto its own networks");
 
     // The rule moves to the other host: the hub follows without a reconnect.
     core.put(

@@ -119,10 +119,10 @@ async fn gateways_grants_networks_and_visibility() {
     on_every_backend(|store| async move {
         let alice = store.create_user(user("alice", &["eng"])).await.unwrap();
         let bob = store.create_user(user("bob", &[])).await.unwrap();
-        let east = store.create_gateway(gateway("east"), &mint_token("gkgw_")).await.unwrap();
-        let west = store.create_gateway(gateway("west"), &mint_token("gkgw_")).await.unwrap();
+        let east = store.create_gateway(gateway("east"), &mint_token("gkgw_"), &[]).await.unwrap();
+        let west = store.create_gateway(gateway("west"), &mint_token("gkgw_"), &[]).await.unwrap();
         assert!(matches!(
-            store.create_gateway(gateway("east"), &mint_token("gkgw_")).await,
+            store.create_gateway(gateway("east"), &mint_token("gkgw_"), &[]).await,
             Err(CoreError::Conflict(_))
         ));
 

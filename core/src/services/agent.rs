@@ -90,8 +90,11 @@ impl GatewayAgentApi {
         }
         if certificate.kind == SPOKE_CERTIFICATE {
             let hub_id = certificate.gateway_id.as_deref().unwrap_or_default();
-            let spoke = self.0.store.find_spoke(hub_id, &certificate.subject).await?;
-            return Ok(spoke.is_none().then(|| "the spoke was removed".into()));
+            return Ok(match self.0.store.find_spoke(hub_id, &certificate.subject).await? {
+                Some(spoke) if spoke.certificate_serial.as_deref() == Some(certificate.serial.as_str()) => None,
+                Some(_) => Some("the spoke's certificate was superseded".into()),
+                None => Some("the spoke was removed".into()),
+            });
         }
         let user = match &certificate.user_id {
             Some(user_id) => self.0.store.find_user(user_id).await?,
@@ -349,6 +352,7 @@ impl GatewayAgentService for GatewayAgentApi {
                     port: u32::from(gateway.port),
                     protocol: gateway.protocol,
                     crl_pem: crl.signed.pem,
+                    role: gateway.role.as_str().into(),
                 })
             }
             .await,

@@ -55,7 +55,7 @@ impl ConfigApi {
         // A hub's id works too: users connect to hubs like to gateways.
         let gateway_id = validate::id("gateway_id", &input.gateway_id)?;
         let gateway = context.store.require_gateway(gateway_id).await?;
-        let noun = gateway.role.noun();
+        let noun = gateway.role.as_str();
         if !gateway.is_active {
             return Err(CoreError::Forbidden(format!("{noun} `{}` is deactivated", gateway.name)));
         }

@@ -121,7 +121,7 @@ pub(super) async fn applied_changes(
     context.hub.rules_changed(&context.store, [record.id.clone()]).await?;
     if deactivated {
         let sessions = context.store.open_sessions_on_gateway(&record.id).await?;
-        context.hub.kill_sessions(&sessions, &format!("the {} was deactivated", record.role.noun()));
+        context.hub.kill_sessions(&sessions, &format!("the {} was deactivated", record.role.as_str()));
     }
     Ok(())
 }
@@ -191,7 +191,7 @@ impl AdminGatewayService for AdminGatewayApi {
                     },
                 };
                 let token = mint_token(GATEWAY_TOKEN_PREFIX);
-                let record = self.0.store.create_gateway(gateway, &token).await?;
+                let record = self.0.store.create_gateway(gateway, &token, &[]).await?;
                 Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })
             }
             .await,

@@ -131,12 +131,18 @@ impl AdminMeshApi {
         self.0.store.require_gateway(hub_id).await
     }
 
-    /// Revokes a removed spoke's certificates, cuts its tunnel and publishes the CRL.
-    async fn retire_spoke(&self, spoke: &SpokeRecord) -> CoreResult<()> {
-        self.0.store.revoke_certificates_of(&spoke.id, "cessation_of_operation").await?;
-        let sessions = self.0.store.open_sessions_of(&spoke.id).await?;
-        self.0.hub.kill_sessions(&sessions, "the spoke was removed");
-        self.0.publish_crl().await
+    /// Revokes the certificates of spokes about to be removed and cuts their tunnels;
+    /// first, so that a failure leaves the spokes in place for a retry.
+    async fn retire_spokes(&self, spokes: &[SpokeRecord]) -> CoreResult<()> {
+        for spoke in spokes {
+            self.0.store.revoke_certificates_of(&spoke.id, "cessation_of_operation", "").await?;
+            let sessions = self.0.store.open_sessions_of(&spoke.id).await?;
+            self.0.hub.kill_sessions(&sessions, "the spoke was removed");
+        }
+        match spokes.is_empty() {
+            true => Ok(()),
+            false => self.0.publish_crl().await,
+        }
     }
 }
 
@@ -179,8 +185,7 @@ impl AdminMeshService for AdminMeshApi {
                 let access =
                     self.checked_access(Some(input.network_ids), Some(input.user_ids), Some(input.groups)).await?;
                 let token = mint_token(GATEWAY_TOKEN_PREFIX);
-                let record = self.0.store.create_gateway(hub, &token).await?;
-                let record = self.replace_access(&record.id, access).await?;
+                let record = self.0.store.create_gateway(hub, &token, &access).await?;
                 tracing::info!(hub = %record.id, name = %record.name, "created mesh hub");
                 Ok(CreateMeshHubResponse { hub: Some(self.admin_view(record).await?), token: token.secret.clone() })
             }
@@ -199,6 +204,9 @@ impl AdminMeshService for AdminMeshApi {
                     is_active: input.is_active,
                     ..checked_changes(&input.name, &input.description, &input.hostname, input.port, &input.vpn_subnet)?
                 };
+                if let Some(pool) = &changes.vpn_subnet {
+                    clash_with_spokes(&self.0, &hub.id, "vpn_subnet", std::slice::from_ref(pool)).await?;
+                }
                 let deactivated = changes.is_active == Some(false);
                 let values = |list: Option<gatekey::v1::StringList>| list.map(|list| list.values);
                 let access = self
@@ -219,13 +227,8 @@ impl AdminMeshService for AdminMeshApi {
                 self.0.admin(&request, Access::Write).await?;
                 let hub = self.require_hub("id", &request.into_inner().id).await?;
                 let spokes = self.0.store.spokes_of_hub(&hub.id).await?;
+                self.retire_spokes(&spokes).await?;
                 delete_and_cut(&self.0, &hub.id, "the hub was deleted").await?;
-                for spoke in &spokes {
-                    self.0.store.revoke_certificates_of(&spoke.id, "cessation_of_operation").await?;
-                }
-                if !spokes.is_empty() {
-                    self.0.publish_crl().await?;
-                }
                 tracing::info!(hub = %hub.id, spokes = spokes.len(), "deleted mesh hub");
                 Ok(DeleteMeshHubResponse {})
             }
@@ -279,7 +282,14 @@ impl AdminMeshService for AdminMeshApi {
                 let input = request.into_inner();
                 let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let name = validate::name("name", &input.name)?;
-                let local_cidrs = validate::ipv4_cidrs("local_cidrs", &input.local_cidrs)?;
+                let local_cidrs = validate::spoke_networks("local_cidrs", &input.local_cidrs)?;
+                clash_with_spokes(&self.0, &hub.id, "local_cidrs", &local_cidrs).await?;
+                if let Some(cidr) = local_cidrs.iter().find(|cidr| validate::overlap(cidr, &hub.vpn_subnet)) {
+                    return Err(CoreError::InvalidArgument(format!(
+                        "local_cidrs: `{cidr}` overlaps the hub's address pool {}",
+                        hub.vpn_subnet
+                    )));
+                }
                 let token = mint_token(SPOKE_TOKEN_PREFIX);
                 let spoke = self.0.store.create_spoke(&hub.id, &name, &local_cidrs, &token).await?;
                 tracing::info!(hub = %hub.id, spoke = %spoke.id, networks = ?spoke.local_cidrs, "created mesh spoke");
@@ -321,8 +331,8 @@ impl AdminMeshService for AdminMeshApi {
                 let input = request.into_inner();
                 let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
+                self.retire_spokes(std::slice::from_ref(&spoke)).await?;
                 self.0.store.delete_spoke(&hub.id, &spoke.id).await?;
-                self.retire_spoke(&spoke).await?;
                 tracing::info!(hub = %hub.id, spoke = %spoke.id, "deleted mesh spoke");
                 Ok(DeleteMeshHubResponse {})
             }
@@ -331,12 +341,28 @@ impl AdminMeshService for AdminMeshApi {
     }
 }
 
+/// Refuses `cidrs` (request field `field`) that overlap a network of one of the hub's
+/// spokes: OpenVPN would route the shared addresses to only one of them.
+async fn clash_with_spokes(context: &CoreContext, hub_id: &str, field: &str, cidrs: &[String]) -> CoreResult<()> {
+    for spoke in context.store.spokes_of_hub(hub_id).await? {
+        for cidr in cidrs {
+            if let Some(theirs) = spoke.local_cidrs.iter().find(|theirs| validate::overlap(cidr, theirs)) {
+                return Err(CoreError::Conflict(format!(
+                    "{field}: `{cidr}` overlaps `{theirs}` of spoke `{}`",
+                    spoke.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The networks a spoke advertises: each inside one of its `local_cidrs`; none means all.
 fn advertised(spoke: &SpokeRecord, requested: &[String]) -> CoreResult<Vec<String>> {
     if requested.is_empty() {
         return Ok(spoke.local_cidrs.clone());
     }
-    let requested = validate::ipv4_cidrs("advertised_cidrs", requested)?;
+    let requested = validate::spoke_networks("advertised_cidrs", requested)?;
     let allowed: Vec<IpNet> = spoke.local_cidrs.iter().filter_map(|cidr| cidr.parse().ok()).collect();
     for cidr in &requested {
         let inside = cidr.parse::<IpNet>().is_ok_and(|net| allowed.iter().any(|local| local.contains(&net)));
@@ -362,13 +388,6 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                     return Err(CoreError::Forbidden(format!("hub `{}` is deactivated", hub.name)));
                 }
                 let advertised = advertised(&spoke, &request.get_ref().advertised_cidrs)?;
-                let changed = advertised != spoke.advertised_cidrs;
-                let spoke = context.store.set_spoke_advertised(&spoke, &advertised).await?;
-                let sessions = context.store.open_sessions_of(&spoke.id).await?;
-                if changed {
-                    // The hub learns a spoke's networks when its tunnel comes up: renew it.
-                    context.hub.kill_sessions(&sessions, "the spoke advertises other networks");
-                }
                 let issued = context.authority.issue(
                     &CertificatePurpose::Spoke { spoke_id: spoke.id.clone() },
                     context.settings.spoke_certificate_ttl_seconds,
@@ -387,6 +406,16 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                         revocation_reason: None,
                     })
                     .await?;
+                // The new certificate is the spoke's only valid one: earlier ones (and a
+                // tunnel on one) end, and the hub learns the advertised networks anew
+                // when the agent reconnects with it.
+                let spoke = context.store.set_spoke_provisioned(&spoke, &advertised, &issued.serial).await?;
+                let superseded = context.store.revoke_certificates_of(&spoke.id, "superseded", &issued.serial).await?;
+                let sessions = context.store.open_sessions_of(&spoke.id).await?;
+                context.hub.kill_sessions(&sessions, "the spoke's certificate was renewed");
+                if superseded > 0 {
+                    context.publish_crl().await?;
+                }
                 let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &hub.id).await?;
                 let openvpn_config = render_client_profile(&ClientProfile {
                     hostname: &hub.hostname,
@@ -399,9 +428,8 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                     routes: &[],
                 });
                 tracing::info!(hub = %hub.id, spoke = %spoke.id, serial = %issued.serial, networks = ?advertised, "provisioned mesh spoke");
-                let online = !sessions.is_empty() && !changed;
                 Ok(ProvisionSpokeResponse {
-                    spoke: Some(convert::mesh_spoke(spoke, online)),
+                    spoke: Some(convert::mesh_spoke(spoke, false)),
                     openvpn_config,
                     expires_at: Some(convert::timestamp(issued.not_after)),
                 })

@@ -20,7 +20,8 @@ pub enum GatewayRole {
 }
 
 impl GatewayRole {
-    fn as_str(self) -> &'static str {
+    /// The stored word, also the resource's name in messages.
+    pub fn as_str(self) -> &'static str {
         match self {
             GatewayRole::Gateway => "gateway",
             GatewayRole::Hub => "hub",
@@ -32,14 +33,6 @@ impl GatewayRole {
             "gateway" => Ok(GatewayRole::Gateway),
             "hub" => Ok(GatewayRole::Hub),
             other => Err(CoreError::Internal(format!("stored gateway role `{other}` is unknown"))),
-        }
-    }
-
-    /// The resource's name in messages.
-    pub fn noun(self) -> &'static str {
-        match self {
-            GatewayRole::Gateway => "gateway",
-            GatewayRole::Hub => "hub",
         }
     }
 }
@@ -146,13 +139,20 @@ impl GatewayLink {
 }
 
 impl Store {
-    /// Creates a gateway or hub whose agent token is `token`; a duplicate name (among
-    /// gateways and hubs) is a conflict.
-    pub async fn create_gateway(&self, gateway: NewGateway, token: &MintedToken) -> CoreResult<GatewayRecord> {
+    /// Creates a gateway or hub whose agent token is `token`, with its first links
+    /// (checked by the caller), in one transaction; a duplicate name (among gateways
+    /// and hubs) is a conflict.
+    pub async fn create_gateway(
+        &self,
+        gateway: NewGateway,
+        token: &MintedToken,
+        links: &[(GatewayLink, Vec<String>)],
+    ) -> CoreResult<GatewayRecord> {
         let id = new_id(match gateway.role {
             GatewayRole::Gateway => IdKind::Gateway,
             GatewayRole::Hub => IdKind::MeshHub,
         });
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO gateways (id, name, description, hostname, port, protocol, vpn_subnet, is_active,
                                    token_selector, token_verifier, created_at, updated_at, role)
@@ -169,11 +169,15 @@ impl Store {
         .bind(&token.verifier)
         .bind(unix_now())
         .bind(gateway.role.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| {
             conflict_on_duplicate(e, || format!("a gateway or hub named `{}` already exists", gateway.name))
         })?;
+        for (link, targets) in links {
+            insert_links(&mut tx, &id, *link, targets).await?;
+        }
+        tx.commit().await?;
         self.require_gateway(&id).await
     }
 
@@ -198,7 +202,7 @@ impl Store {
     pub async fn require_gateway_in_role(&self, id: &str, role: GatewayRole) -> CoreResult<GatewayRecord> {
         match self.find_gateway(id).await? {
             Some(record) if record.role == role => Ok(record),
-            _ => Err(CoreError::NotFound(format!("{} `{id}` not found", role.noun()))),
+            _ => Err(CoreError::NotFound(format!("{} `{id}` not found", role.as_str()))),
         }
     }
 
@@ -388,16 +392,10 @@ impl Store {
         link: GatewayLink,
         targets: &[String],
     ) -> CoreResult<()> {
-        let (table, column) = link.table_and_column();
+        let (table, _) = link.table_and_column();
         let mut tx = self.pool.begin().await?;
         query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(gateway_id).execute(&mut *tx).await?;
-        for target in targets {
-            query_fmt!("INSERT INTO {table} (gateway_id, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(gateway_id)
-                .bind(target)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_links(&mut tx, gateway_id, link, targets).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -468,4 +466,22 @@ impl Store {
             .map(|row| row.try_get("gateway_id").map_err(CoreError::from))
             .collect()
     }
+}
+
+/// Links a gateway to each of `targets` inside a transaction; existing links stay.
+async fn insert_links(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    gateway_id: &str,
+    link: GatewayLink,
+    targets: &[String],
+) -> CoreResult<()> {
+    let (table, column) = link.table_and_column();
+    for target in targets {
+        query_fmt!("INSERT INTO {table} (gateway_id, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(gateway_id)
+            .bind(target)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

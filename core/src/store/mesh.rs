@@ -20,11 +20,13 @@ pub struct SpokeRecord {
     pub local_cidrs: Vec<String>,
     /// The networks its agent advertised when it last provisioned.
     pub advertised_cidrs: Vec<String>,
+    /// Its current certificate (the last one issued); earlier ones are superseded.
+    pub certificate_serial: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
 }
 
-const SPOKE_COLUMNS: &str = "id, hub_id, name, local_cidrs, advertised_cidrs, created_at";
+const SPOKE_COLUMNS: &str = "id, hub_id, name, local_cidrs, advertised_cidrs, certificate_serial, created_at";
 
 /// Keeps the spokes `s` with an open VPN session at their hub.
 const CONNECTED: &str = "AND EXISTS (SELECT 1 FROM vpn_sessions v
@@ -130,14 +132,23 @@ impl Store {
         }
     }
 
-    /// Records the networks a spoke's agent advertises.
-    pub async fn set_spoke_advertised(&self, spoke: &SpokeRecord, advertised: &[String]) -> CoreResult<SpokeRecord> {
-        sqlx::query("UPDATE mesh_spokes SET advertised_cidrs = $1, updated_at = $2 WHERE id = $3")
-            .bind(join_list(advertised))
-            .bind(unix_now())
-            .bind(&spoke.id)
-            .execute(&self.pool)
-            .await?;
+    /// Records what a spoke's agent provisioned: the networks it advertises and its
+    /// new (now only valid) certificate.
+    pub async fn set_spoke_provisioned(
+        &self,
+        spoke: &SpokeRecord,
+        advertised: &[String],
+        certificate_serial: &str,
+    ) -> CoreResult<SpokeRecord> {
+        sqlx::query(
+            "UPDATE mesh_spokes SET advertised_cidrs = $1, certificate_serial = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(join_list(advertised))
+        .bind(certificate_serial)
+        .bind(unix_now())
+        .bind(&spoke.id)
+        .execute(&self.pool)
+        .await?;
         self.require_spoke(&spoke.hub_id, &spoke.id).await
     }
 
@@ -166,15 +177,17 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes every unrevoked certificate issued to `subject` (e.g. a deleted spoke);
-    /// returns how many it revoked.
-    pub async fn revoke_certificates_of(&self, subject: &str, reason: &str) -> CoreResult<u64> {
+    /// Revokes every unrevoked certificate issued to `subject` (e.g. a spoke) but the
+    /// one with serial `keep` (empty keeps none); returns how many it revoked.
+    pub async fn revoke_certificates_of(&self, subject: &str, reason: &str, keep: &str) -> CoreResult<u64> {
         let done = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 WHERE subject = $3 AND revoked_at IS NULL",
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
+             WHERE subject = $3 AND revoked_at IS NULL AND serial <> $4",
         )
         .bind(unix_now())
         .bind(reason)
         .bind(subject)
+        .bind(keep)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
@@ -190,6 +203,7 @@ fn spoke_from_row(row: &AnyRow) -> CoreResult<SpokeRecord> {
         name: row.try_get("name")?,
         local_cidrs: split_list(&local_cidrs),
         advertised_cidrs: split_list(&advertised_cidrs),
+        certificate_serial: row.try_get("certificate_serial")?,
         created_at: row.try_get("created_at")?,
     })
 }
