@@ -11,6 +11,7 @@
 use crate::gateway_e2e::{CONNECTED, download, eventually, start_client, start_server, text};
 use crate::kit::{Backend, Core, TempDir, backends, binary};
 use crate::netns::{Lab, available, wait_for_text};
+use crate::rest_admin::id_of;
 use gatekey::v1::ProvisionSpokeRequest;
 use gatekey::v1::mesh_spoke_agent_service_client::MeshSpokeAgentServiceClient;
 use reqwest::StatusCode;
@@ -74,10 +75,6 @@ async fn check_serial(core: &Core, serial: &str) -> (bool, String) {
     let check = core.call(reqwest::Method::GET, &format!("/pki/check/{serial}"), None, None).await;
     let data = &check.expect(StatusCode::OK).body["data"];
     (data["revoked"].as_bool().unwrap(), data["reason"].as_str().unwrap_or_default().to_owned())
-}
-
-fn id_of(reply: &Value) -> String {
-    reply["data"]["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@ async fn total(core: &Core, path: &str, token: &str) -> u64 {
     core.get(path, token).await.expect(StatusCode::OK).body["meta"]["total"].as_u64().unwrap()
 }
 
-fn id_of(body: &Value) -> String {
+/// The `data.id` of a JSON answer.
+pub(crate) fn id_of(body: &Value) -> String {
     body["data"]["id"].as_str().unwrap().to_owned()
 }
 
@@ -211,6 +212,10 @@ async fn non_admins_are_refused_every_admin_method_and_nothing_changes() {
     let (alice_id, alice) = core.create_user(&admin, "alice", &[]).await;
     let gw = id_of(&core.post("/admin/gateways", &admin, json!({"name": "g", "hostname": "g.example.com"})).await.body);
     let net = id_of(&core.post("/admin/networks", &admin, json!({"name": "n", "cidrs": ["10.0.0.0/24"]})).await.body);
+    let hub =
+        id_of(&core.post("/admin/mesh/hubs", &admin, json!({"name": "h", "hostname": "h.example.com"})).await.body);
+    let spokes = format!("/admin/mesh/hubs/{hub}/spokes");
+    let spoke = id_of(&core.post(&spokes, &admin, json!({"name": "s", "local_cidrs": ["10.50.0.0/24"]})).await.body);
 
     let attempts: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, "/admin/users".into(), None),
@@ -232,6 +237,15 @@ async fn non_admins_are_refused_every_admin_method_and_nothing_changes() {
         (Method::POST, "/admin/networks".into(), Some(json!({"name": "evil", "cidrs": ["10.1.0.0/24"]}))),
         (Method::PUT, format!("/admin/networks/{net}"), Some(json!({"name": "renamed"}))),
         (Method::DELETE, format!("/admin/networks/{net}"), None),
+        (Method::GET, "/admin/mesh/hubs".into(), None),
+        (Method::POST, "/admin/mesh/hubs".into(), Some(json!({"name": "evil", "hostname": "e.example.com"}))),
+        (Method::PUT, format!("/admin/mesh/hubs/{hub}"), Some(json!({"user_ids": [alice_id]}))),
+        (Method::DELETE, format!("/admin/mesh/hubs/{hub}"), None),
+        (Method::POST, format!("/admin/mesh/hubs/{hub}/rotate-token"), None),
+        (Method::GET, spokes.clone(), None),
+        (Method::POST, spokes.clone(), Some(json!({"name": "evil", "local_cidrs": ["10.51.0.0/24"]}))),
+        (Method::DELETE, format!("{spokes}/{spoke}"), None),
+        (Method::POST, format!("{spokes}/{spoke}/rotate-token"), None),
     ];
     for (method, path, body) in attempts {
         let reply = core.call(method.clone(), &path, Some(&alice), body.clone()).await;
@@ -245,6 +259,9 @@ async fn non_admins_are_refused_every_admin_method_and_nothing_changes() {
     assert_eq!(gateways.body["data"][0]["user_ids"], json!([]));
     let networks = core.get("/admin/networks", &admin).await;
     assert_eq!(networks.body["data"][0]["name"], "n");
+    let hubs = core.get("/admin/mesh/hubs", &admin).await;
+    assert_eq!((&hubs.body["meta"]["total"], &hubs.body["data"][0]["user_ids"]), (&json!(1), &json!([])));
+    assert_eq!(core.get(&spokes, &admin).await.body["data"][0]["id"], spoke.as_str());
     let users = core.get("/admin/users", &admin).await;
     assert_eq!(users.body["meta"]["total"], 2);
     assert!(users.body["data"].as_array().unwrap().iter().all(|u| u["username"] != "alice" || u["is_admin"] == false));
