@@ -612,6 +612,8 @@ pub struct ProvisionView {
     protocol: String,
     crl_pem: String,
     config_version: u64,
+    /// `gateway`, or `hub` for a mesh hub.
+    role: String,
 }
 
 impl From<v1::ProvisionResponse> for ProvisionView {
@@ -627,6 +629,7 @@ impl From<v1::ProvisionResponse> for ProvisionView {
             protocol: material.protocol,
             crl_pem: material.crl_pem,
             config_version: material.config_version,
+            role: material.role,
         }
     }
 }

@@ -462,7 +462,7 @@ async fn gateway_rest_endpoints_serve_simple_agents() {
     let (status, body) = call("provision", Some(&token), json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["data"]["server_private_key_pem"].as_str().unwrap().contains("PRIVATE KEY"));
-    assert_eq!(body["data"]["vpn_subnet"], "10.8.0.0/24");
+    assert_eq!((&body["data"]["vpn_subnet"], &body["data"]["role"]), (&json!("10.8.0.0/24"), &json!("gateway")));
     let (status, body) = call("client-rules", Some(&token), json!({"common_name": "alice@example.com"})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"]["push_routes"], json!(["10.90.0.0/16"]));

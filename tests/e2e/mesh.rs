@@ -36,10 +36,10 @@ async fn provision(
     MeshSpokeAgentServiceClient::new(core.channel().await).provision_spoke(request).await.map(|r| r.into_inner())
 }
 
-/// The hub's rule snapshot as its agent would fetch it, with the answer's status.
-async fn fetch_hub_snapshot(core: &Core, hub_token: &str) -> (StatusCode, Value) {
+/// A call to `/gateway/{method}` with a hub's agent token: the answer's status and data.
+async fn hub_agent_call(core: &Core, hub_token: &str, method: &str) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/gateway/all-rules", core.http_base))
+        .post(format!("{}/api/v1/gateway/{method}", core.http_base))
         .header("x-gateway-token", hub_token)
         .json(&json!({}))
         .send()
@@ -50,7 +50,7 @@ async fn fetch_hub_snapshot(core: &Core, hub_token: &str) -> (StatusCode, Value)
 
 /// The hub's rule snapshot, which must be served.
 async fn hub_snapshot(core: &Core, hub_token: &str) -> Value {
-    let (status, snapshot) = fetch_hub_snapshot(core, hub_token).await;
+    let (status, snapshot) = hub_agent_call(core, hub_token, "all-rules").await;
     assert_eq!(status, StatusCode::OK);
     snapshot
 }
@@ -268,8 +268,10 @@ async fn administer_mesh_on(backend: Backend) {
     hub_snapshot(&core, hub_token).await;
     let rotated = core.post(&format!("/admin/mesh/hubs/{hub_id}/rotate-token"), &admin, json!({})).await;
     let new_hub_token = rotated.expect(StatusCode::OK).body["data"]["token"].as_str().unwrap().to_owned();
-    assert_eq!(fetch_hub_snapshot(&core, hub_token).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(hub_agent_call(&core, hub_token, "all-rules").await.0, StatusCode::UNAUTHORIZED);
     hub_snapshot(&core, &new_hub_token).await;
+    let (status, material) = hub_agent_call(&core, &new_hub_token, "provision").await;
+    assert_eq!((status, &material["role"]), (StatusCode::OK, &json!("hub")), "the hub's agent learns its role");
     core.post(&format!("{spokes}/spoke-0000000000000000/rotate-token"), &admin, json!({}))
         .await
         .expect_error(StatusCode::NOT_FOUND, "not_found");
