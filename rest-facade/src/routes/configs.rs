@@ -19,12 +19,13 @@ use serde::Deserialize;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateConfigBody {
+    /// The gateway's id, or a mesh hub's.
     gateway_id: String,
     #[serde(default)]
     protocol: Option<String>,
 }
 
-/// Issues a certificate and renders a config for a gateway the caller may use.
+/// Issues a certificate and renders a config for a gateway (or mesh hub) the caller may use.
 #[utoipa::path(post, operation_id = "configs_generate", path = "/configs/generate", tag = "configs", security(("session_cookie" = []), ("bearer" = [])), request_body = GenerateConfigBody, responses((status = 201, description = "The config's handle (fields at the top level as in the API overview, and under data)", body = GeneratedConfigView), ErrorResponses))]
 pub async fn generate(
     State(state): State<FacadeState>,
