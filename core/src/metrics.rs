@@ -65,6 +65,8 @@ pub struct Gauges {
     pub connected_gateways: usize,
     /// Open VPN sessions (all gateways).
     pub live_sessions: u64,
+    /// Mesh spokes whose tunnel to their hub is up.
+    pub connected_spokes: u64,
 }
 
 impl Metrics {
@@ -115,12 +117,15 @@ impl Metrics {
              # TYPE gatekey_connected_gateways gauge\ngatekey_connected_gateways {}\n\
              # HELP gatekey_live_vpn_sessions Open VPN sessions reported by agents.\n\
              # TYPE gatekey_live_vpn_sessions gauge\ngatekey_live_vpn_sessions {}\n\
+             # HELP gatekey_mesh_spokes_connected Mesh spokes whose tunnel to their hub is up.\n\
+             # TYPE gatekey_mesh_spokes_connected gauge\ngatekey_mesh_spokes_connected {}\n\
              # HELP gatekey_configs_issued_total VPN configs generated.\n\
              # TYPE gatekey_configs_issued_total counter\ngatekey_configs_issued_total {}\n\
              # HELP gatekey_rule_push_seconds Rule change to the agent's acknowledgement.\n\
              # TYPE gatekey_rule_push_seconds histogram\n",
             gauges.connected_gateways,
             gauges.live_sessions,
+            gauges.connected_spokes,
             self.configs_issued.load(Ordering::Relaxed),
         );
         lock(&self.rule_push).render(&mut out, "gatekey_rule_push_seconds", "");
@@ -196,7 +201,7 @@ mod tests {
         metrics.rules_changed([&"gw-1".to_owned()]);
         metrics.rules_applied("gw-1");
         metrics.rules_applied("gw-unknown");
-        let text = metrics.render(Gauges { connected_gateways: 3, live_sessions: 7 });
+        let text = metrics.render(Gauges { connected_gateways: 3, live_sessions: 7, connected_spokes: 2 });
         assert!(
             text.contains("gatekey_grpc_requests_total{method=\"/gatekey.v1.AuthService/LocalLogin\",code=\"16\"} 1")
         );
@@ -209,6 +214,7 @@ mod tests {
             )
         );
         assert!(text.contains("gatekey_connected_gateways 3\n") && text.contains("gatekey_live_vpn_sessions 7\n"));
+        assert!(text.contains("gatekey_mesh_spokes_connected 2\n"), "{text}");
         assert!(text.contains("gatekey_configs_issued_total 1\n"));
         assert!(text.contains("gatekey_rule_push_seconds_count 1\n"), "{text}");
     }

@@ -6,6 +6,7 @@ use crate::auth::Authenticator;
 use crate::bootstrap::{AdminBootstrap, ensure_admin};
 use crate::config::ServeArgs;
 use crate::context::{CoreContext, Settings};
+use crate::error::CoreResult;
 use crate::metrics::{Gauges, Metrics, MetricsLayer};
 use crate::pki::lifecycle::load_or_create_authority;
 use crate::sealing::SecretBox;
@@ -310,14 +311,17 @@ async fn apply_providers_file(
 /// The metrics text, with gauges read now.
 async fn render_metrics(context: Arc<CoreContext>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let live_sessions = match context.store.count_all_open_sessions().await {
-        Ok(count) => count,
-        Err(error) => {
-            tracing::warn!(%error, "cannot count sessions for metrics");
+    let counted = |count: CoreResult<u64>| {
+        count.unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot count for metrics");
             0
-        }
+        })
     };
-    let gauges = Gauges { connected_gateways: context.hub.connected(), live_sessions };
+    let gauges = Gauges {
+        connected_gateways: context.hub.connected(),
+        live_sessions: counted(context.store.count_all_open_sessions().await),
+        connected_spokes: counted(context.store.count_connected_spokes().await),
+    };
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], context.metrics.render(gauges)).into_response()
 }
 

@@ -120,6 +120,15 @@ impl Store {
             .collect()
     }
 
+    /// How many spokes (of every hub) have their tunnel up.
+    pub async fn count_connected_spokes(&self) -> CoreResult<u64> {
+        total_of(
+            &query_fmt!("SELECT COUNT(*) AS total FROM mesh_spokes s WHERE 1 = 1 {CONNECTED}")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// The spoke whose agent token has this selector, with the token's verifier.
     pub async fn find_spoke_by_token_selector(&self, selector: &str) -> CoreResult<Option<(SpokeRecord, String)>> {
         let row = query_fmt!("SELECT {SPOKE_COLUMNS}, token_verifier FROM mesh_spokes WHERE token_selector = $1")
