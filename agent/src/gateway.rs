@@ -8,7 +8,8 @@ use crate::config::AgentSettings;
 use crate::link::{Backoff, with_token};
 use crate::management::{self, ClientEnv, ManagementClient, ManagementEvent};
 use crate::material::{client_config_lines, files, write_atomically};
-use crate::nft::{CommandRunner, Firewall, SystemRunner};
+use crate::nft::{Firewall, SystemRunner};
+use crate::spoke_routes::{LEDGER, parse_ledger, render_ledger, route_into_tunnel};
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
 use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
@@ -229,8 +230,7 @@ impl Gateway {
                     vpn_address,
                     session_key: format!("{}-{}", client.cid, client.connected_since),
                     connected_at: client.connected_since,
-                    // Unknown after an agent restart: the spoke's kernel route stays until
-                    // its next connection replaces it.
+                    // A spoke's networks come back from the ledger just below.
                     iroutes: Vec::new(),
                 }),
             );
@@ -241,6 +241,7 @@ impl Gateway {
                 self.report_disconnect(&gone, None).await;
             }
         }
+        self.reconcile_spoke_routes().await;
         self.management = Some(management);
         self.events = Some(events);
         self.enforce().await;
@@ -347,8 +348,11 @@ impl Gateway {
                     }
                     for network in &client.iroutes {
                         if !self.clients.values().any(|other| other.iroutes.contains(network)) {
-                            self.route_into_tunnel(network, false).await;
+                            route_into_tunnel(&self.settings.tun, network, false).await;
                         }
+                    }
+                    if !client.iroutes.is_empty() {
+                        self.save_spoke_routes();
                     }
                     self.enforce().await;
                 }
@@ -434,7 +438,10 @@ impl Gateway {
             tracing::warn!(%error, "client-auth failed");
         }
         for network in &new_networks {
-            self.route_into_tunnel(network, true).await;
+            route_into_tunnel(&self.settings.tun, network, true).await;
+        }
+        if !new_networks.is_empty() {
+            self.save_spoke_routes();
         }
         if awaited.renegotiation {
             self.enforce().await;
@@ -517,16 +524,35 @@ impl Gateway {
         }
     }
 
-    /// Points the kernel's route for a spoke's network at the tunnel (OpenVPN's
-    /// `iroute` then picks the spoke), or removes it.
-    async fn route_into_tunnel(&self, network: &str, present: bool) {
-        let verb = if present { "replace" } else { "del" };
-        let tun = self.settings.tun.as_str();
-        match SystemRunner.run("ip", &["route", verb, network, "dev", tun], None).await {
-            Ok(output) if output.success => tracing::info!(%network, %tun, present, "spoke route updated"),
-            Ok(output) => tracing::warn!(%network, stderr = %output.stderr.trim(), "ip route {verb} failed"),
-            Err(error) => tracing::warn!(%network, %error, "cannot run ip"),
+    /// Writes the ledger of the spokes' networks routed into the tunnel now.
+    fn save_spoke_routes(&self) {
+        let routes = self
+            .clients
+            .values()
+            .filter(|client| !client.iroutes.is_empty())
+            .map(|client| (client.common_name.clone(), client.iroutes.clone()))
+            .collect();
+        if let Err(error) = write_atomically(&self.settings.state_dir, LEDGER, &render_ledger(&routes), false) {
+            tracing::warn!(%error, "cannot write the spoke route ledger");
         }
+    }
+
+    /// After a restart: gives live spokes their networks back from the ledger, and
+    /// removes the routes of spokes that left while the agent was away.
+    async fn reconcile_spoke_routes(&mut self) {
+        let path = self.settings.state_dir.join(LEDGER);
+        let ledger = parse_ledger(&std::fs::read_to_string(&path).unwrap_or_default());
+        for client in self.clients.values_mut().filter(|client| client.iroutes.is_empty()) {
+            if let Some(networks) = ledger.get(&client.common_name) {
+                client.iroutes.clone_from(networks);
+            }
+        }
+        for network in ledger.values().flatten() {
+            if !self.clients.values().any(|client| client.iroutes.contains(network)) {
+                route_into_tunnel(&self.settings.tun, network, false).await;
+            }
+        }
+        self.save_spoke_routes();
     }
 
     /// Brings nftables in line with the clients that are up and their identities' rules.

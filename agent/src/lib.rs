@@ -11,3 +11,4 @@ pub mod management;
 pub mod material;
 pub mod nft;
 pub mod spoke;
+pub mod spoke_routes;

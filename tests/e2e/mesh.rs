@@ -384,15 +384,18 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     let dir = TempDir::new("mesh");
     let path = |name: &str| -> PathBuf { dir.path().join(name) };
     let agent_log = path("agent.log");
-    let agent_command = format!(
-        "RUST_LOG=info exec {} run --core http://{} --token {hub_token} --state-dir {} \
-         --openvpn-extra 'local 10.63.2.1' --openvpn-extra disable-dco > {} 2>&1",
-        binary("gatekey-agent").display(),
-        core.grpc_address,
-        dir.path().display(),
-        agent_log.display()
-    );
-    let _agent = lab.spawn("hub", "sh", &["-c", &agent_command]);
+    let hub_agent = |log: &Path| {
+        let command = format!(
+            "RUST_LOG=info exec {} run --core http://{} --token {hub_token} --state-dir {} \
+             --openvpn-extra 'local 10.63.2.1' --openvpn-extra disable-dco > {} 2>&1",
+            binary("gatekey-agent").display(),
+            core.grpc_address,
+            dir.path().display(),
+            log.display()
+        );
+        lab.spawn("hub", "sh", &["-c", &command])
+    };
+    let agent = hub_agent(&agent_log);
     assert!(
         wait_for_text(&path("openvpn.conf"), "management-client-auth", Duration::from_secs(20)).await,
         "{}",
@@ -488,27 +491,51 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     assert!(lab.reaches("user", OTHER_SITE_HOST).await, "the site is unreachable after the renewal");
     let connections = text(&spoke_log).matches(CONNECTED).count();
 
+    // The hub's agent restarts: its ledger gives the live spoke its networks back, so
+    // the route into the tunnel still goes when the spoke does.
+    drop(agent);
+    let agent_log = path("agent-2.log");
+    let _agent = hub_agent(&agent_log);
+    assert!(wait_for_text(&agent_log, "connected to the core", Duration::from_secs(15)).await, "{}", text(&agent_log));
+    assert!(hub_route_to_site(&lab).await, "the spoke's route is gone after the agent restarted");
+    assert!(lab.reaches("user", OTHER_SITE_HOST).await, "the site is unreachable after the agent restarted");
+
     // Removing the spoke revokes it: its tunnel is cut and stays down, so the site is gone.
+    let kills = text(&server_log).matches("MANAGEMENT: CMD 'client-kill").count();
+    let refusals = text(&server_log).matches("revoked").count();
     core.delete(&format!("{spokes}/{spoke_id}"), &admin).await.expect(StatusCode::OK);
     assert!(
-        wait_for_text(&server_log, "MANAGEMENT: CMD 'client-kill", Duration::from_secs(10)).await,
+        eventually(Duration::from_secs(10), || async {
+            text(&server_log).matches("MANAGEMENT: CMD 'client-kill").count() > kills
+        })
+        .await,
         "{}",
         text(&agent_log)
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async { !hub_route_to_site(&lab).await }).await,
+        "the removed spoke's route stayed"
     );
     assert!(
         eventually(Duration::from_secs(10), || async { !lab.pings("user", OTHER_SITE_HOST).await }).await,
         "the site is still reachable after its spoke was removed"
     );
     assert!(
-        eventually(Duration::from_secs(20), || async {
-            let log = text(&server_log);
-            log.contains("revoked") || log.contains("no longer exists")
-        })
-        .await,
+        eventually(Duration::from_secs(20), || async { text(&server_log).matches("revoked").count() > refusals }).await,
         "the removed spoke's reconnection was not refused:\n{}",
         text(&server_log)
     );
     assert_eq!(text(&spoke_log).matches(CONNECTED).count(), connections, "a removed spoke got back in");
+}
+
+/// Whether the hub's kernel routes the site's network (into the tunnel).
+async fn hub_route_to_site(lab: &Lab) -> bool {
+    let output = tokio::process::Command::new("ip")
+        .args(["-n", lab.ns("hub"), "route", "show", "10.63.5.0/24"])
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).contains("dev tun")
 }
 
 /// The site end of the spoke ↔ site link (the lab's fourth link).
