@@ -437,11 +437,12 @@ impl Gateway {
         {
             tracing::warn!(%error, "client-auth failed");
         }
-        for network in &new_networks {
-            route_into_tunnel(&self.settings.tun, network, true).await;
-        }
+        // The ledger first: a crash in between must not leave a route nobody knows.
         if !new_networks.is_empty() {
             self.save_spoke_routes();
+        }
+        for network in &new_networks {
+            route_into_tunnel(&self.settings.tun, network, true).await;
         }
         if awaited.renegotiation {
             self.enforce().await;

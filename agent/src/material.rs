@@ -201,7 +201,11 @@ mod tests {
         assert!(conf.contains("server 10.78.0.0 255.255.255.0\n"));
         assert!(conf.contains("management 127.0.0.1 7505\nmanagement-client-auth\n"));
         assert!(conf.ends_with("disable-dco\n"));
+        assert_eq!(conf.matches("disable-dco").count(), 1, "a gateway keeps DCO unless told otherwise");
         assert!(!dir.join(files::HOOK_SETTINGS).exists(), "the token is written only for hooks");
+        let hub = ProvisionResponse { role: HUB_ROLE.into(), ..material.clone() };
+        let hub_conf = openvpn_conf(&hub, &AgentSettings { openvpn_extra: vec![], ..settings.clone() }).unwrap();
+        assert!(hub_conf.contains("\ndisable-dco\n"), "a hub routes spokes itself: {hub_conf}");
 
         let hooks = AgentSettings { hooks: true, token: "gkgw_\"quoted\"".into(), ..settings };
         write_material(&material, &hooks).unwrap();

@@ -7,11 +7,12 @@
 use crate::gateway::shutdown_signal;
 use crate::link::Backoff;
 use crate::material::write_atomically;
+use crate::nft::{CommandRunner, SystemRunner};
 use clap::Args;
 use gatekey::v1::ProvisionSpokeRequest;
 use gatekey::v1::mesh_spoke_agent_service_client::MeshSpokeAgentServiceClient;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
@@ -54,9 +55,20 @@ pub struct SpokeArgs {
 pub struct Provisioned {
     /// The written configuration.
     pub path: PathBuf,
-    /// When it is due for renewal: two thirds into the certificate's life.
+    /// When it was written.
+    pub at: Instant,
+    /// When it is due for renewal: two thirds into the certificate's life as the core
+    /// states it (so the spoke's own clock does not matter), and not within 30 s.
     pub renew_at: Instant,
 }
+
+/// The shortest wait before a renewal (a tiny lifetime must not make a busy loop).
+const MIN_RENEWAL_WAIT: Duration = Duration::from_secs(30);
+/// After OpenVPN exits, provision anew before restarting it (its certificate may have
+/// been superseded or the hub moved), at most this often.
+const REPROVISION_ON_EXIT_EVERY: Duration = Duration::from_secs(300);
+/// Where OpenVPN writes its process id, so a restarted agent can stop an orphan.
+const OPENVPN_PID: &str = "openvpn.pid";
 
 impl std::fmt::Debug for SpokeArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,23 +110,52 @@ pub async fn provision_spoke(args: &SpokeArgs) -> Result<Provisioned, String> {
         .map_err(|e| format!("cannot write {SPOKE_CONFIG}: {e}"))?;
     let spoke = material.spoke.unwrap_or_default();
     let expires_at = material.expires_at.map_or(0, |t| t.seconds);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let lifetime = u64::try_from(expires_at).unwrap_or(0).saturating_sub(now);
     tracing::info!(
         spoke = %spoke.id, hub = %spoke.hub_id, networks = ?spoke.advertised_cidrs, expires_at,
         path = %path.display(), "wrote the spoke's OpenVPN configuration"
     );
-    Ok(Provisioned { path, renew_at: Instant::now() + Duration::from_secs(lifetime * 2 / 3) })
+    let now = Instant::now();
+    let renew_in = Duration::from_secs(material.lifetime_seconds / 3 * 2).max(MIN_RENEWAL_WAIT);
+    Ok(Provisioned { path, at: now, renew_at: now + renew_in })
 }
 
-/// Starts OpenVPN with the spoke's configuration; it is killed when dropped.
-fn start_openvpn(program: &Path, config: &Path) -> Result<Child, String> {
-    Command::new(program)
+/// Starts OpenVPN with the spoke's configuration; it exits on a failed TLS handshake
+/// (a revoked or superseded certificate) so that the agent can act, writes its process
+/// id to the state directory, and is killed when dropped.
+fn start_openvpn(args: &SpokeArgs, config: &Path) -> Result<Child, String> {
+    Command::new(&args.openvpn)
         .arg("--config")
         .arg(config)
+        .arg("--tls-exit")
+        .arg("--writepid")
+        .arg(args.state_dir.join(OPENVPN_PID))
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))
+        .map_err(|e| format!("cannot start {}: {e}", args.openvpn.display()))
+}
+
+/// Stops OpenVPN: SIGTERM, then SIGKILL if it has not exited within three seconds.
+async fn stop_openvpn(openvpn: &mut Child) {
+    if let Some(pid) = openvpn.id() {
+        let _ = SystemRunner.run("kill", &["-TERM", &pid.to_string()], None).await;
+        if tokio::time::timeout(Duration::from_secs(3), openvpn.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = openvpn.kill().await;
+}
+
+/// Stops an OpenVPN a previous agent started and left behind (its pid file names a
+/// live `openvpn` process), so the site does not end up with two tunnels.
+async fn stop_orphan(state_dir: &Path) {
+    let Ok(pid) = std::fs::read_to_string(state_dir.join(OPENVPN_PID)) else { return };
+    let pid = pid.trim();
+    let is_openvpn = pid.chars().all(|c| c.is_ascii_digit())
+        && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "openvpn");
+    if is_openvpn {
+        tracing::warn!(pid, "stopping the OpenVPN a previous agent left running");
+        let _ = SystemRunner.run("kill", &["-TERM", pid], None).await;
+    }
 }
 
 /// Keeps the spoke joined until SIGINT/SIGTERM: provisions (retrying with backoff
@@ -133,27 +174,34 @@ pub async fn run_spoke(args: &SpokeArgs) -> Result<(), String> {
         }
     };
     backoff.reset();
-    let mut openvpn = start_openvpn(&args.openvpn, &provisioned.path)?;
+    stop_orphan(&args.state_dir).await;
+    let mut openvpn = start_openvpn(args, &provisioned.path)?;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => {
-                let _ = openvpn.kill().await;
+                stop_openvpn(&mut openvpn).await;
                 return Ok(());
             }
             status = openvpn.wait() => {
                 let wait = backoff.next_delay();
                 tracing::warn!(status = ?status.ok(), restart_in_ms = wait.as_millis() as u64, "OpenVPN exited");
                 tokio::time::sleep(wait).await;
-                openvpn = start_openvpn(&args.openvpn, &provisioned.path)?;
+                if provisioned.at.elapsed() >= REPROVISION_ON_EXIT_EVERY {
+                    match provision_spoke(args).await {
+                        Ok(renewed) => provisioned = renewed,
+                        Err(error) => tracing::warn!(%error, "cannot provision anew; restarting OpenVPN as it was"),
+                    }
+                }
+                openvpn = start_openvpn(args, &provisioned.path)?;
             }
             () = tokio::time::sleep_until(provisioned.renew_at) => match provision_spoke(args).await {
                 Ok(renewed) => {
                     tracing::info!("renewed the spoke's certificate; restarting OpenVPN with it");
                     provisioned = renewed;
-                    let _ = openvpn.kill().await;
-                    openvpn = start_openvpn(&args.openvpn, &provisioned.path)?;
+                    stop_openvpn(&mut openvpn).await;
+                    openvpn = start_openvpn(args, &provisioned.path)?;
                     backoff.reset();
                 }
                 Err(error) => {

@@ -2,18 +2,22 @@
 //! is connected, and kept in a ledger in the state directory so that an agent
 //! restarted in between still knows them and removes them when the spoke leaves.
 
+use crate::material::network_and_mask;
 use crate::nft::{CommandRunner, SystemRunner};
 use std::collections::BTreeMap;
 
 /// The ledger file: one `<common name> <cidr>,<cidr>…` line per connected spoke.
 pub const LEDGER: &str = "spoke-routes";
 
-/// The spokes' networks by common name, from the ledger's text (bad lines are skipped).
+/// The spokes' networks by common name, from the ledger's text; a line that is not a
+/// name and IPv4 CIDRs is skipped (its networks would go to `ip route`).
 pub fn parse_ledger(text: &str) -> BTreeMap<String, Vec<String>> {
     text.lines()
         .filter_map(|line| line.split_once(' '))
         .map(|(name, networks)| (name.to_owned(), networks.split(',').map(str::to_owned).collect()))
-        .filter(|(name, networks): &(String, Vec<String>)| !name.is_empty() && networks.iter().all(|n| !n.is_empty()))
+        .filter(|(name, networks): &(String, Vec<String>)| {
+            !name.is_empty() && networks.iter().all(|network| network_and_mask(network).is_some())
+        })
         .collect()
 }
 
@@ -46,6 +50,6 @@ mod tests {
         let text = render_ledger(&routes);
         assert_eq!(text, "spoke-1 10.20.0.0/24,10.21.0.0/24\nspoke-2 10.30.0.0/16\n");
         assert_eq!(parse_ledger(&text), routes);
-        assert!(parse_ledger("garbage\n \nspoke-3 \nspoke-4 10.0.0.0/8,\n").is_empty());
+        assert!(parse_ledger("garbage\n \nspoke-3 \nspoke-4 10.0.0.0/8,\nspoke-5 default\n").is_empty());
     }
 }

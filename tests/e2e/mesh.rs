@@ -10,7 +10,7 @@
 
 use crate::gateway_e2e::{CONNECTED, download, eventually, start_client, start_server, text};
 use crate::kit::{Backend, Core, TempDir, backends, binary};
-use crate::netns::{Lab, available, wait_for_text};
+use crate::netns::{Graceful, Lab, available, wait_for_text};
 use crate::rest_admin::id_of;
 use gatekey::v1::ProvisionSpokeRequest;
 use gatekey::v1::mesh_spoke_agent_service_client::MeshSpokeAgentServiceClient;
@@ -421,7 +421,7 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
         spoke_dir.display(),
         spoke_log.display()
     );
-    let _spoke_agent = lab.spawn("spoke", "sh", &["-c", &spoke_command]);
+    let _spoke_agent = Graceful(lab.spawn("spoke", "sh", &["-c", &spoke_command]));
     assert!(
         wait_for_text(&spoke_log, CONNECTED, Duration::from_secs(20)).await,
         "{}\n{}\n{}",

@@ -147,6 +147,25 @@ impl Drop for Lab {
     }
 }
 
+/// A lab process that is asked to stop (SIGTERM) when dropped, so it can stop the
+/// processes it started itself; killed if it has not exited within five seconds.
+pub struct Graceful(pub Child);
+
+impl Drop for Graceful {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            for _ in 0..50 {
+                if matches!(self.0.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        let _ = self.0.start_kill();
+    }
+}
+
 /// Waits until `path` contains `needle`, or `timeout` passes.
 pub async fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;

@@ -135,7 +135,7 @@ impl AdminMeshApi {
     /// first, so that a failure leaves the spokes in place for a retry.
     async fn retire_spokes(&self, spokes: &[SpokeRecord]) -> CoreResult<()> {
         for spoke in spokes {
-            self.0.store.revoke_certificates_of(&spoke.id, "cessation_of_operation", "").await?;
+            self.0.store.revoke_certificates_of(&spoke.id, "cessation_of_operation").await?;
             let sessions = self.0.store.open_sessions_of(&spoke.id).await?;
             self.0.hub.kill_sessions(&sessions, "the spoke was removed");
         }
@@ -392,25 +392,22 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                     &CertificatePurpose::Spoke { spoke_id: spoke.id.clone() },
                     context.settings.spoke_certificate_ttl_seconds,
                 )?;
-                context
-                    .store
-                    .record_certificate(&CertificateRecord {
-                        serial: issued.serial.clone(),
-                        kind: SPOKE_CERTIFICATE.into(),
-                        subject: spoke.id.clone(),
-                        user_id: None,
-                        gateway_id: Some(hub.id.clone()),
-                        issued_at: unix_now(),
-                        expires_at: issued.not_after,
-                        revoked_at: None,
-                        revocation_reason: None,
-                    })
-                    .await?;
+                let certificate = CertificateRecord {
+                    serial: issued.serial.clone(),
+                    kind: SPOKE_CERTIFICATE.into(),
+                    subject: spoke.id.clone(),
+                    user_id: None,
+                    gateway_id: Some(hub.id.clone()),
+                    issued_at: unix_now(),
+                    expires_at: issued.not_after,
+                    revoked_at: None,
+                    revocation_reason: None,
+                };
                 // The new certificate is the spoke's only valid one: earlier ones (and a
                 // tunnel on one) end, and the hub learns the advertised networks anew
                 // when the agent reconnects with it.
-                let spoke = context.store.set_spoke_provisioned(&spoke, &advertised, &issued.serial).await?;
-                let superseded = context.store.revoke_certificates_of(&spoke.id, "superseded", &issued.serial).await?;
+                let (spoke, superseded) =
+                    context.store.record_spoke_provisioning(&spoke, &advertised, &certificate).await?;
                 let sessions = context.store.open_sessions_of(&spoke.id).await?;
                 context.hub.kill_sessions(&sessions, "the spoke's certificate was renewed");
                 if superseded > 0 {
@@ -432,6 +429,7 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                     spoke: Some(convert::mesh_spoke(spoke, false)),
                     openvpn_config,
                     expires_at: Some(convert::timestamp(issued.not_after)),
+                    lifetime_seconds: u64::try_from(context.settings.spoke_certificate_ttl_seconds).unwrap_or(0),
                 })
             }
             .await,

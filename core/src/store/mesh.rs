@@ -1,6 +1,9 @@
 //! Mesh spokes: remote sites attached to a hub (a `gateways` row in the `hub` role).
 
-use super::{Listing, Page, Store, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
+use super::pki::insert_certificate;
+use super::{
+    CertificateRecord, Listing, Page, Store, conflict_on_duplicate, join_list, split_list, total_of, unix_now,
+};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
@@ -141,24 +144,34 @@ impl Store {
         }
     }
 
-    /// Records what a spoke's agent provisioned: the networks it advertises and its
-    /// new (now only valid) certificate.
-    pub async fn set_spoke_provisioned(
+    /// Records what a spoke's agent provisioned, in one transaction that starts by
+    /// locking the spoke's row (so concurrent provisionings of one spoke serialise):
+    /// the networks it advertises, its new certificate in the ledger, and that
+    /// certificate as its only valid one (every earlier one revoked as superseded).
+    /// Returns the spoke and how many certificates were superseded.
+    pub async fn record_spoke_provisioning(
         &self,
         spoke: &SpokeRecord,
         advertised: &[String],
-        certificate_serial: &str,
-    ) -> CoreResult<SpokeRecord> {
-        sqlx::query(
+        certificate: &CertificateRecord,
+    ) -> CoreResult<(SpokeRecord, u64)> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
             "UPDATE mesh_spokes SET advertised_cidrs = $1, certificate_serial = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(join_list(advertised))
-        .bind(certificate_serial)
+        .bind(&certificate.serial)
         .bind(unix_now())
         .bind(&spoke.id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.require_spoke(&spoke.hub_id, &spoke.id).await
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("spoke `{}` no longer exists", spoke.id)));
+        }
+        insert_certificate(&mut *tx, certificate).await?;
+        let superseded = revoke_certificates_of(&mut *tx, &spoke.id, "superseded", &certificate.serial).await?;
+        tx.commit().await?;
+        Ok((self.require_spoke(&spoke.hub_id, &spoke.id).await?, superseded))
     }
 
     /// Replaces a spoke's agent token.
@@ -186,21 +199,32 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes every unrevoked certificate issued to `subject` (e.g. a spoke) but the
-    /// one with serial `keep` (empty keeps none); returns how many it revoked.
-    pub async fn revoke_certificates_of(&self, subject: &str, reason: &str, keep: &str) -> CoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
-             WHERE subject = $3 AND revoked_at IS NULL AND serial <> $4",
-        )
-        .bind(unix_now())
-        .bind(reason)
-        .bind(subject)
-        .bind(keep)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+    /// Revokes every unrevoked certificate issued to `subject` (a spoke being
+    /// removed); returns how many it revoked.
+    pub async fn revoke_certificates_of(&self, subject: &str, reason: &str) -> CoreResult<u64> {
+        revoke_certificates_of(&self.pool, subject, reason, "").await
     }
+}
+
+/// Revokes every unrevoked certificate of `subject` but the one with serial `keep`
+/// (empty keeps none), through any executor; returns how many it revoked.
+async fn revoke_certificates_of<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    subject: &str,
+    reason: &str,
+    keep: &str,
+) -> CoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
+         WHERE subject = $3 AND revoked_at IS NULL AND serial <> $4",
+    )
+    .bind(unix_now())
+    .bind(reason)
+    .bind(subject)
+    .bind(keep)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 fn spoke_from_row(row: &AnyRow) -> CoreResult<SpokeRecord> {
