@@ -413,12 +413,12 @@ impl Gateway {
         let lines = client_config_lines(&verdict.push_routes, &verdict.iroutes);
         // A spoke's networks are learnt when its tunnel comes up (the core renews the
         // tunnel when they change).
-        let new_networks = match self.clients.get_mut(&awaited.cid) {
+        let spoke_joined = match self.clients.get_mut(&awaited.cid) {
             Some(client) if !awaited.renegotiation => {
                 client.iroutes.clone_from(&verdict.iroutes);
-                verdict.iroutes.clone()
+                !client.iroutes.is_empty()
             }
-            _ => Vec::new(),
+            _ => false,
         };
         // A snapshot newer than the verdict already holds this identity's current rules.
         if verdict.rules_version >= self.applied_version
@@ -437,12 +437,12 @@ impl Gateway {
         {
             tracing::warn!(%error, "client-auth failed");
         }
-        // The ledger first: a crash in between must not leave a route nobody knows.
-        if !new_networks.is_empty() {
+        if spoke_joined {
+            // The ledger first: a crash in between must not leave a route nobody knows.
             self.save_spoke_routes();
-        }
-        for network in &new_networks {
-            route_into_tunnel(&self.settings.tun, network, true).await;
+            for network in &verdict.iroutes {
+                route_into_tunnel(&self.settings.tun, network, true).await;
+            }
         }
         if awaited.renegotiation {
             self.enforce().await;
@@ -543,6 +543,9 @@ impl Gateway {
     async fn reconcile_spoke_routes(&mut self) {
         let path = self.settings.state_dir.join(LEDGER);
         let ledger = parse_ledger(&std::fs::read_to_string(&path).unwrap_or_default());
+        if ledger.is_empty() {
+            return;
+        }
         for client in self.clients.values_mut().filter(|client| client.iroutes.is_empty()) {
             if let Some(networks) = ledger.get(&client.common_name) {
                 client.iroutes.clone_from(networks);

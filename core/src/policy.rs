@@ -8,8 +8,8 @@ use crate::error::CoreResult;
 use crate::geofence::GeoFence;
 use crate::pki::serial;
 use crate::store::{
-    AccessRuleFields, AccessRuleRecord, GatewayRecord, GatewayRole, NetworkRecord, SpokeRecord, Store, UserRecord,
-    unix_now,
+    AccessRuleFields, AccessRuleRecord, CertificateRecord, GatewayRecord, GatewayRole, NetworkRecord, SpokeRecord,
+    Store, UserRecord, unix_now,
 };
 use gatekey::v1::{ClientRules, FirewallRule, RuleSnapshot, VerifyRequest, VerifyResponse};
 use ipnet::IpNet;
@@ -139,6 +139,19 @@ pub fn advertised_networks(spokes: &[SpokeRecord]) -> Vec<String> {
     networks
 }
 
+/// The spoke a spoke certificate was issued to, while it is that spoke's current
+/// certificate; otherwise why not (the spoke is gone, or a newer one superseded it).
+pub async fn current_spoke(store: &Store, certificate: &CertificateRecord) -> CoreResult<Result<SpokeRecord, String>> {
+    let hub_id = certificate.gateway_id.as_deref().unwrap_or_default();
+    Ok(match store.find_spoke(hub_id, &certificate.subject).await? {
+        Some(spoke) if spoke.certificate_serial.as_deref() == Some(certificate.serial.as_str()) => Ok(spoke),
+        Some(spoke) => {
+            Err(format!("certificate {} of spoke `{}` was superseded by a newer one", certificate.serial, spoke.name))
+        }
+        None => Err(format!("spoke `{}` no longer exists", certificate.subject)),
+    })
+}
+
 /// Who a certificate admits at a gateway or hub.
 enum Admitted {
     /// A user, with what it may reach.
@@ -241,12 +254,10 @@ async fn decide(
         return Ok(Err(format!("{} `{}` is deactivated", gateway.role.as_str(), gateway.name)));
     }
     if certificate.kind == SPOKE_CERTIFICATE {
-        return Ok(match store.find_spoke(&gateway.id, &certificate.subject).await? {
-            Some(spoke) if spoke.certificate_serial.as_deref() != Some(serial.as_str()) => {
-                Err(format!("certificate {serial} of spoke `{}` was superseded by a newer one", spoke.name))
-            }
-            Some(spoke) if gateway.role == GatewayRole::Hub => Ok(Admitted::Spoke(spoke)),
-            _ => Err(format!("spoke `{}` no longer exists", certificate.subject)),
+        return Ok(match current_spoke(store, &certificate).await? {
+            Ok(spoke) if gateway.role == GatewayRole::Hub => Ok(Admitted::Spoke(spoke)),
+            Ok(spoke) => Err(format!("spoke `{}` does not belong to a hub", spoke.name)),
+            Err(reason) => Err(reason),
         });
     }
     let Some(user) = (match &certificate.user_id {

@@ -11,7 +11,7 @@ use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{current_crl, gateway_tls_crypt_key};
 use crate::pki::serial;
 use crate::policy::{self, SPOKE_CERTIFICATE};
-use crate::store::{CertificateRecord, GatewayRecord, SessionReport, SessionTotals, unix_now};
+use crate::store::{CertificateRecord, GatewayRecord, GatewayRole, SessionReport, SessionTotals, unix_now};
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
 use gatekey::v1::gateway_agent_service_server::GatewayAgentService;
@@ -89,12 +89,7 @@ impl GatewayAgentApi {
             return Ok(Some("the certificate was revoked".into()));
         }
         if certificate.kind == SPOKE_CERTIFICATE {
-            let hub_id = certificate.gateway_id.as_deref().unwrap_or_default();
-            return Ok(match self.0.store.find_spoke(hub_id, &certificate.subject).await? {
-                Some(spoke) if spoke.certificate_serial.as_deref() == Some(certificate.serial.as_str()) => None,
-                Some(_) => Some("the spoke's certificate was superseded".into()),
-                None => Some("the spoke was removed".into()),
-            });
+            return Ok(policy::current_spoke(&self.0.store, &certificate).await?.err());
         }
         let user = match &certificate.user_id {
             Some(user_id) => self.0.store.find_user(user_id).await?,
@@ -107,10 +102,11 @@ impl GatewayAgentApi {
         })
     }
 
-    /// After a session opened or closed: when it is a spoke's tunnel to its hub, the
-    /// routes of the hub's users change, so the hub gets a fresh snapshot.
-    async fn session_changed(&self, gateway_id: &str, common_name: &str) -> CoreResult<()> {
-        if self.0.store.find_spoke(gateway_id, common_name).await?.is_some() {
+    /// After a session opened or closed at a hub: when it is a spoke's tunnel, the
+    /// routes of the hub's users change, so the hub gets a fresh snapshot. Gateways
+    /// have no spokes and pay nothing.
+    async fn session_changed(&self, gateway_id: &str, role: GatewayRole, common_name: &str) -> CoreResult<()> {
+        if role == GatewayRole::Hub && self.0.store.find_spoke(gateway_id, common_name).await?.is_some() {
             self.0.hub.rules_changed(&self.0.store, [gateway_id.to_owned()]).await?;
         }
         Ok(())
@@ -162,6 +158,7 @@ async fn push_rules(
 async fn read_agent(
     api: GatewayAgentApi,
     gateway_id: String,
+    role: GatewayRole,
     config_version: u64,
     mut inbound: Streaming<AgentMessage>,
     outbound: mpsc::UnboundedSender<CoreMessage>,
@@ -219,7 +216,7 @@ async fn read_agent(
                                 let _ = outbound.send(message(0, CoreBody::KillSession(kill)));
                                 Ok(())
                             }
-                            Ok(None) => api.session_changed(&gateway_id, &session.common_name).await,
+                            Ok(None) => api.session_changed(&gateway_id, role, &session.common_name).await,
                             Err(error) => Err(error),
                         }
                     }
@@ -231,7 +228,7 @@ async fn read_agent(
                 Ok(totals) => match store.record_session_disconnected(&gateway_id, &report.session_key, totals).await {
                     Ok(()) => {
                         let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
-                        api.session_changed(&gateway_id, &report.common_name).await
+                        api.session_changed(&gateway_id, role, &report.common_name).await
                     }
                     Err(error) => Err(error),
                 },
@@ -293,6 +290,7 @@ impl GatewayAgentService for GatewayAgentApi {
         let reader = tokio::spawn(read_agent(
             self.clone(),
             gateway.id.clone(),
+            gateway.role,
             config_version(&gateway),
             inbound,
             link.outbound.clone(),
@@ -385,7 +383,7 @@ impl GatewayAgentService for GatewayAgentApi {
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 self.0.store.record_session_connected(&gateway.id, &session_report(request.get_ref())?).await?;
-                self.session_changed(&gateway.id, &request.get_ref().common_name).await?;
+                self.session_changed(&gateway.id, gateway.role, &request.get_ref().common_name).await?;
                 Ok(ReportResponse {})
             }
             .await,
@@ -401,7 +399,7 @@ impl GatewayAgentService for GatewayAgentApi {
                     .store
                     .record_session_disconnected(&gateway.id, &report.session_key, session_totals(report)?)
                     .await?;
-                self.session_changed(&gateway.id, &report.common_name).await?;
+                self.session_changed(&gateway.id, gateway.role, &report.common_name).await?;
                 Ok(ReportResponse {})
             }
             .await,

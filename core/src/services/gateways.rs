@@ -5,7 +5,7 @@ use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
 use crate::error::{CoreError, CoreResult};
-use crate::secrets::{GATEWAY_TOKEN_PREFIX, mint_token};
+use crate::secrets::{GATEWAY_TOKEN_PREFIX, MintedToken, mint_token};
 use crate::store::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, Listing, NewGateway, Page};
 use crate::validate;
 use gatekey::v1::admin_gateway_service_server::AdminGatewayService;
@@ -126,6 +126,15 @@ pub(super) async fn applied_changes(
     Ok(())
 }
 
+/// Gives a gateway or hub a new agent token; the old one is dead, and so is any stream
+/// it opened.
+pub(super) async fn rotate_agent_token(context: &CoreContext, id: &str) -> CoreResult<(GatewayRecord, MintedToken)> {
+    let token = mint_token(GATEWAY_TOKEN_PREFIX);
+    let record = context.store.set_gateway_token(id, &token).await?;
+    context.hub.disconnect(&record.id);
+    Ok((record, token))
+}
+
 /// Deletes a gateway or hub: its tunnels are cut first, and its agent's stream ends
 /// once the kills had time to reach it.
 pub(super) async fn delete_and_cut(context: &Arc<CoreContext>, id: &str, reason: &str) -> CoreResult<()> {
@@ -241,10 +250,7 @@ impl AdminGatewayService for AdminGatewayApi {
                 self.admin_write(&request).await?;
                 let id = request.into_inner().id;
                 self.0.store.require_gateway_in_role(validate::id("id", &id)?, GatewayRole::Gateway).await?;
-                let token = mint_token(GATEWAY_TOKEN_PREFIX);
-                let record = self.0.store.set_gateway_token(&id, &token).await?;
-                // The old token is dead: so is any stream it opened.
-                self.0.hub.disconnect(&record.id);
+                let (record, token) = rotate_agent_token(&self.0, &id).await?;
                 Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })
             }
             .await,

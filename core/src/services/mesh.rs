@@ -4,7 +4,7 @@
 //! A hub is a `gateways` row in the hub role, so its agent, stream, verify path, rule
 //! pushes, grants and session reports are the gateway ones.
 
-use super::gateways::{DEFAULT_PORT, applied_changes, checked_changes, delete_and_cut};
+use super::gateways::{DEFAULT_PORT, applied_changes, checked_changes, delete_and_cut, rotate_agent_token};
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
@@ -241,10 +241,7 @@ impl AdminMeshService for AdminMeshApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let hub = self.require_hub("id", &request.into_inner().id).await?;
-                let token = mint_token(GATEWAY_TOKEN_PREFIX);
-                let record = self.0.store.set_gateway_token(&hub.id, &token).await?;
-                // The old token is dead: so is any stream it opened.
-                self.0.hub.disconnect(&record.id);
+                let (record, token) = rotate_agent_token(&self.0, &hub.id).await?;
                 Ok(CreateMeshHubResponse { hub: Some(self.admin_view(record).await?), token: token.secret.clone() })
             }
             .await,
