@@ -9,6 +9,12 @@ use std::path::PathBuf;
 const SECRET_MESSAGES: &[&str] = &[
     ".gatekey.v1.LocalLoginRequest",
     ".gatekey.v1.LoginResponse",
+    ".gatekey.v1.StartOidcLoginResponse",
+    ".gatekey.v1.CompleteOidcLoginRequest",
+    ".gatekey.v1.StartSamlLoginResponse",
+    ".gatekey.v1.AcceptSamlResponseRequest",
+    ".gatekey.v1.AcceptSamlResponseResponse",
+    ".gatekey.v1.CompleteSamlLoginRequest",
     ".gatekey.v1.CreateApiKeyResponse",
     ".gatekey.v1.CreateGatewayResponse",
     ".gatekey.v1.CreateUserRequest",

@@ -38,6 +38,7 @@ error_codes! {
     InvalidCredentials => "invalid_credentials": "Wrong username or password.",
     AccountDisabled => "account_disabled": "The account is disabled.",
     Forbidden => "forbidden": "The caller lacks the role for this method, or a geo-fence refuses its address.",
+    CsrfRejected => "csrf_rejected": "A change authenticated by the session cookie alone lacked proof that it came from this site.",
     InsufficientScope => "insufficient_scope": "The API key lacks the scope for this method.",
     NotFound => "not_found": "The named resource does not exist (or is not visible to the caller).",
     MethodNotAllowed => "method_not_allowed": "The path exists but not with this HTTP method.",

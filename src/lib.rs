@@ -15,6 +15,8 @@ mod client;
 pub mod connect;
 mod error_code;
 mod redacted_debug;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 
 pub use client::{Client, Error};
 pub use error_code::{ERROR_CODE_METADATA, ErrorCode, RETRY_AFTER_METADATA};

@@ -2,9 +2,10 @@
 //! `build.rs`): the listed fields are shown, the secret ones never are.
 
 use crate::v1::{
-    AuthProvider, CreateApiKeyResponse, CreateGatewayResponse, CreateMeshHubResponse, CreateMeshSpokeResponse,
-    CreateUserRequest, DownloadConfigResponse, LocalLoginRequest, LoginResponse, ProvisionResponse,
-    ProvisionSpokeResponse, UpdateUserRequest,
+    AcceptSamlResponseRequest, AcceptSamlResponseResponse, AuthProvider, CompleteOidcLoginRequest,
+    CompleteSamlLoginRequest, CreateApiKeyResponse, CreateGatewayResponse, CreateMeshHubResponse,
+    CreateMeshSpokeResponse, CreateUserRequest, DownloadConfigResponse, LocalLoginRequest, LoginResponse,
+    ProvisionResponse, ProvisionSpokeResponse, StartOidcLoginResponse, StartSamlLoginResponse, UpdateUserRequest,
 };
 use std::fmt;
 
@@ -24,13 +25,19 @@ macro_rules! debug_without_secrets {
 debug_without_secrets! {
     LocalLoginRequest { username }
     LoginResponse { user, expires_at, redirect_to }
+    StartOidcLoginResponse { authorization_url }
+    CompleteOidcLoginRequest { error }
+    StartSamlLoginResponse { redirect_url }
+    AcceptSamlResponseRequest { provider }
+    AcceptSamlResponseResponse {}
+    CompleteSamlLoginRequest {}
     CreateApiKeyResponse { api_key }
     CreateGatewayResponse { gateway }
     CreateUserRequest { username, email, name, is_admin, groups }
     UpdateUserRequest { id, email, name, is_admin, disabled, groups }
     DownloadConfigResponse { file_name }
     ProvisionResponse { gateway_id, vpn_subnet, port, protocol, config_version, role }
-    AuthProvider { id, name, r#type, issuer_url, client_id, scopes, groups_claim, admin_group }
+    AuthProvider { id, name, r#type, issuer_url, client_id, scopes, groups_claim, admin_group, link_by_email, allow_unverified_email }
     CreateMeshHubResponse { hub }
     CreateMeshSpokeResponse { spoke }
     ProvisionSpokeResponse { spoke, expires_at }

@@ -82,9 +82,7 @@ async fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    gatekey::telemetry::init_logging(false);
 }
 
 /// Fetches and writes the material; returns whether this agent runs a mesh hub.

@@ -49,10 +49,27 @@ pub enum CoreError {
     ProviderUnavailable(String),
     /// A database failure.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Any other unexpected failure.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<sqlx::Error> for CoreError {
+    /// Database errors are internal, except a value PostgreSQL cannot store or compare
+    /// (a NUL byte, SQLSTATE 22021; an untranslatable character, 22P05): that is bad
+    /// input every path should have refused already, answered the same on any backend.
+    fn from(error: sqlx::Error) -> CoreError {
+        let unstorable = match &error {
+            sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("22021" | "22P05")),
+            _ => false,
+        };
+        if unstorable {
+            CoreError::InvalidArgument("a value holds a character that cannot be stored, such as a NUL byte".into())
+        } else {
+            CoreError::Database(error)
+        }
+    }
 }
 
 /// Result alias for core operations.

@@ -9,7 +9,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            gatekey_rest::telemetry::init_logging(args.log_json);
+            gatekey::telemetry::init_logging(args.log_json);
             match gatekey_core::server::serve(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {

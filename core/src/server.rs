@@ -70,8 +70,8 @@ pub async fn grpc_routes(context: Arc<CoreContext>) -> Result<Routes, Box<dyn Er
 
 /// Runs `gatekey-core serve` until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> {
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", args.data_dir.display()))?;
+    private_directory(&args.data_dir)
+        .map_err(|e| format!("cannot prepare data directory {}: {e}", args.data_dir.display()))?;
     let store = Store::open(&args.database_url()).await?;
     tracing::info!(backend = store.backend_name(), "storage ready");
     let admin_password = std::env::var("GATEKEY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
@@ -180,11 +180,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), stopped());
     tasks.spawn(async move { grpc_server.await.map_err(|e| format!("gRPC server failed: {e}")) });
+    let facade_public_url = context.settings.public_url.clone();
     tasks.spawn(maintain(context));
 
     if let Some(listener) = http_listener {
         let channel = Endpoint::from_shared(format!("http://{}", reachable(facade_grpc_address)))?.connect_lazy();
-        let options = gatekey_rest::FacadeOptions { secure_cookies: !args.plain_http_cookies };
+        let options = gatekey_rest::FacadeOptions::new(!args.plain_http_cookies, Some(&facade_public_url));
         let app = gatekey_rest::router(channel, options).merge(metrics_routes);
         let shutdown = stopped();
         tasks.spawn(async move {
@@ -218,8 +219,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
 }
 
 /// Background upkeep until the server stops: every few seconds, writes the batched
-/// stream heartbeats; every minute, drops expired sessions and the sealed content of
-/// configs whose download window has passed.
+/// stream heartbeats; every minute, drops expired sessions, login flows and the sealed
+/// content of configs whose download window has passed; every hour, prunes the
+/// sign-in record.
 async fn maintain(context: Arc<CoreContext>) -> Result<(), String> {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(HEARTBEAT_FLUSH_SECONDS));
     for tick in 0u64.. {
@@ -238,12 +240,23 @@ async fn maintain(context: Arc<CoreContext>) -> Result<(), String> {
                 tracing::warn!(%error, "purging login flows failed");
             }
         }
+        if tick % (3600 / HEARTBEAT_FLUSH_SECONDS) == 0 {
+            match context.store.prune_login_events(LOGIN_RECORD_MAX_AGE_SECONDS, LOGIN_RECORD_MAX_ROWS).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned the sign-in record"),
+                Err(error) => tracing::warn!(%error, "pruning the sign-in record failed"),
+            }
+        }
     }
     Ok(())
 }
 
 /// Seconds between writes of batched heartbeats.
 const HEARTBEAT_FLUSH_SECONDS: u64 = 5;
+/// How long sign-in attempts are kept on record (90 days).
+const LOGIN_RECORD_MAX_AGE_SECONDS: i64 = 90 * 24 * 3600;
+/// How many sign-in attempts are kept on record at most (the newest).
+const LOGIN_RECORD_MAX_ROWS: u64 = 100_000;
 
 /// Creates or updates, by name, the identity providers a TOML file declares:
 /// `[[oidc]]` tables with the `AuthProvider` fields (`client_secret` may be given as
@@ -342,6 +355,19 @@ type RequestTraceLayer = tower_http::trace::TraceLayer<
     tower_http::classify::SharedClassifier<tower_http::classify::GrpcErrorsAsFailures>,
     MakeSpan,
 >;
+
+/// Creates the data directory readable by this user only (0700), or narrows an existing
+/// one to that: it holds the database, the key file and the CA's sealed key.
+fn private_directory(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode != 0o700 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+        tracing::info!(path = %path.display(), from = format!("{mode:o}"), "narrowed the data directory to 0700");
+    }
+    Ok(())
+}
 
 /// An address this process can dial to reach a listener bound to `address`.
 fn reachable(address: SocketAddr) -> SocketAddr {

@@ -208,12 +208,31 @@ pub fn country_codes(field: &str, values: &[String]) -> CoreResult<Vec<String>> 
     Ok(codes)
 }
 
-/// A required id field.
+/// A required id field: at most 128 characters, none of them a control character
+/// (which no stored id holds, and PostgreSQL cannot even compare with a NUL).
 pub fn id<'a>(field: &str, value: &'a str) -> CoreResult<&'a str> {
     if value.is_empty() {
         return Err(invalid(field, "is required"));
     }
+    if value.len() > 128 {
+        return Err(invalid(field, "must be at most 128 characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
     Ok(value)
+}
+
+/// An optional value an agent or client reports (a name, an address): at most `max`
+/// bytes and no control characters; empty is allowed.
+pub fn reported(field: &str, value: &str, max: usize) -> CoreResult<String> {
+    if value.len() > max {
+        return Err(invalid(field, format!("must be at most {max} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(value.to_owned())
 }
 
 #[cfg(test)]
@@ -257,6 +276,11 @@ mod tests {
         assert!(email("a@b").is_err());
         assert!(port(0).is_err() && port(70000).is_err() && port(1194).is_ok());
         assert_eq!(groups("groups", &["b".into(), "a".into(), "b".into()]).unwrap(), vec!["a", "b"]);
+        for bad in ["", "a\0b", "a\r\nb", &"x".repeat(129)] {
+            let error = id("gateway_id", bad).unwrap_err().to_string();
+            assert!(error.starts_with("gateway_id:"), "{error}");
+        }
+        assert_eq!(id("gateway_id", "gw-0123").unwrap(), "gw-0123");
         assert!(groups("groups", &["a,b".into()]).is_err());
     }
 }

@@ -1,13 +1,15 @@
 //! Request extractors: JSON bodies, queries and paths whose failures answer in the
 //! seed's error shape, and the caller's credentials forwarded to the core.
 
+use crate::cookies::{self, SESSION_COOKIE};
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum_extra::extract::cookie::CookieJar;
 use gatekey::ErrorCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -18,8 +20,6 @@ use tonic::metadata::MetadataValue;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Header (and gRPC metadata key) carrying a gateway agent's token.
 pub const GATEWAY_TOKEN_HEADER: &str = "x-gateway-token";
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "gatekey_session";
 
 /// A JSON body; malformed JSON, wrong types and unknown fields are 400s naming the field.
 pub struct ApiJson<T>(pub T);
@@ -81,13 +81,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
     }
 }
 
-/// Path parameters; undecodable ones are 400s.
+/// Path parameters; undecodable ones, and ones holding control characters (which no
+/// id or name may hold, on any backend), are 400s naming the parameter.
 pub struct ApiPath<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::invalid_request(rejection.body_text()))?;
+        if let Some((name, _)) = raw.iter().find(|(_, value)| value.chars().any(char::is_control)) {
+            return Err(ApiError::invalid_request(format!("{name}: must not contain control characters")));
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| ApiPath(value))
@@ -136,12 +143,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CoreCall {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| session_cookie(&parts.headers).map(|token| format!("Bearer {token}")));
+        let bearer =
+            parts.headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned).or_else(|| {
+                cookies::value(&CookieJar::from_headers(&parts.headers), SESSION_COOKIE)
+                    .map(|token| format!("Bearer {token}"))
+            });
         let gateway_token =
             parts.headers.get(GATEWAY_TOKEN_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
         let client_address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
@@ -172,19 +178,6 @@ impl CoreCall {
     }
 }
 
-/// The value of the `gatekey_session` cookie, if sent.
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, token)| token.to_owned())
-        .filter(|token| !token.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,14 +202,5 @@ mod tests {
         assert!(message_of(r#"{"name": "a", "bogus": 1}"#).contains("bogus"));
         assert!(message_of(r#"{"port": 1}"#).contains("missing field `name`"));
         assert!(message_of(r#"{"name": "#).contains("malformed JSON"));
-    }
-
-    #[test]
-    fn the_session_cookie_is_found_among_others() {
-        let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, "theme=dark; gatekey_session=gks_abc; other=1".parse().unwrap());
-        assert_eq!(session_cookie(&headers).as_deref(), Some("gks_abc"));
-        headers.insert(COOKIE, "gatekey_session=".parse().unwrap());
-        assert_eq!(session_cookie(&headers), None);
     }
 }

@@ -2,15 +2,17 @@
 //! validates the HTTP shape, calls the core, and maps the answer; it holds no state,
 //! no keys and no business logic. Mount it in-process or run `gatekey-rest`.
 
+mod cookies;
 mod error;
 mod extract;
+mod guard;
 mod openapi;
 mod routes;
-pub mod telemetry;
 mod views;
 
+pub use cookies::SESSION_COOKIE;
 pub use error::{ApiError, ApiResult};
-pub use extract::{MAX_BODY_BYTES, SESSION_COOKIE};
+pub use extract::MAX_BODY_BYTES;
 pub use openapi::openapi_document;
 
 use axum::Router;
@@ -28,6 +30,16 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct FacadeOptions {
     /// Mark the session cookie `Secure` (only plain-HTTP deployments turn this off).
     pub secure_cookies: bool,
+    /// The origin browsers reach the facade at (`https://vpn.example.com`), which
+    /// cookie-authenticated changes must come from; `None` compares with `Host`.
+    pub public_origin: Option<String>,
+}
+
+impl FacadeOptions {
+    /// Options for a facade browsers reach at `public_url` (any path is ignored).
+    pub fn new(secure_cookies: bool, public_url: Option<&str>) -> Self {
+        FacadeOptions { secure_cookies, public_origin: public_url.and_then(guard::origin_of) }
+    }
 }
 
 /// The facade's shared state: a channel to the core and its options.
@@ -43,8 +55,10 @@ pub fn router(channel: Channel, options: FacadeOptions) -> Router {
     // logged here, forwarded to the core, and returned to the client.
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let (api, _) = utoipa_axum::router::OpenApiRouter::new().nest("/api/v1", routes::api_v1()).split_for_parts();
+    let state = FacadeState { channel, options };
     api.method_not_allowed_fallback(routes::wrong_method)
         .fallback(routes::unknown_path)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::browser_rules))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
@@ -52,5 +66,5 @@ pub fn router(channel: Channel, options: FacadeOptions) -> Router {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(FacadeState { channel, options })
+        .with_state(state)
 }

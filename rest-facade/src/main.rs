@@ -17,6 +17,10 @@ struct Args {
     /// Address to serve HTTP on.
     #[arg(long, env = "GATEKEY_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// The URL browsers reach this facade at; changes made with the session cookie must
+    /// come from its origin. Default: the request's own `Host`.
+    #[arg(long, env = "GATEKEY_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Set the session cookie without `Secure`, for plain-HTTP deployments only.
     #[arg(long, env = "GATEKEY_PLAIN_HTTP_COOKIES")]
     plain_http_cookies: bool,
@@ -28,7 +32,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    gatekey_rest::telemetry::init_logging(args.log_json);
+    gatekey::telemetry::init_logging(args.log_json);
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -41,7 +45,10 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ca = args.core_ca.as_ref().map(std::fs::read_to_string).transpose()?;
     let channel = gatekey::connect::channel(&args.core, ca.as_deref())?;
-    let app = gatekey_rest::router(channel, gatekey_rest::FacadeOptions { secure_cookies: !args.plain_http_cookies });
+    let app = gatekey_rest::router(
+        channel,
+        gatekey_rest::FacadeOptions::new(!args.plain_http_cookies, args.public_url.as_deref()),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("gatekey-rest ready http={} core={}", listener.local_addr()?, args.core);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

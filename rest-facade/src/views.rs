@@ -649,6 +649,8 @@ pub struct AuthProviderView {
     allowed_groups: Vec<String>,
     saml_idp_metadata: String,
     saml_entity_id: String,
+    link_by_email: bool,
+    allow_unverified_email: bool,
 }
 
 impl From<v1::AuthProvider> for AuthProviderView {
@@ -665,6 +667,8 @@ impl From<v1::AuthProvider> for AuthProviderView {
             allowed_groups: provider.allowed_groups,
             saml_idp_metadata: provider.saml_idp_metadata,
             saml_entity_id: provider.saml_entity_id,
+            link_by_email: provider.link_by_email,
+            allow_unverified_email: provider.allow_unverified_email,
         }
     }
 }

@@ -56,16 +56,21 @@ async fn start_provider(core: &Core) -> Option<Provider> {
     Some(Provider { process, issuer: format!("http://127.0.0.1:{port}"), script })
 }
 
-async fn register(core: &Core, admin: &str, provider: &Provider, allowed_groups: &[&str]) {
-    core.post(
-        "/admin/auth-providers",
-        admin,
-        json!({"name": "corp", "type": "oidc", "issuer_url": provider.issuer, "client_id": "gatekey",
-               "client_secret": CLIENT_SECRET, "scopes": ["openid", "email", "profile", "groups"],
-               "admin_group": "vpn-admins", "allowed_groups": allowed_groups}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+/// The settings of an OIDC provider `name` at the test provider.
+fn provider_body(name: &str, provider: &Provider, allowed_groups: &[&str]) -> Value {
+    json!({"name": name, "type": "oidc", "issuer_url": provider.issuer, "client_id": "gatekey",
+           "client_secret": CLIENT_SECRET, "scopes": ["openid", "email", "profile", "groups"],
+           "admin_group": "vpn-admins", "allowed_groups": allowed_groups})
+}
+
+/// Registers the test provider as `corp`; returns its id.
+async fn register(core: &Core, admin: &str, provider: &Provider, allowed_groups: &[&str]) -> String {
+    register_as(core, admin, provider_body("corp", provider, allowed_groups)).await
+}
+
+async fn register_as(core: &Core, admin: &str, body: Value) -> String {
+    let reply = core.post("/admin/auth-providers", admin, body).await.expect(StatusCode::CREATED);
+    reply.body["data"]["id"].as_str().unwrap().to_owned()
 }
 
 /// A browser with a cookie jar that follows redirects by hand.
@@ -78,14 +83,34 @@ fn location(response: &reqwest::Response, base: &str) -> String {
     if location.starts_with("http") { location } else { format!("{base}{location}") }
 }
 
-/// Runs the provider side of a login as `account`; returns GateKey's callback URL.
+/// Runs the provider side of a login through `corp` as `account`; returns GateKey's
+/// callback URL.
 async fn authorize(browser: &reqwest::Client, core: &Core, provider: &Provider, account: &str, mode: &str) -> String {
+    authorize_through(browser, core, provider, "corp", account, mode).await
+}
+
+/// Like [`authorize`], through the GateKey provider named `name`.
+async fn authorize_through(
+    browser: &reqwest::Client,
+    core: &Core,
+    provider: &Provider,
+    name: &str,
+    account: &str,
+    mode: &str,
+) -> String {
     let start = browser
-        .get(format!("{}/api/v1/auth/oidc/login?provider=corp&redirect_to=/welcome", core.http_base))
+        .get(format!("{}/api/v1/auth/oidc/login?provider={name}&redirect_to=/welcome", core.http_base))
         .send()
         .await
         .unwrap();
     assert_eq!(start.status(), StatusCode::FOUND);
+    let login_cookie = start
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .any(|c| c.starts_with("gatekey_login=") && c.contains("Path=/api/v1/auth") && c.contains("HttpOnly"));
+    assert!(login_cookie, "the login start sets no login cookie");
     let mut url = location(&start, &core.http_base);
     assert!(url.starts_with(&provider.issuer), "{url}");
     browser.post(format!("{}/__mode?mode={mode}", provider.issuer)).send().await.unwrap();
@@ -241,6 +266,132 @@ async fn oidc_logins_fail_closed() {
     let body: Value = down.json().await.unwrap();
     assert_eq!(body["error"]["code"], "provider_unavailable", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("corp"));
+}
+
+/// Signs in through `name` as `account` in a fresh browser; the JSON answer.
+async fn json_login(core: &Core, provider: &Provider, name: &str, account: &str) -> (StatusCode, Value) {
+    let browser = browser();
+    let callback = authorize_through(&browser, core, provider, name, account, "normal").await;
+    let done = browser.get(&callback).header(ACCEPT, "application/json").send().await.unwrap();
+    (done.status(), done.json().await.unwrap())
+}
+
+/// Changes an account's e-mail (and whether it is verified) at the test provider.
+async fn set_claims(provider: &Provider, account: &str, email: &str, verified: bool) {
+    reqwest::Client::new()
+        .post(format!("{}/__claims?account={account}&email={email}&email_verified={verified}", provider.issuer))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+}
+
+/// Account linking as the outside review attacked it: an e-mail that matches a local
+/// account (the bootstrap admin's included), an unverified e-mail, a provider named
+/// `local`, a second provider claiming an account, and a callback carried into another
+/// browser. Identities are keyed by (provider, subject).
+#[tokio::test]
+async fn oidc_accounts_are_keyed_by_subject_and_linked_only_when_safe() {
+    for backend in crate::kit::backends() {
+        let core = Core::start(backend).await;
+        let Some(provider) = start_provider(&core).await else { return };
+        let admin = core.admin_token().await;
+        register(&core, &admin, &provider, &[]).await;
+
+        // A provider cannot take a reserved name.
+        let message = core
+            .post("/admin/auth-providers", &admin, provider_body("local", &provider, &[]))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(message.contains("name") && message.contains("reserved"), "{message}");
+
+        // An IdP e-mail equal to a local account's, even verified, signs into nothing;
+        // the bootstrap admin keeps its role and groups.
+        let (linda_id, _) = core.create_user(&admin, "linda", &["finance"]).await;
+        set_claims(&provider, "bob", "linda@example.com", true).await;
+        let (status, body) = json_login(&core, &provider, "corp", "bob").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("local account"), "{body}");
+        let (status, body) = json_login(&core, &provider, "corp", "mallory").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let users = core.get("/admin/users?per_page=100", &admin).await.body["data"].clone();
+        let find = |id_or_name: &str| {
+            users
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["id"] == id_or_name || u["username"] == id_or_name)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(find(&linda_id)["groups"], json!(["finance"]));
+        assert_eq!(
+            (find("admin")["is_admin"].as_bool(), find("admin")["provider"].as_str()),
+            (Some(true), Some("local"))
+        );
+        core.admin_token().await;
+
+        // The same subject keeps its account when its e-mail changes.
+        let (status, first) = json_login(&core, &provider, "corp", "alice").await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let alice_id = first["data"]["user"]["id"].as_str().unwrap().to_owned();
+        set_claims(&provider, "alice", "alice.new@example.com", true).await;
+        let (status, again) = json_login(&core, &provider, "corp", "alice").await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(again["data"]["user"]["id"], alice_id.as_str());
+        assert_eq!(again["data"]["user"]["email"], "alice.new@example.com");
+
+        // A second provider claiming that e-mail links only when set to.
+        let mut second = provider_body("corp2", &provider, &[]);
+        let second_id = register_as(&core, &admin, second.clone()).await;
+        let (status, body) = json_login(&core, &provider, "corp2", "alice").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("link by e-mail"), "{body}");
+        second["link_by_email"] = json!(true);
+        let saved = core.put(&format!("/admin/auth-providers/{second_id}"), &admin, second.clone()).await;
+        assert_eq!(saved.expect(StatusCode::OK).body["data"]["link_by_email"], true);
+        let (status, linked) = json_login(&core, &provider, "corp2", "alice").await;
+        assert_eq!(status, StatusCode::OK, "{linked}");
+        assert_eq!(linked["data"]["user"]["id"], alice_id.as_str(), "linking made a second account");
+
+        // An unverified e-mail signs in only where allowed, and never links.
+        set_claims(&provider, "eve", "eve@example.com", false).await;
+        let (status, body) = json_login(&core, &provider, "corp", "eve").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("not verified"), "{body}");
+        second["allow_unverified_email"] = json!(true);
+        core.put(&format!("/admin/auth-providers/{second_id}"), &admin, second.clone()).await.expect(StatusCode::OK);
+        let (status, eve) = json_login(&core, &provider, "corp2", "eve").await;
+        assert_eq!(status, StatusCode::OK, "{eve}");
+        set_claims(&provider, "bob", "eve@example.com", false).await;
+        let mut first_provider = provider_body("corp", &provider, &[]);
+        first_provider["link_by_email"] = json!(true);
+        first_provider["allow_unverified_email"] = json!(true);
+        let corp_id = core.get("/admin/auth-providers", &admin).await.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "corp")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        core.put(&format!("/admin/auth-providers/{corp_id}"), &admin, first_provider).await.expect(StatusCode::OK);
+        let (status, body) = json_login(&core, &provider, "corp", "bob").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "an unverified e-mail linked an account: {body}");
+
+        // A callback carried into another browser signs no one in, and spends the state.
+        let starter = browser();
+        let callback = authorize(&starter, &core, &provider, "alice", "normal").await;
+        let elsewhere = browser().get(&callback).header(ACCEPT, "application/json").send().await.unwrap();
+        assert_eq!(elsewhere.status(), StatusCode::UNAUTHORIZED);
+        assert!(session_cookie(&elsewhere).is_none());
+        let body: Value = elsewhere.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().contains("another browser"), "{body}");
+        let back_home = finish(&starter, &callback).await;
+        assert_eq!(back_home.headers()[LOCATION], "/?login_error=login_failed");
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 //! SAML 2.0 single sign-on with assertions signed by an independent tool (`xmlsec1`,
 //! from Debian's xmlsec): accepted when right, refused when tampered, meant for
-//! someone else, expired, replayed, or signed by another key.
+//! someone else, expired, replayed, or signed by another key; and the attacks of the
+//! outside review: a forgery signed with the attacker's own key carried in the
+//! document, a key fetched from elsewhere, references that make the core fetch URLs,
+//! a signed value split by a comment, and a login finished in another browser.
 
 use crate::kit::{Backend, Core, TempDir, missing};
 use base64::Engine;
@@ -53,20 +56,31 @@ fn idp_metadata(cert_path: &str) -> String {
     )
 }
 
-/// One login as GateKey starts it: the RelayState and the AuthnRequest's ID.
+/// One login as GateKey starts it: the browser that started it (holding its login
+/// cookie), the RelayState and the AuthnRequest's ID.
 struct Started {
+    browser: reqwest::Client,
     relay_state: String,
     request_id: String,
 }
 
+/// A browser: a cookie jar, redirects followed by hand.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+}
+
 async fn start(core: &Core) -> Started {
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = browser();
     let response = client
         .get(format!("{}/api/v1/auth/saml/login?provider=corp-saml&redirect_to=/welcome", core.http_base))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(
+        response.headers().get_all(SET_COOKIE).iter().any(|c| c.to_str().unwrap().starts_with("gatekey_login=")),
+        "the login start sets no login cookie"
+    );
     let url = reqwest::Url::parse(response.headers()[LOCATION].to_str().unwrap()).unwrap();
     assert!(url.as_str().starts_with("https://idp.test/sso?"), "{url}");
     let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
@@ -77,7 +91,7 @@ async fn start(core: &Core) -> Started {
         request.contains(&format!("AssertionConsumerServiceURL=\"{}/api/v1/auth/saml/acs/corp-saml\"", core.http_base))
     );
     let request_id = request.split("ID=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    Started { relay_state: query["RelayState"].clone(), request_id }
+    Started { browser: client, relay_state: query["RelayState"].clone(), request_id }
 }
 
 /// What to put in a response.
@@ -88,27 +102,30 @@ struct Assertion<'a> {
     recipient: String,
     not_on_or_after: String,
     email: &'a str,
+    /// The signature's `KeyInfo` template (xmlsec1 fills it in).
+    key_info: &'a str,
 }
+
+/// The KeyInfo an IdP sends: its certificate.
+const X509_KEY_INFO: &str = "<ds:KeyInfo><ds:X509Data/></ds:KeyInfo>";
 
 fn now_plus(seconds: i64) -> String {
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
     at.replace_nanosecond(0).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap()
 }
 
-/// A response with an enveloped signature made by `xmlsec1 --sign` with `key`.
-fn signed_response(dir: &Path, assertion: &Assertion<'_>, key: &str, cert: &str) -> String {
-    let now = now_plus(0);
-    let Assertion { id, in_response_to, audience, recipient, not_on_or_after, email } = assertion;
-    let template = format!(
-        r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_resp{id}" Version="2.0" IssueInstant="{now}" InResponseTo="{in_response_to}" Destination="{recipient}"><saml:Issuer>{IDP_ENTITY}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{IDP_ENTITY}</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#{id}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">{email}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="{in_response_to}" Recipient="{recipient}" NotOnOrAfter="{not_on_or_after}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{now}" NotOnOrAfter="{not_on_or_after}"><saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{now}"/><saml:AttributeStatement><saml:Attribute Name="name"><saml:AttributeValue>Carol Saml</saml:AttributeValue></saml:Attribute><saml:Attribute Name="groups"><saml:AttributeValue>staff</saml:AttributeValue><saml:AttributeValue>vpn-admins</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>"##
-    );
+/// A response with an enveloped signature made by `xmlsec1 --sign` with `key` (and
+/// `cert`, when the KeyInfo is to carry a certificate).
+fn signed_response(dir: &Path, assertion: &Assertion<'_>, key: &str, cert: Option<&str>) -> String {
+    let id = assertion.id;
+    let template = template_xml(assertion, &format!("#{id}"));
     let (input, output) = (dir.join(format!("{id}.xml")), dir.join(format!("{id}.signed.xml")));
     std::fs::write(&input, template).unwrap();
     let signed = std::process::Command::new("xmlsec1")
         .args([
             "--sign",
             "--privkey-pem",
-            &format!("{key},{cert}"),
+            &cert.map_or_else(|| key.to_owned(), |cert| format!("{key},{cert}")),
             "--id-attr:ID",
             "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
         ])
@@ -121,8 +138,9 @@ fn signed_response(dir: &Path, assertion: &Assertion<'_>, key: &str, cert: &str)
     std::fs::read_to_string(&output).unwrap()
 }
 
-/// POSTs a response to the ACS as JSON client; returns status, body and session token.
-async fn post(core: &Core, relay_state: &str, xml: &str) -> (StatusCode, Value, Option<String>) {
+/// POSTs a response to the ACS as the IdP's form would (no cookies: a cross-site POST),
+/// asking for JSON; returns the status and body.
+async fn post(core: &Core, relay_state: &str, xml: &str) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/auth/saml/acs/corp-saml", core.http_base))
         .header(ACCEPT, "application/json")
@@ -131,20 +149,53 @@ async fn post(core: &Core, relay_state: &str, xml: &str) -> (StatusCode, Value, 
         .await
         .unwrap();
     let status = response.status();
-    let cookie = response.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    (status, response.json().await.unwrap_or(Value::Null), cookie)
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refused() {
-    if !tool("xmlsec1") || !tool("openssl") {
-        return;
+/// Follows the ACS's finish URL in `browser`, asking for JSON; returns status, body and
+/// the session cookie set, if any.
+async fn finish(core: &Core, browser: &reqwest::Client, finish_url: &str) -> (StatusCode, Value, Option<String>) {
+    let response =
+        browser.get(format!("{}{finish_url}", core.http_base)).header(ACCEPT, "application/json").send().await.unwrap();
+    let status = response.status();
+    let session = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("gatekey_session=") && !c.starts_with("gatekey_session=;"))
+        .map(str::to_owned);
+    (status, response.json().await.unwrap_or(Value::Null), session)
+}
+
+/// Posts a response for `login` and finishes it in the browser that started it.
+async fn sign_in(core: &Core, login: &Started, xml: &str) -> (StatusCode, Value, Option<String>) {
+    let (status, body) = post(core, &login.relay_state, xml).await;
+    if status != StatusCode::OK {
+        return (status, body, None);
     }
-    let core = Core::start(Backend::Sqlite).await;
+    finish(core, &login.browser, body["data"]["finish_url"].as_str().unwrap()).await
+}
+
+/// A core with the `corp-saml` provider whose IdP key pair is `idp`.
+struct Setup {
+    core: Core,
+    admin: String,
+    dir: TempDir,
+    idp_key: String,
+    idp_cert: String,
+    audience: String,
+    recipient: String,
+}
+
+async fn setup(backend: Backend) -> Option<Setup> {
+    if !tool("xmlsec1") || !tool("openssl") {
+        return None;
+    }
+    let core = Core::start(backend).await;
     let admin = core.admin_token().await;
     let dir = TempDir::new("saml");
     let (idp_key, idp_cert) = key_pair(dir.path(), "idp");
-    let (rogue_key, rogue_cert) = key_pair(dir.path(), "rogue");
     core.post(
         "/admin/auth-providers",
         &admin,
@@ -152,24 +203,49 @@ async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refuse
     )
     .await
     .expect(StatusCode::CREATED);
+    let audience = format!("{}/api/v1/auth/saml/metadata/corp-saml", core.http_base);
+    let recipient = format!("{}/api/v1/auth/saml/acs/corp-saml", core.http_base);
+    Some(Setup { core, admin, dir, idp_key, idp_cert, audience, recipient })
+}
+
+impl Setup {
+    /// An assertion for `login` naming `email`.
+    fn assertion<'a>(&self, id: &'a str, login: &'a Started, email: &'a str, key_info: &'a str) -> Assertion<'a> {
+        Assertion {
+            id,
+            in_response_to: &login.request_id,
+            audience: self.audience.clone(),
+            recipient: self.recipient.clone(),
+            not_on_or_after: now_plus(300),
+            email,
+            key_info,
+        }
+    }
+
+    async fn user_count(&self) -> Value {
+        self.core.get("/admin/users", &self.admin).await.body["meta"]["total"].clone()
+    }
+}
+
+#[tokio::test]
+async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refused() {
+    let Some(setup) = setup(Backend::Sqlite).await else { return };
+    let Setup { core, dir, idp_key, idp_cert, audience, .. } = &setup;
+    let (rogue_key, rogue_cert) = key_pair(dir.path(), "rogue");
     let metadata = reqwest::get(format!("{}/api/v1/auth/saml/metadata/corp-saml", core.http_base)).await.unwrap();
     assert_eq!(metadata.headers()["content-type"], "application/samlmetadata+xml");
-    let audience = format!("{}/api/v1/auth/saml/metadata/corp-saml", core.http_base);
     assert!(metadata.text().await.unwrap().contains(&format!("entityID=\"{audience}\"")));
-    let recipient = format!("{}/api/v1/auth/saml/acs/corp-saml", core.http_base);
 
-    // Accepted.
-    let login = start(&core).await;
-    let assertion = Assertion {
-        id: "_a1",
-        in_response_to: &login.request_id,
-        audience: audience.clone(),
-        recipient: recipient.clone(),
-        not_on_or_after: now_plus(300),
-        email: "carol@example.com",
-    };
-    let accepted_xml = signed_response(dir.path(), &assertion, &idp_key, &idp_cert);
-    let (status, body, cookie) = post(&core, &login.relay_state, &accepted_xml).await;
+    // Accepted: the ACS verifies and sends the browser on; the browser that started the
+    // login finishes it.
+    let login = start(core).await;
+    let assertion = setup.assertion("_a1", &login, "carol@example.com", X509_KEY_INFO);
+    let accepted_xml = signed_response(dir.path(), &assertion, idp_key, Some(idp_cert));
+    let (status, accepted) = post(core, &login.relay_state, &accepted_xml).await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    let finish_url = accepted["data"]["finish_url"].as_str().unwrap().to_owned();
+    assert!(finish_url.starts_with("/api/v1/auth/saml/finish?code="), "{finish_url}");
+    let (status, body, cookie) = finish(core, &login.browser, &finish_url).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(cookie.unwrap().starts_with("gatekey_session=gks_"));
     let token = body["data"]["session_token"].as_str().unwrap().to_owned();
@@ -178,12 +254,33 @@ async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refuse
     assert_eq!(user["groups"], json!(["staff", "vpn-admins"]));
     assert_eq!((user["is_admin"].as_bool(), user["name"].as_str()), (Some(true), Some("Carol Saml")));
 
-    // The same POST again: its RelayState is spent.
-    let (status, body, _) = post(&core, &login.relay_state, &accepted_xml).await;
+    // The same finish again, and the same POST again: both spent.
+    let (status, body, _) = finish(core, &login.browser, &finish_url).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("login_failed")));
+    let (status, body) = post(core, &login.relay_state, &accepted_xml).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("login_failed")));
 
+    // A browser post (no JSON asked for) is sent on with a 303 to the same-site finish.
+    let login = start(core).await;
+    let xml = signed_response(
+        dir.path(),
+        &setup.assertion("_b1", &login, "carol@example.com", X509_KEY_INFO),
+        idp_key,
+        Some(idp_cert),
+    );
+    let redirect = browser()
+        .post(format!("{}/api/v1/auth/saml/acs/corp-saml", core.http_base))
+        .form(&[("SAMLResponse", STANDARD.encode(&xml)), ("RelayState", login.relay_state.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
+    let location = redirect.headers()[LOCATION].to_str().unwrap().to_owned();
+    let done = login.browser.get(format!("{}{location}", core.http_base)).send().await.unwrap();
+    assert_eq!((done.status(), done.headers()[LOCATION].to_str().unwrap()), (StatusCode::FOUND, "/welcome"));
+
     // Each of these fails closed, with a fresh login each time.
-    let users_before = core.get("/admin/users", &admin).await.body["meta"]["total"].clone();
+    let users_before = setup.user_count().await;
     /// One way a response must be refused.
     struct Case {
         name: &'static str,
@@ -215,7 +312,13 @@ async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refuse
             ..base
         },
         Case { name: "expired", reason: "expired", id: "_e1", lifetime: -600, ..base },
-        Case { name: "signed by another key", reason: "signature", id: "_r1", rogue_key: true, ..base },
+        Case {
+            name: "signed by another key, its certificate embedded",
+            reason: "certificate other than",
+            id: "_r1",
+            rogue_key: true,
+            ..base
+        },
         Case {
             name: "answers another request",
             reason: "does not answer",
@@ -226,30 +329,174 @@ async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refuse
         Case { name: "replayed assertion", reason: "already used", id: "_a1", ..base },
     ];
     for case in cases {
-        let login = start(&core).await;
-        let assertion = Assertion {
-            id: case.id,
-            in_response_to: case.in_response_to.unwrap_or(&login.request_id),
-            audience: case.audience.map_or_else(|| audience.clone(), str::to_owned),
-            recipient: recipient.clone(),
-            not_on_or_after: now_plus(case.lifetime),
-            email: "dave@example.com",
-        };
-        let (key, cert) = if case.rogue_key { (&rogue_key, &rogue_cert) } else { (&idp_key, &idp_cert) };
-        let mut xml = signed_response(dir.path(), &assertion, key, cert);
+        let login = start(core).await;
+        let mut assertion = setup.assertion(case.id, &login, "dave@example.com", X509_KEY_INFO);
+        if let Some(request) = case.in_response_to {
+            assertion.in_response_to = request;
+        }
+        if let Some(other) = case.audience {
+            assertion.audience = other.to_owned();
+        }
+        assertion.not_on_or_after = now_plus(case.lifetime);
+        let (key, cert) = if case.rogue_key { (&rogue_key, &rogue_cert) } else { (idp_key, idp_cert) };
+        let mut xml = signed_response(dir.path(), &assertion, key, Some(cert));
         if case.tamper {
             xml = xml.replace("dave@example.com", "mallory@example.com");
         }
-        let (status, body, cookie) = post(&core, &login.relay_state, &xml).await;
+        let (status, body, cookie) = sign_in(core, &login, &xml).await;
         let (case, reason) = (case.name, case.reason);
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {body}");
         assert_eq!(body["error"]["code"], "login_failed", "{case}: {body}");
         assert!(body["error"]["message"].as_str().unwrap().contains(reason), "{case}: {body}");
         assert!(cookie.is_none(), "{case}");
     }
-    assert_eq!(
-        core.get("/admin/users", &admin).await.body["meta"]["total"],
-        users_before,
-        "a refused assertion created a user"
-    );
+    assert_eq!(setup.user_count().await, users_before, "a refused assertion created a user");
+}
+
+/// A listener on loopback that counts connections: a SAML response must never make the
+/// core fetch anything.
+struct Tripwire {
+    address: std::net::SocketAddr,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Tripwire {
+    async fn arm() -> Tripwire {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((_, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        Tripwire { address, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The outside review's attacks, each refused on SQLite and PostgreSQL with nothing
+/// created and nothing fetched.
+#[tokio::test]
+async fn forged_fetching_and_truncated_saml_responses_are_refused() {
+    for backend in crate::kit::backends() {
+        let Some(setup) = setup(backend).await else { return };
+        let Setup { core, dir, idp_key, idp_cert, .. } = &setup;
+        let (attacker_key, attacker_cert) = key_pair(dir.path(), "attacker");
+        let tripwire = Tripwire::arm().await;
+        let users_before = setup.user_count().await;
+
+        // 1. The critical forgery: any e-mail, the admin group, signed with the attacker's
+        // own key whose public half rides in <ds:KeyValue>.
+        let login = start(core).await;
+        let forged = signed_response(
+            dir.path(),
+            &setup.assertion("_f1", &login, "root@example.com", "<ds:KeyInfo><ds:KeyValue/></ds:KeyInfo>"),
+            &attacker_key,
+            None,
+        );
+        assert!(forged.contains("RSAKeyValue"), "the forgery carries its key");
+        let (status, body, cookie) = sign_in(core, &login, &forged).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("login_failed")),
+            "{body}"
+        );
+        assert!(body["error"]["message"].as_str().unwrap().contains("key of its own"), "{body}");
+        assert!(cookie.is_none());
+
+        // 2. The attacker's X.509 certificate embedded instead.
+        let login = start(core).await;
+        let forged = signed_response(
+            dir.path(),
+            &setup.assertion("_f2", &login, "root@example.com", X509_KEY_INFO),
+            &attacker_key,
+            Some(&attacker_cert),
+        );
+        let (status, body, _) = sign_in(core, &login, &forged).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("certificate other than"), "{body}");
+
+        // 3. A key to be fetched from elsewhere (RetrievalMethod), pointing at the tripwire.
+        let login = start(core).await;
+        let retrieval = format!(
+            r#"<ds:KeyInfo><ds:RetrievalMethod URI="http://{}/key" Type="http://www.w3.org/2000/09/xmldsig#X509Data"/></ds:KeyInfo>"#,
+            tripwire.address
+        );
+        let unsigned = unsigned_response(&setup.assertion("_f3", &login, "root@example.com", &retrieval), "#_f3");
+        let (status, body, _) = sign_in(core, &login, &unsigned).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("RetrievalMethod"), "{body}");
+
+        // 4. Server-side request forgery through a reference URI.
+        let login = start(core).await;
+        let remote = format!("http://{}/x", tripwire.address);
+        let unsigned = unsigned_response(&setup.assertion("_f4", &login, "root@example.com", ""), &remote);
+        let (status, body, _) = sign_in(core, &login, &unsigned).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("within the document"), "{body}");
+
+        // 5. Comment truncation: the IdP signed `carol@example.com.evil.test`; a comment
+        // inserted afterwards leaves the signature intact and used to make the core read
+        // `carol@example.com`.
+        let login = start(core).await;
+        let signed = signed_response(
+            dir.path(),
+            &setup.assertion("_f5", &login, "carol@example.com.evil.test", X509_KEY_INFO),
+            idp_key,
+            Some(idp_cert),
+        );
+        let truncated = signed.replace("carol@example.com.evil.test", "carol@example.com<!---->.evil.test");
+        let (status, body, cookie) = sign_in(core, &login, &truncated).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("comments"), "{body}");
+        assert!(cookie.is_none());
+
+        // 6. Login CSRF: the attacker's own valid response, posted for a victim's browser,
+        // finishes in no other browser than the one that started the login.
+        let attacker_login = start(core).await;
+        let genuine = signed_response(
+            dir.path(),
+            &setup.assertion("_f6", &attacker_login, "mallory@example.com", X509_KEY_INFO),
+            idp_key,
+            Some(idp_cert),
+        );
+        let (status, accepted) = post(core, &attacker_login.relay_state, &genuine).await;
+        assert_eq!(status, StatusCode::OK, "{accepted}");
+        let finish_url = accepted["data"]["finish_url"].as_str().unwrap();
+        let victim = start(core).await.browser;
+        let (status, body, cookie) = finish(core, &victim, finish_url).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("another browser"), "{body}");
+        assert!(cookie.is_none());
+        let (status, _, cookie) = finish(core, &attacker_login.browser, finish_url).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a finish code is single use, even for its own browser");
+        assert!(cookie.is_none());
+
+        assert_eq!(setup.user_count().await, users_before, "a refused response created a user");
+        assert_eq!(tripwire.hits(), 0, "a SAML response made the core fetch a URL");
+        let log = core.log();
+        assert!(!log.contains("panicked"), "{log}");
+    }
+}
+
+/// The template of a response whose one signature, in the assertion, refers to
+/// `reference`, with empty digest and signature values for `xmlsec1 --sign` to fill.
+fn template_xml(assertion: &Assertion<'_>, reference: &str) -> String {
+    let now = now_plus(0);
+    let Assertion { id, in_response_to, audience, recipient, not_on_or_after, email, key_info } = assertion;
+    format!(
+        r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_resp{id}" Version="2.0" IssueInstant="{now}" InResponseTo="{in_response_to}" Destination="{recipient}"><saml:Issuer>{IDP_ENTITY}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{IDP_ENTITY}</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="{reference}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/>{key_info}</ds:Signature><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">{email}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="{in_response_to}" Recipient="{recipient}" NotOnOrAfter="{not_on_or_after}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{now}" NotOnOrAfter="{not_on_or_after}"><saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{now}"/><saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue>{email}</saml:AttributeValue></saml:Attribute><saml:Attribute Name="name"><saml:AttributeValue>Carol Saml</saml:AttributeValue></saml:Attribute><saml:Attribute Name="groups"><saml:AttributeValue>staff</saml:AttributeValue><saml:AttributeValue>vpn-admins</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>"##
+    )
+}
+
+/// A response that needs no valid signature to attack: made-up digest and signature.
+fn unsigned_response(assertion: &Assertion<'_>, reference: &str) -> String {
+    template_xml(assertion, reference)
+        .replace("<ds:DigestValue/>", "<ds:DigestValue>AAAA</ds:DigestValue>")
+        .replace("<ds:SignatureValue/>", "<ds:SignatureValue>AAAA</ds:SignatureValue>")
 }

@@ -1,7 +1,8 @@
 // A real OpenID Connect provider for GateKey's tests: `oidc-provider` (a certified
 // implementation) on loopback, with dev interactions, fixed test accounts and a
 // control endpoint that makes its token endpoint misbehave on purpose
-// (bad signature, wrong audience, expired token, wrong nonce).
+// (bad signature, wrong audience, expired token, wrong nonce) and one that changes an
+// account's claims (its e-mail and whether it is verified).
 //
 // Env: PORT, REDIRECT_URI, CLIENT_SECRET. Prints `oidc-provider ready` when listening.
 import Provider from 'oidc-provider';
@@ -15,9 +16,11 @@ const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', alg: 'RS
 const signingKey = await importJWK(jwk, 'RS256');
 
 const accounts = {
-  alice: { email: 'alice@example.com', name: 'Alice Admin', groups: ['staff', 'vpn-admins'] },
-  bob: { email: 'bob@example.com', name: 'Bob Builder', groups: ['staff'] },
-  eve: { email: 'eve@example.com', name: 'Eve Outsider', groups: ['contractors'] },
+  alice: { email: 'alice@example.com', email_verified: true, name: 'Alice Admin', groups: ['staff', 'vpn-admins'] },
+  bob: { email: 'bob@example.com', email_verified: true, name: 'Bob Builder', groups: ['staff'] },
+  eve: { email: 'eve@example.com', email_verified: true, name: 'Eve Outsider', groups: ['contractors'] },
+  // Claims another account's e-mail: a local account's, or the bootstrap admin's.
+  mallory: { email: 'admin@gatekey.invalid', email_verified: true, name: 'Mallory', groups: ['staff', 'vpn-admins'] },
 };
 
 const provider = new Provider(issuer, {
@@ -29,7 +32,7 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
   }],
   jwks: { keys: [jwk] },
-  claims: { openid: ['sub'], email: ['email'], profile: ['name'], groups: ['groups'] },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
   conformIdTokenClaims: false,
   features: { devInteractions: { enabled: true } },
   pkce: { required: () => true },
@@ -48,6 +51,13 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/__mode') {
     mode = ctx.query.mode;
     ctx.body = { mode };
+    return;
+  }
+  if (ctx.path === '/__claims') {
+    const account = accounts[ctx.query.account];
+    account.email = ctx.query.email;
+    account.email_verified = ctx.query.email_verified === 'true';
+    ctx.body = account;
     return;
   }
   await next();

@@ -12,6 +12,7 @@ use crate::pki::lifecycle::{current_crl, gateway_tls_crypt_key};
 use crate::pki::serial;
 use crate::policy::{self, SPOKE_CERTIFICATE};
 use crate::store::{CertificateRecord, GatewayRecord, GatewayRole, SessionReport, SessionTotals, unix_now};
+use crate::validate;
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
 use gatekey::v1::gateway_agent_service_server::GatewayAgentService;
@@ -45,25 +46,28 @@ fn config_version(gateway: &GatewayRecord) -> u64 {
 }
 
 /// A connect report in store form; the session key and serial are required.
-fn session_report(report: &ClientConnected) -> CoreResult<SessionReport> {
-    if report.session_key.is_empty() || report.session_key.len() > 200 {
-        return Err(CoreError::InvalidArgument("session_key: must be 1 to 200 characters".into()));
+/// A session key as agents report it: 1 to 200 bytes without control characters.
+fn session_key(value: &str) -> CoreResult<&str> {
+    if value.len() > 200 {
+        return Err(CoreError::InvalidArgument("session_key: must be 1 to 200 bytes".into()));
     }
+    validate::id("session_key", value)
+}
+
+fn session_report(report: &ClientConnected) -> CoreResult<SessionReport> {
     Ok(SessionReport {
-        session_key: report.session_key.clone(),
-        common_name: report.common_name.clone(),
+        session_key: session_key(&report.session_key)?.to_owned(),
+        common_name: validate::reported("common_name", &report.common_name, 320)?,
         // After an agent restart OpenVPN's status list lacks serials: those come empty.
         serial: if report.serial.is_empty() { String::new() } else { serial::parse(&report.serial)? },
-        vpn_address: report.vpn_address.clone(),
-        client_address: report.client_address.clone(),
+        vpn_address: validate::reported("vpn_address", &report.vpn_address, 64)?,
+        client_address: validate::reported("client_address", &report.client_address, 64)?,
         connected_at: report.connected_at.as_ref().map_or_else(unix_now, |at| at.seconds),
     })
 }
 
 fn session_totals(report: &ClientDisconnected) -> CoreResult<SessionTotals> {
-    if report.session_key.is_empty() {
-        return Err(CoreError::InvalidArgument("session_key: is required".into()));
-    }
+    session_key(&report.session_key)?;
     Ok(SessionTotals {
         bytes_received: report.bytes_received,
         bytes_sent: report.bytes_sent,

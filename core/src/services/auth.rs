@@ -9,11 +9,13 @@ use crate::error::{CoreError, CoreResult};
 use crate::sso::{self, ExternalIdentity, oidc, saml};
 use crate::store::AuthProviderRecord;
 use crate::store::LoginEvent;
+use crate::validate;
 use gatekey::v1::auth_service_server::AuthService;
 use gatekey::v1::{
-    CompleteOidcLoginRequest, CompleteSamlLoginRequest, GetSamlMetadataRequest, GetSamlMetadataResponse,
-    GetSessionRequest, LocalLoginRequest, LoginResponse, LogoutRequest, LogoutResponse, SessionInfo,
-    StartOidcLoginRequest, StartOidcLoginResponse, StartSamlLoginRequest, StartSamlLoginResponse,
+    AcceptSamlResponseRequest, AcceptSamlResponseResponse, CompleteOidcLoginRequest, CompleteSamlLoginRequest,
+    GetSamlMetadataRequest, GetSamlMetadataResponse, GetSessionRequest, LocalLoginRequest, LoginResponse,
+    LogoutRequest, LogoutResponse, SessionInfo, StartOidcLoginRequest, StartOidcLoginResponse, StartSamlLoginRequest,
+    StartSamlLoginResponse,
 };
 use std::sync::Arc;
 use tonic::Request;
@@ -56,8 +58,9 @@ impl AuthApi {
         Ok(login_response(outcome?, redirect_to))
     }
 
-    /// Records a login attempt; a failure to record is logged, never fatal.
-    async fn record(&self, provider: &str, subject: &str, address: &str, outcome: &CoreResult<OpenedSession>) {
+    /// Records a login attempt; a failure to record is logged, never fatal. The values
+    /// come from clients, so they are logged in their escaped (`Debug`) form.
+    async fn record<T>(&self, provider: &str, subject: &str, address: &str, outcome: &CoreResult<T>) {
         let reason = match outcome {
             Ok(_) => "ok".to_owned(),
             Err(error) => error.to_string(),
@@ -68,8 +71,8 @@ impl AuthApi {
             tracing::error!(%error, "cannot record a login attempt");
         }
         match outcome {
-            Ok(_) => tracing::info!(%provider, %subject, client_address = %address, "login"),
-            Err(error) => tracing::warn!(%provider, %subject, client_address = %address, %error, "login refused"),
+            Ok(_) => tracing::info!(?provider, ?subject, client_address = %address, "login"),
+            Err(_) => tracing::warn!(?provider, ?subject, client_address = %address, ?reason, "login refused"),
         }
     }
 }
@@ -94,6 +97,12 @@ impl AuthService for AuthApi {
                     return Err(CoreError::InvalidArgument("username and password are required".into()));
                 }
                 let outcome = async {
+                    // No account can have such a name; it is refused (and recorded) as bad input.
+                    if username.len() > 256 || username.chars().any(char::is_control) {
+                        return Err(CoreError::InvalidArgument(
+                            "username: must be at most 256 bytes, without control characters".into(),
+                        ));
+                    }
                     let user = self.0.auth.verify_local(&username, &password).await?;
                     self.0.geo_fence.enforce(&self.0.store, &user, &address).await?;
                     self.0.auth.open_session(user).await
@@ -142,8 +151,8 @@ impl AuthService for AuthApi {
                 let input = request.into_inner();
                 let redirect_to = sso::same_site_path(&input.redirect_to)?;
                 let provider = sso::select_provider(&self.0, "oidc", &input.provider).await?;
-                let authorization_url = oidc::start(&self.0, &provider, &redirect_to).await?;
-                Ok(StartOidcLoginResponse { authorization_url })
+                let (authorization_url, binding) = oidc::start(&self.0, &provider, &redirect_to).await?;
+                Ok(StartOidcLoginResponse { authorization_url, browser_binding: binding.secret })
             }
             .await,
         )
@@ -157,11 +166,11 @@ impl AuthService for AuthApi {
                 let attempt = async {
                     if !input.error.is_empty() {
                         return Err(CoreError::LoginFailed(format!(
-                            "the identity provider answered `{}`",
+                            "the identity provider answered {:?}",
                             input.error
                         )));
                     }
-                    oidc::complete(&self.0, &input.code, &input.state).await
+                    oidc::complete(&self.0, &input.code, &input.state, &input.browser_binding).await
                 };
                 self.external_login("oidc", &address, attempt).await
             }
@@ -176,7 +185,30 @@ impl AuthService for AuthApi {
                 let input = request.into_inner();
                 let redirect_to = sso::same_site_path(&input.redirect_to)?;
                 let provider = sso::select_provider(&self.0, "saml", &input.provider).await?;
-                Ok(StartSamlLoginResponse { redirect_url: saml::start(&self.0, &provider, &redirect_to).await? })
+                let (redirect_url, binding) = saml::start(&self.0, &provider, &redirect_to).await?;
+                Ok(StartSamlLoginResponse { redirect_url, browser_binding: binding.secret })
+            }
+            .await,
+        )
+    }
+
+    async fn accept_saml_response(
+        &self,
+        request: Request<AcceptSamlResponseRequest>,
+    ) -> GrpcResult<AcceptSamlResponseResponse> {
+        respond(
+            async {
+                let address = self.admit(&request)?;
+                let input = request.into_inner();
+                let provider = validate::name("provider", &input.provider)?;
+                let accepted = saml::accept(&self.0, &provider, &input.saml_response, &input.relay_state).await;
+                // Only a refusal is recorded here; a verified response is recorded when its
+                // browser finishes the login.
+                if accepted.is_err() {
+                    self.record(&provider, "", &address, &accepted).await;
+                }
+                let (_, finish_code) = accepted?;
+                Ok(AcceptSamlResponseResponse { finish_code })
             }
             .await,
         )
@@ -187,8 +219,8 @@ impl AuthService for AuthApi {
             async {
                 let address = self.admit(&request)?;
                 let input = request.into_inner();
-                let attempt = saml::complete(&self.0, &input.provider, &input.saml_response, &input.relay_state);
-                self.external_login(&input.provider, &address, attempt).await
+                let attempt = saml::finish(&self.0, &input.finish_code, &input.browser_binding);
+                self.external_login("saml", &address, attempt).await
             }
             .await,
         )

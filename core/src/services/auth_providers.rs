@@ -43,12 +43,18 @@ fn view(record: AuthProviderRecord) -> AuthProvider {
         allowed_groups: fields.allowed_groups,
         saml_idp_metadata: fields.saml_idp_metadata,
         saml_entity_id: fields.saml_entity_id,
+        link_by_email: fields.link_by_email,
+        allow_unverified_email: fields.allow_unverified_email,
     }
 }
 
 /// Checks a provider message; the secret is returned apart, still in clear.
 fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
     let name = validate::name("name", &input.name)?;
+    if crate::sso::RESERVED_PROVIDER_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(invalid(format!("name: `{name}` is reserved; choose another name")));
+    }
+    let (link_by_email, allow_unverified_email) = (input.link_by_email, input.allow_unverified_email);
     let groups_claim = if input.groups_claim.is_empty() {
         "groups".to_owned()
     } else {
@@ -95,6 +101,8 @@ fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
                 allowed_groups,
                 saml_idp_metadata: String::new(),
                 saml_entity_id: String::new(),
+                link_by_email,
+                allow_unverified_email,
             })
         }
         "saml" => {
@@ -111,6 +119,8 @@ fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
                 allowed_groups,
                 saml_idp_metadata: input.saml_idp_metadata.clone(),
                 saml_entity_id: validate::text("saml_entity_id", &input.saml_entity_id, 500)?,
+                link_by_email,
+                allow_unverified_email,
             })
         }
         other => Err(invalid(format!("type: `{other}` is not one of oidc, saml"))),

@@ -174,7 +174,8 @@ impl ConfigService for ConfigApi {
     async fn download_config(&self, request: Request<DownloadConfigRequest>) -> GrpcResult<DownloadConfigResponse> {
         respond(
             async {
-                let caller = self.0.auth.authenticate(&request, Access::Read).await?;
+                // The download hands out a private key and consumes the config: a change.
+                let caller = self.0.auth.authenticate(&request, Access::Write).await?;
                 let address = client_address(&request, &self.0.settings.trusted_proxies);
                 self.0.geo_fence.enforce(&self.0.store, &caller.user, &address).await?;
                 self.download(&caller.user.id, &request.into_inner().config_id).await

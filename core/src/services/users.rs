@@ -1,7 +1,7 @@
 //! `AdminUserService`: local accounts and user administration.
 
 use super::{GrpcResult, respond};
-use crate::auth::Access;
+use crate::auth::{Access, Credential};
 use crate::context::CoreContext;
 use crate::error::CoreError;
 use crate::secrets::hash_password;
@@ -94,6 +94,11 @@ impl AdminUserService for AdminUserApi {
                     is_admin: input.is_admin,
                     disabled: input.disabled,
                     groups: input.groups.map(|list| validate::groups("groups", &list.groups)).transpose()?,
+                    // An admin setting their own password stays signed in here, and only here.
+                    keep_session: match &caller.credential {
+                        Credential::Session { id: session, .. } if id == caller.user.id => Some(session.clone()),
+                        _ => None,
+                    },
                 };
                 let disabling = changes.disabled == Some(true);
                 let mut affected = self.0.store.gateways_granted_to_user(id).await?;

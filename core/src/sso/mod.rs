@@ -1,27 +1,83 @@
 //! Single sign-on: picking a provider, keeping login flows safe (same-site redirects,
-//! single-use state), and turning an identity the provider vouched for into a user.
+//! single-use state bound to the browser that started it), and turning an identity
+//! the provider vouched for into a user.
+//!
+//! Accounts are linked as follows. An external identity is keyed by (provider,
+//! subject): the same subject signs into the same account whatever its e-mail becomes.
+//! A new subject gets a new account unless its e-mail already belongs to one; then it
+//! is linked only when the provider is configured to link by e-mail and the e-mail is
+//! verified, and never to a local account.
 
 pub mod oidc;
 pub mod saml;
 
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
+use crate::secrets::{random_bytes, token_matches, token_verifier};
+use crate::services::LOCAL_PROVIDER;
 use crate::store::{AuthProviderRecord, NewUser, UserChanges, UserRecord};
 use crate::validate;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// How long a started login may take before its state expires.
 pub const LOGIN_FLOW_TTL_SECONDS: i64 = 600;
 
+/// Provider names that can never be given to an identity provider: `local` names the
+/// local accounts, and the others are kept for GateKey's own use.
+pub const RESERVED_PROVIDER_NAMES: [&str; 3] = [LOCAL_PROVIDER, "gatekey", "api"];
+
 /// An identity as an identity provider asserted it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExternalIdentity {
+    /// The provider's stable id for the person (OIDC `sub`, SAML `NameID`).
+    pub subject: String,
     /// E-mail address (required).
     pub email: String,
+    /// Whether the provider vouches that the e-mail belongs to the person.
+    pub email_verified: bool,
     /// Display name.
     pub name: String,
     /// Group names.
     pub groups: Vec<String>,
+}
+
+/// A secret that ties a login flow to the browser that started it: the facade keeps it
+/// in a cookie, the store keeps its hash, and the completion must present it, so a
+/// callback URL or a SAML response carried into another browser signs no one in.
+pub struct BrowserBinding {
+    /// The secret, for the browser only.
+    pub secret: String,
+    /// Its SHA-256, hex, for the store.
+    pub hash: String,
+}
+
+impl BrowserBinding {
+    /// A fresh binding of 256 random bits.
+    pub fn mint() -> BrowserBinding {
+        let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+        let hash = token_verifier(&secret);
+        BrowserBinding { secret, hash }
+    }
+
+    /// Fails unless `presented` is the secret whose hash is `stored_hash` (constant time).
+    pub fn check(presented: &str, stored_hash: &str) -> CoreResult<()> {
+        if !presented.is_empty() && token_matches(presented, stored_hash) {
+            Ok(())
+        } else {
+            Err(CoreError::LoginFailed(
+                "this login was started in another browser (or its cookie is gone); start it again".into(),
+            ))
+        }
+    }
+}
+
+impl std::fmt::Debug for BrowserBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserBinding").field("hash", &self.hash).finish_non_exhaustive()
+    }
 }
 
 /// A same-site relative path to send the browser to; anything else is refused, so
@@ -50,7 +106,8 @@ pub fn state_hash(state: &str) -> String {
 /// The provider of `kind` named `name`, or the only one of that kind when `name` is empty.
 pub async fn select_provider(context: &CoreContext, kind: &str, name: &str) -> CoreResult<AuthProviderRecord> {
     if !name.is_empty() {
-        return match context.store.find_auth_provider_by_name(name).await? {
+        let name = validate::name("provider", name)?;
+        return match context.store.find_auth_provider_by_name(&name).await? {
             Some(provider) if provider.fields.kind == kind => Ok(provider),
             _ => Err(CoreError::NotFound(format!("no {kind} identity provider named `{name}`"))),
         };
@@ -65,59 +122,120 @@ pub async fn select_provider(context: &CoreContext, kind: &str, name: &str) -> C
     }
 }
 
-/// Creates or updates the user an identity provider vouched for: groups and the admin
-/// role follow the provider on every login; a login can be limited to allowed groups.
+fn refused(message: String) -> CoreError {
+    CoreError::LoginFailed(message)
+}
+
+/// Creates, updates or links the user an identity provider vouched for: groups and the
+/// admin role follow the provider on every login; a login can be limited to allowed
+/// groups; see the module header for how accounts are linked.
 pub async fn sign_in_external(
     context: &CoreContext,
     provider: &AuthProviderRecord,
     identity: ExternalIdentity,
 ) -> CoreResult<UserRecord> {
     let fields = &provider.fields;
-    let email = validate::email(&identity.email).map_err(|_| {
-        CoreError::LoginFailed(format!("the provider sent no usable e-mail address (`{}`)", identity.email))
-    })?;
+    let subject = identity.subject.trim();
+    if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
+        return Err(refused("the provider sent no usable subject identifier".into()));
+    }
+    let email = validate::email(&identity.email)
+        .map_err(|_| refused(format!("the provider sent no usable e-mail address ({:?})", identity.email)))?;
+    if !identity.email_verified && !fields.allow_unverified_email {
+        return Err(refused(format!("the provider does not vouch for the e-mail address `{email}` (not verified)")));
+    }
     let groups = validate::groups("groups", &identity.groups)
-        .map_err(|e| CoreError::LoginFailed(format!("the provider sent unusable groups: {e}")))?;
+        .map_err(|e| refused(format!("the provider sent unusable groups: {e}")))?;
     if !fields.allowed_groups.is_empty() && !groups.iter().any(|group| fields.allowed_groups.contains(group)) {
-        return Err(CoreError::LoginFailed(format!("`{email}` is in none of the groups allowed to sign in")));
+        return Err(refused(format!("`{email}` is in none of the groups allowed to sign in")));
     }
     let is_admin = !fields.admin_group.is_empty() && groups.contains(&fields.admin_group);
     let name = if identity.name.trim().is_empty() { email.clone() } else { identity.name.trim().to_owned() };
-    let user = match context.store.find_user_by_email(&email).await? {
-        Some(existing) if existing.provider != fields.name => {
-            return Err(CoreError::LoginFailed(format!(
-                "`{email}` belongs to an account of `{}`, not `{}`",
-                existing.provider, fields.name
-            )));
-        }
+    let store = &context.store;
+    let existing = match store.find_user_by_external_identity(&provider.id, subject).await? {
+        Some(user) => Some(user),
+        None => match store.find_user_by_email(&email).await? {
+            None => None,
+            Some(owner) => {
+                link_by_email(context, provider, subject, &identity, &owner).await?;
+                Some(owner)
+            }
+        },
+    };
+    let user = match existing {
         Some(existing) => {
-            let changes =
-                UserChanges { name: Some(name), groups: Some(groups), is_admin: Some(is_admin), ..Default::default() };
-            let mut affected = context.store.gateways_granted_to_user(&existing.id).await?;
-            let user = context.store.update_user(&existing.id, changes).await?;
-            affected.extend(context.store.gateways_granted_to_user(&user.id).await?);
-            context.hub.rules_changed(&context.store, affected).await?;
+            let email_change = (existing.email != email).then(|| email.clone());
+            let changes = UserChanges {
+                email: email_change,
+                name: Some(name),
+                groups: Some(groups),
+                is_admin: Some(is_admin),
+                ..Default::default()
+            };
+            let mut affected = store.gateways_granted_to_user(&existing.id).await?;
+            let user = store.update_user(&existing.id, changes).await.map_err(|error| match error {
+                CoreError::Conflict(_) => refused(format!("`{email}` belongs to another account")),
+                other => other,
+            })?;
+            affected.extend(store.gateways_granted_to_user(&user.id).await?);
+            context.hub.rules_changed(store, affected).await?;
+            if user.email != existing.email {
+                // Sessions run under the old certificate name; they must not outlive the change.
+                let sessions = store.open_sessions_of(&existing.email).await?;
+                context.hub.kill_sessions(&sessions, "the user's e-mail address changed");
+            }
             user
         }
         None => {
-            context
-                .store
-                .create_user(NewUser {
-                    username: email.clone(),
-                    email,
-                    name,
-                    password_hash: None,
-                    is_admin,
-                    groups,
-                    provider: fields.name.clone(),
-                })
-                .await?
+            let new_user = NewUser {
+                username: email.clone(),
+                email: email.clone(),
+                name,
+                password_hash: None,
+                is_admin,
+                groups,
+                provider: fields.name.clone(),
+            };
+            store.create_external_user(new_user, &provider.id, subject).await.map_err(|error| match error {
+                CoreError::Conflict(_) => refused(format!("`{email}` is taken by another account")),
+                other => other,
+            })?
         }
     };
     if user.disabled {
         return Err(CoreError::AccountDisabled);
     }
     Ok(user)
+}
+
+/// Links `subject` of `provider` to `owner`, the account holding the same e-mail, or
+/// refuses: never to a local account; only a verified e-mail; only a provider set to
+/// link by e-mail, except for an account this provider made before identities were
+/// kept by subject (it has none recorded) and not yet claimed by another subject.
+async fn link_by_email(
+    context: &CoreContext,
+    provider: &AuthProviderRecord,
+    subject: &str,
+    identity: &ExternalIdentity,
+    owner: &UserRecord,
+) -> CoreResult<()> {
+    let fields = &provider.fields;
+    if owner.provider == LOCAL_PROVIDER {
+        return Err(refused(format!(
+            "`{}` belongs to a local account, which cannot be signed into through `{}`",
+            owner.email, fields.name
+        )));
+    }
+    let linked = context.store.external_identity_providers_of(&owner.id).await?;
+    let made_here_unclaimed = owner.provider == fields.name && linked.is_empty();
+    let may_link = fields.link_by_email && !linked.contains(&provider.id);
+    if !identity.email_verified || !(made_here_unclaimed || may_link) {
+        return Err(refused(format!(
+            "`{}` belongs to another account; it is linked only for a verified e-mail through a provider set to link by e-mail",
+            owner.email
+        )));
+    }
+    context.store.link_external_identity(&owner.id, &provider.id, subject).await
 }
 
 #[cfg(test)]
@@ -132,5 +250,14 @@ mod tests {
         {
             assert!(same_site_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_binding_matches_only_its_own_secret() {
+        let binding = BrowserBinding::mint();
+        assert!(BrowserBinding::check(&binding.secret, &binding.hash).is_ok());
+        assert!(BrowserBinding::check("", &binding.hash).is_err());
+        assert!(BrowserBinding::check(&BrowserBinding::mint().secret, &binding.hash).is_err());
+        assert!(!format!("{binding:?}").contains(&binding.secret));
     }
 }

@@ -1,12 +1,12 @@
 //! OpenID Connect login: discovery, authorization code flow with PKCE, state and
-//! nonce kept (sealed) in the store for one use, ID-token validation by the
-//! `openidconnect` crate (signature, issuer, audience, expiry, nonce), and claims
-//! merged from the ID token and the userinfo endpoint.
+//! nonce kept (sealed) in the store for one use and bound to the starting browser,
+//! ID-token validation by the `openidconnect` crate (signature, issuer, audience,
+//! expiry, nonce), and claims merged from the ID token and the userinfo endpoint.
 
-use super::{ExternalIdentity, LOGIN_FLOW_TTL_SECONDS, state_hash};
+use super::{BrowserBinding, ExternalIdentity, LOGIN_FLOW_TTL_SECONDS, state_hash};
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
-use crate::store::{AuthProviderRecord, LoginFlow, unix_now};
+use crate::store::{AuthProviderRecord, LoginFlow, LoginFlowStage, unix_now};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
@@ -57,8 +57,13 @@ async fn discover(provider: &AuthProviderRecord, http: &reqwest::Client) -> Core
     CoreProviderMetadata::discover_async(issuer, http).await.map_err(|e| unavailable(provider, e))
 }
 
-/// Starts a login: returns the provider URL to send the browser to.
-pub async fn start(context: &CoreContext, provider: &AuthProviderRecord, redirect_to: &str) -> CoreResult<String> {
+/// Starts a login: returns the provider URL to send the browser to, and the binding
+/// the browser must keep for the callback.
+pub async fn start(
+    context: &CoreContext,
+    provider: &AuthProviderRecord,
+    redirect_to: &str,
+) -> CoreResult<(String, BrowserBinding)> {
     let http = http_client()?;
     let metadata = discover(provider, &http).await?;
     let client = CoreClient::from_provider_metadata(metadata, ClientId::new(provider.fields.client_id.clone()), None)
@@ -74,6 +79,7 @@ pub async fn start(context: &CoreContext, provider: &AuthProviderRecord, redirec
     }
     let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
     let hash = state_hash(state.secret());
+    let binding = BrowserBinding::mint();
     let secrets = FlowSecrets { nonce: nonce.secret().clone(), pkce_verifier: verifier.secret().clone() };
     let sealed = context
         .sealer
@@ -86,30 +92,38 @@ pub async fn start(context: &CoreContext, provider: &AuthProviderRecord, redirec
                 provider_id: provider.id.clone(),
                 sealed_secrets: sealed,
                 redirect_to: redirect_to.to_owned(),
+                browser_binding_hash: binding.hash.clone(),
+                stage: LoginFlowStage::Started,
                 expires_at: unix_now() + LOGIN_FLOW_TTL_SECONDS,
             },
         )
         .await?;
-    Ok(url.to_string())
+    Ok((url.to_string(), binding))
 }
 
-/// Completes a login from the callback's `code` and `state`: the provider, the
-/// identity it vouched for, and where to send the browser.
+/// Completes a login from the callback's `code` and `state`, in the browser holding
+/// `browser_binding`: the provider, the identity it vouched for, and where to send
+/// the browser.
 pub async fn complete(
     context: &CoreContext,
     code: &str,
     state: &str,
+    browser_binding: &str,
 ) -> CoreResult<(AuthProviderRecord, ExternalIdentity, String)> {
     let hash = state_hash(state);
     let flow = context
         .store
-        .take_login_flow(&hash)
+        .take_login_flow(&hash, LoginFlowStage::Started)
         .await?
         .ok_or_else(|| CoreError::LoginFailed("unknown, expired or already used login state".into()))?;
     if flow.expires_at <= unix_now() {
         return Err(CoreError::LoginFailed("the login took too long; start again".into()));
     }
+    BrowserBinding::check(browser_binding, &flow.browser_binding_hash)?;
     let provider = context.store.require_auth_provider(&flow.provider_id).await?;
+    if provider.fields.kind != "oidc" {
+        return Err(CoreError::LoginFailed("this login state does not belong to an OIDC login".into()));
+    }
     let secrets: FlowSecrets =
         serde_json::from_slice(&context.sealer.open(&flow_context(&hash), &flow.sealed_secrets)?)
             .map_err(|e| CoreError::Internal(format!("login flow secrets: {e}")))?;
@@ -189,7 +203,9 @@ async fn merge_userinfo(
     }
 }
 
-/// Email, name and groups from merged claims.
+/// Subject, e-mail (and whether it is verified), name and groups from merged claims.
+/// `email_verified` counts only as JSON `true` (or the string `"true"`, as some
+/// providers send it).
 fn identity_from_claims(claims: &Map<String, Value>, groups_claim: &str) -> ExternalIdentity {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
     let groups = match claims.get(groups_claim) {
@@ -197,7 +213,12 @@ fn identity_from_claims(claims: &Map<String, Value>, groups_claim: &str) -> Exte
         Some(Value::String(one)) => vec![one.clone()],
         _ => Vec::new(),
     };
-    ExternalIdentity { email: text("email"), name: text("name"), groups }
+    let email_verified = match claims.get("email_verified") {
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::String(verified)) => verified == "true",
+        _ => false,
+    };
+    ExternalIdentity { subject: text("sub"), email: text("email"), email_verified, name: text("name"), groups }
 }
 
 #[cfg(test)]
@@ -207,20 +228,37 @@ mod tests {
     #[test]
     fn groups_come_from_the_configured_claim() {
         let claims: Map<String, Value> = serde_json::from_str(
-            r#"{"email": "a@example.com", "name": "A", "roles": ["eng", "ops", 7], "groups": "ignored"}"#,
+            r#"{"sub": "s1", "email": "a@example.com", "email_verified": true, "name": "A", "roles": ["eng", "ops", 7], "groups": "ignored"}"#,
         )
         .unwrap();
         let identity = identity_from_claims(&claims, "roles");
         assert_eq!(
             identity,
             ExternalIdentity {
+                subject: "s1".into(),
                 email: "a@example.com".into(),
+                email_verified: true,
                 name: "A".into(),
                 groups: vec!["eng".into(), "ops".into()]
             }
         );
         assert_eq!(identity_from_claims(&claims, "groups").groups, ["ignored"]);
         assert!(identity_from_claims(&claims, "missing").groups.is_empty());
+    }
+
+    #[test]
+    fn only_a_true_email_verified_counts() {
+        for (claims, verified) in [
+            (r#"{"email_verified": true}"#, true),
+            (r#"{"email_verified": "true"}"#, true),
+            (r#"{"email_verified": false}"#, false),
+            (r#"{"email_verified": "yes"}"#, false),
+            (r#"{"email_verified": 1}"#, false),
+            (r#"{}"#, false),
+        ] {
+            let claims: Map<String, Value> = serde_json::from_str(claims).unwrap();
+            assert_eq!(identity_from_claims(&claims, "groups").email_verified, verified, "{claims:?}");
+        }
     }
 
     #[test]

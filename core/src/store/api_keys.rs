@@ -54,10 +54,31 @@ const VISIBLE_SELECTOR_CHARS: usize = 8;
 const API_KEY_COLUMNS: &str =
     "id, user_id, name, selector, verifier, scopes, created_at, expires_at, last_used_at, revoked_at";
 
+/// Usable (neither revoked nor expired) API keys one user may hold.
+pub const MAX_ACTIVE_API_KEYS: u64 = 50;
+
 impl Store {
-    /// Stores a new key; a duplicate name for the same owner is a conflict.
+    /// Stores a new key; a duplicate name for the same owner, or an owner who already
+    /// holds [`MAX_ACTIVE_API_KEYS`] usable keys, is a conflict.
     pub async fn create_api_key(&self, key: NewApiKey<'_>) -> CoreResult<ApiKeyRecord> {
         let id = new_id(IdKind::ApiKey);
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        let active = total_of(
+            &sqlx::query(
+                "SELECT COUNT(*) AS total FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL
+                     AND (expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(key.user_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?,
+        )?;
+        if active >= MAX_ACTIVE_API_KEYS {
+            return Err(CoreError::Conflict(format!(
+                "you already hold {MAX_ACTIVE_API_KEYS} usable API keys, the most allowed; revoke one first"
+            )));
+        }
         sqlx::query(
             "INSERT INTO api_keys (id, user_id, name, selector, verifier, scopes, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -68,11 +89,12 @@ impl Store {
         .bind(&key.token.selector)
         .bind(&key.token.verifier)
         .bind(join_list(key.scopes))
-        .bind(unix_now())
+        .bind(now)
         .bind(key.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("you already have an API key named `{}`", key.name)))?;
+        tx.commit().await?;
         self.find_api_key(&id).await?.ok_or_else(|| CoreError::Internal("stored API key vanished".into()))
     }
 

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/0004_sso.sql")),
     (5, include_str!("../../migrations/0005_geo_fence.sql")),
     (6, include_str!("../../migrations/0006_mesh.sql")),
+    (7, include_str!("../../migrations/0007_sign_in_hardening.sql")),
 ];
 
 impl Store {

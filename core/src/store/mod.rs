@@ -32,7 +32,7 @@ pub use mesh::SpokeRecord;
 pub use networks::{NetworkChanges, NetworkRecord, NewNetwork};
 pub use pki::{AuthorityRecord, CertificateRecord, CrlRecord};
 pub use sessions::SessionRecord;
-pub use sso::{AuthProviderFields, AuthProviderRecord, LoginEvent, LoginFlow};
+pub use sso::{AuthProviderFields, AuthProviderRecord, LoginEvent, LoginFlow, LoginFlowStage};
 pub use users::{NewUser, UserChanges, UserRecord};
 pub use vpn_sessions::{OpenSession, SessionReport, SessionTotals};
 
@@ -84,6 +84,9 @@ impl Store {
     pub async fn open(database_url: &str) -> CoreResult<Store> {
         sqlx::any::install_default_drivers();
         let is_sqlite = database_url.starts_with("sqlite:");
+        if is_sqlite {
+            private_sqlite_files(database_url)?;
+        }
         let pool = AnyPoolOptions::new().max_connections(if is_sqlite { 4 } else { 16 }).connect(database_url).await?;
         if is_sqlite {
             // WAL lets readers proceed while one writer commits; the setting persists in the file.
@@ -103,6 +106,26 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Makes a SQLite database file (created empty if missing) and its `-wal` and `-shm`
+/// companions readable by this user only (0600). SQLite gives the companions it creates
+/// the database file's mode.
+fn private_sqlite_files(database_url: &str) -> CoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = database_url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    let io = |e: std::io::Error| CoreError::Internal(format!("cannot secure the database file {path}: {e}"));
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(io)?;
+    for file in [path.to_owned(), format!("{path}-wal"), format!("{path}-shm")] {
+        if std::path::Path::new(&file).exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// The current time in Unix seconds.

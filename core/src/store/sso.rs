@@ -3,7 +3,8 @@
 
 use super::users::USER_COLUMNS;
 use super::{
-    AnyQuery, Listing, Page, Store, UserRecord, conflict_on_duplicate, join_list, split_list, total_of, unix_now,
+    AnyQuery, Listing, NewUser, Page, Store, UserRecord, conflict_on_duplicate, flag, join_list, split_list, total_of,
+    unix_now,
 };
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
@@ -35,6 +36,10 @@ pub struct AuthProviderFields {
     pub saml_idp_metadata: String,
     /// SAML SP entity id.
     pub saml_entity_id: String,
+    /// Link a new subject to an existing account with the same, verified e-mail.
+    pub link_by_email: bool,
+    /// Accept e-mails the provider does not mark verified (never for linking).
+    pub allow_unverified_email: bool,
 }
 
 impl std::fmt::Debug for AuthProviderFields {
@@ -56,15 +61,39 @@ pub struct AuthProviderRecord {
     pub updated_at: i64,
 }
 
-/// A login flow waiting for its callback.
+/// Where a login flow stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFlowStage {
+    /// Sent to the provider; waiting for its answer (OIDC callback, SAML response).
+    Started,
+    /// The provider's answer was verified; waiting for the browser that started the
+    /// flow to finish it (SAML, whose response arrives by a cross-site POST).
+    Verified,
+}
+
+impl LoginFlowStage {
+    fn as_str(self) -> &'static str {
+        match self {
+            LoginFlowStage::Started => "started",
+            LoginFlowStage::Verified => "verified",
+        }
+    }
+}
+
+/// A login flow waiting for its next step.
 #[derive(Debug, Clone)]
 pub struct LoginFlow {
     /// The provider it started with.
     pub provider_id: String,
-    /// Nonce and PKCE verifier, sealed.
+    /// Sealed: the nonce and PKCE verifier or the request id (started), or the
+    /// verified identity (verified).
     pub sealed_secrets: String,
     /// Where to send the browser afterwards.
     pub redirect_to: String,
+    /// SHA-256 (hex) of the secret the starting browser holds in its login cookie.
+    pub browser_binding_hash: String,
+    /// Where it stands.
+    pub stage: LoginFlowStage,
     /// Unix seconds.
     pub expires_at: i64,
 }
@@ -85,7 +114,7 @@ pub struct LoginEvent<'a> {
 }
 
 const PROVIDER_COLUMNS: &str = "id, name, kind, issuer_url, client_id, sealed_client_secret, scopes, groups_claim, admin_group, \
-     allowed_groups, saml_idp_metadata, saml_entity_id, created_at, updated_at";
+     allowed_groups, saml_idp_metadata, saml_entity_id, link_by_email, allow_unverified_email, created_at, updated_at";
 
 fn provider_from_row(row: &AnyRow) -> CoreResult<AuthProviderRecord> {
     Ok(AuthProviderRecord {
@@ -102,13 +131,15 @@ fn provider_from_row(row: &AnyRow) -> CoreResult<AuthProviderRecord> {
             allowed_groups: split_list(&row.try_get::<String, _>("allowed_groups")?),
             saml_idp_metadata: row.try_get("saml_idp_metadata")?,
             saml_entity_id: row.try_get("saml_entity_id")?,
+            link_by_email: flag(row, "link_by_email")?,
+            allow_unverified_email: flag(row, "allow_unverified_email")?,
         },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
 }
 
-/// Binds a provider's fields as `$1`…`$11`, in the column order of the statements below.
+/// Binds a provider's fields as `$1`…`$13`, in the column order of the statements below.
 fn bind_provider_fields<'q>(query: AnyQuery<'q>, fields: &AuthProviderFields) -> AnyQuery<'q> {
     query
         .bind(&fields.name)
@@ -122,6 +153,8 @@ fn bind_provider_fields<'q>(query: AnyQuery<'q>, fields: &AuthProviderFields) ->
         .bind(join_list(&fields.allowed_groups))
         .bind(&fields.saml_idp_metadata)
         .bind(&fields.saml_entity_id)
+        .bind(i64::from(fields.link_by_email))
+        .bind(i64::from(fields.allow_unverified_email))
 }
 
 impl Store {
@@ -130,8 +163,9 @@ impl Store {
         let id = new_id(IdKind::AuthProvider);
         let insert = sqlx::query(
             "INSERT INTO auth_providers (name, kind, issuer_url, client_id, sealed_client_secret, scopes, groups_claim,
-                 admin_group, allowed_groups, saml_idp_metadata, saml_entity_id, id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+                 admin_group, allowed_groups, saml_idp_metadata, saml_entity_id, link_by_email, allow_unverified_email,
+                 id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
         );
         bind_provider_fields(insert, fields).bind(&id).bind(unix_now()).execute(&self.pool).await.map_err(|e| {
             conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name))
@@ -139,20 +173,30 @@ impl Store {
         self.require_auth_provider(&id).await
     }
 
-    /// Replaces a provider's settings.
+    /// Replaces a provider's settings; a new name follows onto the accounts it made.
     pub async fn replace_auth_provider(&self, id: &str, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
+        let previous = self.require_auth_provider(id).await?;
+        let mut tx = self.pool.begin().await?;
         let update = sqlx::query(
             "UPDATE auth_providers SET name = $1, kind = $2, issuer_url = $3, client_id = $4, sealed_client_secret = $5,
                  scopes = $6, groups_claim = $7, admin_group = $8, allowed_groups = $9, saml_idp_metadata = $10,
-                 saml_entity_id = $11, updated_at = $12 WHERE id = $13",
+                 saml_entity_id = $11, link_by_email = $12, allow_unverified_email = $13, updated_at = $14 WHERE id = $15",
         );
         let done =
-            bind_provider_fields(update, fields).bind(unix_now()).bind(id).execute(&self.pool).await.map_err(|e| {
+            bind_provider_fields(update, fields).bind(unix_now()).bind(id).execute(&mut *tx).await.map_err(|e| {
                 conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name))
             })?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("identity provider `{id}` not found")));
         }
+        if previous.fields.name != fields.name {
+            sqlx::query("UPDATE users SET provider = $1 WHERE provider = $2")
+                .bind(&fields.name)
+                .bind(&previous.fields.name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         self.require_auth_provider(id).await
     }
 
@@ -210,40 +254,43 @@ impl Store {
     /// Stores a login flow under the hash of its state.
     pub async fn create_login_flow(&self, state_hash: &str, flow: &LoginFlow) -> CoreResult<()> {
         sqlx::query(
-            "INSERT INTO login_flows (state_hash, provider_id, sealed_secrets, redirect_to, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO login_flows (state_hash, provider_id, sealed_secrets, redirect_to, browser_binding_hash, stage,
+                 expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(state_hash)
         .bind(&flow.provider_id)
         .bind(&flow.sealed_secrets)
         .bind(&flow.redirect_to)
+        .bind(&flow.browser_binding_hash)
+        .bind(flow.stage.as_str())
         .bind(flow.expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Takes a login flow out of the store: a state works once, for one caller.
-    pub async fn take_login_flow(&self, state_hash: &str) -> CoreResult<Option<LoginFlow>> {
-        let Some(row) = sqlx::query(
-            "SELECT provider_id, sealed_secrets, redirect_to, expires_at FROM login_flows WHERE state_hash = $1",
+    /// Takes a login flow at `stage` out of the store in one statement: a state works
+    /// once, for one caller, even when two race for it.
+    pub async fn take_login_flow(&self, state_hash: &str, stage: LoginFlowStage) -> CoreResult<Option<LoginFlow>> {
+        let row = sqlx::query(
+            "DELETE FROM login_flows WHERE state_hash = $1 AND stage = $2
+             RETURNING provider_id, sealed_secrets, redirect_to, browser_binding_hash, expires_at",
         )
         .bind(state_hash)
+        .bind(stage.as_str())
         .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let done =
-            sqlx::query("DELETE FROM login_flows WHERE state_hash = $1").bind(state_hash).execute(&self.pool).await?;
-        if done.rows_affected() != 1 {
-            return Ok(None);
-        }
-        Ok(Some(LoginFlow {
-            provider_id: row.try_get("provider_id")?,
-            sealed_secrets: row.try_get("sealed_secrets")?,
-            redirect_to: row.try_get("redirect_to")?,
-            expires_at: row.try_get("expires_at")?,
-        }))
+        .await?;
+        row.map(|row| {
+            Ok(LoginFlow {
+                provider_id: row.try_get("provider_id")?,
+                sealed_secrets: row.try_get("sealed_secrets")?,
+                redirect_to: row.try_get("redirect_to")?,
+                browser_binding_hash: row.try_get("browser_binding_hash")?,
+                stage,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
     }
 
     /// Records a SAML assertion id until it expires; false if it was seen before.
@@ -266,21 +313,42 @@ impl Store {
         Ok(())
     }
 
-    /// Records a login attempt (never a token).
+    /// Records a login attempt (never a token). The subject and reason come from the
+    /// client or the provider: they are kept with control characters escaped and cut to
+    /// 256 characters, so any attempt can be recorded on any backend.
     pub async fn record_login_event(&self, event: LoginEvent<'_>) -> CoreResult<()> {
+        let recordable = |text: &str| -> String { text.escape_default().take(256).collect() };
         sqlx::query(
             "INSERT INTO login_events (id, at, provider, subject, client_address, success, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(new_id(IdKind::LoginEvent))
         .bind(unix_now())
-        .bind(event.provider)
-        .bind(event.subject)
-        .bind(event.client_address)
+        .bind(recordable(event.provider))
+        .bind(recordable(event.subject))
+        .bind(recordable(event.client_address))
         .bind(i64::from(event.success))
-        .bind(event.reason)
+        .bind(recordable(event.reason))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Drops login records older than `max_age_seconds`, then all but the newest
+    /// `max_rows`; returns how many went.
+    pub async fn prune_login_events(&self, max_age_seconds: i64, max_rows: u64) -> CoreResult<u64> {
+        let aged = sqlx::query("DELETE FROM login_events WHERE at < $1")
+            .bind(unix_now() - max_age_seconds)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let overflow = sqlx::query(
+            "DELETE FROM login_events WHERE id NOT IN (SELECT id FROM login_events ORDER BY at DESC, id DESC LIMIT $1)",
+        )
+        .bind(i64::try_from(max_rows).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(aged + overflow)
     }
 
     /// A user by e-mail.
@@ -289,4 +357,66 @@ impl Store {
             query_fmt!("SELECT {USER_COLUMNS} FROM users WHERE email = $1").bind(email).fetch_all(&self.pool).await?;
         Ok(self.users_from_rows(&rows).await?.pop())
     }
+
+    /// The user a provider's subject is linked to.
+    pub async fn find_user_by_external_identity(
+        &self,
+        provider_id: &str,
+        subject: &str,
+    ) -> CoreResult<Option<UserRecord>> {
+        let rows = query_fmt!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id =
+                 (SELECT user_id FROM external_identities WHERE provider_id = $1 AND subject = $2)"
+        )
+        .bind(provider_id)
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self.users_from_rows(&rows).await?.pop())
+    }
+
+    /// The ids of the providers that have a subject linked to a user.
+    pub async fn external_identity_providers_of(&self, user_id: &str) -> CoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT provider_id FROM external_identities WHERE user_id = $1 ORDER BY provider_id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("provider_id")?)).collect()
+    }
+
+    /// Links a provider's subject to a user; a subject already linked is a conflict.
+    pub async fn link_external_identity(&self, user_id: &str, provider_id: &str, subject: &str) -> CoreResult<()> {
+        insert_external_identity(&self.pool, user_id, provider_id, subject).await
+    }
+
+    /// Creates a user for a provider's subject and links them, in one transaction.
+    pub async fn create_external_user(
+        &self,
+        user: NewUser,
+        provider_id: &str,
+        subject: &str,
+    ) -> CoreResult<UserRecord> {
+        let mut tx = self.pool.begin().await?;
+        let id = super::users::insert_user(&mut tx, user).await?;
+        insert_external_identity(&mut *tx, &id, provider_id, subject).await?;
+        tx.commit().await?;
+        self.require_user(&id).await
+    }
+}
+
+async fn insert_external_identity<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    user_id: &str,
+    provider_id: &str,
+    subject: &str,
+) -> CoreResult<()> {
+    sqlx::query("INSERT INTO external_identities (provider_id, subject, user_id, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(provider_id)
+        .bind(subject)
+        .bind(user_id)
+        .bind(unix_now())
+        .execute(executor)
+        .await
+        .map_err(|e| conflict_on_duplicate(e, || "this identity is already linked to an account".into()))?;
+    Ok(())
 }

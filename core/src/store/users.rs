@@ -83,6 +83,8 @@ pub struct UserChanges {
     pub disabled: Option<bool>,
     /// New groups, replacing the old.
     pub groups: Option<Vec<String>>,
+    /// The session to keep when a new password ends the user's sessions (the caller's own).
+    pub keep_session: Option<String>,
 }
 
 /// Columns of a user row, as [`Store::users_from_rows`] reads them.
@@ -92,29 +94,8 @@ pub(super) const USER_COLUMNS: &str =
 impl Store {
     /// Creates a user; a duplicate username or e-mail is a conflict.
     pub async fn create_user(&self, user: NewUser) -> CoreResult<UserRecord> {
-        let id = new_id(IdKind::User);
-        let now = unix_now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, provider, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8)",
-        )
-        .bind(&id)
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.name)
-        .bind(user.password_hash)
-        .bind(i64::from(user.is_admin))
-        .bind(&user.provider)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            conflict_on_duplicate(e, || {
-                format!("a user with username `{}` or email `{}` already exists", user.username, user.email)
-            })
-        })?;
-        replace_groups(&mut tx, &id, &user.groups).await?;
+        let id = insert_user(&mut tx, user).await?;
         tx.commit().await?;
         self.require_user(&id).await
     }
@@ -159,10 +140,13 @@ impl Store {
         Ok(Listing { items: self.users_from_rows(&rows).await?, total })
     }
 
-    /// Applies changes to a user. Disabling it also ends its sessions.
+    /// Applies changes to a user, in one transaction. A new password ends the user's
+    /// sessions but `keep_session`; disabling ends them all and revokes the user's API
+    /// keys (enabling the user again does not bring them back).
     pub async fn update_user(&self, id: &str, changes: UserChanges) -> CoreResult<UserRecord> {
         let mut tx = self.pool.begin().await?;
         let email_for_message = changes.email.clone().unwrap_or_default();
+        let new_password = changes.password_hash.is_some();
         let done = sqlx::query(
             "UPDATE users SET email = COALESCE($1, email), name = COALESCE($2, name),
                  password_hash = COALESCE($3, password_hash), is_admin = COALESCE($4, is_admin),
@@ -187,6 +171,17 @@ impl Store {
         }
         if changes.disabled == Some(true) {
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                .bind(unix_now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        } else if new_password {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+                .bind(id)
+                .bind(changes.keep_session.unwrap_or_default())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         self.require_user(id).await
@@ -231,6 +226,33 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Inserts a user and its groups in `tx`; returns the new id. A duplicate username
+/// or e-mail is a conflict.
+pub(super) async fn insert_user(tx: &mut Transaction<'_, Any>, user: NewUser) -> CoreResult<String> {
+    let id = new_id(IdKind::User);
+    sqlx::query(
+        "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, provider, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8)",
+    )
+    .bind(&id)
+    .bind(&user.username)
+    .bind(&user.email)
+    .bind(&user.name)
+    .bind(user.password_hash)
+    .bind(i64::from(user.is_admin))
+    .bind(&user.provider)
+    .bind(unix_now())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        conflict_on_duplicate(e, || {
+            format!("a user with username `{}` or email `{}` already exists", user.username, user.email)
+        })
+    })?;
+    replace_groups(tx, &id, &user.groups).await?;
+    Ok(id)
 }
 
 async fn replace_groups(tx: &mut Transaction<'_, Any>, user_id: &str, groups: &[String]) -> CoreResult<()> {

@@ -1,14 +1,14 @@
 //! `/auth/*`: local sign-in, sign-out and the current session.
 
 use crate::FacadeState;
+use crate::cookies;
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, CoreCall, SESSION_COOKIE};
+use crate::extract::{ApiJson, CoreCall};
 use crate::openapi::ErrorResponses;
 use crate::views::{Data, LoginView, SessionView, UserView, rfc3339};
 use axum::Json;
 use axum::extract::State;
-use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderMap, HeaderValue};
+use axum_extra::extract::cookie::CookieJar;
 use gatekey::v1::auth_service_client::AuthServiceClient;
 use gatekey::v1::{GetSessionRequest, LocalLoginRequest, LogoutRequest};
 use serde::{Deserialize, Serialize};
@@ -26,11 +26,12 @@ pub async fn local_login(
     State(state): State<FacadeState>,
     call: CoreCall,
     ApiJson(body): ApiJson<LoginBody>,
-) -> ApiResult<(HeaderMap, Json<Data<LoginView>>)> {
+) -> ApiResult<(CookieJar, Json<Data<LoginView>>)> {
     let request = call.request(LocalLoginRequest { username: body.username, password: body.password });
     let login = AuthServiceClient::new(state.channel).local_login(request).await?.into_inner();
-    let max_age = login.expires_at.map_or(0, |at| at.seconds - now_seconds()).max(0);
-    let cookie = session_cookie(&login.session_token, max_age, state.options.secure_cookies);
+    let max_age = login.expires_at.map_or(0, |at| at.seconds - now_seconds());
+    let cookie =
+        CookieJar::new().add(cookies::session(login.session_token.clone(), max_age, state.options.secure_cookies));
     let view = LoginView {
         user: login.user.map(UserView::from),
         expires_at: rfc3339(login.expires_at),
@@ -46,9 +47,9 @@ pub struct LoggedOut {
 }
 
 #[utoipa::path(post, operation_id = "auth_logout", path = "/auth/logout", tag = "auth", security(("session_cookie" = []), ("bearer" = [])), responses((status = 200, description = "Signed out; clears the cookie", body = Data<LoggedOut>), ErrorResponses))]
-pub async fn logout(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<(HeaderMap, Json<Data<LoggedOut>>)> {
+pub async fn logout(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<(CookieJar, Json<Data<LoggedOut>>)> {
     AuthServiceClient::new(state.channel).logout(call.request(LogoutRequest {})).await?;
-    let cookie = session_cookie("", 0, state.options.secure_cookies);
+    let cookie = CookieJar::new().add(cookies::session_cleared(state.options.secure_cookies));
     Ok((cookie, Json(Data { data: LoggedOut { logged_out: true } })))
 }
 
@@ -56,17 +57,6 @@ pub async fn logout(State(state): State<FacadeState>, call: CoreCall) -> ApiResu
 pub async fn session(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<Json<Data<SessionView>>> {
     let info = AuthServiceClient::new(state.channel).get_session(call.request(GetSessionRequest {})).await?;
     Ok(Json(Data { data: info.into_inner().into() }))
-}
-
-/// A `Set-Cookie` header for the session cookie; an empty token clears it.
-pub(super) fn session_cookie(token: &str, max_age_seconds: i64, secure: bool) -> HeaderMap {
-    let secure = if secure { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}");
-    let mut headers = HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        headers.insert(SET_COOKIE, value);
-    }
-    headers
 }
 
 pub(super) fn now_seconds() -> i64 {

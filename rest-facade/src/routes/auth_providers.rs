@@ -38,6 +38,13 @@ pub struct AuthProviderBody {
     saml_idp_metadata: String,
     #[serde(default)]
     saml_entity_id: String,
+    /// Link a new subject to an existing account of another identity provider with the
+    /// same, verified e-mail (never to a local account).
+    #[serde(default)]
+    link_by_email: bool,
+    /// Accept e-mails the provider does not mark verified (they never link accounts).
+    #[serde(default)]
+    allow_unverified_email: bool,
 }
 
 /// Kinds of identity provider.
@@ -69,6 +76,8 @@ impl AuthProviderBody {
             allowed_groups: self.allowed_groups,
             saml_idp_metadata: self.saml_idp_metadata,
             saml_entity_id: self.saml_entity_id,
+            link_by_email: self.link_by_email,
+            allow_unverified_email: self.allow_unverified_email,
         }
     }
 }

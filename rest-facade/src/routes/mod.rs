@@ -33,6 +33,7 @@ pub(crate) fn api_v1() -> OpenApiRouter<FacadeState> {
         .routes(routes!(sso::oidc_callback))
         .routes(routes!(sso::saml_login))
         .routes(routes!(sso::saml_acs))
+        .routes(routes!(sso::saml_finish))
         .routes(routes!(sso::saml_metadata))
         .routes(routes!(auth_providers::list, auth_providers::create))
         .routes(routes!(auth_providers::update, auth_providers::remove))
