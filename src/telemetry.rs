@@ -12,10 +12,14 @@ use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{Writer, debug_fn};
 
 /// Installs the global subscriber: `RUST_LOG` filtering (default `info`), text or JSON
-/// lines on stderr. Calling it twice keeps the first subscriber.
+/// lines on stderr, coloured only on a terminal. Calling it twice keeps the first
+/// subscriber.
 pub fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let installed = if json {
         builder.json().try_init()
     } else {

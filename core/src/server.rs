@@ -241,7 +241,8 @@ async fn maintain(context: Arc<CoreContext>) -> Result<(), String> {
             }
         }
         if tick % (3600 / HEARTBEAT_FLUSH_SECONDS) == 0 {
-            match context.store.prune_login_events(LOGIN_RECORD_MAX_AGE_SECONDS, LOGIN_RECORD_MAX_ROWS).await {
+            let older_than = crate::store::unix_now() - LOGIN_RECORD_MAX_AGE_SECONDS;
+            match context.store.prune_login_events(older_than, LOGIN_RECORD_MAX_ROWS).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "pruned the sign-in record"),
                 Err(error) => tracing::warn!(%error, "pruning the sign-in record failed"),

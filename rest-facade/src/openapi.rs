@@ -27,7 +27,10 @@ pub enum ErrorResponses {
     #[response(status = 401, description = "No credential, or an invalid, expired or revoked one; or a failed login")]
     Unauthorized(#[to_schema] ErrorBody),
     /// Not allowed.
-    #[response(status = 403, description = "The caller lacks the role or scope, or the account is disabled")]
+    #[response(
+        status = 403,
+        description = "The caller lacks the role or scope, the account is disabled, or a change authenticated by the session cookie alone lacked proof that it came from this site (csrf_rejected)"
+    )]
     Forbidden(#[to_schema] ErrorBody),
     /// Unknown resource or path.
     #[response(status = 404, description = "No such resource (or endpoint)")]

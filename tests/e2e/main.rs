@@ -17,6 +17,7 @@ mod pki;
 mod ratelimits;
 mod rest_admin;
 mod rest_auth;
+mod review;
 mod saml;
 mod sdk;
 mod storage;

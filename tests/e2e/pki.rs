@@ -223,6 +223,12 @@ async fn config_access_and_bad_input_are_refused_without_side_effects() {
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
     core.get("/configs/download/cfg-missing", &fx.alice).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    // The download hands out a private key and consumes the config: a read-only key may not.
+    let read_only = core.post("/api-keys", &fx.alice, json!({"name": "reader", "scopes": ["read"]})).await;
+    let read_only = read_only.expect(StatusCode::CREATED).body["data"]["secret"].as_str().unwrap().to_owned();
+    core.get(&format!("/configs/download/{config_id}"), &read_only)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "insufficient_scope");
     // Refused downloads did not consume it.
     download(&core, &fx.alice, &config_id).await;
     assert_eq!(core.get("/configs", &fx.alice).await.body["meta"]["total"], 1);

@@ -4,8 +4,8 @@ use crate::kit::{TempDir, backends, fresh_database_url};
 use gatekey_core::error::CoreError;
 use gatekey_core::secrets::mint_token;
 use gatekey_core::store::{
-    GatewayChanges, GatewayLink, GatewayRole, NetworkChanges, NewApiKey, NewGateway, NewNetwork, NewUser, Page, Store,
-    UserChanges,
+    GatewayChanges, GatewayLink, GatewayRole, LoginEvent, NetworkChanges, NewApiKey, NewGateway, NewNetwork, NewUser,
+    Page, Store, UserChanges,
 };
 
 fn user(name: &str, groups: &[&str]) -> NewUser {
@@ -170,6 +170,28 @@ async fn gateways_grants_networks_and_visibility() {
         assert!(matches!(store.delete_gateway(&east.id).await, Err(CoreError::NotFound(_))));
         store.delete_network(&net.id).await.unwrap();
         assert_eq!(store.list_networks(PAGE).await.unwrap().total, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sign_in_record_is_pruned_by_age_and_size_and_takes_any_input() {
+    on_every_backend(|store| async move {
+        for n in 0..5 {
+            let subject = format!("user{n}\u{0}\r\n{}", "x".repeat(500));
+            let event = LoginEvent {
+                provider: "local",
+                subject: &subject,
+                client_address: "192.0.2.1",
+                success: false,
+                reason: "invalid username or password",
+            };
+            store.record_login_event(event).await.unwrap();
+        }
+        assert_eq!(store.prune_login_events(0, 3).await.unwrap(), 2, "all but the newest three go");
+        assert_eq!(store.prune_login_events(0, 3).await.unwrap(), 0);
+        let tomorrow = gatekey_core::store::unix_now() + 86_400;
+        assert_eq!(store.prune_login_events(tomorrow, 100).await.unwrap(), 3, "everything older goes");
     })
     .await;
 }

@@ -333,11 +333,11 @@ impl Store {
         Ok(())
     }
 
-    /// Drops login records older than `max_age_seconds`, then all but the newest
-    /// `max_rows`; returns how many went.
-    pub async fn prune_login_events(&self, max_age_seconds: i64, max_rows: u64) -> CoreResult<u64> {
+    /// Drops login records from before `older_than` (Unix seconds), then all but the
+    /// newest `max_rows`; returns how many went.
+    pub async fn prune_login_events(&self, older_than: i64, max_rows: u64) -> CoreResult<u64> {
         let aged = sqlx::query("DELETE FROM login_events WHERE at < $1")
-            .bind(unix_now() - max_age_seconds)
+            .bind(older_than)
             .execute(&self.pool)
             .await?
             .rows_affected();

@@ -113,13 +113,14 @@ pub async fn oidc_callback(
     finish_login(&state, &headers, outcome)
 }
 
-/// Where a failed browser login lands: the sign-in page, with the error's code.
-fn failed_login(state: &FacadeState, headers: &HeaderMap, error: ApiError) -> Response {
+/// Where a failed browser login lands: the sign-in page, with the error's code, by a
+/// `status` redirect (303 after a POST).
+fn failed_login(state: &FacadeState, headers: &HeaderMap, error: ApiError, status: StatusCode) -> Response {
     if wants_json(headers) {
         return error.into_response();
     }
     let jar = CookieJar::new().add(cookies::login_binding_cleared(state.options.secure_cookies));
-    redirect(StatusCode::FOUND, &format!("/?login_error={}", error.code().as_str()), jar)
+    redirect(status, &format!("/?login_error={}", error.code().as_str()), jar)
 }
 
 /// The end of every browser login: the session cookie (the login cookie cleared) and a
@@ -131,7 +132,7 @@ fn finish_login(
 ) -> Response {
     let login = match outcome {
         Ok(login) => login.into_inner(),
-        Err(status) => return failed_login(state, headers, ApiError::from(status)),
+        Err(status) => return failed_login(state, headers, ApiError::from(status), StatusCode::FOUND),
     };
     let secure = state.options.secure_cookies;
     let max_age = login.expires_at.map_or(0, |at| at.seconds - super::auth::now_seconds());
@@ -183,7 +184,7 @@ pub struct SamlAcceptedView {
 
 /// The assertion consumer service (HTTP-POST binding): verifies the response and sends
 /// the browser on to finish the login.
-#[utoipa::path(post, operation_id = "sso_saml_acs", path = "/auth/saml/acs/{provider}", tag = "sso", security(()), params(("provider" = String, Path, description = "The SAML provider's name")), request_body(content = SamlPost, content_type = "application/x-www-form-urlencoded"), responses((status = 303, description = "Verified: on to /api/v1/auth/saml/finish; or failed: to /?login_error=code"), (status = 200, description = "For JSON clients", body = Data<SamlAcceptedView>), ErrorResponses))]
+#[utoipa::path(post, operation_id = "sso_saml_acs", path = "/auth/saml/acs/{provider}", tag = "sso", security(()), params(("provider" = String, Path, description = "The SAML provider's name")), request_body(content = SamlPost, content_type = "application/x-www-form-urlencoded"), responses((status = 303, description = "Verified: on to /api/v1/auth/saml/finish?code=…; or failed: to /?login_error=code"), (status = 200, description = "For JSON clients", body = Data<SamlAcceptedView>), ErrorResponses))]
 pub async fn saml_acs(
     State(state): State<FacadeState>,
     headers: HeaderMap,
@@ -201,7 +202,7 @@ pub async fn saml_acs(
     });
     let accepted = match AuthServiceClient::new(state.channel.clone()).accept_saml_response(request).await {
         Ok(accepted) => accepted.into_inner(),
-        Err(status) => return failed_login(&state, &headers, ApiError::from(status)),
+        Err(status) => return failed_login(&state, &headers, ApiError::from(status), StatusCode::SEE_OTHER),
     };
     let finish_url = format!("{SAML_FINISH_PATH}?code={}", accepted.finish_code);
     if wants_json(&headers) {
