@@ -10,6 +10,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Error};
 pub fn channel(url: &str, ca_pem: Option<&str>) -> Result<Channel, Error> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(5))
+        // Nagle's algorithm would hold small gRPC frames back for the peer's delayed ACK.
+        .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(10));
     if url.starts_with("https://") {

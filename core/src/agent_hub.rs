@@ -2,7 +2,8 @@
 //! to reach them. Rule changes only mark a gateway dirty (a `Notify`), and that
 //! gateway's own pusher sends one fresh snapshot when the agent has taken the last
 //! one: bursts coalesce, nothing is ever dropped, and a slow agent slows no one
-//! else. Kills, CRLs and replies go through an unbounded per-stream queue.
+//! else. Kills, CRLs, replies and the end of the stream go through one unbounded
+//! per-stream queue, in order: a stream ended after kills delivers the kills first.
 
 use crate::error::CoreResult;
 use crate::metrics::Metrics;
@@ -12,6 +13,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, mpsc};
+use tonic::Status;
+
+/// What goes down a stream: a message, or the status that ends it.
+pub type Outbound = Result<CoreMessage, Status>;
 
 /// One live stream's handles, kept by the hub.
 #[derive(Debug, Clone)]
@@ -19,7 +24,7 @@ struct LinkHandles {
     connection: u64,
     rules_changed: Arc<Notify>,
     replaced: Arc<Notify>,
-    outbound: mpsc::UnboundedSender<CoreMessage>,
+    outbound: mpsc::UnboundedSender<Outbound>,
 }
 
 /// What a stream handler gets when it attaches.
@@ -32,9 +37,9 @@ pub struct AgentLink {
     /// Signalled when a newer stream for the same gateway replaced this one.
     pub replaced: Arc<Notify>,
     /// Queue of messages to the agent.
-    pub outbound: mpsc::UnboundedSender<CoreMessage>,
+    pub outbound: mpsc::UnboundedSender<Outbound>,
     /// The other end of `outbound`, to feed the response stream.
-    pub outbound_receiver: mpsc::UnboundedReceiver<CoreMessage>,
+    pub outbound_receiver: mpsc::UnboundedReceiver<Outbound>,
 }
 
 /// Registry of connected gateway agents.
@@ -85,6 +90,14 @@ impl AgentHub {
         }
     }
 
+    /// Ends every stream with `reason`, which the agents are told (as `UNAVAILABLE`),
+    /// so they reconnect at once, to another node if they know one.
+    pub fn close_all(&self, reason: &str) {
+        for (_, link) in self.links().drain() {
+            let _ = link.outbound.send(Err(Status::unavailable(reason)));
+        }
+    }
+
     /// Forgets a stream, unless a newer one already replaced it.
     pub fn detach(&self, gateway_id: &str, connection: u64) {
         let mut links = self.links();
@@ -93,10 +106,11 @@ impl AgentHub {
         }
     }
 
-    /// Ends the stream of a gateway (deleted, or its token rotated).
-    pub fn disconnect(&self, gateway_id: &str) {
+    /// Ends the stream of a gateway (deleted, or its token rotated) with `status`, after
+    /// whatever is already queued for it (such as the kills of its sessions).
+    pub fn disconnect(&self, gateway_id: &str, status: Status) {
         if let Some(link) = self.links().remove(gateway_id) {
-            link.replaced.notify_one();
+            let _ = link.outbound.send(Err(status));
         }
     }
 
@@ -124,13 +138,13 @@ impl AgentHub {
 
     /// Queues a message for one gateway; false if it has no stream here.
     pub fn send(&self, gateway_id: &str, message: CoreMessage) -> bool {
-        self.links().get(gateway_id).is_some_and(|link| link.outbound.send(message).is_ok())
+        self.links().get(gateway_id).is_some_and(|link| link.outbound.send(Ok(message)).is_ok())
     }
 
     /// Queues a message for every connected gateway.
     pub fn broadcast(&self, message: &CoreMessage) {
         for link in self.links().values() {
-            let _ = link.outbound.send(message.clone());
+            let _ = link.outbound.send(Ok(message.clone()));
         }
     }
 

@@ -68,11 +68,19 @@ impl SimulatedAgent {
 
     /// Whether the stream has ended (within 10 s).
     pub async fn ended(&mut self) -> bool {
+        self.ending().await.is_some()
+    }
+
+    /// Reads until the stream ends (within 10 s): the messages on the way and the status
+    /// it ended with (`None` for a plain end); `None` if it stays open.
+    pub async fn ending(&mut self) -> Option<(Vec<CoreMessage>, Option<tonic::Status>)> {
+        let mut messages = Vec::new();
         loop {
             match tokio::time::timeout(Duration::from_secs(10), self.inbound.message()).await {
-                Ok(Ok(Some(_))) => continue,
-                Ok(_) => return true,
-                Err(_) => return false,
+                Ok(Ok(Some(message))) => messages.push(message),
+                Ok(Ok(None)) => return Some((messages, None)),
+                Ok(Err(status)) => return Some((messages, Some(status))),
+                Err(_) => return None,
             }
         }
     }
@@ -395,11 +403,72 @@ async fn a_new_stream_for_a_gateway_replaces_the_old_one() {
     add_rule(&core, &fleet, "web", "10.90.1.10").await;
     assert_eq!(second.next_snapshot().await.clients.len(), 1);
 
-    // Rotating the token ends the stream that used it.
+    // Rotating the token ends the stream that used it, saying so.
     core.call(Method::POST, &format!("/admin/gateways/{}/rotate-token", fleet.gateways[0].0), Some(&fleet.admin), None)
         .await
         .expect(StatusCode::OK);
-    assert!(second.ended().await, "a stream outlived its token");
+    let (_, status) = second.ending().await.expect("a stream outlived its token");
+    let status = status.expect("the stream ended without a reason");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("rotated"), "{status:?}");
+}
+
+/// Deleting a gateway queues the kills of its sessions and then the end of its stream:
+/// the agent receives every kill before the stream ends, with no waiting in between.
+#[tokio::test]
+async fn a_deleted_gateways_stream_ends_after_its_kills() {
+    let core = Core::start(Backend::Sqlite).await;
+    let fleet = fleet(&core, 1, 1).await;
+    let (gateway_id, token) = fleet.gateways[0].clone();
+    let serial = alice_serial(&core, &fleet, &gateway_id).await;
+    let (mut agent, _) = SimulatedAgent::connect(&core, &token, vec![]).await;
+    let session = ClientConnected {
+        session_key: "s1".into(),
+        common_name: "alice@example.com".into(),
+        serial: serial.clone(),
+        vpn_address: "10.8.0.6".into(),
+        ..Default::default()
+    };
+    agent.send(AgentBody::ClientConnected(session)).await;
+    agent.drain().await;
+    let started = std::time::Instant::now();
+    core.delete(&format!("/admin/gateways/{gateway_id}"), &fleet.admin).await.expect(StatusCode::OK);
+    let (messages, status) = agent.ending().await.expect("the deleted gateway's stream stayed open");
+    let killed = messages.iter().any(|m| matches!(&m.body, Some(CoreBody::KillSession(k)) if k.serial == serial));
+    assert!(killed, "the stream ended before the kill: {messages:?}");
+    let status = status.expect("the stream ended without a reason");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(status.message().contains("deleted"), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "the end waited: {:?}", started.elapsed());
+}
+
+/// SIGTERM stops the core within its bound: agents hear why their stream ends, the
+/// heartbeats it buffered are written, and the process exits 0.
+#[tokio::test]
+async fn the_core_stops_on_sigterm_telling_agents_and_keeping_their_heartbeats() {
+    for backend in crate::kit::backends() {
+        let core = Core::start(backend).await;
+        let fleet = fleet(&core, 1, 1).await;
+        let (gateway_id, token) = fleet.gateways[0].clone();
+        let (mut agent, _) = SimulatedAgent::connect(&core, &token, vec![]).await;
+        let heartbeat_of = |listing: &Value| {
+            listing["data"].as_array().unwrap().iter().find(|g| g["id"] == gateway_id.as_str()).unwrap()["last_heartbeat"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        let before = heartbeat_of(&core.get("/admin/gateways", &fleet.admin).await.body);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        agent.drain().await; // a heartbeat, buffered in the core for up to 5 s
+        let stopping = tokio::spawn(core.stop());
+        let (_, status) = agent.ending().await.expect("the stream outlived the core");
+        let status = status.expect("the stream ended without a reason");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(status.message().contains("shutting down"), "{status:?}");
+        let core = stopping.await.unwrap().start(&[]).await;
+        let admin = core.admin_token().await;
+        let after = heartbeat_of(&core.get("/admin/gateways", &admin).await.body);
+        assert!(after.is_some() && after > before, "the buffered heartbeat was lost: {before:?} → {after:?}");
+    }
 }
 
 #[tokio::test]

@@ -138,10 +138,12 @@ impl Core {
         self.stop().await.start(extra_args).await
     }
 
-    /// Stops the process, keeping its data directory and database.
+    /// Stops the process as an operator would, with SIGTERM, keeping its data directory
+    /// and database; fails unless it exits cleanly (status 0) within 10 s.
     pub async fn stop(self) -> StoppedCore {
         let Core { mut process, data_dir, database_url, .. } = self;
-        process.kill().await.unwrap();
+        let status = terminate(&mut process).await;
+        assert!(status.success(), "the core did not exit cleanly on SIGTERM: {status}");
         StoppedCore { data_dir, database_url }
     }
 
@@ -305,6 +307,17 @@ impl StoppedCore {
     pub async fn start(self, extra_args: &[&str]) -> Core {
         Core::launch(self.data_dir, self.database_url, extra_args).await
     }
+}
+
+/// Sends SIGTERM to `process` and waits (at most 10 s) for it to exit.
+pub async fn terminate(process: &mut Child) -> std::process::ExitStatus {
+    let pid = process.id().expect("the process is running").to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().await.expect("run kill");
+    assert!(sent.success(), "kill -TERM {pid} failed");
+    tokio::time::timeout(Duration::from_secs(10), process.wait())
+        .await
+        .expect("the process did not exit within 10 s of SIGTERM")
+        .expect("wait for the process")
 }
 
 /// Reads the child's stdout until a line starting with `prefix`, then keeps draining it.

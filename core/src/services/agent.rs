@@ -4,7 +4,7 @@
 //! for simple agents and the REST `/gateway/*` endpoints.
 
 use super::{GrpcResult, respond};
-use crate::agent_hub::push_coalesced;
+use crate::agent_hub::{Outbound, push_coalesced};
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
 use crate::pki::CertificatePurpose;
@@ -165,7 +165,7 @@ async fn read_agent(
     role: GatewayRole,
     config_version: u64,
     mut inbound: Streaming<AgentMessage>,
-    outbound: mpsc::UnboundedSender<CoreMessage>,
+    outbound: mpsc::UnboundedSender<Outbound>,
     replaced: Arc<Notify>,
 ) {
     loop {
@@ -188,8 +188,8 @@ async fn read_agent(
         let outcome = match body {
             Some(AgentBody::Heartbeat(_)) => {
                 api.0.hub.heartbeat(&gateway_id);
-                let _ =
-                    outbound.send(message(request_id, CoreBody::HeartbeatAck(HeartbeatResponse { config_version })));
+                let _ = outbound
+                    .send(Ok(message(request_id, CoreBody::HeartbeatAck(HeartbeatResponse { config_version }))));
                 Ok(())
             }
             Some(AgentBody::Verify(verify)) => {
@@ -204,20 +204,20 @@ async fn read_agent(
                             ..Default::default()
                         }
                     });
-                    let _ = outbound.send(message(request_id, CoreBody::VerifyResult(verdict)));
+                    let _ = outbound.send(Ok(message(request_id, CoreBody::VerifyResult(verdict))));
                 });
                 Ok(())
             }
             Some(AgentBody::ClientConnected(report)) => match session_report(&report) {
                 Ok(session) => match store.record_session_connected(&gateway_id, &session).await {
                     Ok(()) => {
-                        let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
+                        let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
                         // A revocation or disable that raced with this connection still ends it.
                         match api.kill_reason(&session).await {
                             Ok(Some(reason)) => {
                                 let kill =
                                     KillSession { common_name: session.common_name, serial: session.serial, reason };
-                                let _ = outbound.send(message(0, CoreBody::KillSession(kill)));
+                                let _ = outbound.send(Ok(message(0, CoreBody::KillSession(kill))));
                                 Ok(())
                             }
                             Ok(None) => api.session_changed(&gateway_id, role, &session.common_name).await,
@@ -231,7 +231,7 @@ async fn read_agent(
             Some(AgentBody::ClientDisconnected(report)) => match session_totals(&report) {
                 Ok(totals) => match store.record_session_disconnected(&gateway_id, &report.session_key, totals).await {
                     Ok(()) => {
-                        let _ = outbound.send(message(request_id, CoreBody::ReportAck(ReportResponse {})));
+                        let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
                         api.session_changed(&gateway_id, role, &report.common_name).await
                     }
                     Err(error) => Err(error),
@@ -284,9 +284,9 @@ impl GatewayAgentService for GatewayAgentApi {
             heartbeat_interval_seconds: u32::try_from(context.settings.heartbeat_interval_seconds).unwrap_or(30),
             config_version: config_version(&gateway),
         };
-        let _ = link.outbound.send(message(0, CoreBody::Welcome(welcome)));
+        let _ = link.outbound.send(Ok(message(0, CoreBody::Welcome(welcome))));
         let snapshot = policy::snapshot(&context.store, &gateway).await?;
-        let _ = link.outbound.send(message(0, CoreBody::RuleSnapshot(snapshot)));
+        let _ = link.outbound.send(Ok(message(0, CoreBody::RuleSnapshot(snapshot))));
 
         let (snapshot_sender, snapshot_receiver) = mpsc::channel(1);
         let pusher =
@@ -305,14 +305,15 @@ impl GatewayAgentService for GatewayAgentApi {
         let reader_done = futures::stream::once(async move {
             let _ = reader.await;
         });
+        // An `Err` in the queue (deletion, rotation, shutdown) ends the stream with it.
         let messages = UnboundedReceiverStream::new(link.outbound_receiver)
-            .merge(ReceiverStream::new(snapshot_receiver))
+            .merge(ReceiverStream::new(snapshot_receiver).map(Ok))
             .map(Some)
             .merge(reader_done.map(|()| None))
             .map_while(|item| item)
             .map(move |item| {
                 let _ = &guard;
-                Ok(item)
+                item
             });
         Ok(Response::new(Box::pin(messages)))
     }

@@ -131,22 +131,19 @@ pub(super) async fn applied_changes(
 pub(super) async fn rotate_agent_token(context: &CoreContext, id: &str) -> CoreResult<(GatewayRecord, MintedToken)> {
     let token = mint_token(GATEWAY_TOKEN_PREFIX);
     let record = context.store.set_gateway_token(id, &token).await?;
-    context.hub.disconnect(&record.id);
+    context.hub.disconnect(&record.id, tonic::Status::unauthenticated("this agent's token was rotated"));
     Ok((record, token))
 }
 
-/// Deletes a gateway or hub: its tunnels are cut first, and its agent's stream ends
-/// once the kills had time to reach it.
-pub(super) async fn delete_and_cut(context: &Arc<CoreContext>, id: &str, reason: &str) -> CoreResult<()> {
+/// Deletes a gateway or hub: its tunnels are cut, then its agent's stream ends (the
+/// stream's queue delivers the kills first).
+pub(super) async fn delete_and_cut(context: &CoreContext, id: &str, reason: &str) -> CoreResult<()> {
     let sessions = context.store.open_sessions_on_gateway(id).await?;
+    let record = context.store.require_gateway(id).await?;
     context.store.delete_gateway(id).await?;
     context.hub.kill_sessions(&sessions, reason);
-    let context = context.clone();
-    let id = id.to_owned();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        context.hub.disconnect(&id);
-    });
+    let role = record.role.as_str();
+    context.hub.disconnect(id, tonic::Status::not_found(format!("this {role} was deleted")));
     Ok(())
 }
 
