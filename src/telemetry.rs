@@ -1,7 +1,8 @@
 //! Logging set-up shared by the GateKey binaries (feature `telemetry`).
 //!
 //! Text logs escape every control character (newlines, carriage returns, ESC and the
-//! rest) and the Unicode bidirectional overrides in every field, span field and
+//! rest), the Unicode line and paragraph separators and the bidirectional overrides in
+//! every field, span field and
 //! message, so a value a client chose, such as a login name holding a newline and a
 //! made-up "login" line, can never start a line of its own or repaint a terminal.
 //! JSON logs get the same from the JSON encoding.
@@ -57,7 +58,9 @@ impl<W: Write> Write for Escaping<W> {
             '\n' => self.0.write_str("\\n"),
             '\r' => self.0.write_str("\\r"),
             '\t' => self.0.write_str("\\t"),
-            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
                 write!(self.0, "\\u{{{:x}}}", u32::from(c))
             }
             c => self.0.write_char(c),
@@ -72,8 +75,8 @@ mod tests {
     #[test]
     fn control_characters_and_bidi_overrides_are_escaped() {
         let mut out = String::new();
-        write!(Escaping(&mut out), "a\nb\r\x1b[31mc\td\u{202e}e\u{7f}").unwrap();
-        assert_eq!(out, "a\\nb\\r\\u{1b}[31mc\\td\\u{202e}e\\u{7f}");
+        write!(Escaping(&mut out), "a\nb\r\x1b[31mc\td\u{202e}e\u{7f}f\u{2028}").unwrap();
+        assert_eq!(out, "a\\nb\\r\\u{1b}[31mc\\td\\u{202e}e\\u{7f}f\\u{2028}");
         assert!(!out.chars().any(char::is_control));
     }
 }

@@ -5,6 +5,7 @@
 //! connect and disconnect reports are kept until the core acknowledges them.
 
 use crate::config::AgentSettings;
+use crate::error::AgentError;
 use crate::link::{Backoff, with_token};
 use crate::management::{self, ClientEnv, ManagementClient, ManagementEvent};
 use crate::material::{client_config_lines, files, write_atomically};
@@ -119,8 +120,8 @@ impl Gateway {
         self.next_request_id
     }
 
-    /// Runs until SIGINT/SIGTERM.
-    pub async fn run(mut self) {
+    /// Runs until SIGINT/SIGTERM, or until the core refuses this agent for good.
+    pub async fn run(mut self) -> Result<(), AgentError> {
         let mut core_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         let mut management_backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let (mut core_retry_at, mut management_retry_at) = (Instant::now(), Instant::now());
@@ -145,6 +146,7 @@ impl Gateway {
                         heartbeat = tokio::time::interval(self.heartbeat_every);
                         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
                     }
+                    Err(error) if !error.is_transient() => return Err(error),
                     Err(error) => {
                         let wait = core_backoff.next_delay();
                         tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot reach the core");
@@ -189,10 +191,17 @@ impl Gateway {
                 Step::Management(Some(event)) => self.on_management_event(event).await,
                 Step::Core(Ok(Some(message))) => self.on_core_message(message).await,
                 Step::Core(result) => {
-                    if let Err(status) = result {
-                        tracing::warn!(%status, "stream to the core failed");
-                    }
                     self.lost_core().await;
+                    match result.err().map(|status| AgentError::from_status("the stream to the core", &status)) {
+                        Some(error) if !error.is_transient() => return Err(error),
+                        Some(error) => {
+                            // A core that said why (shutting down, say) is left at once:
+                            // the next attempt comes within the first backoff step.
+                            tracing::warn!(%error, "the stream to the core ended");
+                            core_backoff.reset();
+                        }
+                        None => tracing::warn!("the core closed the stream"),
+                    }
                     core_retry_at = Instant::now() + core_backoff.next_delay();
                 }
                 Step::Heartbeat => {
@@ -200,7 +209,7 @@ impl Gateway {
                     self.send_heartbeat().await;
                 }
                 Step::Retry => {}
-                Step::Shutdown => return,
+                Step::Shutdown => return Ok(()),
             }
         }
     }
@@ -249,7 +258,7 @@ impl Gateway {
     }
 
     /// Opens the stream: hello (with the live sessions), then the core's welcome.
-    async fn open_stream(&mut self) -> Result<(), String> {
+    async fn open_stream(&mut self) -> Result<(), AgentError> {
         let (outbound, receiver) = mpsc::channel(256);
         let live_sessions = self.clients.values().filter(|c| c.vpn_address.is_some()).map(connected_report).collect();
         let hello = AgentBody::Hello(Hello {
@@ -258,19 +267,22 @@ impl Gateway {
             live_sessions,
             applied_rules_version: self.applied_version,
         });
-        outbound.send(AgentMessage { request_id: 0, body: Some(hello) }).await.map_err(|e| e.to_string())?;
+        let refused = |status: tonic::Status| AgentError::from_status("opening the stream", &status);
+        if outbound.send(AgentMessage { request_id: 0, body: Some(hello) }).await.is_err() {
+            return Err(AgentError::Transient("the stream closed before hello".into()));
+        }
         let request = with_token(ReceiverStream::new(receiver), &self.settings.token);
-        let mut inbound = self.client.open_stream(request).await.map_err(|status| status.to_string())?.into_inner();
+        let mut inbound = self.client.open_stream(request).await.map_err(refused)?.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
             .await
-            .map_err(|_| "no welcome from the core".to_owned())?
-            .map_err(|status| status.to_string())?;
+            .map_err(|_| AgentError::Transient("no welcome from the core".into()))?
+            .map_err(refused)?;
         match first.and_then(|message| message.body) {
             Some(CoreBody::Welcome(welcome)) => {
                 tracing::info!(gateway = %welcome.gateway_id, "connected to the core");
                 self.heartbeat_every = Duration::from_secs(u64::from(welcome.heartbeat_interval_seconds.max(1)));
             }
-            _ => return Err("the core did not answer hello with welcome".into()),
+            _ => return Err(AgentError::Transient("the core did not answer hello with welcome".into())),
         }
         self.stream = Some(CoreStream { outbound, inbound });
         self.core_lost_at = None;
@@ -519,7 +531,7 @@ impl Gateway {
         let Some(management) = &self.management else { return };
         for cid in targets {
             tracing::info!(cid, common_name = %kill.common_name, reason = %kill.reason, "killing session");
-            if let Err(error) = management.client_kill(cid).await {
+            if let Err(error) = management.client_kill(cid, &kill.reason).await {
                 tracing::warn!(%error, cid, "client-kill failed");
             }
         }

@@ -4,6 +4,7 @@
 //! mesh spokes.
 
 pub mod config;
+pub mod error;
 pub mod gateway;
 pub mod hook;
 pub mod link;

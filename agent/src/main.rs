@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use gatekey::v1::ProvisionRequest;
 use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use gatekey_agent::config::{AgentArgs, AgentSettings};
+use gatekey_agent::error::AgentError;
 use gatekey_agent::gateway::Gateway;
 use gatekey_agent::hook::{HookKind, run_hook};
 use gatekey_agent::link::{Backoff, with_token};
@@ -70,13 +71,14 @@ async fn main() -> ExitCode {
                 false => run_spoke(&args).await,
             }
         }
-        Command::Check { core, core_ca } => check(&core, core_ca.as_deref()).await,
+        Command::Check { core, core_ca } => check(&core, core_ca.as_deref()).await.map_err(AgentError::Setup),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            tracing::error!(%error, "gatekey-agent stopped");
             eprintln!("gatekey-agent: {error}");
-            ExitCode::FAILURE
+            ExitCode::from(error.exit_code())
         }
     }
 }
@@ -86,12 +88,12 @@ fn init_logging() {
 }
 
 /// Fetches and writes the material; returns whether this agent runs a mesh hub.
-async fn provision(settings: &AgentSettings) -> Result<bool, String> {
+async fn provision(settings: &AgentSettings) -> Result<bool, AgentError> {
     let mut client = GatewayAgentServiceClient::new(settings.channel()?);
     let material = client
         .provision(with_token(ProvisionRequest {}, &settings.token))
         .await
-        .map_err(|status| format!("provisioning failed: {}", status.message()))?
+        .map_err(|status| AgentError::from_status("provisioning", &status))?
         .into_inner();
     write_material(&material, settings)?;
     tracing::info!(
@@ -101,23 +103,24 @@ async fn provision(settings: &AgentSettings) -> Result<bool, String> {
     Ok(material.role == HUB_ROLE)
 }
 
-async fn provision_once(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
+async fn provision_once(args: AgentArgs, config: Option<PathBuf>) -> Result<(), AgentError> {
     init_logging();
     provision(&AgentSettings::resolve(args, config.as_deref())?).await.map(|_| ())
 }
 
-async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
+async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), AgentError> {
     init_logging();
     let settings = AgentSettings::resolve(args, config.as_deref())?;
     if settings.hooks {
-        return Err(
-            "`run` drives OpenVPN through its management interface; use `provision --hooks` for script hooks".into()
-        );
+        return Err(AgentError::Setup(
+            "`run` drives OpenVPN through its management interface; use `provision --hooks` for script hooks".into(),
+        ));
     }
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let hub = loop {
         match provision(&settings).await {
             Ok(hub) => break hub,
+            Err(error) if !error.is_transient() => return Err(error),
             Err(error) => {
                 let wait = backoff.next_delay();
                 tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot provision yet");
@@ -134,13 +137,16 @@ async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), String> {
         None
     };
     let channel = settings.channel()?;
-    Gateway::new(settings, channel, firewall).run().await;
-    Ok(())
+    Gateway::new(settings, channel, firewall).run().await
 }
 
-async fn hook(args: AgentArgs, config: Option<PathBuf>, kind: HookKind) -> Result<(), String> {
+async fn hook(args: AgentArgs, config: Option<PathBuf>, kind: HookKind) -> Result<(), AgentError> {
     let settings = AgentSettings::resolve(args, config.as_deref())?;
-    if run_hook(&settings, kind, std::env::vars().collect()).await? { Ok(()) } else { Err("refused".into()) }
+    if run_hook(&settings, kind, std::env::vars().collect()).await? {
+        Ok(())
+    } else {
+        Err(AgentError::Setup("refused".into()))
+    }
 }
 
 async fn check(core: &str, core_ca: Option<&std::path::Path>) -> Result<(), String> {

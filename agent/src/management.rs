@@ -259,9 +259,11 @@ impl ManagementClient {
         self.command(&command, false).await.map(drop)
     }
 
-    /// Disconnects a client.
-    pub async fn client_kill(&self, cid: u64) -> Result<(), ManagementError> {
-        self.command(&format!("client-kill {cid}\n"), false).await.map(drop)
+    /// Disconnects a client for good: OpenVPN sends it `HALT,<reason>`, so a stock client
+    /// stops (instead of reconnecting every minute) and logs why.
+    pub async fn client_kill(&self, cid: u64, reason: &str) -> Result<(), ManagementError> {
+        let message = quote(&format!("HALT,{reason}"));
+        self.command(&format!("client-kill {cid} {message}\n"), false).await.map(drop)
     }
 
     /// Lists connected clients (`status 3`).
@@ -581,11 +583,11 @@ mod tests {
         let (client, _events, mut fake) = pair();
         let c = client.clone();
         let calls = tokio::spawn(async move {
-            let first = c.client_kill(9).await;
+            let first = c.client_kill(9, "revoked").await;
             let second = c.client_auth_nt(4, 2).await;
             (first, second)
         });
-        fake.expect("client-kill 9").await;
+        fake.expect(r#"client-kill 9 "HALT,revoked""#).await;
         fake.send(&["ERROR: client-kill command failed"]).await;
         fake.expect("client-auth-nt 4 2").await;
         fake.send(&["SUCCESS: client-auth command succeeded"]).await;
@@ -618,8 +620,8 @@ mod tests {
         }
         // Nothing was written: the next thing OpenVPN reads is this command.
         let c = client.clone();
-        let call = tokio::spawn(async move { c.client_kill(1).await });
-        fake.expect("client-kill 1").await;
+        let call = tokio::spawn(async move { c.client_kill(1, "gone").await });
+        fake.expect(r#"client-kill 1 "HALT,gone""#).await;
         fake.send(&["SUCCESS: client-kill command succeeded"]).await;
         call.await.unwrap().unwrap();
     }
@@ -662,10 +664,10 @@ mod tests {
         let (ours, theirs) = tokio::io::duplex(1024);
         let (client, mut events) = ManagementClient::from_stream(ours);
         let client = client.with_timeout(Duration::from_millis(50));
-        assert!(matches!(client.client_kill(1).await, Err(ManagementError::Timeout(_))));
+        assert!(matches!(client.client_kill(1, "gone").await, Err(ManagementError::Timeout(_))));
         drop(theirs);
         assert_eq!(events.recv().await, Some(ManagementEvent::Closed));
-        assert!(matches!(client.client_kill(1).await, Err(ManagementError::Closed | ManagementError::Io(_))));
+        assert!(matches!(client.client_kill(1, "gone").await, Err(ManagementError::Closed | ManagementError::Io(_))));
     }
 
     #[tokio::test]
@@ -682,7 +684,7 @@ mod tests {
             line
         });
         let (client, _events) = connect(&address).await.unwrap();
-        client.client_kill(12).await.unwrap();
-        assert_eq!(server.await.unwrap(), "client-kill 12\n");
+        client.client_kill(12, "revoked").await.unwrap();
+        assert_eq!(server.await.unwrap(), "client-kill 12 \"HALT,revoked\"\n");
     }
 }

@@ -1,16 +1,19 @@
 //! `gatekey-agent spoke`: a remote site joining a mesh hub. It tells the core which
 //! local networks it advertises, receives its certificate and an OpenVPN client
 //! configuration for the hub, writes them, and runs OpenVPN with them, renewing the
-//! certificate at two thirds of its life (and restarting OpenVPN when it exits).
-//! Users whose rules allow it then reach those networks through the hub.
+//! certificate at two thirds of its life (and restarting OpenVPN when it exits, after
+//! asking the core whether the spoke still exists: a deleted spoke's agent says so and
+//! exits with the refusal code instead of retrying a revoked profile forever). Users
+//! whose rules allow it then reach those networks through the hub.
 
+use crate::error::AgentError;
 use crate::gateway::shutdown_signal;
 use crate::link::Backoff;
 use crate::material::write_atomically;
 use crate::nft::{CommandRunner, SystemRunner};
 use clap::Args;
-use gatekey::v1::ProvisionSpokeRequest;
 use gatekey::v1::mesh_spoke_agent_service_client::MeshSpokeAgentServiceClient;
+use gatekey::v1::{DescribeSpokeRequest, ProvisionSpokeRequest};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::process::{Child, Command};
@@ -80,21 +83,45 @@ impl std::fmt::Debug for SpokeArgs {
     }
 }
 
-/// Provisions the spoke and writes `spoke.ovpn`.
-pub async fn provision_spoke(args: &SpokeArgs) -> Result<Provisioned, String> {
+/// A client of the core's spoke service, and a request carrying the spoke's token.
+fn spoke_service<T>(
+    args: &SpokeArgs,
+    message: T,
+) -> Result<(MeshSpokeAgentServiceClient<tonic::transport::Channel>, tonic::Request<T>), AgentError> {
     let ca = match &args.core_ca {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?),
         None => None,
     };
     let channel = gatekey::connect::channel(&args.core_url, ca.as_deref())
         .map_err(|e| format!("core URL `{}`: {e}", args.core_url))?;
-    let mut request = tonic::Request::new(ProvisionSpokeRequest { advertised_cidrs: args.advertise.clone() });
-    let token = MetadataValue::try_from(args.token.as_str()).map_err(|_| "the spoke token is not valid metadata")?;
+    let mut request = tonic::Request::new(message);
+    let token = MetadataValue::try_from(args.token.as_str())
+        .map_err(|_| AgentError::Setup("the spoke token is not valid metadata".into()))?;
     request.metadata_mut().insert("x-spoke-token", token);
-    let material = MeshSpokeAgentServiceClient::new(channel)
+    Ok((MeshSpokeAgentServiceClient::new(channel), request))
+}
+
+/// Asks the core whether the spoke still exists (a refusal if it was deleted or its
+/// token rotated).
+pub async fn describe_spoke(args: &SpokeArgs) -> Result<(), AgentError> {
+    let (mut client, request) = spoke_service(args, DescribeSpokeRequest {})?;
+    let spoke = client
+        .describe_spoke(request)
+        .await
+        .map_err(|status| AgentError::from_status("asking for the spoke", &status))?
+        .into_inner();
+    tracing::debug!(spoke = %spoke.id, "the spoke still exists");
+    Ok(())
+}
+
+/// Provisions the spoke and writes `spoke.ovpn`.
+pub async fn provision_spoke(args: &SpokeArgs) -> Result<Provisioned, AgentError> {
+    let (mut client, request) =
+        spoke_service(args, ProvisionSpokeRequest { advertised_cidrs: args.advertise.clone() })?;
+    let material = client
         .provision_spoke(request)
         .await
-        .map_err(|status| format!("provisioning failed: {}", status.message()))?
+        .map_err(|status| AgentError::from_status("provisioning", &status))?
         .into_inner();
     let mut config = material.openvpn_config;
     for line in &args.openvpn_extra {
@@ -122,7 +149,7 @@ pub async fn provision_spoke(args: &SpokeArgs) -> Result<Provisioned, String> {
 /// Starts OpenVPN with the spoke's configuration; it exits on a failed TLS handshake
 /// (a revoked or superseded certificate) so that the agent can act, writes its process
 /// id to the state directory, and is killed when dropped.
-fn start_openvpn(args: &SpokeArgs, config: &Path) -> Result<Child, String> {
+fn start_openvpn(args: &SpokeArgs, config: &Path) -> Result<Child, AgentError> {
     Command::new(&args.openvpn)
         .arg("--config")
         .arg(config)
@@ -131,7 +158,7 @@ fn start_openvpn(args: &SpokeArgs, config: &Path) -> Result<Child, String> {
         .arg(args.state_dir.join(OPENVPN_PID))
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", args.openvpn.display()))
+        .map_err(|e| AgentError::Setup(format!("cannot start {}: {e}", args.openvpn.display())))
 }
 
 /// Stops OpenVPN: SIGTERM, then SIGKILL if it has not exited within three seconds.
@@ -160,12 +187,14 @@ async fn stop_orphan(state_dir: &Path) {
 
 /// Keeps the spoke joined until SIGINT/SIGTERM: provisions (retrying with backoff
 /// while the core is unreachable), runs OpenVPN, renews the certificate at two thirds
-/// of its life and restarts OpenVPN with it, and restarts OpenVPN when it exits.
-pub async fn run_spoke(args: &SpokeArgs) -> Result<(), String> {
+/// of its life and restarts OpenVPN with it, and restarts OpenVPN when it exits once
+/// the core confirms the spoke still exists. A refusal by the core ends it.
+pub async fn run_spoke(args: &SpokeArgs) -> Result<(), AgentError> {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut provisioned = loop {
         match provision_spoke(args).await {
             Ok(provisioned) => break provisioned,
+            Err(error) if !error.is_transient() => return Err(error),
             Err(error) => {
                 let wait = backoff.next_delay();
                 tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot provision yet");
@@ -188,11 +217,13 @@ pub async fn run_spoke(args: &SpokeArgs) -> Result<(), String> {
                 let wait = backoff.next_delay();
                 tracing::warn!(status = ?status.ok(), restart_in_ms = wait.as_millis() as u64, "OpenVPN exited");
                 tokio::time::sleep(wait).await;
-                if provisioned.at.elapsed() >= REPROVISION_ON_EXIT_EVERY {
-                    match provision_spoke(args).await {
-                        Ok(renewed) => provisioned = renewed,
-                        Err(error) => tracing::warn!(%error, "cannot provision anew; restarting OpenVPN as it was"),
-                    }
+                let reprovision = provisioned.at.elapsed() >= REPROVISION_ON_EXIT_EVERY;
+                let asked = if reprovision { provision_spoke(args).await.map(Some) } else { describe_spoke(args).await.map(|()| None) };
+                match asked {
+                    Ok(Some(renewed)) => provisioned = renewed,
+                    Ok(None) => {}
+                    Err(error) if !error.is_transient() => return Err(error),
+                    Err(error) => tracing::warn!(%error, "cannot reach the core; restarting OpenVPN as it was"),
                 }
                 openvpn = start_openvpn(args, &provisioned.path)?;
             }
@@ -203,6 +234,10 @@ pub async fn run_spoke(args: &SpokeArgs) -> Result<(), String> {
                     stop_openvpn(&mut openvpn).await;
                     openvpn = start_openvpn(args, &provisioned.path)?;
                     backoff.reset();
+                }
+                Err(error) if !error.is_transient() => {
+                    stop_openvpn(&mut openvpn).await;
+                    return Err(error);
                 }
                 Err(error) => {
                     let wait = backoff.next_delay();

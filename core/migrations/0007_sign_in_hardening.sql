@@ -23,6 +23,13 @@ CREATE TABLE external_identities (
 );
 CREATE INDEX external_identities_by_user ON external_identities (user_id);
 
+-- Whether a user's e-mail was vouched for by the provider that last set it: only such
+-- an account can be linked to by e-mail. Accounts made by a provider before subjects
+-- were kept wait for that provider's first verified sign-in to claim them.
+ALTER TABLE users ADD COLUMN email_verified BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN awaiting_subject BIGINT NOT NULL DEFAULT 0;
+UPDATE users SET awaiting_subject = 1 WHERE password_hash IS NULL AND provider <> 'local';
+
 -- Linking by e-mail and unverified e-mails are off unless a provider turns them on.
 ALTER TABLE auth_providers ADD COLUMN link_by_email BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE auth_providers ADD COLUMN allow_unverified_email BIGINT NOT NULL DEFAULT 0;

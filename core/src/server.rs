@@ -180,12 +180,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         .add_routes(routes)
         .serve_with_incoming_shutdown(no_delay(grpc_listener), stopped());
     tasks.spawn(async move { grpc_server.await.map_err(|e| format!("gRPC server failed: {e}")) });
-    let facade_public_url = context.settings.public_url.clone();
     tasks.spawn(maintain(context.clone(), stopped()));
 
     if let Some(listener) = http_listener {
         let channel = Endpoint::from_shared(format!("http://{}", reachable(facade_grpc_address)))?.connect_lazy();
-        let options = gatekey_rest::FacadeOptions::new(!args.plain_http_cookies, Some(&facade_public_url));
+        // Only a configured public URL pins the origin; otherwise the request's Host does.
+        let options = gatekey_rest::FacadeOptions::new(!args.plain_http_cookies, args.public_url.as_deref());
         let app = gatekey_rest::router(channel, options).merge(metrics_routes);
         let shutdown = stopped();
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {

@@ -1,7 +1,11 @@
 //! The facade's cookies, made and read in one place (with `axum-extra`):
 //! - `gatekey_session`: the session token (HttpOnly, SameSite=Lax, path `/`);
-//! - `gatekey_login`: the secret binding an SSO login to the browser that started it,
-//!   sent only to `/api/v1/auth` and gone after ten minutes or at the login's end.
+//! - `__Host-gatekey_login`: the secret binding an SSO login to the browser that
+//!   started it, gone after ten minutes or at the login's end. The `__Host-` prefix
+//!   makes browsers refuse it from a sibling subdomain or over plain HTTP, so no one
+//!   can plant their own binding in a victim's browser. A plain-HTTP deployment
+//!   (no `Secure` cookies) cannot have the prefix: there it is `gatekey_login`, sent
+//!   only to `/api/v1/auth`.
 //!
 //! Every cookie is `Secure` unless the deployment serves plain HTTP.
 
@@ -10,10 +14,12 @@ use time::Duration;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "gatekey_session";
-/// Name of the login-binding cookie.
-pub const LOGIN_COOKIE: &str = "gatekey_login";
-/// Where the login-binding cookie is sent.
-const LOGIN_COOKIE_PATH: &str = "/api/v1/auth";
+/// Name of the login-binding cookie where cookies are `Secure`.
+const SECURE_LOGIN_COOKIE: &str = "__Host-gatekey_login";
+/// Name of the login-binding cookie on plain HTTP.
+const PLAIN_LOGIN_COOKIE: &str = "gatekey_login";
+/// Where the plain-HTTP login-binding cookie is sent.
+const PLAIN_LOGIN_COOKIE_PATH: &str = "/api/v1/auth";
 /// How long a login may take, as the core keeps its state.
 const LOGIN_COOKIE_SECONDS: i64 = 600;
 
@@ -37,17 +43,44 @@ pub fn session_cleared(secure: bool) -> Cookie<'static> {
     build(SESSION_COOKIE, String::new(), "/", 0, secure)
 }
 
+fn login_binding_cookie(value: String, max_age_seconds: i64, secure: bool) -> Cookie<'static> {
+    match secure {
+        true => build(SECURE_LOGIN_COOKIE, value, "/", max_age_seconds, true),
+        false => build(PLAIN_LOGIN_COOKIE, value, PLAIN_LOGIN_COOKIE_PATH, max_age_seconds, false),
+    }
+}
+
 /// The login-binding cookie holding `secret`.
 pub fn login_binding(secret: String, secure: bool) -> Cookie<'static> {
-    build(LOGIN_COOKIE, secret, LOGIN_COOKIE_PATH, LOGIN_COOKIE_SECONDS, secure)
+    login_binding_cookie(secret, LOGIN_COOKIE_SECONDS, secure)
 }
 
 /// Clears the login-binding cookie.
 pub fn login_binding_cleared(secure: bool) -> Cookie<'static> {
-    build(LOGIN_COOKIE, String::new(), LOGIN_COOKIE_PATH, 0, secure)
+    login_binding_cookie(String::new(), 0, secure)
+}
+
+/// The login binding the browser presents, if any.
+pub fn presented_login_binding(jar: &CookieJar, secure: bool) -> Option<String> {
+    value(jar, if secure { SECURE_LOGIN_COOKIE } else { PLAIN_LOGIN_COOKIE })
 }
 
 /// A non-empty cookie value from `jar`.
 pub fn value(jar: &CookieJar, name: &str) -> Option<String> {
     jar.get(name).map(|cookie| cookie.value().to_owned()).filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_cookie_is_host_only_where_cookies_are_secure() {
+        let secure = login_binding("s".into(), true).to_string();
+        assert!(secure.starts_with("__Host-gatekey_login=s;"), "{secure}");
+        assert!(secure.contains("Path=/;") && secure.contains("Secure") && !secure.contains("Domain"), "{secure}");
+        let plain = login_binding("s".into(), false).to_string();
+        assert!(plain.starts_with("gatekey_login=s;") && plain.contains("Path=/api/v1/auth"), "{plain}");
+        assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Lax"), "{plain}");
+    }
 }

@@ -315,6 +315,7 @@ async fn oidc_accounts_are_keyed_by_subject_and_linked_only_when_safe() {
         assert!(body["error"]["message"].as_str().unwrap().contains("local account"), "{body}");
         let (status, body) = json_login(&core, &provider, "corp", "mallory").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("local account"), "{body}");
         let users = core.get("/admin/users?per_page=100", &admin).await.body["data"].clone();
         let find = |id_or_name: &str| {
             users
@@ -380,8 +381,33 @@ async fn oidc_accounts_are_keyed_by_subject_and_linked_only_when_safe() {
         core.put(&format!("/admin/auth-providers/{corp_id}"), &admin, first_provider).await.expect(StatusCode::OK);
         let (status, body) = json_login(&core, &provider, "corp", "bob").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "an unverified e-mail linked an account: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("verified"), "{body}");
+        // Nor is an account whose own e-mail no provider verified a target for linking,
+        // even by a verified e-mail: its holder could be anyone who typed that address.
+        set_claims(&provider, "bob", "eve@example.com", true).await;
+        let (status, body) = json_login(&core, &provider, "corp", "bob").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a verified login was linked into an unverified account: {body}");
+        assert_eq!(eve["data"]["user"]["email"], "eve@example.com");
 
-        // A callback carried into another browser signs no one in, and spends the state.
+        // A provider's new issuer makes its old subjects mean nothing: they are forgotten.
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(core.storage().1).await.unwrap();
+        let linked = |pool: sqlx::AnyPool, id: String| async move {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM external_identities WHERE provider_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            count
+        };
+        assert_eq!(linked(pool.clone(), second_id.clone()).await, 2, "alice and eve through corp2");
+        second["issuer_url"] = json!("https://elsewhere.example");
+        core.put(&format!("/admin/auth-providers/{second_id}"), &admin, second.clone()).await.expect(StatusCode::OK);
+        assert_eq!(linked(pool.clone(), second_id.clone()).await, 0);
+        pool.close().await;
+
+        // A callback carried into another browser signs no one in, nor spends the state:
+        // the browser that started the login still finishes it.
         let starter = browser();
         let callback = authorize(&starter, &core, &provider, "alice", "normal").await;
         let elsewhere = browser().get(&callback).header(ACCEPT, "application/json").send().await.unwrap();
@@ -390,7 +416,8 @@ async fn oidc_accounts_are_keyed_by_subject_and_linked_only_when_safe() {
         let body: Value = elsewhere.json().await.unwrap();
         assert!(body["error"]["message"].as_str().unwrap().contains("another browser"), "{body}");
         let back_home = finish(&starter, &callback).await;
-        assert_eq!(back_home.headers()[LOCATION], "/?login_error=login_failed");
+        assert_eq!(back_home.headers()[LOCATION], "/welcome");
+        assert!(session_cookie(&back_home).is_some());
     }
 }
 

@@ -215,6 +215,18 @@ async fn changes_riding_the_session_cookie_must_prove_they_come_from_this_site()
         .await
         .unwrap();
     assert_eq!(bearer.status(), StatusCode::OK, "bearer tokens are not sent by browsers on their own");
+    // Without --public-url, the request's own Host is the site: a page served as
+    // `localhost` may change things with its cookie.
+    let as_localhost = core.http_base.replace("127.0.0.1", "localhost");
+    let same_host = client
+        .post(format!("{as_localhost}/api/v1/admin/gateways/{id}/rotate-token"))
+        .header(COOKIE, &cookie)
+        .header(ORIGIN, as_localhost.as_str())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_host.status(), StatusCode::OK);
     // Reads with the cookie need no proof.
     let read = client.get(format!("{}/api/v1/admin/gateways", core.http_base)).header(COOKIE, &cookie).send().await;
     assert_eq!(read.unwrap().status(), StatusCode::OK);
@@ -343,6 +355,32 @@ async fn a_login_name_cannot_forge_log_lines() {
     assert!(!log.lines().any(|line| line.starts_with("2026-11-29T10:00:00")), "a forged line: {log}");
     assert!(log.contains("\\n2026-11-29T10:00:00"), "the newline is not shown escaped: {log}");
     assert!(log.contains("subject=\"admin INFO login subject=admin\""), "the value is not quoted: {log}");
+}
+
+/// A value an agent chose, logged through a plain (Display) field, cannot forge a line
+/// either: the log formatter escapes every field.
+#[tokio::test]
+async fn an_agent_cannot_forge_log_lines_through_its_hello() {
+    use crate::agents::SimulatedAgent;
+    use gatekey::v1::Hello;
+    use gatekey::v1::agent_message::Body as AgentBody;
+    let data = crate::kit::TempDir::new("core");
+    let url = crate::kit::fresh_database_url(Backend::Sqlite, data.path()).await;
+    let mut command = Core::command(data.path(), &url, &[]);
+    command.env("RUST_LOG", "info");
+    let core = Core::launch_command(command, data, url).await;
+    let admin = core.admin_token().await;
+    let gateway = core.post("/admin/gateways", &admin, json!({"name": "gw", "hostname": "vpn.example.com"})).await;
+    let token = gateway.body["data"]["token"].as_str().unwrap().to_owned();
+    let forged = "1.0\n2026-11-29T10:00:00.000000Z  INFO gatekey_core: admin signed in\u{1b}[2K\u{2028}x";
+    let hello = AgentBody::Hello(Hello { agent_version: forged.into(), ..Default::default() });
+    let _agent = SimulatedAgent::open(&core, &token, hello).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = core.log();
+    assert!(log.contains("agent connected"), "{log}");
+    assert!(!log.lines().any(|line| line.starts_with("2026-11-29T10:00:00")), "a forged line: {log}");
+    assert!(!log.contains('\u{1b}') && !log.contains('\u{2028}'), "raw control characters reached the log");
+    assert!(log.contains("1.0\\n2026-11-29T10:00:00"), "the newline is not shown escaped: {log}");
 }
 
 #[cfg(unix)]

@@ -104,6 +104,8 @@ struct Assertion<'a> {
     email: &'a str,
     /// The signature's `KeyInfo` template (xmlsec1 fills it in).
     key_info: &'a str,
+    /// The NameID's `Format`.
+    name_id_format: &'a str,
 }
 
 /// The KeyInfo an IdP sends: its certificate.
@@ -219,11 +221,12 @@ impl Setup {
             not_on_or_after: now_plus(300),
             email,
             key_info,
+            name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
         }
     }
 
-    async fn user_count(&self) -> Value {
-        self.core.get("/admin/users", &self.admin).await.body["meta"]["total"].clone()
+    async fn user_count(&self) -> u64 {
+        self.core.get("/admin/users", &self.admin).await.body["meta"]["total"].as_u64().unwrap()
     }
 }
 
@@ -291,6 +294,7 @@ async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refuse
         lifetime: i64,
         rogue_key: bool,
         tamper: bool,
+        transient: bool,
     }
     let base = Case {
         name: "",
@@ -301,6 +305,7 @@ async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refuse
         lifetime: 300,
         rogue_key: false,
         tamper: false,
+        transient: false,
     };
     let cases = [
         Case { name: "tampered", reason: "signature", id: "_t1", tamper: true, ..base },
@@ -327,6 +332,7 @@ async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refuse
             ..base
         },
         Case { name: "replayed assertion", reason: "already used", id: "_a1", ..base },
+        Case { name: "a transient NameID", reason: "transient", id: "_n1", transient: true, ..base },
     ];
     for case in cases {
         let login = start(core).await;
@@ -338,6 +344,9 @@ async fn saml_assertions_signed_by_the_idp_sign_in_and_everything_else_is_refuse
             assertion.audience = other.to_owned();
         }
         assertion.not_on_or_after = now_plus(case.lifetime);
+        if case.transient {
+            assertion.name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+        }
         let (key, cert) = if case.rogue_key { (&rogue_key, &rogue_cert) } else { (idp_key, idp_cert) };
         let mut xml = signed_response(dir.path(), &assertion, key, Some(cert));
         if case.tamper {
@@ -473,24 +482,70 @@ async fn forged_fetching_and_truncated_saml_responses_are_refused() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert!(body["error"]["message"].as_str().unwrap().contains("another browser"), "{body}");
         assert!(cookie.is_none());
+        // The other browser could not even spend it: the attacker's own browser finishes
+        // the attacker's own login, once.
         let (status, _, cookie) = finish(core, &attacker_login.browser, finish_url).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "a finish code is single use, even for its own browser");
-        assert!(cookie.is_none());
+        assert_eq!(status, StatusCode::OK);
+        assert!(cookie.is_some());
+        let (status, _, _) = finish(core, &attacker_login.browser, finish_url).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a finish code is single use");
 
-        assert_eq!(setup.user_count().await, users_before, "a refused response created a user");
+        assert_eq!(setup.user_count().await, users_before + 1, "only mallory's own login made a user");
         assert_eq!(tripwire.hits(), 0, "a SAML response made the core fetch a URL");
         let log = core.log();
         assert!(!log.contains("panicked"), "{log}");
     }
 }
 
+/// UTF-7 of `text` as one shifted run: `+`, base64 of its UTF-16BE without padding, `-`.
+fn utf7(text: &str) -> String {
+    let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    format!("+{}-", base64::engine::general_purpose::STANDARD_NO_PAD.encode(utf16))
+}
+
+/// A response that two XML parsers would read differently: declared UTF-7, whose
+/// `+ADwAIQAtAC0-` is text to a parser that ignores the declaration and `<!--` to one
+/// that obeys it. The first sees a forged assertion (anyone, admins' group); the second
+/// sees only a genuine, IdP-signed assertion of the attacker's own login.
+#[tokio::test]
+async fn a_response_two_parsers_would_read_differently_is_refused() {
+    let Some(setup) = setup(Backend::Sqlite).await else { return };
+    let Setup { core, dir, idp_key, idp_cert, .. } = &setup;
+    let login = start(core).await;
+    let genuine = signed_response(
+        dir.path(),
+        &setup.assertion("_g", &login, "mallory@example.com", X509_KEY_INFO),
+        idp_key,
+        Some(idp_cert),
+    );
+    let span = |xml: &str| {
+        let from = xml.find("<saml:Assertion").unwrap();
+        let to = xml.find("</saml:Assertion>").unwrap() + "</saml:Assertion>".len();
+        xml[from..to].to_owned()
+    };
+    let genuine_assertion = span(&genuine);
+    let forged_assertion = span(&unsigned_response(&setup.assertion("_g", &login, "root@example.com", ""), "#_g"));
+    assert!(!forged_assertion.contains('+') && !forged_assertion.contains("--"));
+    let body = genuine
+        .replace(&genuine_assertion, &format!("+ADwAIQAtAC0-{forged_assertion}+AC0ALQA+-{}", utf7(&genuine_assertion)));
+    let response = &body[body.find("<samlp:Response").unwrap()..];
+    let smuggled = format!("<?xml version=\"1.0\" encoding=\"UTF-7\"?>{response}");
+    let users_before = setup.user_count().await;
+    let (status, body, cookie) = sign_in(core, &login, &smuggled).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("only UTF-8"), "{body}");
+    assert!(cookie.is_none());
+    assert_eq!(setup.user_count().await, users_before);
+}
+
 /// The template of a response whose one signature, in the assertion, refers to
 /// `reference`, with empty digest and signature values for `xmlsec1 --sign` to fill.
 fn template_xml(assertion: &Assertion<'_>, reference: &str) -> String {
     let now = now_plus(0);
-    let Assertion { id, in_response_to, audience, recipient, not_on_or_after, email, key_info } = assertion;
+    let Assertion { id, in_response_to, audience, recipient, not_on_or_after, email, key_info, name_id_format } =
+        assertion;
     format!(
-        r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_resp{id}" Version="2.0" IssueInstant="{now}" InResponseTo="{in_response_to}" Destination="{recipient}"><saml:Issuer>{IDP_ENTITY}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{IDP_ENTITY}</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="{reference}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/>{key_info}</ds:Signature><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">{email}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="{in_response_to}" Recipient="{recipient}" NotOnOrAfter="{not_on_or_after}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{now}" NotOnOrAfter="{not_on_or_after}"><saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{now}"/><saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue>{email}</saml:AttributeValue></saml:Attribute><saml:Attribute Name="name"><saml:AttributeValue>Carol Saml</saml:AttributeValue></saml:Attribute><saml:Attribute Name="groups"><saml:AttributeValue>staff</saml:AttributeValue><saml:AttributeValue>vpn-admins</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>"##
+        r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_resp{id}" Version="2.0" IssueInstant="{now}" InResponseTo="{in_response_to}" Destination="{recipient}"><saml:Issuer>{IDP_ENTITY}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{IDP_ENTITY}</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="{reference}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/>{key_info}</ds:Signature><saml:Subject><saml:NameID Format="{name_id_format}">{email}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="{in_response_to}" Recipient="{recipient}" NotOnOrAfter="{not_on_or_after}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{now}" NotOnOrAfter="{not_on_or_after}"><saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{now}"/><saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue>{email}</saml:AttributeValue></saml:Attribute><saml:Attribute Name="name"><saml:AttributeValue>Carol Saml</saml:AttributeValue></saml:Attribute><saml:Attribute Name="groups"><saml:AttributeValue>staff</saml:AttributeValue><saml:AttributeValue>vpn-admins</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>"##
     )
 }
 

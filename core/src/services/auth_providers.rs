@@ -127,6 +127,14 @@ fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
     }
 }
 
+/// Who issues a provider's subjects: the OIDC issuer, or the SAML IdP's entity id.
+/// Subjects of one issuer mean nothing at another.
+fn issuer(fields: &AuthProviderFields) -> (String, String) {
+    let saml_entity =
+        crate::sso::saml::parse_idp_metadata(&fields.saml_idp_metadata).map(|idp| idp.entity_id).unwrap_or_default();
+    (fields.issuer_url.clone(), saml_entity)
+}
+
 impl AdminAuthProviderApi {
     /// Creates a provider, or replaces the one with the same id (`replace`), sealing a
     /// new client secret; an empty secret on replace keeps the old one.
@@ -140,7 +148,11 @@ impl AdminAuthProviderApi {
         let record = match replace {
             Some(existing) => {
                 fields.sealed_client_secret.clone_from(&existing.fields.sealed_client_secret);
-                store.replace_auth_provider(&existing.id, &fields).await?
+                let issuer_changed = issuer(&existing.fields) != issuer(&fields);
+                if issuer_changed {
+                    tracing::warn!(provider = %existing.fields.name, "the provider's issuer changed; its linked subjects are forgotten");
+                }
+                store.replace_auth_provider(&existing.id, &fields, issuer_changed).await?
             }
             None => store.create_auth_provider(&fields).await?,
         };
@@ -149,7 +161,7 @@ impl AdminAuthProviderApi {
         }
         fields.sealed_client_secret =
             Some(self.0.sealer.seal(&client_secret_context(&record.id), input.client_secret.as_bytes())?);
-        store.replace_auth_provider(&record.id, &fields).await
+        store.replace_auth_provider(&record.id, &fields, false).await
     }
 }
 

@@ -24,9 +24,9 @@ use gatekey::v1::mesh_service_server::MeshService;
 use gatekey::v1::mesh_spoke_agent_service_server::MeshSpokeAgentService;
 use gatekey::v1::{
     CreateMeshHubResponse, CreateMeshSpokeResponse, DeleteMeshHubRequest, DeleteMeshHubResponse,
-    DeleteMeshSpokeRequest, ListHubsRequest, ListHubsResponse, ListMeshSpokesRequest, ListMeshSpokesResponse, MeshHub,
-    MeshSpoke, ProvisionSpokeRequest, ProvisionSpokeResponse, RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest,
-    UpdateMeshHubRequest,
+    DeleteMeshSpokeRequest, DescribeSpokeRequest, ListHubsRequest, ListHubsResponse, ListMeshSpokesRequest,
+    ListMeshSpokesResponse, MeshHub, MeshSpoke, ProvisionSpokeRequest, ProvisionSpokeResponse,
+    RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest, UpdateMeshHubRequest,
 };
 use ipnet::IpNet;
 use std::sync::Arc;
@@ -375,6 +375,17 @@ fn advertised(spoke: &SpokeRecord, requested: &[String]) -> CoreResult<Vec<Strin
 
 #[tonic::async_trait]
 impl MeshSpokeAgentService for MeshSpokeAgentApi {
+    async fn describe_spoke(&self, request: Request<DescribeSpokeRequest>) -> GrpcResult<MeshSpoke> {
+        respond(
+            async {
+                let spoke = self.0.auth.authenticate_spoke(&request).await?;
+                let online = !self.0.store.open_sessions_of(&spoke.id).await?.is_empty();
+                Ok(convert::mesh_spoke(spoke, online))
+            }
+            .await,
+        )
+    }
+
     async fn provision_spoke(&self, request: Request<ProvisionSpokeRequest>) -> GrpcResult<ProvisionSpokeResponse> {
         respond(
             async {

@@ -57,6 +57,7 @@ impl AdminUserService for AdminUserApi {
                         is_admin: input.is_admin,
                         groups,
                         provider: LOCAL_PROVIDER.into(),
+                        email_verified: false,
                     })
                     .await?;
                 Ok(convert::user(user))
@@ -87,8 +88,11 @@ impl AdminUserService for AdminUserApi {
                     Some(password) => Some(hash(validate::password(password)?)?),
                     None => None,
                 };
+                let email = input.email.as_deref().map(validate::email).transpose()?;
                 let changes = UserChanges {
-                    email: input.email.as_deref().map(validate::email).transpose()?,
+                    // No provider vouches for an address an admin typed in.
+                    email_verified: email.as_ref().map(|_| false),
+                    email,
                     name: input.name.as_deref().map(|name| validate::text("name", name, 200)).transpose()?,
                     password_hash,
                     is_admin: input.is_admin,

@@ -5,8 +5,8 @@
 //! Accounts are linked as follows. An external identity is keyed by (provider,
 //! subject): the same subject signs into the same account whatever its e-mail becomes.
 //! A new subject gets a new account unless its e-mail already belongs to one; then it
-//! is linked only when the provider is configured to link by e-mail and the e-mail is
-//! verified, and never to a local account.
+//! is linked only when the provider is configured to link by e-mail, the e-mail is
+//! verified and the account's own e-mail was verified too, and never to a local account.
 
 pub mod oidc;
 pub mod saml;
@@ -15,7 +15,7 @@ use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::{random_bytes, token_matches, token_verifier};
 use crate::services::LOCAL_PROVIDER;
-use crate::store::{AuthProviderRecord, NewUser, UserChanges, UserRecord};
+use crate::store::{AuthProviderRecord, LoginFlow, LoginFlowStage, NewUser, UserChanges, UserRecord};
 use crate::validate;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -64,14 +64,32 @@ impl BrowserBinding {
 
     /// Fails unless `presented` is the secret whose hash is `stored_hash` (constant time).
     pub fn check(presented: &str, stored_hash: &str) -> CoreResult<()> {
-        if !presented.is_empty() && token_matches(presented, stored_hash) {
-            Ok(())
-        } else {
-            Err(CoreError::LoginFailed(
-                "this login was started in another browser (or its cookie is gone); start it again".into(),
-            ))
-        }
+        if !presented.is_empty() && token_matches(presented, stored_hash) { Ok(()) } else { Err(other_browser()) }
     }
+}
+
+fn other_browser() -> CoreError {
+    CoreError::LoginFailed("this login was started in another browser (or its cookie is gone); start it again".into())
+}
+
+/// Takes the login flow `state` names at `stage` out of the store, but only for the
+/// browser presenting its binding: another browser neither uses nor spends it.
+pub async fn take_bound_flow(
+    context: &CoreContext,
+    state: &str,
+    stage: LoginFlowStage,
+    presented_binding: &str,
+) -> CoreResult<LoginFlow> {
+    let hash = state_hash(state);
+    let binding_hash = token_verifier(presented_binding);
+    if let Some(flow) = context.store.take_login_flow(&hash, stage, Some(&binding_hash)).await? {
+        BrowserBinding::check(presented_binding, &flow.browser_binding_hash)?;
+        return Ok(flow);
+    }
+    if context.store.login_flow_exists(&hash).await? {
+        return Err(other_browser());
+    }
+    Err(CoreError::LoginFailed("unknown, expired or already used login state".into()))
 }
 
 impl std::fmt::Debug for BrowserBinding {
@@ -167,6 +185,7 @@ pub async fn sign_in_external(
             let email_change = (existing.email != email).then(|| email.clone());
             let changes = UserChanges {
                 email: email_change,
+                email_verified: Some(identity.email_verified),
                 name: Some(name),
                 groups: Some(groups),
                 is_admin: Some(is_admin),
@@ -195,6 +214,7 @@ pub async fn sign_in_external(
                 is_admin,
                 groups,
                 provider: fields.name.clone(),
+                email_verified: identity.email_verified,
             };
             store.create_external_user(new_user, &provider.id, subject).await.map_err(|error| match error {
                 CoreError::Conflict(_) => refused(format!("`{email}` is taken by another account")),
@@ -209,9 +229,10 @@ pub async fn sign_in_external(
 }
 
 /// Links `subject` of `provider` to `owner`, the account holding the same e-mail, or
-/// refuses: never to a local account; only a verified e-mail; only a provider set to
-/// link by e-mail, except for an account this provider made before identities were
-/// kept by subject (it has none recorded) and not yet claimed by another subject.
+/// refuses: never to a local account; only for a verified e-mail; only into an account
+/// whose own e-mail was verified, through a provider set to link by e-mail that has no
+/// subject there yet. The one exception is an account this provider made before
+/// subjects were kept, which its first verified sign-in claims.
 async fn link_by_email(
     context: &CoreContext,
     provider: &AuthProviderRecord,
@@ -227,8 +248,8 @@ async fn link_by_email(
         )));
     }
     let linked = context.store.external_identity_providers_of(&owner.id).await?;
-    let made_here_unclaimed = owner.provider == fields.name && linked.is_empty();
-    let may_link = fields.link_by_email && !linked.contains(&provider.id);
+    let made_here_unclaimed = owner.awaiting_subject && owner.provider == fields.name && linked.is_empty();
+    let may_link = fields.link_by_email && owner.email_verified && !linked.contains(&provider.id);
     if !identity.email_verified || !(made_here_unclaimed || may_link) {
         return Err(refused(format!(
             "`{}` belongs to another account; it is linked only for a verified e-mail through a provider set to link by e-mail",

@@ -3,7 +3,7 @@
 //! ID-token validation by the `openidconnect` crate (signature, issuer, audience,
 //! expiry, nonce), and claims merged from the ID token and the userinfo endpoint.
 
-use super::{BrowserBinding, ExternalIdentity, LOGIN_FLOW_TTL_SECONDS, state_hash};
+use super::{BrowserBinding, ExternalIdentity, LOGIN_FLOW_TTL_SECONDS, state_hash, take_bound_flow};
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
 use crate::store::{AuthProviderRecord, LoginFlow, LoginFlowStage, unix_now};
@@ -111,15 +111,10 @@ pub async fn complete(
     browser_binding: &str,
 ) -> CoreResult<(AuthProviderRecord, ExternalIdentity, String)> {
     let hash = state_hash(state);
-    let flow = context
-        .store
-        .take_login_flow(&hash, LoginFlowStage::Started)
-        .await?
-        .ok_or_else(|| CoreError::LoginFailed("unknown, expired or already used login state".into()))?;
+    let flow = take_bound_flow(context, state, LoginFlowStage::Started, browser_binding).await?;
     if flow.expires_at <= unix_now() {
         return Err(CoreError::LoginFailed("the login took too long; start again".into()));
     }
-    BrowserBinding::check(browser_binding, &flow.browser_binding_hash)?;
     let provider = context.store.require_auth_provider(&flow.provider_id).await?;
     if provider.fields.kind != "oidc" {
         return Err(CoreError::LoginFailed("this login state does not belong to an OIDC login".into()));

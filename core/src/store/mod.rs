@@ -139,7 +139,7 @@ pub fn unix_now() -> i64 {
 fn conflict_on_duplicate(error: sqlx::Error, message: impl FnOnce() -> String) -> CoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => CoreError::Conflict(message()),
-        _ => CoreError::Database(error),
+        _ => CoreError::from(error),
     }
 }
 

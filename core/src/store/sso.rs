@@ -174,7 +174,14 @@ impl Store {
     }
 
     /// Replaces a provider's settings; a new name follows onto the accounts it made.
-    pub async fn replace_auth_provider(&self, id: &str, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
+    /// `forget_identities` drops the subjects linked through it (its issuer changed, so
+    /// an old subject may name someone else now).
+    pub async fn replace_auth_provider(
+        &self,
+        id: &str,
+        fields: &AuthProviderFields,
+        forget_identities: bool,
+    ) -> CoreResult<AuthProviderRecord> {
         let previous = self.require_auth_provider(id).await?;
         let mut tx = self.pool.begin().await?;
         let update = sqlx::query(
@@ -188,6 +195,9 @@ impl Store {
             })?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("identity provider `{id}` not found")));
+        }
+        if forget_identities {
+            sqlx::query("DELETE FROM external_identities WHERE provider_id = $1").bind(id).execute(&mut *tx).await?;
         }
         if previous.fields.name != fields.name {
             sqlx::query("UPDATE users SET provider = $1 WHERE provider = $2")
@@ -270,14 +280,21 @@ impl Store {
     }
 
     /// Takes a login flow at `stage` out of the store in one statement: a state works
-    /// once, for one caller, even when two race for it.
-    pub async fn take_login_flow(&self, state_hash: &str, stage: LoginFlowStage) -> CoreResult<Option<LoginFlow>> {
+    /// once, for one caller, even when two race for it. With `browser_binding_hash`,
+    /// only the flow of that browser is taken: another browser cannot even spend it.
+    pub async fn take_login_flow(
+        &self,
+        state_hash: &str,
+        stage: LoginFlowStage,
+        browser_binding_hash: Option<&str>,
+    ) -> CoreResult<Option<LoginFlow>> {
         let row = sqlx::query(
-            "DELETE FROM login_flows WHERE state_hash = $1 AND stage = $2
+            "DELETE FROM login_flows WHERE state_hash = $1 AND stage = $2 AND ($3 IS NULL OR browser_binding_hash = $3)
              RETURNING provider_id, sealed_secrets, redirect_to, browser_binding_hash, expires_at",
         )
         .bind(state_hash)
         .bind(stage.as_str())
+        .bind(browser_binding_hash)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| {
@@ -291,6 +308,15 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// Whether a login flow with this state is waiting (in any browser).
+    pub async fn login_flow_exists(&self, state_hash: &str) -> CoreResult<bool> {
+        let row = sqlx::query("SELECT COUNT(*) AS total FROM login_flows WHERE state_hash = $1")
+            .bind(state_hash)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(total_of(&row)? > 0)
     }
 
     /// Records a SAML assertion id until it expires; false if it was seen before.
@@ -384,9 +410,14 @@ impl Store {
         rows.iter().map(|row| Ok(row.try_get("provider_id")?)).collect()
     }
 
-    /// Links a provider's subject to a user; a subject already linked is a conflict.
+    /// Links a provider's subject to a user, which no longer awaits one; a subject
+    /// already linked is a conflict.
     pub async fn link_external_identity(&self, user_id: &str, provider_id: &str, subject: &str) -> CoreResult<()> {
-        insert_external_identity(&self.pool, user_id, provider_id, subject).await
+        let mut tx = self.pool.begin().await?;
+        insert_external_identity(&mut *tx, user_id, provider_id, subject).await?;
+        sqlx::query("UPDATE users SET awaiting_subject = 0 WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Creates a user for a provider's subject and links them, in one transaction.

@@ -25,6 +25,11 @@ pub struct UserRecord {
     pub disabled: bool,
     /// `local` or an SSO provider name.
     pub provider: String,
+    /// Whether the provider that last set the e-mail vouched for it.
+    pub email_verified: bool,
+    /// Made by its provider before subjects were kept: that provider's first verified
+    /// sign-in with this e-mail claims it.
+    pub awaiting_subject: bool,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds, if ever signed in.
@@ -44,6 +49,8 @@ impl UserRecord {
             is_admin: false,
             disabled: false,
             provider: "local".into(),
+            email_verified: false,
+            awaiting_subject: false,
             created_at: 0,
             last_login_at: None,
         }
@@ -66,6 +73,8 @@ pub struct NewUser {
     pub groups: Vec<String>,
     /// `local` or an SSO provider name.
     pub provider: String,
+    /// Whether the provider vouched for the e-mail.
+    pub email_verified: bool,
 }
 
 /// Changes to a user; `None` leaves a field as it is.
@@ -73,6 +82,8 @@ pub struct NewUser {
 pub struct UserChanges {
     /// New e-mail.
     pub email: Option<String>,
+    /// Whether the provider setting the e-mail vouched for it.
+    pub email_verified: Option<bool>,
     /// New display name.
     pub name: Option<String>,
     /// New argon2id PHC string.
@@ -88,8 +99,7 @@ pub struct UserChanges {
 }
 
 /// Columns of a user row, as [`Store::users_from_rows`] reads them.
-pub(super) const USER_COLUMNS: &str =
-    "id, username, email, name, is_admin, disabled, provider, created_at, last_login_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, name, is_admin, disabled, provider, email_verified, awaiting_subject, created_at, last_login_at";
 
 impl Store {
     /// Creates a user; a duplicate username or e-mail is a conflict.
@@ -150,14 +160,15 @@ impl Store {
         let done = sqlx::query(
             "UPDATE users SET email = COALESCE($1, email), name = COALESCE($2, name),
                  password_hash = COALESCE($3, password_hash), is_admin = COALESCE($4, is_admin),
-                 disabled = COALESCE($5, disabled), updated_at = $6
-             WHERE id = $7",
+                 disabled = COALESCE($5, disabled), email_verified = COALESCE($6, email_verified), updated_at = $7
+             WHERE id = $8",
         )
         .bind(changes.email)
         .bind(changes.name)
         .bind(changes.password_hash)
         .bind(changes.is_admin.map(i64::from))
         .bind(changes.disabled.map(i64::from))
+        .bind(changes.email_verified.map(i64::from))
         .bind(unix_now())
         .bind(id)
         .execute(&mut *tx)
@@ -219,6 +230,8 @@ impl Store {
                     is_admin: flag(row, "is_admin")?,
                     disabled: flag(row, "disabled")?,
                     provider: row.try_get("provider")?,
+                    email_verified: flag(row, "email_verified")?,
+                    awaiting_subject: flag(row, "awaiting_subject")?,
                     created_at: row.try_get("created_at")?,
                     last_login_at: row.try_get("last_login_at")?,
                     id,
@@ -233,8 +246,9 @@ impl Store {
 pub(super) async fn insert_user(tx: &mut Transaction<'_, Any>, user: NewUser) -> CoreResult<String> {
     let id = new_id(IdKind::User);
     sqlx::query(
-        "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, provider, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8)",
+        "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, provider, email_verified,
+             created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $9)",
     )
     .bind(&id)
     .bind(&user.username)
@@ -243,6 +257,7 @@ pub(super) async fn insert_user(tx: &mut Transaction<'_, Any>, user: NewUser) ->
     .bind(user.password_hash)
     .bind(i64::from(user.is_admin))
     .bind(&user.provider)
+    .bind(i64::from(user.email_verified))
     .bind(unix_now())
     .execute(&mut **tx)
     .await

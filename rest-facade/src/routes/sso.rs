@@ -6,7 +6,7 @@
 //! a same-site GET that does.
 
 use crate::FacadeState;
-use crate::cookies::{self, LOGIN_COOKIE};
+use crate::cookies;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, CoreCall};
 use crate::openapi::ErrorResponses;
@@ -107,7 +107,7 @@ pub async fn oidc_callback(
         code: query.code,
         state: query.state,
         error: query.error,
-        browser_binding: cookies::value(&jar, LOGIN_COOKIE).unwrap_or_default(),
+        browser_binding: cookies::presented_login_binding(&jar, state.options.secure_cookies).unwrap_or_default(),
     });
     let outcome = AuthServiceClient::new(state.channel.clone()).complete_oidc_login(request).await;
     finish_login(&state, &headers, outcome)
@@ -233,7 +233,7 @@ pub async fn saml_finish(
 ) -> Response {
     let request = call.request(CompleteSamlLoginRequest {
         finish_code: query.code,
-        browser_binding: cookies::value(&jar, LOGIN_COOKIE).unwrap_or_default(),
+        browser_binding: cookies::presented_login_binding(&jar, state.options.secure_cookies).unwrap_or_default(),
     });
     let outcome = AuthServiceClient::new(state.channel.clone()).complete_saml_login(request).await;
     finish_login(&state, &headers, outcome)

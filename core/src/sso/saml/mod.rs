@@ -9,7 +9,7 @@
 mod response;
 mod xmldsig;
 
-use super::{BrowserBinding, ExternalIdentity, LOGIN_FLOW_TTL_SECONDS, state_hash};
+use super::{BrowserBinding, ExternalIdentity, LOGIN_FLOW_TTL_SECONDS, state_hash, take_bound_flow};
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
 use crate::store::{AuthProviderRecord, LoginFlow, LoginFlowStage, unix_now};
@@ -110,7 +110,7 @@ pub fn sp_metadata(context: &CoreContext, provider: &AuthProviderRecord) -> Stri
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="{METADATA}" entityID="{entity}">
   <md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="{PROTOCOL}">
-    <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>
+    <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
     <md:AssertionConsumerService Binding="{POST_BINDING}" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
 </md:EntityDescriptor>
@@ -132,7 +132,7 @@ pub async fn start(
     let relay_state = URL_SAFE_NO_PAD.encode(crate::secrets::random_bytes::<24>());
     let now = OffsetDateTime::now_utc().format(&Rfc3339).map_err(|e| CoreError::Internal(e.to_string()))?;
     let request = format!(
-        r#"<samlp:AuthnRequest xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{request_id}" Version="2.0" IssueInstant="{now}" Destination="{destination}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="{POST_BINDING}"><saml:Issuer>{issuer}</saml:Issuer><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress" AllowCreate="true"/></samlp:AuthnRequest>"#,
+        r#"<samlp:AuthnRequest xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{request_id}" Version="2.0" IssueInstant="{now}" Destination="{destination}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="{POST_BINDING}"><saml:Issuer>{issuer}</saml:Issuer><samlp:NameIDPolicy AllowCreate="true"/></samlp:AuthnRequest>"#,
         destination = escape(&idp.sso_url),
         acs = escape(&acs_url(context, provider)),
         issuer = escape(&sp_entity_id(context, provider)),
@@ -175,7 +175,7 @@ pub async fn accept(
     let hash = state_hash(relay_state);
     let flow = context
         .store
-        .take_login_flow(&hash, LoginFlowStage::Started)
+        .take_login_flow(&hash, LoginFlowStage::Started, None)
         .await?
         .ok_or_else(|| CoreError::LoginFailed("unknown, expired or already used RelayState".into()))?;
     let provider = context.store.require_auth_provider(&flow.provider_id).await?;
@@ -189,9 +189,12 @@ pub async fn accept(
     if bytes.len() > MAX_RESPONSE_BYTES {
         return Err(refused("too large"));
     }
-    let xml = String::from_utf8(bytes).map_err(|_| refused("not UTF-8"))?;
+    let decoded = String::from_utf8(bytes).map_err(|_| refused("not UTF-8"))?;
+    // Both parsers (roxmltree here, libxml2 in xmlsec1) must read the same characters:
+    // the same UTF-8 text, without the declaration that could tell libxml2 otherwise.
+    let xml = without_xml_declaration(&decoded)?;
     // roxmltree refuses document type declarations (no entities, no external DTDs).
-    let document = Document::parse(&xml).map_err(|e| refused(format!("not well-formed XML: {e}")))?;
+    let document = Document::parse(xml).map_err(|e| refused(format!("not well-formed XML: {e}")))?;
     let root = document.root_element();
     if !root.has_tag_name((PROTOCOL, "Response")) {
         return Err(refused("not a Response"));
@@ -203,7 +206,7 @@ pub async fn accept(
     }
     xmldsig::refuse_hidden_content(&document)?;
     xmldsig::check_shape(&document, &idp.certificate_base64)?;
-    xmldsig::verify(&xml, &idp.certificate_pem).await?;
+    xmldsig::verify(xml, &idp.certificate_pem).await?;
     let accepted = response::check(
         root,
         *assertion,
@@ -233,6 +236,33 @@ pub async fn accept(
     Ok((provider, finish_code))
 }
 
+/// The document after a UTF-8 byte-order mark and the XML declaration, which may name
+/// no encoding but UTF-8. roxmltree ignores a declared encoding and libxml2 obeys it, so
+/// a document declaring, say, UTF-7 reads as one thing to the checks here and as
+/// another to `xmlsec1`; without the declaration both read the same UTF-8 text.
+fn without_xml_declaration(xml: &str) -> CoreResult<&str> {
+    let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
+    let Some(rest) = xml.strip_prefix("<?xml") else { return Ok(xml) };
+    if !rest.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return Ok(xml);
+    }
+    let end = rest.find("?>").ok_or_else(|| refused("an unterminated XML declaration"))?;
+    let declaration = &rest[..end];
+    if let Some(at) = declaration.find("encoding") {
+        let value = declaration[at + "encoding".len()..]
+            .trim_start()
+            .strip_prefix('=')
+            .map(str::trim_start)
+            .and_then(|v| v.strip_prefix(['"', '\'']))
+            .and_then(|v| v.split(['"', '\'']).next())
+            .unwrap_or_default();
+        if !value.eq_ignore_ascii_case("utf-8") {
+            return Err(refused(format!("it declares the encoding {value:?}; only UTF-8 is accepted")));
+        }
+    }
+    Ok(&rest[end + 2..])
+}
+
 /// Finishes a login whose response [`accept`] parked, in the browser holding
 /// `browser_binding`: the provider, the identity and where to go.
 pub async fn finish(
@@ -241,17 +271,29 @@ pub async fn finish(
     browser_binding: &str,
 ) -> CoreResult<(AuthProviderRecord, ExternalIdentity, String)> {
     let hash = state_hash(finish_code);
-    let flow = context
-        .store
-        .take_login_flow(&hash, LoginFlowStage::Verified)
-        .await?
-        .ok_or_else(|| CoreError::LoginFailed("unknown, expired or already used SAML login code".into()))?;
+    let flow = take_bound_flow(context, finish_code, LoginFlowStage::Verified, browser_binding).await?;
     if flow.expires_at <= unix_now() {
         return Err(CoreError::LoginFailed("the login took too long; start again".into()));
     }
-    BrowserBinding::check(browser_binding, &flow.browser_binding_hash)?;
     let provider = context.store.require_auth_provider(&flow.provider_id).await?;
     let identity = serde_json::from_slice(&context.sealer.open(&format!("login-flow:{hash}"), &flow.sealed_secrets)?)
         .map_err(|e| CoreError::Internal(format!("parked SAML identity: {e}")))?;
     Ok((provider, identity, flow.redirect_to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_utf8_documents_are_read_and_the_declaration_goes() {
+        assert_eq!(without_xml_declaration("<r/>").unwrap(), "<r/>");
+        assert_eq!(without_xml_declaration("\u{feff}<?xml version=\"1.0\"?><r/>").unwrap(), "<r/>");
+        assert_eq!(without_xml_declaration("<?xml version='1.0' encoding='utf-8'?>\n<r/>").unwrap(), "\n<r/>");
+        for other in ["UTF-7", "ISO-8859-1", "UTF-16", ""] {
+            let xml = format!("<?xml version=\"1.0\" encoding = \"{other}\"?><r/>");
+            assert!(without_xml_declaration(&xml).is_err(), "{other}");
+        }
+        assert!(without_xml_declaration("<?xml version=\"1.0\" encoding=\"UTF-7\"").is_err());
+    }
 }

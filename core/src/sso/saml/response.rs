@@ -120,7 +120,13 @@ pub(super) fn check(
             .map(full_text)
             .collect()
     };
-    let name_id = child(subject, ASSERTION, "NameID").map(full_text).transpose()?.unwrap_or_default();
+    // The NameID is the subject an account is keyed by: a transient one names nobody
+    // twice. A persistent one is best; an e-mail one makes the e-mail the subject.
+    let name_id_node = child(subject, ASSERTION, "NameID").ok_or_else(|| refused("no NameID"))?;
+    if name_id_node.attribute("Format") == Some("urn:oasis:names:tc:SAML:2.0:nameid-format:transient") {
+        return Err(refused("its NameID is transient; configure the IdP to send a persistent one"));
+    }
+    let name_id = full_text(name_id_node)?;
     let email = attribute("email")?.into_iter().next().unwrap_or_else(|| name_id.clone());
     let name = attribute("name")?.into_iter().chain(attribute("displayName")?).next().unwrap_or_default();
     let groups_attribute = if expected.groups_attribute.is_empty() { "groups" } else { expected.groups_attribute };

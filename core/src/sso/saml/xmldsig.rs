@@ -317,9 +317,9 @@ mod tests {
 
     /// Whether the real tools are here; under `GATEKEY_TEST_STRICT=1` they must be.
     fn tools_present() -> bool {
-        let present = ["xmlsec1", "openssl"]
-            .iter()
-            .all(|tool| std::process::Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success()));
+        let present = [("xmlsec1", "--version"), ("openssl", "version")].iter().all(|(tool, version)| {
+            std::process::Command::new(tool).arg(version).output().is_ok_and(|o| o.status.success())
+        });
         assert!(
             present || std::env::var("GATEKEY_TEST_STRICT").as_deref() != Ok("1"),
             "xmlsec1 and openssl are required"
@@ -366,7 +366,7 @@ mod tests {
             std::env::temp_dir().join(format!("gatekey-xmldsig-{}", hex::encode(crate::secrets::random_bytes::<6>())));
         std::fs::create_dir_all(&dir).unwrap();
         let (idp_key, idp_cert) = key_pair(&dir, "idp");
-        let (attacker_key, _) = key_pair(&dir, "attacker");
+        let (attacker_key, attacker_cert) = key_pair(&dir, "attacker");
         let pinned = std::fs::read_to_string(&idp_cert).unwrap();
         let template = |key_info: &str| response("#_a1", &standard_transforms(), RSA_SHA256, key_info);
 
@@ -376,15 +376,27 @@ mod tests {
         let forged = sign(&dir, &template("<ds:KeyInfo><ds:KeyValue/></ds:KeyInfo>"), &attacker_key);
         assert!(forged.contains("RSAKeyValue"), "the forgery should carry its key");
         assert!(verify(&forged, &pinned).await.is_err(), "a signature made with a key in the document verified");
+        let with_certificate = sign(
+            &dir,
+            &template("<ds:KeyInfo><ds:X509Data/></ds:KeyInfo>"),
+            &format!("{attacker_key},{attacker_cert}"),
+        );
+        assert!(with_certificate.contains("X509Certificate"));
+        assert!(verify(&with_certificate, &pinned).await.is_err(), "a certificate in the document was trusted");
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let remote = format!("http://{}/x", listener.local_addr().unwrap());
-        let fetching = response(&remote, &standard_transforms(), RSA_SHA256, "")
-            .replace("<ds:DigestValue/>", "<ds:DigestValue>AAAA</ds:DigestValue>")
-            .replace("<ds:SignatureValue/>", "<ds:SignatureValue>AAAA</ds:SignatureValue>");
+        let unsigned = |xml: String| {
+            xml.replace("<ds:DigestValue/>", "<ds:DigestValue>AAAA</ds:DigestValue>")
+                .replace("<ds:SignatureValue/>", "<ds:SignatureValue>AAAA</ds:SignatureValue>")
+        };
+        let fetching = unsigned(response(&remote, &standard_transforms(), RSA_SHA256, ""));
         assert!(verify(&fetching, &pinned).await.is_err());
-        assert!(listener.accept().is_err(), "xmlsec1 fetched the remote reference");
+        let retrieval = format!(r#"<ds:KeyInfo><ds:RetrievalMethod URI="{remote}"/></ds:KeyInfo>"#);
+        let fetching_key = unsigned(template(&retrieval));
+        assert!(verify(&fetching_key, &pinned).await.is_err());
+        assert!(listener.accept().is_err(), "xmlsec1 fetched a remote reference or key");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
