@@ -1,6 +1,7 @@
 //! Agent settings: command-line flags and environment variables, over an optional
 //! TOML file whose keys are the flags' names (`core_url = "…"`).
 
+use crate::forwarding::ForwardingPolicy;
 use clap::Args;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,27 @@ pub struct AgentArgs {
     #[arg(long, env = "GATEKEY_NO_FIREWALL")]
     #[serde(default)]
     pub no_firewall: bool,
+    /// At start, turn IP forwarding on (`enable`, the default) or refuse to start while
+    /// it is off (`check`).
+    #[arg(long, env = "GATEKEY_FORWARDING", value_enum)]
+    pub forwarding: Option<ForwardingPolicy>,
+    /// Masquerade clients' traffic leaving the tunnel behind the host's own address,
+    /// for protected networks that have no route back to the VPN pool.
+    #[arg(long, env = "GATEKEY_NAT")]
+    #[serde(default)]
+    pub nat: bool,
+    /// Run the OpenVPN server as the agent's child (restarted if it exits, stopped with
+    /// the agent), instead of beside it.
+    #[arg(long, env = "GATEKEY_RUN_OPENVPN")]
+    #[serde(default)]
+    pub run_openvpn: bool,
+    /// The OpenVPN program `--run-openvpn` starts.
+    #[arg(long, env = "GATEKEY_OPENVPN")]
+    pub openvpn: Option<PathBuf>,
+    /// Seconds between checks that the nftables table is still as applied (it is
+    /// reinstalled and reapplied if someone flushed or deleted it).
+    #[arg(long, env = "GATEKEY_FIREWALL_CHECK_SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub firewall_check_seconds: Option<u64>,
 }
 
 impl std::fmt::Debug for AgentArgs {
@@ -73,6 +95,14 @@ pub struct AgentSettings {
     pub firewall: bool,
     /// Whether OpenVPN calls script hooks instead of using the management interface.
     pub hooks: bool,
+    /// What to do about IP forwarding at start.
+    pub forwarding: ForwardingPolicy,
+    /// Whether clients' traffic leaving the tunnel is masqueraded.
+    pub nat: bool,
+    /// The OpenVPN program the agent runs, if it supervises OpenVPN.
+    pub run_openvpn: Option<PathBuf>,
+    /// Between checks of the nftables table.
+    pub firewall_check_every: std::time::Duration,
 }
 
 impl std::fmt::Debug for AgentSettings {
@@ -130,6 +160,13 @@ impl AgentSettings {
             openvpn_extra,
             firewall: !(flags.no_firewall || from_file.no_firewall),
             hooks: flags.hooks || from_file.hooks,
+            forwarding: flags.forwarding.or(from_file.forwarding).unwrap_or_default(),
+            nat: flags.nat || from_file.nat,
+            run_openvpn: (flags.run_openvpn || from_file.run_openvpn)
+                .then(|| flags.openvpn.or(from_file.openvpn).unwrap_or_else(|| PathBuf::from("openvpn"))),
+            firewall_check_every: std::time::Duration::from_secs(
+                flags.firewall_check_seconds.or(from_file.firewall_check_seconds).unwrap_or(10),
+            ),
         })
     }
 }

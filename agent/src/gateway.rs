@@ -64,6 +64,7 @@ enum Step {
     Management(Option<ManagementEvent>),
     Core(Result<Option<CoreMessage>, tonic::Status>),
     Heartbeat,
+    FirewallCheck,
     Retry,
     Shutdown,
 }
@@ -127,6 +128,8 @@ impl Gateway {
         let (mut core_retry_at, mut management_retry_at) = (Instant::now(), Instant::now());
         let mut heartbeat = tokio::time::interval(self.heartbeat_every);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut firewall_check = tokio::time::interval(self.settings.firewall_check_every);
+        firewall_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         loop {
@@ -177,6 +180,7 @@ impl Gateway {
                         }
                     } => Step::Core(message),
                     _ = heartbeat.tick() => Step::Heartbeat,
+                    _ = firewall_check.tick(), if self.firewall.is_some() => Step::FirewallCheck,
                     () = tokio::time::sleep_until(wake) => Step::Retry,
                     () = &mut shutdown => Step::Shutdown,
                 }
@@ -208,6 +212,7 @@ impl Gateway {
                     self.expire_verdicts().await;
                     self.send_heartbeat().await;
                 }
+                Step::FirewallCheck => self.repair_firewall_if_drifted().await,
                 Step::Retry => {}
                 Step::Shutdown => return Ok(()),
             }
@@ -584,9 +589,34 @@ impl Gateway {
                 desired.insert(address, rules);
             }
         }
-        if let Err(error) = firewall.apply(desired).await {
-            tracing::error!(%error, "applying firewall rules failed");
+        if let Err(error) = firewall.apply(desired.clone()).await {
+            // Perhaps the table is gone: start over from a fresh table, in full.
+            tracing::error!(%error, "applying firewall rules failed; reinstalling the table");
+            let reapplied = match firewall.install().await {
+                Ok(()) => firewall.apply(desired).await.map(drop),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = reapplied {
+                tracing::error!(%error, "reinstalling the firewall failed");
+            }
         }
+    }
+
+    /// Reinstalls the nftables table and reapplies every client's rules if the table no
+    /// longer holds what was applied (someone flushed or deleted it).
+    async fn repair_firewall_if_drifted(&mut self) {
+        let Some(firewall) = &mut self.firewall else { return };
+        if firewall.is_intact().await {
+            return;
+        }
+        tracing::warn!(
+            "the nftables table was changed behind the agent's back; reinstalling it and every client's rules"
+        );
+        if let Err(error) = firewall.install().await {
+            tracing::error!(%error, "reinstalling the firewall failed");
+            return;
+        }
+        self.enforce().await;
     }
 }
 

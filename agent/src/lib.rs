@@ -5,11 +5,13 @@
 
 pub mod config;
 pub mod error;
+pub mod forwarding;
 pub mod gateway;
 pub mod hook;
 pub mod link;
 pub mod management;
 pub mod material;
 pub mod nft;
+pub mod openvpn;
 pub mod spoke;
 pub mod spoke_routes;

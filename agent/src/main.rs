@@ -5,13 +5,15 @@ use gatekey::v1::ProvisionRequest;
 use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use gatekey_agent::config::{AgentArgs, AgentSettings};
 use gatekey_agent::error::AgentError;
+use gatekey_agent::forwarding::{IPV4_FORWARDING, ensure_forwarding};
 use gatekey_agent::gateway::Gateway;
 use gatekey_agent::hook::{HookKind, run_hook};
 use gatekey_agent::link::{Backoff, with_token};
 use gatekey_agent::material::{HUB_ROLE, write_material};
 use gatekey_agent::nft::{Firewall, SystemRunner};
+use gatekey_agent::openvpn::supervise;
 use gatekey_agent::spoke::{SpokeArgs, provision_spoke, run_spoke};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use tonic_health::pb::HealthCheckRequest;
@@ -128,16 +130,31 @@ async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), AgentError>
             }
         }
     };
+    ensure_forwarding(settings.forwarding, Path::new(IPV4_FORWARDING))?;
     let firewall = if settings.firewall {
-        let mut firewall =
-            Firewall::new(SystemRunner, &settings.tun).map_err(|e| e.to_string())?.confined_to_tunnel(hub);
+        let mut firewall = Firewall::new(SystemRunner, &settings.tun)
+            .map_err(|e| e.to_string())?
+            .confined_to_tunnel(hub)
+            .masquerading(settings.nat);
         firewall.install().await.map_err(|e| format!("cannot install the nftables table: {e}"))?;
         Some(firewall)
     } else {
         None
     };
+    // OpenVPN as the agent's child, if asked: started once its configuration exists
+    // (just written), stopped when the agent stops.
+    let (stop_openvpn, stop_receiver) = tokio::sync::watch::channel(false);
+    let supervisor = settings.run_openvpn.clone().map(|program| {
+        let config = settings.state_dir.join(gatekey_agent::material::files::OPENVPN_CONF);
+        tokio::spawn(supervise(program, config, settings.state_dir.clone(), stop_receiver))
+    });
     let channel = settings.channel()?;
-    Gateway::new(settings, channel, firewall).run().await
+    let outcome = Gateway::new(settings, channel, firewall).run().await;
+    let _ = stop_openvpn.send(true);
+    if let Some(supervisor) = supervisor {
+        let _ = supervisor.await;
+    }
+    outcome
 }
 
 async fn hook(args: AgentArgs, config: Option<PathBuf>, kind: HookKind) -> Result<(), AgentError> {

@@ -91,6 +91,11 @@ pub fn openvpn_conf(material: &ProvisionResponse, settings: &AgentSettings) -> R
         tls = files::TLS_CRYPT,
         crl = files::CRL,
     );
+    if proto == "udp" {
+        // A multi-homed host must answer each peer from the address the peer used, or the
+        // peer drops the answer ("packet rejected from ... expected peer address").
+        conf.push_str("multihome\n");
+    }
     if material.role == HUB_ROLE {
         // With data channel offload OpenVPN routes spokes' networks itself (via each
         // spoke's tunnel address); the agent's routes into the tunnel need it off.
@@ -187,6 +192,10 @@ mod tests {
             firewall: true,
             hooks: false,
             core_ca: None,
+            forwarding: crate::forwarding::ForwardingPolicy::Enable,
+            nat: false,
+            run_openvpn: None,
+            firewall_check_every: std::time::Duration::from_secs(10),
         };
         let material = ProvisionResponse {
             gateway_id: "gw-1".into(),
@@ -199,6 +208,7 @@ mod tests {
         write_material(&material, &settings).unwrap();
         let conf = std::fs::read_to_string(dir.join(files::OPENVPN_CONF)).unwrap();
         assert!(conf.contains("server 10.78.0.0 255.255.255.0\n"));
+        assert!(conf.contains("\nmultihome\n"), "a UDP server answers from the address it was reached on");
         assert!(conf.contains("management 127.0.0.1 7505\nmanagement-client-auth\n"));
         assert!(conf.ends_with("disable-dco\n"));
         assert_eq!(conf.matches("disable-dco").count(), 1, "a gateway keeps DCO unless told otherwise");

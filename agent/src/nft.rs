@@ -6,7 +6,12 @@
 //! is dropped, and traffic that does not touch the tunnel is left alone.
 //!
 //! Changes are applied as one `nft -f -` batch, which the kernel commits
-//! atomically: either every client is updated or none is.
+//! atomically: either every client is updated or none is. With masquerading on, a
+//! postrouting chain hides clients behind the host's address as they leave the tunnel.
+//!
+//! The table is the agent's alone: [`Firewall::is_intact`] tells whether it still holds
+//! what was applied, so that a table someone flushed or deleted is reinstalled and
+//! reapplied in full instead of silently leaving the tunnel unfiltered.
 
 use gatekey::v1::FirewallRule;
 use std::collections::BTreeMap;
@@ -126,6 +131,8 @@ pub struct Firewall<R> {
     /// Tunnel traffic may leave only back through the tunnel (a mesh hub's clients
     /// reach spokes, nothing on the hub's own networks).
     confined: bool,
+    /// Clients' traffic leaving the tunnel is masqueraded.
+    masquerade: bool,
     applied: BTreeMap<Ipv4Addr, Vec<FirewallRule>>,
 }
 
@@ -160,8 +167,16 @@ impl<R: CommandRunner> Firewall<R> {
             table: table.to_owned(),
             interface: interface.to_owned(),
             confined: false,
+            masquerade: false,
             applied: BTreeMap::new(),
         })
+    }
+
+    /// Masquerades clients' traffic leaving the tunnel when `masquerade` (`--nat`), for
+    /// protected networks without a route back to the VPN pool.
+    pub fn masquerading(mut self, masquerade: bool) -> Self {
+        self.masquerade = masquerade;
+        self
     }
 
     /// Confines tunnel traffic to the tunnel when `confined` (a mesh hub): a client's
@@ -189,6 +204,13 @@ impl<R: CommandRunner> Firewall<R> {
             true => format!("add rule inet {t} forward iifname \"{i}\" oifname != \"{i}\" drop\n"),
             false => String::new(),
         };
+        let masquerade = match self.masquerade {
+            true => format!(
+                "add chain inet {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
+                 add rule inet {t} postrouting iifname \"{i}\" oifname != \"{i}\" masquerade\n"
+            ),
+            false => String::new(),
+        };
         // `add` then `delete` succeeds whether or not the table exists, so the batch is idempotent.
         format!(
             "add table inet {t}\n\
@@ -204,8 +226,25 @@ impl<R: CommandRunner> Firewall<R> {
              add rule inet {t} forward oifname \"{i}\" drop\n\
              add chain inet {t} input {{ type filter hook input priority filter; policy accept; }}\n\
              add rule inet {t} input iifname \"{i}\" ct state established,related accept\n\
-             add rule inet {t} input iifname \"{i}\" drop\n"
+             add rule inet {t} input iifname \"{i}\" drop\n\
+             {masquerade}"
         )
+    }
+
+    /// Whether the kernel's table still holds what this firewall installed and applied:
+    /// the clients' verdict map with one element per applied client, the forward rule
+    /// that consults it, a hub's confinement and masquerading if on. Failing to list it
+    /// counts as not intact.
+    pub async fn is_intact(&self) -> bool {
+        let listing = match self.runner.run("nft", &["list", "table", "inet", &self.table], None).await {
+            Ok(output) if output.success => output.stdout,
+            _ => return false,
+        };
+        let clients = listing.matches(": jump client_").count();
+        listing.contains("vmap @clients")
+            && clients == self.applied.len()
+            && (!self.masquerade || listing.contains("masquerade"))
+            && (!self.confined || listing.contains(&format!("oifname != \"{}\" drop", self.interface)))
     }
 
     /// (Re)creates the table from scratch, dropping every client; the applied state is cleared.
@@ -383,6 +422,8 @@ mod tests {
     struct Mock {
         calls: Arc<Mutex<Vec<Call>>>,
         fail_nft: bool,
+        /// What `nft list table` prints.
+        listing: String,
     }
 
     impl Mock {
@@ -399,6 +440,9 @@ mod tests {
                 stdin.map(str::to_owned),
             ));
             let out = match program {
+                "nft" if args.first() == Some(&"list") => {
+                    CommandOutput { success: true, code: Some(0), stdout: self.listing.clone(), ..Default::default() }
+                }
                 "nft" if self.fail_nft => CommandOutput {
                     code: Some(1),
                     stderr: "Error: No such file or directory\n".into(),
@@ -515,6 +559,41 @@ mod tests {
         assert!(before.ends_with("established,related accept\n") && after.contains("vmap @clients"), "{hub}");
         let gateway = Firewall::new(Mock::default(), "tun1").unwrap().install_batch();
         assert!(!gateway.contains("oifname != "), "{gateway}");
+    }
+
+    #[test]
+    fn masquerading_hides_clients_leaving_the_tunnel() {
+        let nat = Firewall::new(Mock::default(), "tun1").unwrap().masquerading(true).install_batch();
+        assert!(
+            nat.contains("add chain inet gatekey postrouting { type nat hook postrouting priority srcnat;"),
+            "{nat}"
+        );
+        assert!(nat.ends_with("add rule inet gatekey postrouting iifname \"tun1\" oifname != \"tun1\" masquerade\n"));
+        let plain = Firewall::new(Mock::default(), "tun1").unwrap().install_batch();
+        assert!(!plain.contains("masquerade"), "{plain}");
+    }
+
+    #[tokio::test]
+    async fn a_table_that_lost_what_was_applied_is_not_intact() {
+        let listing = |clients: usize, masquerade: bool| {
+            let elements: Vec<String> =
+                (0..clients).map(|n| format!("10.8.0.{} : jump client_10_8_0_{}", n + 2, n + 2)).collect();
+            format!(
+                "table inet gatekey {{\n map clients {{ elements = {{ {} }} }}\n chain forward {{ iifname \"tun0\" ip saddr vmap @clients }}\n{}}}",
+                elements.join(", "),
+                if masquerade { " chain postrouting { masquerade }\n" } else { "" }
+            )
+        };
+        let mut fw = Firewall::new(Mock::default(), "tun0").unwrap().masquerading(true);
+        fw.apply(BTreeMap::from([(ip("10.8.0.2"), vec![rule("10.1.0.0/24", "any", 0, 0)])])).await.unwrap();
+        fw.runner.listing = listing(1, true);
+        assert!(fw.is_intact().await);
+        fw.runner.listing = listing(0, true);
+        assert!(!fw.is_intact().await, "a flushed map");
+        fw.runner.listing = listing(1, false);
+        assert!(!fw.is_intact().await, "masquerading gone");
+        fw.runner.listing = String::new();
+        assert!(!fw.is_intact().await, "the table gone");
     }
 
     #[tokio::test]

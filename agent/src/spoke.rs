@@ -10,13 +10,12 @@ use crate::error::AgentError;
 use crate::gateway::shutdown_signal;
 use crate::link::Backoff;
 use crate::material::write_atomically;
-use crate::nft::{CommandRunner, SystemRunner};
+use crate::openvpn::{OpenVpn, stop_orphan};
 use clap::Args;
 use gatekey::v1::mesh_spoke_agent_service_client::MeshSpokeAgentServiceClient;
 use gatekey::v1::{DescribeSpokeRequest, ProvisionSpokeRequest};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
 
@@ -70,8 +69,6 @@ const MIN_RENEWAL_WAIT: Duration = Duration::from_secs(30);
 /// After OpenVPN exits, provision anew before restarting it (its certificate may have
 /// been superseded or the hub moved), at most this often.
 const REPROVISION_ON_EXIT_EVERY: Duration = Duration::from_secs(300);
-/// Where OpenVPN writes its process id, so a restarted agent can stop an orphan.
-const OPENVPN_PID: &str = "openvpn.pid";
 
 impl std::fmt::Debug for SpokeArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -147,42 +144,9 @@ pub async fn provision_spoke(args: &SpokeArgs) -> Result<Provisioned, AgentError
 }
 
 /// Starts OpenVPN with the spoke's configuration; it exits on a failed TLS handshake
-/// (a revoked or superseded certificate) so that the agent can act, writes its process
-/// id to the state directory, and is killed when dropped.
-fn start_openvpn(args: &SpokeArgs, config: &Path) -> Result<Child, AgentError> {
-    Command::new(&args.openvpn)
-        .arg("--config")
-        .arg(config)
-        .arg("--tls-exit")
-        .arg("--writepid")
-        .arg(args.state_dir.join(OPENVPN_PID))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| AgentError::Setup(format!("cannot start {}: {e}", args.openvpn.display())))
-}
-
-/// Stops OpenVPN: SIGTERM, then SIGKILL if it has not exited within three seconds.
-async fn stop_openvpn(openvpn: &mut Child) {
-    if let Some(pid) = openvpn.id() {
-        let _ = SystemRunner.run("kill", &["-TERM", &pid.to_string()], None).await;
-        if tokio::time::timeout(Duration::from_secs(3), openvpn.wait()).await.is_ok() {
-            return;
-        }
-    }
-    let _ = openvpn.kill().await;
-}
-
-/// Stops an OpenVPN a previous agent started and left behind (its pid file names a
-/// live `openvpn` process), so the site does not end up with two tunnels.
-async fn stop_orphan(state_dir: &Path) {
-    let Ok(pid) = std::fs::read_to_string(state_dir.join(OPENVPN_PID)) else { return };
-    let pid = pid.trim();
-    let is_openvpn = pid.chars().all(|c| c.is_ascii_digit())
-        && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "openvpn");
-    if is_openvpn {
-        tracing::warn!(pid, "stopping the OpenVPN a previous agent left running");
-        let _ = SystemRunner.run("kill", &["-TERM", pid], None).await;
-    }
+/// (a revoked or superseded certificate) so that the agent can act.
+fn start_openvpn(args: &SpokeArgs, config: &Path) -> Result<OpenVpn, AgentError> {
+    OpenVpn::start(&args.openvpn, config, &args.state_dir, &["--tls-exit"])
 }
 
 /// Keeps the spoke joined until SIGINT/SIGTERM: provisions (retrying with backoff
@@ -210,12 +174,12 @@ pub async fn run_spoke(args: &SpokeArgs) -> Result<(), AgentError> {
     loop {
         tokio::select! {
             () = &mut shutdown => {
-                stop_openvpn(&mut openvpn).await;
+                openvpn.stop().await;
                 return Ok(());
             }
-            status = openvpn.wait() => {
+            status = openvpn.exited() => {
                 let wait = backoff.next_delay();
-                tracing::warn!(status = ?status.ok(), restart_in_ms = wait.as_millis() as u64, "OpenVPN exited");
+                tracing::warn!(?status, restart_in_ms = wait.as_millis() as u64, "OpenVPN exited");
                 tokio::time::sleep(wait).await;
                 let reprovision = provisioned.at.elapsed() >= REPROVISION_ON_EXIT_EVERY;
                 let asked = if reprovision { provision_spoke(args).await.map(Some) } else { describe_spoke(args).await.map(|()| None) };
@@ -231,12 +195,12 @@ pub async fn run_spoke(args: &SpokeArgs) -> Result<(), AgentError> {
                 Ok(renewed) => {
                     tracing::info!("renewed the spoke's certificate; restarting OpenVPN with it");
                     provisioned = renewed;
-                    stop_openvpn(&mut openvpn).await;
+                    openvpn.stop().await;
                     openvpn = start_openvpn(args, &provisioned.path)?;
                     backoff.reset();
                 }
                 Err(error) if !error.is_transient() => {
-                    stop_openvpn(&mut openvpn).await;
+                    openvpn.stop().await;
                     return Err(error);
                 }
                 Err(error) => {

@@ -333,3 +333,129 @@ async fn script_hooks_verify_and_report_without_the_management_interface() {
     );
     assert!(!text(&bob_log).contains(CONNECTED));
 }
+
+/// What `nft list table inet gatekey` prints in the lab's gateway namespace (empty if
+/// the table is gone).
+async fn gatekey_table(lab: &Lab) -> String {
+    let output = tokio::process::Command::new("ip")
+        .args(["netns", "exec", lab.ns("gateway"), "nft", "list", "table", "inet", "gatekey"])
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A gateway as the README sets one up: the agent checks IP forwarding (refusing to
+/// start with `--forwarding check`, turning it on by default), runs OpenVPN itself
+/// (`--run-openvpn`), masquerades clients for a LAN with no route back to the VPN pool
+/// (`--nat`), puts its nftables table back when someone deletes or flushes it, and
+/// stops OpenVPN when it stops.
+///
+/// Addresses: core side 10.65.1.1 ↔ gateway 10.65.1.2; gateway 10.65.2.1 ↔ client
+/// 10.65.2.2; gateway 10.65.3.1 ↔ LAN host 10.65.3.10 (no route back); pool 10.65.4.0/24.
+#[tokio::test]
+async fn an_agent_with_nat_runs_openvpn_itself_and_repairs_its_firewall() {
+    if !available(&["openvpn", "ip", "nft", "conntrack", "ping"]) {
+        return;
+    }
+    const LAN_HOST: &str = "10.65.3.10";
+    let mut lab = Lab::create("nat", &["gateway", "client", "lan"]);
+    lab.link(None, "10.65.1.1/24", "gateway", "10.65.1.2/24");
+    lab.link(Some("gateway"), "10.65.2.1/24", "client", "10.65.2.2/24");
+    lab.link(Some("gateway"), "10.65.3.1/24", "lan", "10.65.3.10/24");
+    // The LAN has no route back to the pool: only masquerading can answer a client.
+    assert!(!lab.succeeds("lan", "ip", &["route", "get", "10.65.4.2"]).await, "the LAN routes to the pool");
+    let forwarding = || async {
+        let output = tokio::process::Command::new("ip")
+            .args(["netns", "exec", lab.ns("gateway"), "cat", "/proc/sys/net/ipv4/ip_forward"])
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    assert_eq!(forwarding().await, "0", "a new namespace starts without forwarding");
+
+    let core = Core::start_with(Backend::Sqlite, &["--grpc-listen", "10.65.1.1:0"]).await;
+    let admin = core.admin_token().await;
+    let (alice_id, alice) = core.create_user(&admin, "alice", &[]).await;
+    let gateway = core
+        .post("/admin/gateways", &admin, json!({"name": "nat", "hostname": "10.65.2.1", "vpn_subnet": "10.65.4.0/24"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let gateway_id = gateway.body["data"]["id"].as_str().unwrap().to_owned();
+    let token = gateway.body["data"]["token"].as_str().unwrap().to_owned();
+    let network = core.post("/admin/networks", &admin, json!({"name": "lan", "cidrs": ["10.65.3.0/24"]})).await;
+    let network_id = network.body["data"]["id"].as_str().unwrap().to_owned();
+    core.post(&format!("/admin/gateways/{gateway_id}/networks"), &admin, json!({"network_id": network_id}))
+        .await
+        .expect(StatusCode::OK);
+    core.post(&format!("/admin/gateways/{gateway_id}/users"), &admin, json!({"user_id": alice_id}))
+        .await
+        .expect(StatusCode::OK);
+    core.post(
+        "/admin/access-rules",
+        &admin,
+        json!({"name": "lan", "network_id": network_id, "user_ids": [alice_id], "destination_type": "ip",
+               "destination": LAN_HOST, "protocol": "icmp"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let profile = download(&core, &alice, &gateway_id).await;
+
+    let dir = TempDir::new("nat");
+    let agent = |log: &Path, flags: &str| {
+        let command = format!(
+            "RUST_LOG=info exec {} run --core http://{} --token {token} --state-dir {} --firewall-check-seconds 1 \
+             --openvpn-extra disable-dco {flags} > {} 2>&1",
+            binary("gatekey-agent").display(),
+            core.grpc_address,
+            dir.path().display(),
+            log.display()
+        );
+        lab.spawn("gateway", "sh", &["-c", &command])
+    };
+
+    // With `--forwarding check` and forwarding off, the agent refuses to start, saying how.
+    let refused_log = dir.path().join("refused.log");
+    let mut refused = agent(&refused_log, "--forwarding check");
+    let status = tokio::time::timeout(Duration::from_secs(20), refused.wait()).await.expect("the agent kept running");
+    assert_eq!(status.unwrap().code(), Some(1), "{}", text(&refused_log));
+    assert!(text(&refused_log).contains("IP forwarding is off"), "{}", text(&refused_log));
+    assert_eq!(forwarding().await, "0");
+
+    // By default it turns forwarding on; it runs OpenVPN itself, masquerading clients.
+    let agent_log = dir.path().join("agent.log");
+    let mut running = crate::netns::Graceful(agent(&agent_log, "--run-openvpn --nat"));
+    assert!(wait_for_text(&agent_log, "started OpenVPN", Duration::from_secs(20)).await, "{}", text(&agent_log));
+    assert!(wait_for_text(&agent_log, "attached to OpenVPN", Duration::from_secs(20)).await, "{}", text(&agent_log));
+    assert_eq!(forwarding().await, "1");
+    let (_client, client_log) = start_client(&lab, "client", dir.path(), "alice", &profile);
+    assert!(wait_for_text(&client_log, CONNECTED, Duration::from_secs(20)).await, "{}", text(&agent_log));
+    assert!(lab.reaches("client", LAN_HOST).await, "the LAN host is unreachable through NAT");
+    assert!(gatekey_table(&lab).await.contains("masquerade"));
+
+    // Someone deletes the table, then flushes it: the agent puts it back, in full.
+    for (what, args) in [("deleted", ["delete", "table"]), ("flushed", ["flush", "table"])] {
+        lab.exec("gateway", &["nft", args[0], args[1], "inet", "gatekey"]);
+        assert!(
+            eventually(Duration::from_secs(15), || async {
+                let table = gatekey_table(&lab).await;
+                table.contains("vmap @clients") && table.contains("jump client_") && table.contains("masquerade")
+            })
+            .await,
+            "the {what} table was not repaired:\n{}",
+            text(&agent_log)
+        );
+        assert!(lab.reaches("client", LAN_HOST).await, "the LAN host is unreachable after the {what} table's repair");
+    }
+    assert!(text(&agent_log).contains("changed behind the agent's back"), "{}", text(&agent_log));
+
+    // Stopping the agent stops its OpenVPN.
+    let pid = std::fs::read_to_string(dir.path().join("openvpn.pid")).unwrap().trim().to_owned();
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "OpenVPN is not running");
+    crate::kit::terminate(&mut running.0).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async { !Path::new(&format!("/proc/{pid}")).exists() }).await,
+        "OpenVPN outlived its agent"
+    );
+}
