@@ -603,3 +603,26 @@ async fn access_rules_are_validated_and_admin_only() {
         .await
         .expect_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+/// An agent whose token the core does not know stops at once with exit code 3 and says
+/// why, rather than retrying forever.
+#[tokio::test]
+async fn an_agent_refused_by_the_core_exits_with_code_3() {
+    let core = Core::start(Backend::Sqlite).await;
+    let dir = crate::kit::TempDir::new("refused-agent");
+    let output = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(crate::kit::binary("gatekey-agent"))
+            .args(["run", "--core", &format!("http://{}", core.grpc_address)])
+            .args(["--token", "gkgw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "--no-firewall"])
+            .arg("--state-dir")
+            .arg(dir.path())
+            .output(),
+    )
+    .await
+    .expect("the refused agent kept retrying")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("invalid gateway token") && stderr.contains("for good"), "{stderr}");
+}

@@ -453,9 +453,23 @@ async fn an_agent_with_nat_runs_openvpn_itself_and_repairs_its_firewall() {
     // Stopping the agent stops its OpenVPN.
     let pid = std::fs::read_to_string(dir.path().join("openvpn.pid")).unwrap().trim().to_owned();
     assert!(Path::new(&format!("/proc/{pid}")).exists(), "OpenVPN is not running");
-    crate::kit::terminate(&mut running.0).await;
+    let status = crate::kit::terminate(&mut running.0).await;
+    assert!(status.success(), "{status}: {}", text(&agent_log));
     assert!(
         eventually(Duration::from_secs(5), || async { !Path::new(&format!("/proc/{pid}")).exists() }).await,
         "OpenVPN outlived its agent"
     );
+
+    // The token is rotated under a running agent: the core says so, and the agent stops
+    // for good (exit 3, which the shipped systemd unit does not restart) instead of
+    // retrying a dead token every 30 s.
+    let rotated_log = dir.path().join("rotated.log");
+    let mut rotated = crate::netns::Graceful(agent(&rotated_log, "--run-openvpn --nat"));
+    assert!(wait_for_text(&rotated_log, "connected to the core", Duration::from_secs(20)).await);
+    core.call(reqwest::Method::POST, &format!("/admin/gateways/{gateway_id}/rotate-token"), Some(&admin), None)
+        .await
+        .expect(StatusCode::OK);
+    let exit = tokio::time::timeout(Duration::from_secs(20), rotated.0.wait()).await.expect("the agent kept running");
+    assert_eq!(exit.unwrap().code(), Some(3), "{}", text(&rotated_log));
+    assert!(text(&rotated_log).contains("rotated"), "{}", text(&rotated_log));
 }
