@@ -23,12 +23,14 @@ CREATE TABLE external_identities (
 );
 CREATE INDEX external_identities_by_user ON external_identities (user_id);
 
--- Whether a user's e-mail was vouched for by the provider that last set it: only such
--- an account can be linked to by e-mail. Accounts made by a provider before subjects
--- were kept wait for that provider's first verified sign-in to claim them.
-ALTER TABLE users ADD COLUMN email_verified BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE users ADD COLUMN awaiting_subject BIGINT NOT NULL DEFAULT 0;
-UPDATE users SET awaiting_subject = 1 WHERE password_hash IS NULL AND provider <> 'local';
+-- Which identity provider vouched for a user's e-mail when it was last set (none for
+-- local accounts and unverified e-mails): an account is linked into by e-mail only if
+-- that provider is itself trusted to link. Accounts a provider made before subjects
+-- were kept wait for that provider (by id) to claim them at its first verified sign-in.
+ALTER TABLE users ADD COLUMN email_verified_by TEXT;
+ALTER TABLE users ADD COLUMN awaiting_subject_of TEXT;
+UPDATE users SET awaiting_subject_of = (SELECT id FROM auth_providers WHERE auth_providers.name = users.provider)
+    WHERE password_hash IS NULL AND provider <> 'local';
 
 -- Linking by e-mail and unverified e-mails are off unless a provider turns them on.
 ALTER TABLE auth_providers ADD COLUMN link_by_email BIGINT NOT NULL DEFAULT 0;

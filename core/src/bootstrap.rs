@@ -56,7 +56,7 @@ pub async fn ensure_admin(store: &Store, given_password: Option<&str>) -> CoreRe
             is_admin: true,
             groups: Vec::new(),
             provider: LOCAL_PROVIDER.into(),
-            email_verified: false,
+            email_verified_by: None,
         })
         .await?;
     Ok(outcome)

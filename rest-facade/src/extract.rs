@@ -143,11 +143,13 @@ impl<S: Send + Sync> FromRequestParts<S> for CoreCall {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let bearer =
-            parts.headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned).or_else(|| {
-                cookies::value(&CookieJar::from_headers(&parts.headers), SESSION_COOKIE)
-                    .map(|token| format!("Bearer {token}"))
-            });
+        // An `authorization` header, usable or not, is the credential: the cookie is used
+        // only without one (the CSRF rules in `guard` draw the same line).
+        let bearer = match parts.headers.get(AUTHORIZATION) {
+            Some(header) => header.to_str().ok().map(str::to_owned),
+            None => cookies::value(&CookieJar::from_headers(&parts.headers), SESSION_COOKIE)
+                .map(|token| format!("Bearer {token}")),
+        };
         let gateway_token =
             parts.headers.get(GATEWAY_TOKEN_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
         let client_address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);

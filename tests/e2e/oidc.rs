@@ -343,7 +343,11 @@ async fn oidc_accounts_are_keyed_by_subject_and_linked_only_when_safe() {
         assert_eq!(again["data"]["user"]["id"], alice_id.as_str());
         assert_eq!(again["data"]["user"]["email"], "alice.new@example.com");
 
-        // A second provider claiming that e-mail links only when set to.
+        // A second provider claiming that e-mail links only when it is set to link and so
+        // is the provider that vouched for the account's e-mail.
+        let corp_id =
+            core.get("/admin/auth-providers", &admin).await.body["data"][0]["id"].as_str().unwrap().to_owned();
+        let mut first = provider_body("corp", &provider, &[]);
         let mut second = provider_body("corp2", &provider, &[]);
         let second_id = register_as(&core, &admin, second.clone()).await;
         let (status, body) = json_login(&core, &provider, "corp2", "alice").await;
@@ -352,11 +356,16 @@ async fn oidc_accounts_are_keyed_by_subject_and_linked_only_when_safe() {
         second["link_by_email"] = json!(true);
         let saved = core.put(&format!("/admin/auth-providers/{second_id}"), &admin, second.clone()).await;
         assert_eq!(saved.expect(StatusCode::OK).body["data"]["link_by_email"], true);
+        let (status, body) = json_login(&core, &provider, "corp2", "alice").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "linked into an account vouched for by a non-linking provider");
+        assert!(body["error"]["message"].as_str().unwrap().contains("link by e-mail"), "{body}");
+        first["link_by_email"] = json!(true);
+        core.put(&format!("/admin/auth-providers/{corp_id}"), &admin, first.clone()).await.expect(StatusCode::OK);
         let (status, linked) = json_login(&core, &provider, "corp2", "alice").await;
         assert_eq!(status, StatusCode::OK, "{linked}");
         assert_eq!(linked["data"]["user"]["id"], alice_id.as_str(), "linking made a second account");
 
-        // An unverified e-mail signs in only where allowed, and never links.
+        // An unverified e-mail signs in only where allowed, and never links either way.
         set_claims(&provider, "eve", "eve@example.com", false).await;
         let (status, body) = json_login(&core, &provider, "corp", "eve").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -365,29 +374,19 @@ async fn oidc_accounts_are_keyed_by_subject_and_linked_only_when_safe() {
         core.put(&format!("/admin/auth-providers/{second_id}"), &admin, second.clone()).await.expect(StatusCode::OK);
         let (status, eve) = json_login(&core, &provider, "corp2", "eve").await;
         assert_eq!(status, StatusCode::OK, "{eve}");
+        assert_eq!(eve["data"]["user"]["email"], "eve@example.com");
         set_claims(&provider, "bob", "eve@example.com", false).await;
-        let mut first_provider = provider_body("corp", &provider, &[]);
-        first_provider["link_by_email"] = json!(true);
-        first_provider["allow_unverified_email"] = json!(true);
-        let corp_id = core.get("/admin/auth-providers", &admin).await.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "corp")
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        core.put(&format!("/admin/auth-providers/{corp_id}"), &admin, first_provider).await.expect(StatusCode::OK);
+        first["allow_unverified_email"] = json!(true);
+        core.put(&format!("/admin/auth-providers/{corp_id}"), &admin, first.clone()).await.expect(StatusCode::OK);
         let (status, body) = json_login(&core, &provider, "corp", "bob").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "an unverified e-mail linked an account: {body}");
         assert!(body["error"]["message"].as_str().unwrap().contains("verified"), "{body}");
-        // Nor is an account whose own e-mail no provider verified a target for linking,
-        // even by a verified e-mail: its holder could be anyone who typed that address.
+        // Nor is an account whose e-mail no provider vouched for a target, even for a
+        // verified e-mail through a linking provider: its holder could be anyone.
         set_claims(&provider, "bob", "eve@example.com", true).await;
         let (status, body) = json_login(&core, &provider, "corp", "bob").await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "a verified login was linked into an unverified account: {body}");
-        assert_eq!(eve["data"]["user"]["email"], "eve@example.com");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a verified login was linked into an unvouched account: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("link by e-mail"), "{body}");
 
         // A provider's new issuer makes its old subjects mean nothing: they are forgotten.
         sqlx::any::install_default_drivers();

@@ -490,6 +490,26 @@ async fn forged_fetching_and_truncated_saml_responses_are_refused() {
         let (status, _, _) = finish(core, &attacker_login.browser, finish_url).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "a finish code is single use");
 
+        // 7. Attributes smuggled into the signature's KeyInfo, which no signature covers:
+        // read, they would have overridden the e-mail of a genuine assertion.
+        let login = start(core).await;
+        let genuine = signed_response(
+            dir.path(),
+            &setup.assertion("_f7", &login, "carol@example.com", X509_KEY_INFO),
+            idp_key,
+            Some(idp_cert),
+        );
+        let smuggled = genuine.replacen(
+            "</ds:X509Certificate>",
+            "<saml:Attribute Name=\"email\"><saml:AttributeValue>root@example.com</saml:AttributeValue></saml:Attribute></ds:X509Certificate>",
+            1,
+        );
+        assert_ne!(smuggled, genuine);
+        let (status, body, cookie) = sign_in(core, &login, &smuggled).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("only text"), "{body}");
+        assert!(cookie.is_none());
+
         assert_eq!(setup.user_count().await, users_before + 1, "only mallory's own login made a user");
         assert_eq!(tripwire.hits(), 0, "a SAML response made the core fetch a URL");
         let log = core.log();
@@ -529,13 +549,25 @@ async fn a_response_two_parsers_would_read_differently_is_refused() {
     let body = genuine
         .replace(&genuine_assertion, &format!("+ADwAIQAtAC0-{forged_assertion}+AC0ALQA+-{}", utf7(&genuine_assertion)));
     let response = &body[body.find("<samlp:Response").unwrap()..];
-    let smuggled = format!("<?xml version=\"1.0\" encoding=\"UTF-7\"?>{response}");
     let users_before = setup.user_count().await;
-    let (status, body, cookie) = sign_in(core, &login, &smuggled).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("only UTF-8"), "{body}");
-    assert!(cookie.is_none());
+    // Declared outright, and hidden behind a first, harmless declaration.
+    for (declarations, reason) in [
+        ("<?xml version=\"1.0\" encoding=\"UTF-7\"?>", "only UTF-8"),
+        ("<?xml version=\"1.0\"?><?xml version=\"1.0\" encoding=\"UTF-7\"?>", "second XML declaration"),
+    ] {
+        let login = start(core).await;
+        let smuggled = format!("{declarations}{response}").replace(&setup_request_id(response), &login.request_id);
+        let (status, body, cookie) = sign_in(core, &login, &smuggled).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(reason), "{body}");
+        assert!(cookie.is_none());
+    }
     assert_eq!(setup.user_count().await, users_before);
+}
+
+/// The request id a response answers (its `InResponseTo`).
+fn setup_request_id(response: &str) -> String {
+    response.split("InResponseTo=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
 }
 
 /// The template of a response whose one signature, in the assertion, refers to

@@ -17,7 +17,7 @@ fn user(name: &str, groups: &[&str]) -> NewUser {
         is_admin: false,
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         provider: "local".into(),
-        email_verified: false,
+        email_verified_by: None,
     }
 }
 

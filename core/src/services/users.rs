@@ -57,7 +57,7 @@ impl AdminUserService for AdminUserApi {
                         is_admin: input.is_admin,
                         groups,
                         provider: LOCAL_PROVIDER.into(),
-                        email_verified: false,
+                        email_verified_by: None,
                     })
                     .await?;
                 Ok(convert::user(user))
@@ -91,7 +91,7 @@ impl AdminUserService for AdminUserApi {
                 let email = input.email.as_deref().map(validate::email).transpose()?;
                 let changes = UserChanges {
                     // No provider vouches for an address an admin typed in.
-                    email_verified: email.as_ref().map(|_| false),
+                    email_verified_by: email.as_ref().map(|_| None),
                     email,
                     name: input.name.as_deref().map(|name| validate::text("name", name, 200)).transpose()?,
                     password_hash,

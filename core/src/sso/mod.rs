@@ -6,7 +6,8 @@
 //! subject): the same subject signs into the same account whatever its e-mail becomes.
 //! A new subject gets a new account unless its e-mail already belongs to one; then it
 //! is linked only when the provider is configured to link by e-mail, the e-mail is
-//! verified and the account's own e-mail was verified too, and never to a local account.
+//! verified, and the account's own e-mail was vouched for by a provider configured to
+//! link as well; never to a local account.
 
 pub mod oidc;
 pub mod saml;
@@ -185,7 +186,7 @@ pub async fn sign_in_external(
             let email_change = (existing.email != email).then(|| email.clone());
             let changes = UserChanges {
                 email: email_change,
-                email_verified: Some(identity.email_verified),
+                email_verified_by: Some(identity.email_verified.then(|| provider.id.clone())),
                 name: Some(name),
                 groups: Some(groups),
                 is_admin: Some(is_admin),
@@ -214,7 +215,7 @@ pub async fn sign_in_external(
                 is_admin,
                 groups,
                 provider: fields.name.clone(),
-                email_verified: identity.email_verified,
+                email_verified_by: identity.email_verified.then(|| provider.id.clone()),
             };
             store.create_external_user(new_user, &provider.id, subject).await.map_err(|error| match error {
                 CoreError::Conflict(_) => refused(format!("`{email}` is taken by another account")),
@@ -229,10 +230,12 @@ pub async fn sign_in_external(
 }
 
 /// Links `subject` of `provider` to `owner`, the account holding the same e-mail, or
-/// refuses: never to a local account; only for a verified e-mail; only into an account
-/// whose own e-mail was verified, through a provider set to link by e-mail that has no
-/// subject there yet. The one exception is an account this provider made before
-/// subjects were kept, which its first verified sign-in claims.
+/// refuses: never to a local account; only for a verified e-mail; only through a
+/// provider set to link by e-mail that has no subject there yet, and only into an
+/// account whose e-mail a provider also set to link by e-mail vouched for (so an
+/// account someone made through a provider the admin does not trust that far, with a
+/// victim's address, never receives the victim). The one exception is an account this
+/// provider made before subjects were kept, which its first verified sign-in claims.
 async fn link_by_email(
     context: &CoreContext,
     provider: &AuthProviderRecord,
@@ -248,8 +251,12 @@ async fn link_by_email(
         )));
     }
     let linked = context.store.external_identity_providers_of(&owner.id).await?;
-    let made_here_unclaimed = owner.awaiting_subject && owner.provider == fields.name && linked.is_empty();
-    let may_link = fields.link_by_email && owner.email_verified && !linked.contains(&provider.id);
+    let made_here_unclaimed = owner.awaiting_subject_of.as_deref() == Some(provider.id.as_str()) && linked.is_empty();
+    let vouched_by_a_linking_provider = match &owner.email_verified_by {
+        Some(voucher) => context.store.require_auth_provider(voucher).await.is_ok_and(|p| p.fields.link_by_email),
+        None => false,
+    };
+    let may_link = fields.link_by_email && vouched_by_a_linking_provider && !linked.contains(&provider.id);
     if !identity.email_verified || !(made_here_unclaimed || may_link) {
         return Err(refused(format!(
             "`{}` belongs to another account; it is linked only for a verified e-mail through a provider set to link by e-mail",

@@ -415,7 +415,10 @@ impl Store {
     pub async fn link_external_identity(&self, user_id: &str, provider_id: &str, subject: &str) -> CoreResult<()> {
         let mut tx = self.pool.begin().await?;
         insert_external_identity(&mut *tx, user_id, provider_id, subject).await?;
-        sqlx::query("UPDATE users SET awaiting_subject = 0 WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE users SET awaiting_subject_of = NULL WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

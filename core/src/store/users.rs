@@ -25,11 +25,11 @@ pub struct UserRecord {
     pub disabled: bool,
     /// `local` or an SSO provider name.
     pub provider: String,
-    /// Whether the provider that last set the e-mail vouched for it.
-    pub email_verified: bool,
-    /// Made by its provider before subjects were kept: that provider's first verified
-    /// sign-in with this e-mail claims it.
-    pub awaiting_subject: bool,
+    /// The identity provider (id) that vouched for the e-mail when it was last set.
+    pub email_verified_by: Option<String>,
+    /// Made by this provider (id) before subjects were kept: its first verified sign-in
+    /// with this e-mail claims the account.
+    pub awaiting_subject_of: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds, if ever signed in.
@@ -49,8 +49,8 @@ impl UserRecord {
             is_admin: false,
             disabled: false,
             provider: "local".into(),
-            email_verified: false,
-            awaiting_subject: false,
+            email_verified_by: None,
+            awaiting_subject_of: None,
             created_at: 0,
             last_login_at: None,
         }
@@ -73,8 +73,8 @@ pub struct NewUser {
     pub groups: Vec<String>,
     /// `local` or an SSO provider name.
     pub provider: String,
-    /// Whether the provider vouched for the e-mail.
-    pub email_verified: bool,
+    /// The identity provider (id) that vouched for the e-mail, if one did.
+    pub email_verified_by: Option<String>,
 }
 
 /// Changes to a user; `None` leaves a field as it is.
@@ -82,8 +82,8 @@ pub struct NewUser {
 pub struct UserChanges {
     /// New e-mail.
     pub email: Option<String>,
-    /// Whether the provider setting the e-mail vouched for it.
-    pub email_verified: Option<bool>,
+    /// Who vouches for the e-mail from now on (`Some(None)`: no one).
+    pub email_verified_by: Option<Option<String>>,
     /// New display name.
     pub name: Option<String>,
     /// New argon2id PHC string.
@@ -99,7 +99,7 @@ pub struct UserChanges {
 }
 
 /// Columns of a user row, as [`Store::users_from_rows`] reads them.
-pub(super) const USER_COLUMNS: &str = "id, username, email, name, is_admin, disabled, provider, email_verified, awaiting_subject, created_at, last_login_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, name, is_admin, disabled, provider, email_verified_by, awaiting_subject_of, created_at, last_login_at";
 
 impl Store {
     /// Creates a user; a duplicate username or e-mail is a conflict.
@@ -160,15 +160,17 @@ impl Store {
         let done = sqlx::query(
             "UPDATE users SET email = COALESCE($1, email), name = COALESCE($2, name),
                  password_hash = COALESCE($3, password_hash), is_admin = COALESCE($4, is_admin),
-                 disabled = COALESCE($5, disabled), email_verified = COALESCE($6, email_verified), updated_at = $7
-             WHERE id = $8",
+                 disabled = COALESCE($5, disabled),
+                 email_verified_by = CASE WHEN $6 = 1 THEN $7 ELSE email_verified_by END, updated_at = $8
+             WHERE id = $9",
         )
         .bind(changes.email)
         .bind(changes.name)
         .bind(changes.password_hash)
         .bind(changes.is_admin.map(i64::from))
         .bind(changes.disabled.map(i64::from))
-        .bind(changes.email_verified.map(i64::from))
+        .bind(i64::from(changes.email_verified_by.is_some()))
+        .bind(changes.email_verified_by.flatten())
         .bind(unix_now())
         .bind(id)
         .execute(&mut *tx)
@@ -230,8 +232,8 @@ impl Store {
                     is_admin: flag(row, "is_admin")?,
                     disabled: flag(row, "disabled")?,
                     provider: row.try_get("provider")?,
-                    email_verified: flag(row, "email_verified")?,
-                    awaiting_subject: flag(row, "awaiting_subject")?,
+                    email_verified_by: row.try_get("email_verified_by")?,
+                    awaiting_subject_of: row.try_get("awaiting_subject_of")?,
                     created_at: row.try_get("created_at")?,
                     last_login_at: row.try_get("last_login_at")?,
                     id,
@@ -246,7 +248,7 @@ impl Store {
 pub(super) async fn insert_user(tx: &mut Transaction<'_, Any>, user: NewUser) -> CoreResult<String> {
     let id = new_id(IdKind::User);
     sqlx::query(
-        "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, provider, email_verified,
+        "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, provider, email_verified_by,
              created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $9)",
     )
@@ -257,7 +259,7 @@ pub(super) async fn insert_user(tx: &mut Transaction<'_, Any>, user: NewUser) ->
     .bind(user.password_hash)
     .bind(i64::from(user.is_admin))
     .bind(&user.provider)
-    .bind(i64::from(user.email_verified))
+    .bind(user.email_verified_by)
     .bind(unix_now())
     .execute(&mut **tx)
     .await

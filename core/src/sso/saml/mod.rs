@@ -190,11 +190,10 @@ pub async fn accept(
         return Err(refused("too large"));
     }
     let decoded = String::from_utf8(bytes).map_err(|_| refused("not UTF-8"))?;
-    // Both parsers (roxmltree here, libxml2 in xmlsec1) must read the same characters:
-    // the same UTF-8 text, without the declaration that could tell libxml2 otherwise.
-    let xml = without_xml_declaration(&decoded)?;
+    // Both parsers (roxmltree here, libxml2 in xmlsec1) must read the same characters.
+    let xml = as_utf8_document(&decoded)?;
     // roxmltree refuses document type declarations (no entities, no external DTDs).
-    let document = Document::parse(xml).map_err(|e| refused(format!("not well-formed XML: {e}")))?;
+    let document = Document::parse(&xml).map_err(|e| refused(format!("not well-formed XML: {e}")))?;
     let root = document.root_element();
     if !root.has_tag_name((PROTOCOL, "Response")) {
         return Err(refused("not a Response"));
@@ -206,7 +205,7 @@ pub async fn accept(
     }
     xmldsig::refuse_hidden_content(&document)?;
     xmldsig::check_shape(&document, &idp.certificate_base64)?;
-    xmldsig::verify(xml, &idp.certificate_pem).await?;
+    xmldsig::verify(&xml, &idp.certificate_pem).await?;
     let accepted = response::check(
         root,
         *assertion,
@@ -236,10 +235,39 @@ pub async fn accept(
     Ok((provider, finish_code))
 }
 
-/// The document after a UTF-8 byte-order mark and the XML declaration, which may name
-/// no encoding but UTF-8. roxmltree ignores a declared encoding and libxml2 obeys it, so
-/// a document declaring, say, UTF-7 reads as one thing to the checks here and as
-/// another to `xmlsec1`; without the declaration both read the same UTF-8 text.
+/// The whole text of an element that holds only text, trimmed: an element holding
+/// anything else (a comment that splits a signed value, a smuggled element) is refused
+/// rather than read in part.
+fn text_only(node: roxmltree::Node<'_, '_>) -> CoreResult<String> {
+    let mut text = String::new();
+    for part in node.children() {
+        match part.node_type() {
+            roxmltree::NodeType::Text => text.push_str(part.text().unwrap_or_default()),
+            _ => return Err(refused(format!("<{}> must hold only text", node.tag_name().name()))),
+        }
+    }
+    Ok(text.trim().to_owned())
+}
+
+/// The declaration both parsers read the response with.
+const UTF8_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+
+/// The response as both parsers must read it: after a UTF-8 byte-order mark and the
+/// response's own XML declaration (which may name no encoding but UTF-8), behind a
+/// declaration of UTF-8. roxmltree ignores a declared encoding and libxml2 obeys it, so
+/// a document declaring, say, UTF-7 reads as one thing to the checks here and as another
+/// to `xmlsec1`; with one UTF-8 declaration first, a second declaration anywhere is an
+/// error to both.
+fn as_utf8_document(xml: &str) -> CoreResult<String> {
+    let body = without_xml_declaration(xml)?;
+    if body.to_ascii_lowercase().contains("<?xml") {
+        return Err(refused("it holds a second XML declaration"));
+    }
+    Ok(format!("{UTF8_DECLARATION}{body}"))
+}
+
+/// `xml` after a UTF-8 byte-order mark and its XML declaration, which may name no
+/// encoding but UTF-8.
 fn without_xml_declaration(xml: &str) -> CoreResult<&str> {
     let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
     let Some(rest) = xml.strip_prefix("<?xml") else { return Ok(xml) };
@@ -295,5 +323,26 @@ mod tests {
             assert!(without_xml_declaration(&xml).is_err(), "{other}");
         }
         assert!(without_xml_declaration("<?xml version=\"1.0\" encoding=\"UTF-7\"").is_err());
+    }
+
+    #[test]
+    fn a_second_declaration_is_refused() {
+        let twice = "<?xml version=\"1.0\"?><?xml version=\"1.0\" encoding=\"UTF-7\"?><r/>";
+        assert!(as_utf8_document(twice).is_err());
+        assert!(as_utf8_document("<r><?XML version='1.0'?></r>").is_err());
+        assert_eq!(as_utf8_document("<r/>").unwrap(), format!("{UTF8_DECLARATION}<r/>"));
+    }
+
+    #[test]
+    fn split_or_nested_values_are_refused_not_truncated() {
+        let document = Document::parse(
+            "<r><a>alice@example.test</a><b>alice@example.test<!---->.evil.test</b><c>x<i>y</i></c><d>  </d></r>",
+        )
+        .unwrap();
+        let values: Vec<_> = document.root_element().children().map(text_only).collect();
+        assert_eq!(values[0].as_ref().unwrap(), "alice@example.test");
+        assert!(values[1].is_err(), "a value split by a comment was read");
+        assert!(values[2].is_err(), "a value holding an element was read");
+        assert_eq!(values[3].as_ref().unwrap(), "");
     }
 }

@@ -1,13 +1,14 @@
 //! What a SAML response must say once its signature holds: success, the expected
 //! issuer, audience, recipient and request, a current time window, and the identity.
-//! Values are read whole: an element whose text is split (by a comment, say) or that
-//! holds other elements is refused rather than read in part.
+//! Values are read whole (see [`text_only`]), and only where SAML puts them, as direct
+//! children along their path: an attribute smuggled elsewhere in the assertion, such
+//! as inside the signature's unsigned `KeyInfo`, is never read.
 
-use super::{ASSERTION, IdpMetadata, PROTOCOL, refused};
+use super::{ASSERTION, IdpMetadata, PROTOCOL, refused, text_only};
 use crate::error::CoreResult;
 use crate::sso::ExternalIdentity;
 use crate::store::unix_now;
-use roxmltree::{Node, NodeType};
+use roxmltree::Node;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -37,20 +38,23 @@ pub(super) struct Accepted {
     pub expires_at: i64,
 }
 
-fn child<'a, 'input>(node: Node<'a, 'input>, namespace: &str, name: &str) -> Option<Node<'a, 'input>> {
-    node.children().find(|n| n.has_tag_name((namespace, name)))
+/// The direct children of `node` named `name` in `namespace`.
+fn children<'a, 'input>(
+    node: Node<'a, 'input>,
+    namespace: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> {
+    node.children().filter(move |n| n.has_tag_name((namespace, name)))
 }
 
-/// The whole text of an element that holds only text, trimmed.
-fn full_text(node: Node<'_, '_>) -> CoreResult<String> {
-    let mut text = String::new();
-    for part in node.children() {
-        match part.node_type() {
-            NodeType::Text => text.push_str(part.text().unwrap_or_default()),
-            _ => return Err(refused(format!("<{}> must hold only text", node.tag_name().name()))),
-        }
+/// The one direct child of `node` named `name`: none or several is refused.
+fn only_child<'a, 'input>(node: Node<'a, 'input>, namespace: &'a str, name: &'a str) -> CoreResult<Node<'a, 'input>> {
+    let mut found = children(node, namespace, name);
+    match (found.next(), found.next()) {
+        (Some(child), None) => Ok(child),
+        (None, _) => Err(refused(format!("no {name}"))),
+        (Some(_), Some(_)) => Err(refused(format!("more than one {name}"))),
     }
-    Ok(text.trim().to_owned())
 }
 
 fn instant(value: Option<&str>) -> CoreResult<Option<i64>> {
@@ -71,18 +75,18 @@ pub(super) fn check(
     idp: &IdpMetadata,
     expected: &Expected<'_>,
 ) -> CoreResult<Accepted> {
-    let status = child(response, PROTOCOL, "Status")
-        .and_then(|s| child(s, PROTOCOL, "StatusCode"))
-        .and_then(|c| c.attribute("Value"));
+    let status = only_child(response, PROTOCOL, "Status")
+        .and_then(|s| only_child(s, PROTOCOL, "StatusCode"))?
+        .attribute("Value");
     if status != Some("urn:oasis:names:tc:SAML:2.0:status:Success") {
         return Err(refused("the IdP reported a failure"));
     }
-    let issuer = child(assertion, ASSERTION, "Issuer").map(full_text).transpose()?.unwrap_or_default();
+    let issuer = text_only(only_child(assertion, ASSERTION, "Issuer")?)?;
     if issuer != idp.entity_id {
         return Err(refused(format!("issuer {issuer:?} is not `{}`", idp.entity_id)));
     }
     let now = unix_now();
-    let conditions = child(assertion, ASSERTION, "Conditions").ok_or_else(|| refused("no Conditions"))?;
+    let conditions = only_child(assertion, ASSERTION, "Conditions")?;
     if instant(conditions.attribute("NotBefore"))?.is_some_and(|at| now + SKEW_SECONDS < at) {
         return Err(refused("not valid yet"));
     }
@@ -90,19 +94,16 @@ pub(super) fn check(
     if now - SKEW_SECONDS >= not_on_or_after {
         return Err(refused("expired"));
     }
-    let audiences = conditions
-        .descendants()
-        .filter(|n| n.has_tag_name((ASSERTION, "Audience")))
-        .map(full_text)
+    let audiences = children(conditions, ASSERTION, "AudienceRestriction")
+        .flat_map(|restriction| children(restriction, ASSERTION, "Audience"))
+        .map(text_only)
         .collect::<CoreResult<Vec<_>>>()?;
     if !audiences.iter().any(|audience| audience == expected.audience) {
         return Err(refused(format!("it is meant for {audiences:?}, not `{}`", expected.audience)));
     }
-    let subject = child(assertion, ASSERTION, "Subject").ok_or_else(|| refused("no Subject"))?;
-    let confirmation = subject
-        .descendants()
-        .find(|n| n.has_tag_name((ASSERTION, "SubjectConfirmationData")))
-        .ok_or_else(|| refused("no SubjectConfirmationData"))?;
+    let subject = only_child(assertion, ASSERTION, "Subject")?;
+    let confirmation =
+        only_child(only_child(subject, ASSERTION, "SubjectConfirmation")?, ASSERTION, "SubjectConfirmationData")?;
     if confirmation.attribute("Recipient") != Some(expected.recipient) {
         return Err(refused("its recipient is not this service"));
     }
@@ -113,20 +114,20 @@ pub(super) fn check(
         return Err(refused("its subject confirmation expired"));
     }
     let attribute = |name: &str| -> CoreResult<Vec<String>> {
-        assertion
-            .descendants()
-            .filter(|n| n.has_tag_name((ASSERTION, "Attribute")) && n.attribute("Name") == Some(name))
-            .flat_map(|n| n.children().filter(|v| v.has_tag_name((ASSERTION, "AttributeValue"))))
-            .map(full_text)
+        children(assertion, ASSERTION, "AttributeStatement")
+            .flat_map(|statement| children(statement, ASSERTION, "Attribute"))
+            .filter(|attribute| attribute.attribute("Name") == Some(name))
+            .flat_map(|attribute| children(attribute, ASSERTION, "AttributeValue"))
+            .map(text_only)
             .collect()
     };
     // The NameID is the subject an account is keyed by: a transient one names nobody
     // twice. A persistent one is best; an e-mail one makes the e-mail the subject.
-    let name_id_node = child(subject, ASSERTION, "NameID").ok_or_else(|| refused("no NameID"))?;
+    let name_id_node = only_child(subject, ASSERTION, "NameID")?;
     if name_id_node.attribute("Format") == Some("urn:oasis:names:tc:SAML:2.0:nameid-format:transient") {
         return Err(refused("its NameID is transient; configure the IdP to send a persistent one"));
     }
-    let name_id = full_text(name_id_node)?;
+    let name_id = text_only(name_id_node)?;
     let email = attribute("email")?.into_iter().next().unwrap_or_else(|| name_id.clone());
     let name = attribute("name")?.into_iter().chain(attribute("displayName")?).next().unwrap_or_default();
     let groups_attribute = if expected.groups_attribute.is_empty() { "groups" } else { expected.groups_attribute };
@@ -150,15 +151,12 @@ mod tests {
     use roxmltree::Document;
 
     #[test]
-    fn split_or_nested_values_are_refused_not_truncated() {
-        let document = Document::parse(
-            "<r><a>alice@example.test</a><b>alice@example.test<!---->.evil.test</b><c>x<i>y</i></c><d>  </d></r>",
-        )
-        .unwrap();
-        let values: Vec<_> = document.root_element().children().map(full_text).collect();
-        assert_eq!(values[0].as_ref().unwrap(), "alice@example.test");
-        assert!(values[1].is_err(), "a value split by a comment was read");
-        assert!(values[2].is_err(), "a value holding an element was read");
-        assert_eq!(values[3].as_ref().unwrap(), "");
+    fn only_direct_children_are_read_and_twins_refused() {
+        let document = Document::parse("<r xmlns=\"urn:t\"><a>1</a><b><a>2</a></b><c/><c/></r>").unwrap();
+        let root = document.root_element();
+        assert_eq!(children(root, "urn:t", "a").count(), 1, "a nested element is not a child");
+        assert!(only_child(root, "urn:t", "a").is_ok());
+        assert!(only_child(root, "urn:t", "c").is_err(), "two of a kind");
+        assert!(only_child(root, "urn:t", "d").is_err(), "none");
     }
 }

@@ -11,7 +11,7 @@
 //! that even a document that slipped past the first check can neither supply its own
 //! key nor make the core fetch a URL.
 
-use super::{ASSERTION, DSIG, PROTOCOL, refused};
+use super::{ASSERTION, DSIG, PROTOCOL, refused, text_only};
 use crate::error::{CoreError, CoreResult};
 use roxmltree::{Document, Node, NodeType};
 use std::collections::HashSet;
@@ -110,11 +110,16 @@ pub(super) fn check_shape(document: &Document<'_>, pinned_certificate: &str) -> 
     let id = signed.attribute("ID").ok_or_else(|| refused("the signed element has no ID"))?;
 
     let parts = elements(*signature)?;
-    let (signed_info, key_info) = match parts.as_slice() {
-        [info, value] if is(*value, DSIG, "SignatureValue") => (*info, None),
-        [info, value, key] if is(*value, DSIG, "SignatureValue") && is(*key, DSIG, "KeyInfo") => (*info, Some(*key)),
+    let (signed_info, value, key_info) = match parts.as_slice() {
+        [info, value] if is(*value, DSIG, "SignatureValue") => (*info, *value, None),
+        [info, value, key] if is(*value, DSIG, "SignatureValue") && is(*key, DSIG, "KeyInfo") => {
+            (*info, *value, Some(*key))
+        }
         _ => return Err(refused("the signature must hold SignedInfo, SignatureValue and at most KeyInfo")),
     };
+    // Nothing in a signature is read, but nothing unexpected may hide in it either (its
+    // values and KeyInfo are not covered by the signature).
+    text_only(value)?;
     let info_parts = elements(signed_info)?;
     let [c14n, method, reference] = info_parts.as_slice() else {
         return Err(refused("the signature must sign exactly one reference"));
@@ -128,6 +133,9 @@ pub(super) fn check_shape(document: &Document<'_>, pinned_certificate: &str) -> 
     }
     exclusive_c14n(*c14n)?;
     algorithm(*method, &SIGNATURE_METHODS)?;
+    if !elements(*method)?.is_empty() {
+        return Err(refused("the signature method takes no parameters"));
+    }
     if reference.attribute("URI") != Some(format!("#{id}").as_str()) {
         return Err(refused("the signature must refer to the signed element by its ID, within the document"));
     }
@@ -138,10 +146,13 @@ pub(super) fn check_shape(document: &Document<'_>, pinned_certificate: &str) -> 
         }
         _ => return Err(refused("the signature's reference is malformed")),
     };
-    if !is(digest, DSIG, "DigestMethod") {
+    if !is(digest, DSIG, "DigestMethod") || !elements(digest)?.is_empty() {
         return Err(refused("the signature's reference is malformed"));
     }
     algorithm(digest, &DIGEST_METHODS)?;
+    if let Some(value) = steps.last() {
+        text_only(*value)?;
+    }
     for transform in transforms {
         if !is(transform, DSIG, "Transform") {
             return Err(refused("the signature's transforms are malformed"));
@@ -170,8 +181,11 @@ fn pinned_key_only(key_info: Node<'_, '_>, pinned_certificate: &str) -> CoreResu
             )));
         }
         for item in elements(data)? {
-            let carried: String = item.text().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
-            if !is(item, DSIG, "X509Certificate") || carried != pinned_certificate {
+            if !is(item, DSIG, "X509Certificate") {
+                return Err(refused("the signature carries key data other than the IdP's pinned certificate"));
+            }
+            let carried: String = text_only(item)?.chars().filter(|c| !c.is_whitespace()).collect();
+            if carried != pinned_certificate {
                 return Err(refused("the signature carries a certificate other than the IdP's pinned one"));
             }
         }
@@ -297,6 +311,20 @@ mod tests {
                 ),
             ),
             ("SHA-1", response("#_a1", &transforms, "http://www.w3.org/2000/09/xmldsig#rsa-sha1", "")),
+            (
+                "an element smuggled into the unsigned certificate",
+                response(
+                    "#_a1",
+                    &transforms,
+                    RSA_SHA256,
+                    "<ds:KeyInfo><ds:X509Data><ds:X509Certificate>PINNED<saml:Attribute Name=\"groups\"/></ds:X509Certificate></ds:X509Data></ds:KeyInfo>",
+                ),
+            ),
+            (
+                "an element smuggled into the signature value",
+                response("#_a1", &transforms, RSA_SHA256, "")
+                    .replace("<ds:SignatureValue/>", "<ds:SignatureValue>AA<saml:Attribute/></ds:SignatureValue>"),
+            ),
             ("an Object", response("#_a1", &transforms, RSA_SHA256, "<ds:Object/>")),
         ];
         for (what, xml) in refused {
