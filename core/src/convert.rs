@@ -83,6 +83,11 @@ pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: 
         protocol: protocol.into(),
         status: status.into(),
         last_heartbeat: optional_timestamp(record.last_heartbeat),
+        role: match record.role {
+            crate::store::GatewayRole::Gateway => v1::GatewayRole::Gateway,
+            crate::store::GatewayRole::Hub => v1::GatewayRole::Hub,
+        }
+        .into(),
         ..Default::default()
     };
     if view == GatewayView::Admin {

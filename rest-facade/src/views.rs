@@ -150,10 +150,13 @@ pub struct CreatedApiKeyView {
     pub secret: String,
 }
 
-/// A gateway as users see it: exactly the seed's fields.
+/// A gateway as users see it: the seed's fields, and its role (`gateway`, or `hub` for
+/// a mesh hub, which is a gateway on every gateway route).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GatewayView {
     id: String,
+    #[schema(example = "gateway")]
+    role: &'static str,
     name: String,
     description: String,
     hostname: String,
@@ -167,6 +170,10 @@ impl From<&mut v1::Gateway> for GatewayView {
     fn from(gateway: &mut v1::Gateway) -> Self {
         GatewayView {
             id: std::mem::take(&mut gateway.id),
+            role: match gateway.role() {
+                v1::GatewayRole::Hub => "hub",
+                _ => "gateway",
+            },
             name: std::mem::take(&mut gateway.name),
             description: std::mem::take(&mut gateway.description),
             hostname: std::mem::take(&mut gateway.hostname),

@@ -153,10 +153,18 @@ async fn administer_mesh_on(backend: Backend) {
     core.post("/admin/gateways", &admin, json!({"name": "hub", "hostname": "x.example.com"}))
         .await
         .expect_error(StatusCode::CONFLICT, "conflict");
-    assert_eq!(core.get("/admin/gateways", &admin).await.body["meta"]["total"], 0, "a hub is not a gateway");
-    core.put(&format!("/admin/gateways/{hub_id}"), &admin, json!({"description": "x"}))
+    // A hub is a gateway on every gateway route, in the hub role.
+    let as_gateway = core.get("/admin/gateways", &admin).await.body;
+    assert_eq!((&as_gateway["meta"]["total"], &as_gateway["data"][0]["role"]), (&json!(1), &json!("hub")));
+    assert_eq!(
+        core.get(&format!("/admin/gateways/{hub_id}"), &admin).await.expect(StatusCode::OK).body["data"]["id"],
+        hub_id.as_str()
+    );
+    core.put(&format!("/admin/gateways/{hub_id}"), &admin, json!({"description": "via the gateway route"}))
         .await
-        .expect_error(StatusCode::NOT_FOUND, "not_found");
+        .expect(StatusCode::OK);
+    let hub_view = core.get(&format!("/admin/mesh/hubs/{hub_id}"), &admin).await.expect(StatusCode::OK).body;
+    assert_eq!(hub_view["data"]["description"], "via the gateway route");
 
     // Grants: the group sees the hub (no spoke yet, so no networks); others do not.
     let listed = core.get("/mesh/hubs", &alice).await.expect(StatusCode::OK).body;
@@ -164,7 +172,8 @@ async fn administer_mesh_on(backend: Backend) {
     assert_eq!(listed["data"][0]["advertised_cidrs"], json!([]));
     assert_eq!(listed["data"][0].get("groups"), None, "users do not see grants");
     assert_eq!(core.get("/mesh/hubs", &bob).await.body["meta"]["total"], 0);
-    assert_eq!(core.get("/gateways", &alice).await.body["meta"]["total"], 0, "hubs are listed apart from gateways");
+    let usable = core.get("/gateways", &alice).await.body;
+    assert_eq!((&usable["data"][0]["id"], &usable["data"][0]["role"]), (&json!(hub_id), &json!("hub")));
 
     // Updates: a wrong list changes nothing; given lists replace, absent ones stay.
     core.put(

@@ -127,7 +127,12 @@ async fn grants_to_users_and_groups_decide_what_gateways_list() {
         let seen = reply.body["data"][0].as_object().unwrap();
         let mut keys: Vec<_> = seen.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["description", "hostname", "id", "last_heartbeat", "name", "port", "protocol", "status"]);
+        // The seed's fields, and the role (gateway or mesh hub).
+        assert_eq!(
+            keys,
+            ["description", "hostname", "id", "last_heartbeat", "name", "port", "protocol", "role", "status"]
+        );
+        assert_eq!(seen["role"], "gateway");
         assert!(visible(bob.clone()).await.is_empty());
 
         core.delete(&format!("/admin/gateways/{gw}/users/{alice_id}"), &admin).await.expect(StatusCode::OK);
@@ -224,10 +229,15 @@ async fn non_admins_are_refused_every_admin_method_and_nothing_changes() {
             "/admin/users".into(),
             Some(json!({"username": "x", "email": "x@example.com", "password": "password-long-1"})),
         ),
+        (Method::GET, format!("/admin/users/{alice_id}"), None),
         (Method::PUT, format!("/admin/users/{alice_id}"), Some(json!({"is_admin": true}))),
         (Method::GET, "/admin/gateways".into(), None),
         (Method::POST, "/admin/gateways".into(), Some(json!({"name": "evil", "hostname": "e.example.com"}))),
+        (Method::GET, format!("/admin/gateways/{gw}"), None),
+        (Method::GET, format!("/admin/gateways/{hub}"), None),
         (Method::PUT, format!("/admin/gateways/{gw}"), Some(json!({"port": 1}))),
+        (Method::PUT, format!("/admin/gateways/{hub}"), Some(json!({"port": 1}))),
+        (Method::DELETE, format!("/admin/gateways/{hub}"), None),
         (Method::DELETE, format!("/admin/gateways/{gw}"), None),
         (Method::POST, format!("/admin/gateways/{gw}/rotate-token"), None),
         (Method::POST, format!("/admin/gateways/{gw}/users"), Some(json!({"user_id": alice_id}))),
@@ -235,15 +245,18 @@ async fn non_admins_are_refused_every_admin_method_and_nothing_changes() {
         (Method::POST, format!("/admin/gateways/{gw}/networks"), Some(json!({"network_id": net}))),
         (Method::GET, "/admin/networks".into(), None),
         (Method::POST, "/admin/networks".into(), Some(json!({"name": "evil", "cidrs": ["10.1.0.0/24"]}))),
+        (Method::GET, format!("/admin/networks/{net}"), None),
         (Method::PUT, format!("/admin/networks/{net}"), Some(json!({"name": "renamed"}))),
         (Method::DELETE, format!("/admin/networks/{net}"), None),
         (Method::GET, "/admin/mesh/hubs".into(), None),
         (Method::POST, "/admin/mesh/hubs".into(), Some(json!({"name": "evil", "hostname": "e.example.com"}))),
+        (Method::GET, format!("/admin/mesh/hubs/{hub}"), None),
         (Method::PUT, format!("/admin/mesh/hubs/{hub}"), Some(json!({"user_ids": [alice_id]}))),
         (Method::DELETE, format!("/admin/mesh/hubs/{hub}"), None),
         (Method::POST, format!("/admin/mesh/hubs/{hub}/rotate-token"), None),
         (Method::GET, spokes.clone(), None),
         (Method::POST, spokes.clone(), Some(json!({"name": "evil", "local_cidrs": ["10.51.0.0/24"]}))),
+        (Method::GET, format!("{spokes}/{spoke}"), None),
         (Method::DELETE, format!("{spokes}/{spoke}"), None),
         (Method::POST, format!("{spokes}/{spoke}/rotate-token"), None),
     ];
@@ -254,9 +267,8 @@ async fn non_admins_are_refused_every_admin_method_and_nothing_changes() {
         anonymous.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     let gateways = core.get("/admin/gateways", &admin).await;
-    assert_eq!(gateways.body["meta"]["total"], 1);
-    assert_eq!(gateways.body["data"][0]["port"], 1194);
-    assert_eq!(gateways.body["data"][0]["user_ids"], json!([]));
+    assert_eq!(gateways.body["meta"]["total"], 2, "the gateway and the hub");
+    assert!(gateways.body["data"].as_array().unwrap().iter().all(|g| g["port"] == 1194 && g["user_ids"] == json!([])));
     let networks = core.get("/admin/networks", &admin).await;
     assert_eq!(networks.body["data"][0]["name"], "n");
     let hubs = core.get("/admin/mesh/hubs", &admin).await;
@@ -342,4 +354,68 @@ async fn lists_page_with_the_seed_meta_and_reject_bad_paging() {
         .await
         .expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     core.get("/no/such/thing", &admin).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+/// Every resource that can be changed or deleted at `/…/{id}` can be read there too;
+/// an unknown id is a 404 in the usual shape.
+#[tokio::test]
+async fn every_resource_reads_back_by_id() {
+    for backend in crate::kit::backends() {
+        let core = Core::start(backend).await;
+        let admin = core.admin_token().await;
+        let (alice_id, alice) = core.create_user(&admin, "alice", &["staff"]).await;
+        let gw = core.post("/admin/gateways", &admin, json!({"name": "g", "hostname": "g.example.com"})).await;
+        let net = core.post("/admin/networks", &admin, json!({"name": "n", "cidrs": ["10.0.0.0/24"]})).await;
+        let rule = core
+            .post(
+                "/admin/access-rules",
+                &admin,
+                json!({"name": "r", "network_id": id_of(&net.body), "groups": ["staff"], "destination_type": "cidr",
+                       "destination": "10.0.0.0/24"}),
+            )
+            .await;
+        let provider = core
+            .post(
+                "/admin/auth-providers",
+                &admin,
+                json!({"name": "corp", "type": "oidc", "issuer_url": "https://idp.example.com", "client_id": "c",
+                       "client_secret": "never-shown"}),
+            )
+            .await;
+        let fence =
+            core.post("/admin/geo-fence/rules", &admin, json!({"action": "deny", "cidrs": ["192.0.2.0/24"]})).await;
+        let hub = core.post("/admin/mesh/hubs", &admin, json!({"name": "h", "hostname": "h.example.com"})).await;
+        let hub_id = id_of(&hub.body);
+        let spoke = core
+            .post(
+                &format!("/admin/mesh/hubs/{hub_id}/spokes"),
+                &admin,
+                json!({"name": "s", "local_cidrs": ["10.50.0.0/24"]}),
+            )
+            .await;
+        let key = core.post("/api-keys", &alice, json!({"name": "k"})).await;
+        let readable = [
+            (format!("/admin/gateways/{}", id_of(&gw.body)), &admin, "name", json!("g")),
+            (format!("/admin/networks/{}", id_of(&net.body)), &admin, "cidrs", json!(["10.0.0.0/24"])),
+            (format!("/admin/access-rules/{}", id_of(&rule.body)), &admin, "name", json!("r")),
+            (format!("/admin/auth-providers/{}", id_of(&provider.body)), &admin, "client_id", json!("c")),
+            (format!("/admin/geo-fence/rules/{}", id_of(&fence.body)), &admin, "action", json!("deny")),
+            (format!("/admin/users/{alice_id}"), &admin, "username", json!("alice")),
+            (format!("/admin/mesh/hubs/{hub_id}"), &admin, "name", json!("h")),
+            (format!("/admin/mesh/hubs/{hub_id}/spokes/{}", id_of(&spoke.body)), &admin, "name", json!("s")),
+            (format!("/api-keys/{}", id_of(&key.body)), &alice, "name", json!("k")),
+        ];
+        for (path, token, field, value) in readable {
+            let reply = core.get(&path, token).await.expect(StatusCode::OK);
+            assert_eq!(reply.body["data"][field], value, "{path}: {}", reply.body);
+            assert!(!reply.body.to_string().contains("never-shown") && reply.body["data"].get("secret").is_none());
+            let unknown = path.rsplit_once('/').unwrap().0.to_owned() + "/xx-0000000000000000";
+            core.get(&unknown, token).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+        }
+        // Another user's API key is as unknown as a made-up one.
+        let (_, bob) = core.create_user(&admin, "bob", &[]).await;
+        core.get(&format!("/api-keys/{}", id_of(&key.body)), &bob)
+            .await
+            .expect_error(StatusCode::NOT_FOUND, "not_found");
+    }
 }

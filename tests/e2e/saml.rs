@@ -565,6 +565,53 @@ async fn a_response_two_parsers_would_read_differently_is_refused() {
     assert_eq!(setup.user_count().await, users_before);
 }
 
+/// A genuine signature and its assertion hidden from one parser by empty prefix
+/// declarations (`xmlns:ds=""`, `xmlns:saml=""`: roxmltree reads them as no namespace,
+/// libxml2 drops them), beside a forged assertion for the victim with a well-shaped but
+/// worthless signature. xmlsec1 would verify the hidden one; the core must read neither.
+#[tokio::test]
+async fn a_signature_hidden_by_an_empty_namespace_prefix_is_refused() {
+    let Some(setup) = setup(Backend::Sqlite).await else { return };
+    let Setup { core, dir, idp_key, idp_cert, .. } = &setup;
+    let login = start(core).await;
+    let genuine = signed_response(
+        dir.path(),
+        &setup.assertion("_a1", &login, "mallory@example.com", X509_KEY_INFO),
+        idp_key,
+        Some(idp_cert),
+    );
+    let span = |xml: &str, open: &str, close: &str| {
+        let from = xml.find(open).unwrap();
+        xml[from..xml.find(close).unwrap() + close.len()].to_owned()
+    };
+    let assertion = span(&genuine, "<saml:Assertion", "</saml:Assertion>");
+    let signature = span(&assertion, "<ds:Signature", "</ds:Signature>");
+    let hidden_signature = signature.replacen(
+        "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"",
+        "<ds:Signature xmlns:ds=\"\"",
+        1,
+    );
+    let hidden_assertion =
+        assertion.replace(&signature, "").replacen("<saml:Assertion", "<saml:Assertion xmlns:saml=\"\"", 1);
+    let forged = span(
+        &unsigned_response(&setup.assertion("_forged", &login, "root@example.com", ""), "#_forged"),
+        "<saml:Assertion",
+        "</saml:Assertion>",
+    );
+    let attack = genuine.replace(&assertion, &format!("{hidden_signature}{hidden_assertion}{forged}")).replacen(
+        "<samlp:Response ",
+        "<samlp:Response xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" ",
+        1,
+    );
+    assert!(attack.contains("xmlns:ds=\"\"") && attack.contains("xmlns:saml=\"\""));
+    let users_before = setup.user_count().await;
+    let (status, body, cookie) = sign_in(core, &login, &attack).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("empty"), "{body}");
+    assert!(cookie.is_none());
+    assert_eq!(setup.user_count().await, users_before);
+}
+
 /// The request id a response answers (its `InResponseTo`).
 fn setup_request_id(response: &str) -> String {
     response.split("InResponseTo=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()

@@ -130,16 +130,18 @@ async fn gateways_grants_networks_and_visibility() {
         store.link_gateway(&east.id, GatewayLink::User, &alice.id).await.unwrap();
         store.link_gateway(&east.id, GatewayLink::User, &alice.id).await.unwrap();
         store.link_gateway(&west.id, GatewayLink::Group, "eng").await.unwrap();
-        let visible = store.list_gateways_for_user(GatewayRole::Gateway, &alice.id, PAGE).await.unwrap();
+        let visible = store.list_gateways_for_user(Some(GatewayRole::Gateway), &alice.id, PAGE).await.unwrap();
         assert_eq!(visible.total, 2);
         assert_eq!(visible.items.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["east", "west"]);
-        assert_eq!(store.list_gateways_for_user(GatewayRole::Gateway, &bob.id, PAGE).await.unwrap().total, 0);
-        let second_page =
-            store.list_gateways_for_user(GatewayRole::Gateway, &alice.id, Page { number: 2, size: 1 }).await.unwrap();
+        assert_eq!(store.list_gateways_for_user(Some(GatewayRole::Gateway), &bob.id, PAGE).await.unwrap().total, 0);
+        let second_page = store
+            .list_gateways_for_user(Some(GatewayRole::Gateway), &alice.id, Page { number: 2, size: 1 })
+            .await
+            .unwrap();
         assert_eq!((second_page.total, second_page.items[0].name.as_str()), (2, "west"));
 
         store.update_gateway(&west.id, GatewayChanges { is_active: Some(false), ..Default::default() }).await.unwrap();
-        assert_eq!(store.list_gateways_for_user(GatewayRole::Gateway, &alice.id, PAGE).await.unwrap().total, 1);
+        assert_eq!(store.list_gateways_for_user(Some(GatewayRole::Gateway), &alice.id, PAGE).await.unwrap().total, 1);
         let renamed =
             store.update_gateway(&east.id, GatewayChanges { name: Some("west".into()), ..Default::default() }).await;
         assert!(matches!(renamed, Err(CoreError::Conflict(_))));

@@ -10,7 +10,8 @@ use crate::store::{AccessRuleFields, NetworkRecord};
 use crate::validate;
 use gatekey::v1::admin_access_rule_service_server::AdminAccessRuleService;
 use gatekey::v1::{
-    AccessRule, DeleteAccessRuleRequest, DeleteAccessRuleResponse, ListAccessRulesRequest, ListAccessRulesResponse,
+    AccessRule, DeleteAccessRuleRequest, DeleteAccessRuleResponse, GetAccessRuleRequest, ListAccessRulesRequest,
+    ListAccessRulesResponse,
 };
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -151,6 +152,17 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
                 let fields = self.fields(request.into_inner()).await?;
                 let rule = self.0.store.create_access_rule(fields).await?;
                 self.push(&[&rule.fields.network_id]).await?;
+                Ok(convert::access_rule(rule))
+            }
+            .await,
+        )
+    }
+
+    async fn get_access_rule(&self, request: Request<GetAccessRuleRequest>) -> GrpcResult<AccessRule> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let rule = self.0.store.require_access_rule(validate::id("id", &request.get_ref().id)?).await?;
                 Ok(convert::access_rule(rule))
             }
             .await,

@@ -9,8 +9,8 @@ use crate::store::{NewApiKey, unix_now};
 use crate::{convert, validate};
 use gatekey::v1::api_key_service_server::ApiKeyService;
 use gatekey::v1::{
-    CreateApiKeyRequest, CreateApiKeyResponse, ListApiKeysRequest, ListApiKeysResponse, RevokeApiKeyRequest,
-    RevokeApiKeyResponse,
+    ApiKey, CreateApiKeyRequest, CreateApiKeyResponse, GetApiKeyRequest, ListApiKeysRequest, ListApiKeysResponse,
+    RevokeApiKeyRequest, RevokeApiKeyResponse,
 };
 use std::sync::Arc;
 use tonic::Request;
@@ -79,6 +79,21 @@ impl ApiKeyService for ApiKeyApi {
                     })
                     .await?;
                 Ok(CreateApiKeyResponse { api_key: Some(convert::api_key(key)), secret: token.secret.clone() })
+            }
+            .await,
+        )
+    }
+
+    async fn get_api_key(&self, request: Request<GetApiKeyRequest>) -> GrpcResult<ApiKey> {
+        respond(
+            async {
+                let caller = self.0.auth.authenticate(&request, Access::Read).await?;
+                let id = validate::id("id", &request.get_ref().id)?;
+                // Another user's key is as unknown as a made-up one.
+                match self.0.store.find_api_key(id).await? {
+                    Some(key) if key.user_id == caller.user.id => Ok(convert::api_key(key)),
+                    _ => Err(CoreError::NotFound(format!("API key `{id}` not found"))),
+                }
             }
             .await,
         )

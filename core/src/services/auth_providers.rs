@@ -10,8 +10,8 @@ use crate::store::{AuthProviderFields, AuthProviderRecord};
 use crate::validate;
 use gatekey::v1::admin_auth_provider_service_server::AdminAuthProviderService;
 use gatekey::v1::{
-    AuthProvider, DeleteAuthProviderRequest, DeleteAuthProviderResponse, ListAuthProvidersRequest,
-    ListAuthProvidersResponse,
+    AuthProvider, DeleteAuthProviderRequest, DeleteAuthProviderResponse, GetAuthProviderRequest,
+    ListAuthProvidersRequest, ListAuthProvidersResponse,
 };
 use std::sync::Arc;
 use tonic::Request;
@@ -180,6 +180,17 @@ impl AdminAuthProviderService for AdminAuthProviderApi {
                     providers: listing.items.into_iter().map(view).collect(),
                     page: Some(crate::convert::page_info(listing.total, page)),
                 })
+            }
+            .await,
+        )
+    }
+
+    async fn get_auth_provider(&self, request: Request<GetAuthProviderRequest>) -> GrpcResult<AuthProvider> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let provider = self.0.store.require_auth_provider(validate::id("id", &request.get_ref().id)?).await?;
+                Ok(view(provider))
             }
             .await,
         )

@@ -12,8 +12,8 @@ use gatekey::v1::admin_gateway_service_server::AdminGatewayService;
 use gatekey::v1::gateway_service_server::GatewayService;
 use gatekey::v1::{
     CreateGatewayRequest, CreateGatewayResponse, DeleteGatewayRequest, DeleteGatewayResponse, Gateway,
-    GatewayGroupGrant, GatewayNetworkAttachment, GatewayUserGrant, ListGatewaysRequest, ListGatewaysResponse,
-    RotateGatewayTokenRequest, TransportProtocol, UpdateGatewayRequest,
+    GatewayGroupGrant, GatewayNetworkAttachment, GatewayUserGrant, GetGatewayRequest, ListGatewaysRequest,
+    ListGatewaysResponse, RotateGatewayTokenRequest, TransportProtocol, UpdateGatewayRequest,
 };
 use std::sync::Arc;
 use tonic::Request;
@@ -51,7 +51,7 @@ impl GatewayService for GatewayApi {
             async {
                 let caller = self.0.auth.authenticate(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
-                let listing = self.0.store.list_gateways_for_user(GatewayRole::Gateway, &caller.user.id, page).await?;
+                let listing = self.0.store.list_gateways_for_user(None, &caller.user.id, page).await?;
                 Ok(listing_response(&self.0, listing, page, GatewayView::User))
             }
             .await,
@@ -71,7 +71,7 @@ impl AdminGatewayApi {
 
     async fn link(&self, gateway_id: &str, link: GatewayLink, target: &str, attach: bool) -> CoreResult<Gateway> {
         let gateway_id = validate::id("gateway_id", gateway_id)?;
-        self.0.store.require_gateway_in_role(gateway_id, GatewayRole::Gateway).await?;
+        self.0.store.require_gateway(gateway_id).await?;
         let changed = [gateway_id.to_owned()];
         let record = if attach {
             match link {
@@ -135,15 +135,21 @@ pub(super) async fn rotate_agent_token(context: &CoreContext, id: &str) -> CoreR
     Ok((record, token))
 }
 
-/// Deletes a gateway or hub: its tunnels are cut, then its agent's stream ends (the
-/// stream's queue delivers the kills first).
-pub(super) async fn delete_and_cut(context: &CoreContext, id: &str, reason: &str) -> CoreResult<()> {
-    let sessions = context.store.open_sessions_on_gateway(id).await?;
-    let record = context.store.require_gateway(id).await?;
-    context.store.delete_gateway(id).await?;
-    context.hub.kill_sessions(&sessions, reason);
+/// Deletes a gateway or hub: a hub's spokes are retired first (certificates revoked,
+/// tunnels cut), its users' tunnels are cut, then its agent's stream ends (the stream's
+/// queue delivers the kills first).
+pub(super) async fn delete_and_cut(context: &CoreContext, record: &GatewayRecord) -> CoreResult<()> {
     let role = record.role.as_str();
-    context.hub.disconnect(id, tonic::Status::not_found(format!("this {role} was deleted")));
+    let spokes = match record.role {
+        GatewayRole::Hub => context.store.spokes_of_hub(&record.id).await?,
+        GatewayRole::Gateway => Vec::new(),
+    };
+    super::mesh::retire_spokes(context, &spokes).await?;
+    let sessions = context.store.open_sessions_on_gateway(&record.id).await?;
+    context.store.delete_gateway(&record.id).await?;
+    context.hub.kill_sessions(&sessions, &format!("the {role} was deleted"));
+    context.hub.disconnect(&record.id, tonic::Status::not_found(format!("this {role} was deleted")));
+    tracing::info!(id = %record.id, role, spokes = spokes.len(), "deleted");
     Ok(())
 }
 
@@ -171,8 +177,19 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.0.admin(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
-                let listing = self.0.store.list_gateways(GatewayRole::Gateway, page).await?;
+                let listing = self.0.store.list_gateways(None, page).await?;
                 Ok(listing_response(&self.0, listing, page, GatewayView::Admin))
+            }
+            .await,
+        )
+    }
+
+    async fn get_gateway(&self, request: Request<GetGatewayRequest>) -> GrpcResult<Gateway> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let record = self.0.store.require_gateway(validate::id("id", &request.get_ref().id)?).await?;
+                Ok(self.admin_view(record))
             }
             .await,
         )
@@ -216,7 +233,10 @@ impl AdminGatewayService for AdminGatewayApi {
                 };
                 let deactivated = changes.is_active == Some(false);
                 let id = validate::id("id", &input.id)?;
-                self.0.store.require_gateway_in_role(id, GatewayRole::Gateway).await?;
+                let before = self.0.store.require_gateway(id).await?;
+                if let (GatewayRole::Hub, Some(pool)) = (before.role, &changes.vpn_subnet) {
+                    super::mesh::clash_with_spokes(&self.0, id, "vpn_subnet", std::slice::from_ref(pool)).await?;
+                }
                 let record = self.0.store.update_gateway(id, changes).await?;
                 applied_changes(&self.0, &record, deactivated).await?;
                 Ok(self.admin_view(record))
@@ -229,9 +249,8 @@ impl AdminGatewayService for AdminGatewayApi {
         respond(
             async {
                 self.admin_write(&request).await?;
-                let id = request.into_inner().id;
-                self.0.store.require_gateway_in_role(validate::id("id", &id)?, GatewayRole::Gateway).await?;
-                delete_and_cut(&self.0, &id, "the gateway was deleted").await?;
+                let record = self.0.store.require_gateway(validate::id("id", &request.get_ref().id)?).await?;
+                delete_and_cut(&self.0, &record).await?;
                 Ok(DeleteGatewayResponse {})
             }
             .await,
@@ -246,7 +265,7 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.admin_write(&request).await?;
                 let id = request.into_inner().id;
-                self.0.store.require_gateway_in_role(validate::id("id", &id)?, GatewayRole::Gateway).await?;
+                self.0.store.require_gateway(validate::id("id", &id)?).await?;
                 let (record, token) = rotate_agent_token(&self.0, &id).await?;
                 Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })
             }

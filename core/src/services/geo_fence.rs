@@ -9,7 +9,8 @@ use crate::{convert, validate};
 use gatekey::v1::admin_geo_fence_service_server::AdminGeoFenceService;
 use gatekey::v1::{
     DeleteGeoFenceRuleRequest, DeleteGeoFenceRuleResponse, GeoFenceCheckRequest, GeoFenceCheckResponse, GeoFenceRule,
-    GeoFenceSettings, GetGeoFenceSettingsRequest, ListGeoFenceRulesRequest, ListGeoFenceRulesResponse,
+    GeoFenceSettings, GetGeoFenceRuleRequest, GetGeoFenceSettingsRequest, ListGeoFenceRulesRequest,
+    ListGeoFenceRulesResponse,
 };
 use std::sync::Arc;
 use tonic::Request;
@@ -120,6 +121,17 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 let rule = self.validated_rule(input).await?;
                 let rule = self.0.store.save_geo_fence_rule(&rule, true).await?;
                 tracing::info!(rule = %rule.id, action = %rule.action, scope = %rule.scope, "geo-fence rule replaced");
+                Ok(convert::geo_fence_rule(rule))
+            }
+            .await,
+        )
+    }
+
+    async fn get_rule(&self, request: Request<GetGeoFenceRuleRequest>) -> GrpcResult<GeoFenceRule> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let rule = self.0.store.require_geo_fence_rule(validate::id("id", &request.get_ref().id)?).await?;
                 Ok(convert::geo_fence_rule(rule))
             }
             .await,

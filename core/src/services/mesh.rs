@@ -24,9 +24,9 @@ use gatekey::v1::mesh_service_server::MeshService;
 use gatekey::v1::mesh_spoke_agent_service_server::MeshSpokeAgentService;
 use gatekey::v1::{
     CreateMeshHubResponse, CreateMeshSpokeResponse, DeleteMeshHubRequest, DeleteMeshHubResponse,
-    DeleteMeshSpokeRequest, DescribeSpokeRequest, ListHubsRequest, ListHubsResponse, ListMeshSpokesRequest,
-    ListMeshSpokesResponse, MeshHub, MeshSpoke, ProvisionSpokeRequest, ProvisionSpokeResponse,
-    RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest, UpdateMeshHubRequest,
+    DeleteMeshSpokeRequest, DescribeSpokeRequest, GetMeshHubRequest, GetMeshSpokeRequest, ListHubsRequest,
+    ListHubsResponse, ListMeshSpokesRequest, ListMeshSpokesResponse, MeshHub, MeshSpoke, ProvisionSpokeRequest,
+    ProvisionSpokeResponse, RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest, UpdateMeshHubRequest,
 };
 use ipnet::IpNet;
 use std::sync::Arc;
@@ -62,7 +62,8 @@ impl MeshService for MeshApi {
             async {
                 let caller = self.0.auth.authenticate(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
-                let listing = self.0.store.list_gateways_for_user(GatewayRole::Hub, &caller.user.id, page).await?;
+                let listing =
+                    self.0.store.list_gateways_for_user(Some(GatewayRole::Hub), &caller.user.id, page).await?;
                 let mut hubs = Vec::with_capacity(listing.items.len());
                 for hub in listing.items {
                     // The user sees the connected spokes' networks its rules reach.
@@ -130,20 +131,6 @@ impl AdminMeshApi {
         }
         self.0.store.require_gateway(hub_id).await
     }
-
-    /// Revokes the certificates of spokes about to be removed and cuts their tunnels;
-    /// first, so that a failure leaves the spokes in place for a retry.
-    async fn retire_spokes(&self, spokes: &[SpokeRecord]) -> CoreResult<()> {
-        for spoke in spokes {
-            self.0.store.revoke_certificates_of(&spoke.id, "cessation_of_operation").await?;
-            let sessions = self.0.store.open_sessions_of(&spoke.id).await?;
-            self.0.hub.kill_sessions(&sessions, "the spoke was removed");
-        }
-        match spokes.is_empty() {
-            true => Ok(()),
-            false => self.0.publish_crl().await,
-        }
-    }
 }
 
 #[tonic::async_trait]
@@ -153,7 +140,7 @@ impl AdminMeshService for AdminMeshApi {
             async {
                 self.0.admin(&request, Access::Read).await?;
                 let page = validate::page(request.into_inner().page)?;
-                let listing = self.0.store.list_gateways(GatewayRole::Hub, page).await?;
+                let listing = self.0.store.list_gateways(Some(GatewayRole::Hub), page).await?;
                 let mut hubs = Vec::with_capacity(listing.items.len());
                 for hub in listing.items {
                     hubs.push(self.admin_view(hub).await?);
@@ -221,15 +208,37 @@ impl AdminMeshService for AdminMeshApi {
         )
     }
 
+    async fn get_hub(&self, request: Request<GetMeshHubRequest>) -> GrpcResult<MeshHub> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let hub = self.require_hub("id", &request.get_ref().id).await?;
+                self.admin_view(hub).await
+            }
+            .await,
+        )
+    }
+
+    async fn get_spoke(&self, request: Request<GetMeshSpokeRequest>) -> GrpcResult<MeshSpoke> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let input = request.into_inner();
+                let hub = self.require_hub("hub_id", &input.hub_id).await?;
+                let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
+                let online = !self.0.store.open_sessions_of(&spoke.id).await?.is_empty();
+                Ok(convert::mesh_spoke(spoke, online))
+            }
+            .await,
+        )
+    }
+
     async fn delete_hub(&self, request: Request<DeleteMeshHubRequest>) -> GrpcResult<DeleteMeshHubResponse> {
         respond(
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let hub = self.require_hub("id", &request.into_inner().id).await?;
-                let spokes = self.0.store.spokes_of_hub(&hub.id).await?;
-                self.retire_spokes(&spokes).await?;
-                delete_and_cut(&self.0, &hub.id, "the hub was deleted").await?;
-                tracing::info!(hub = %hub.id, spokes = spokes.len(), "deleted mesh hub");
+                delete_and_cut(&self.0, &hub).await?;
                 Ok(DeleteMeshHubResponse {})
             }
             .await,
@@ -328,7 +337,7 @@ impl AdminMeshService for AdminMeshApi {
                 let input = request.into_inner();
                 let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
-                self.retire_spokes(std::slice::from_ref(&spoke)).await?;
+                retire_spokes(&self.0, std::slice::from_ref(&spoke)).await?;
                 self.0.store.delete_spoke(&hub.id, &spoke.id).await?;
                 tracing::info!(hub = %hub.id, spoke = %spoke.id, "deleted mesh spoke");
                 Ok(DeleteMeshHubResponse {})
@@ -338,9 +347,28 @@ impl AdminMeshService for AdminMeshApi {
     }
 }
 
+/// Revokes the certificates of spokes about to be removed and cuts their tunnels;
+/// first, so that a failure leaves the spokes in place for a retry.
+pub(super) async fn retire_spokes(context: &CoreContext, spokes: &[SpokeRecord]) -> CoreResult<()> {
+    for spoke in spokes {
+        context.store.revoke_certificates_of(&spoke.id, "cessation_of_operation").await?;
+        let sessions = context.store.open_sessions_of(&spoke.id).await?;
+        context.hub.kill_sessions(&sessions, "the spoke was removed");
+    }
+    match spokes.is_empty() {
+        true => Ok(()),
+        false => context.publish_crl().await,
+    }
+}
+
 /// Refuses `cidrs` (request field `field`) that overlap a network of one of the hub's
 /// spokes: OpenVPN would route the shared addresses to only one of them.
-async fn clash_with_spokes(context: &CoreContext, hub_id: &str, field: &str, cidrs: &[String]) -> CoreResult<()> {
+pub(super) async fn clash_with_spokes(
+    context: &CoreContext,
+    hub_id: &str,
+    field: &str,
+    cidrs: &[String],
+) -> CoreResult<()> {
     for spoke in context.store.spokes_of_hub(hub_id).await? {
         for cidr in cidrs {
             if let Some(theirs) = spoke.local_cidrs.iter().find(|theirs| validate::overlap(cidr, theirs)) {

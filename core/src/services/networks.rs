@@ -8,8 +8,8 @@ use crate::store::{NetworkChanges, NewNetwork};
 use crate::{convert, validate};
 use gatekey::v1::admin_network_service_server::AdminNetworkService;
 use gatekey::v1::{
-    CreateNetworkRequest, DeleteNetworkRequest, DeleteNetworkResponse, ListNetworksRequest, ListNetworksResponse,
-    Network, UpdateNetworkRequest,
+    CreateNetworkRequest, DeleteNetworkRequest, DeleteNetworkResponse, GetNetworkRequest, ListNetworksRequest,
+    ListNetworksResponse, Network, UpdateNetworkRequest,
 };
 use std::sync::Arc;
 use tonic::Request;
@@ -20,6 +20,17 @@ pub struct AdminNetworkApi(pub Arc<CoreContext>);
 
 #[tonic::async_trait]
 impl AdminNetworkService for AdminNetworkApi {
+    async fn get_network(&self, request: Request<GetNetworkRequest>) -> GrpcResult<Network> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let network = self.0.store.require_network(validate::id("id", &request.get_ref().id)?).await?;
+                Ok(convert::network(network))
+            }
+            .await,
+        )
+    }
+
     async fn list_networks(&self, request: Request<ListNetworksRequest>) -> GrpcResult<ListNetworksResponse> {
         respond(
             async {

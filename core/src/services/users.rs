@@ -8,7 +8,7 @@ use crate::secrets::hash_password;
 use crate::store::{NewUser, UserChanges};
 use crate::{convert, validate};
 use gatekey::v1::admin_user_service_server::AdminUserService;
-use gatekey::v1::{CreateUserRequest, ListUsersRequest, ListUsersResponse, UpdateUserRequest, User};
+use gatekey::v1::{CreateUserRequest, GetUserRequest, ListUsersRequest, ListUsersResponse, UpdateUserRequest, User};
 use std::sync::Arc;
 use tonic::Request;
 
@@ -31,6 +31,17 @@ impl AdminUserService for AdminUserApi {
                     users: listing.items.into_iter().map(convert::user).collect(),
                     page: Some(convert::page_info(listing.total, page)),
                 })
+            }
+            .await,
+        )
+    }
+
+    async fn get_user(&self, request: Request<GetUserRequest>) -> GrpcResult<User> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let user = self.0.store.require_user(validate::id("id", &request.get_ref().id)?).await?;
+                Ok(convert::user(user))
             }
             .await,
         )

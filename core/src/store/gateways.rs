@@ -206,47 +206,51 @@ impl Store {
         }
     }
 
-    /// A page of every gateway (or every hub) by name.
-    pub async fn list_gateways(&self, role: GatewayRole, page: Page) -> CoreResult<Listing<GatewayRecord>> {
+    /// A page of every gateway and hub (or of one role) by name.
+    pub async fn list_gateways(&self, role: Option<GatewayRole>, page: Page) -> CoreResult<Listing<GatewayRecord>> {
+        let role = role.map(GatewayRole::as_str);
         let total = total_of(
-            &sqlx::query("SELECT COUNT(*) AS total FROM gateways WHERE role = $1")
-                .bind(role.as_str())
+            &sqlx::query("SELECT COUNT(*) AS total FROM gateways WHERE ($1 IS NULL OR role = $1)")
+                .bind(role)
                 .fetch_one(&self.pool)
                 .await?,
         )?;
-        let rows =
-            query_fmt!("SELECT {GATEWAY_COLUMNS} FROM gateways WHERE role = $3 ORDER BY name LIMIT $1 OFFSET $2")
-                .bind(page.limit())
-                .bind(page.offset())
-                .bind(role.as_str())
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = query_fmt!(
+            "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE ($3 IS NULL OR role = $3) ORDER BY name LIMIT $1 OFFSET $2"
+        )
+        .bind(page.limit())
+        .bind(page.offset())
+        .bind(role)
+        .fetch_all(&self.pool)
+        .await?;
         self.gateways_from_rows(&rows, total).await
     }
 
-    /// A page of the active gateways (or hubs) granted to a user, directly or through
-    /// its groups.
+    /// A page of the active gateways and hubs (or of one role) granted to a user,
+    /// directly or through its groups.
     pub async fn list_gateways_for_user(
         &self,
-        role: GatewayRole,
+        role: Option<GatewayRole>,
         user_id: &str,
         page: Page,
     ) -> CoreResult<Listing<GatewayRecord>> {
+        let role = role.map(GatewayRole::as_str);
         let total = total_of(
-            &query_fmt!("SELECT COUNT(*) AS total {GRANTED} AND g.role = $2")
+            &query_fmt!("SELECT COUNT(*) AS total {GRANTED} AND ($2 IS NULL OR g.role = $2)")
                 .bind(user_id)
-                .bind(role.as_str())
+                .bind(role)
                 .fetch_one(&self.pool)
                 .await?,
         )?;
         let columns = GATEWAY_COLUMNS.split(", ").map(|c| format!("g.{c}")).collect::<Vec<_>>().join(", ");
-        let rows = query_fmt!("SELECT {columns} {GRANTED} AND g.role = $2 ORDER BY g.name LIMIT $3 OFFSET $4")
-            .bind(user_id)
-            .bind(role.as_str())
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            query_fmt!("SELECT {columns} {GRANTED} AND ($2 IS NULL OR g.role = $2) ORDER BY g.name LIMIT $3 OFFSET $4")
+                .bind(user_id)
+                .bind(role)
+                .bind(page.limit())
+                .bind(page.offset())
+                .fetch_all(&self.pool)
+                .await?;
         self.gateways_from_rows(&rows, total).await
     }
 

@@ -104,6 +104,16 @@ impl Store {
             .collect()
     }
 
+    /// A rule by id, or `NotFound`.
+    pub async fn require_geo_fence_rule(&self, id: &str) -> CoreResult<GeoFenceRuleRecord> {
+        let row = sqlx::query("SELECT id, action, countries, cidrs, scope, subject FROM geo_fence_rules WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("geo-fence rule `{id}` not found")))?;
+        rule_from_row(&row)
+    }
+
     /// Stores a new rule (its id is ignored) or replaces the one with `rule.id`.
     pub async fn save_geo_fence_rule(
         &self,

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gatekey::v1::admin_access_rule_service_client::AdminAccessRuleServiceClient;
-use gatekey::v1::{AccessRule, DeleteAccessRuleRequest, ListAccessRulesRequest};
+use gatekey::v1::{AccessRule, DeleteAccessRuleRequest, GetAccessRuleRequest, ListAccessRulesRequest};
 use serde::Deserialize;
 
 /// Body of `POST /admin/access-rules` and `PUT /admin/access-rules/{id}` (which
@@ -117,6 +117,20 @@ pub async fn create(
 }
 
 /// Replaces a rule.
+/// One rule.
+#[utoipa::path(get, operation_id = "access_rules_get", path = "/admin/access-rules/{id}", tag = "admin-access-rules", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The rule's id")), responses((status = 200, description = "The rule", body = Data<AccessRuleView>), ErrorResponses))]
+pub async fn get(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<AccessRuleView>>> {
+    let found = AdminAccessRuleServiceClient::new(state.channel)
+        .get_access_rule(call.request(GetAccessRuleRequest { id }))
+        .await?
+        .into_inner();
+    Ok(Json(Data { data: found.into() }))
+}
+
 #[utoipa::path(put, operation_id = "access_rules_update", path = "/admin/access-rules/{id}", tag = "admin-access-rules", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The rule's id")), request_body = AccessRuleBody, responses((status = 200, description = "The rule", body = Data<AccessRuleView>), ErrorResponses))]
 pub async fn update(
     State(state): State<FacadeState>,

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gatekey::v1::api_key_service_client::ApiKeyServiceClient;
-use gatekey::v1::{CreateApiKeyRequest, ListApiKeysRequest, RevokeApiKeyRequest};
+use gatekey::v1::{CreateApiKeyRequest, GetApiKeyRequest, ListApiKeysRequest, RevokeApiKeyRequest};
 use serde::Deserialize;
 
 /// Body of `POST /api-keys`.
@@ -48,6 +48,18 @@ pub async fn create(
     let created = ApiKeyServiceClient::new(state.channel).create_api_key(request).await?.into_inner();
     let view = CreatedApiKeyView { key: ApiKeyView::from(created.api_key.unwrap_or_default()), secret: created.secret };
     Ok((StatusCode::CREATED, Json(Data { data: view })))
+}
+
+/// One key.
+#[utoipa::path(get, operation_id = "api_keys_get", path = "/api-keys/{id}", tag = "api-keys", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The key's id")), responses((status = 200, description = "The key", body = Data<ApiKeyView>), ErrorResponses))]
+pub async fn get(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<ApiKeyView>>> {
+    let found =
+        ApiKeyServiceClient::new(state.channel).get_api_key(call.request(GetApiKeyRequest { id })).await?.into_inner();
+    Ok(Json(Data { data: found.into() }))
 }
 
 #[utoipa::path(delete, operation_id = "api_keys_revoke", path = "/api-keys/{id}", tag = "api-keys", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The key's id")), responses((status = 200, description = "The revoked key", body = Data<ApiKeyView>), ErrorResponses))]

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gatekey::v1::admin_auth_provider_service_client::AdminAuthProviderServiceClient;
-use gatekey::v1::{AuthProvider, DeleteAuthProviderRequest, ListAuthProvidersRequest};
+use gatekey::v1::{AuthProvider, DeleteAuthProviderRequest, GetAuthProviderRequest, ListAuthProvidersRequest};
 use serde::Deserialize;
 
 /// Body of `POST /admin/auth-providers` and `PUT /admin/auth-providers/{id}` (which
@@ -104,6 +104,20 @@ pub async fn create(
     let request = call.request(body.into_message(String::new()));
     let provider = AdminAuthProviderServiceClient::new(state.channel).create_auth_provider(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(Data { data: provider.into() })))
+}
+
+/// One provider.
+#[utoipa::path(get, operation_id = "auth_providers_get", path = "/admin/auth-providers/{id}", tag = "admin-auth-providers", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The provider's id")), responses((status = 200, description = "The provider", body = Data<AuthProviderView>), ErrorResponses))]
+pub async fn get(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<AuthProviderView>>> {
+    let found = AdminAuthProviderServiceClient::new(state.channel)
+        .get_auth_provider(call.request(GetAuthProviderRequest { id }))
+        .await?
+        .into_inner();
+    Ok(Json(Data { data: found.into() }))
 }
 
 /// Replaces a provider.

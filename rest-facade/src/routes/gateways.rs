@@ -12,7 +12,7 @@ use gatekey::v1::admin_gateway_service_client::AdminGatewayServiceClient;
 use gatekey::v1::gateway_service_client::GatewayServiceClient;
 use gatekey::v1::{
     CreateGatewayRequest, DeleteGatewayRequest, GatewayGroupGrant, GatewayNetworkAttachment, GatewayUserGrant,
-    ListGatewaysRequest, RotateGatewayTokenRequest, TransportProtocol, UpdateGatewayRequest,
+    GetGatewayRequest, ListGatewaysRequest, RotateGatewayTokenRequest, TransportProtocol, UpdateGatewayRequest,
 };
 use serde::Deserialize;
 use tonic::transport::Channel;
@@ -137,6 +137,20 @@ pub async fn create(
     });
     let created = admin(state).create_gateway(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(Data { data: created.into() })))
+}
+
+/// One gateway.
+#[utoipa::path(get, operation_id = "gateways_get", path = "/admin/gateways/{id}", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id")), responses((status = 200, description = "The gateway", body = Data<AdminGatewayView>), ErrorResponses))]
+pub async fn get(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<AdminGatewayView>>> {
+    let found = AdminGatewayServiceClient::new(state.channel)
+        .get_gateway(call.request(GetGatewayRequest { id }))
+        .await?
+        .into_inner();
+    Ok(Json(Data { data: found.into() }))
 }
 
 #[utoipa::path(put, operation_id = "gateways_update", path = "/admin/gateways/{id}", tag = "admin-gateways", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The gateway's id")), request_body = UpdateGatewayBody, responses((status = 200, description = "The gateway", body = Data<AdminGatewayView>), ErrorResponses))]

@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use gatekey::v1::admin_geo_fence_service_client::AdminGeoFenceServiceClient;
 use gatekey::v1::{
-    DeleteGeoFenceRuleRequest, GeoFenceCheckRequest, GeoFenceRule, GeoFenceSettings, GetGeoFenceSettingsRequest,
-    ListGeoFenceRulesRequest,
+    DeleteGeoFenceRuleRequest, GeoFenceCheckRequest, GeoFenceRule, GeoFenceSettings, GetGeoFenceRuleRequest,
+    GetGeoFenceSettingsRequest, ListGeoFenceRulesRequest,
 };
 use serde::Deserialize;
 
@@ -133,6 +133,20 @@ pub async fn create_rule(
     let request = call.request(body.into_rule(String::new()));
     let rule = AdminGeoFenceServiceClient::new(state.channel).create_rule(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(Data { data: rule.into() })))
+}
+
+/// One rule.
+#[utoipa::path(get, operation_id = "geo_fence_rules_get", path = "/admin/geo-fence/rules/{id}", tag = "admin-geo-fence", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The rule's id")), responses((status = 200, description = "The rule", body = Data<GeoFenceRuleView>), ErrorResponses))]
+pub async fn get_rule(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<GeoFenceRuleView>>> {
+    let found = AdminGeoFenceServiceClient::new(state.channel)
+        .get_rule(call.request(GetGeoFenceRuleRequest { id }))
+        .await?
+        .into_inner();
+    Ok(Json(Data { data: found.into() }))
 }
 
 #[utoipa::path(put, operation_id = "geo_fence_rules_update", path = "/admin/geo-fence/rules/{id}", tag = "admin-geo-fence", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The rule's id")), request_body = GeoFenceRuleBody, responses((status = 200, description = "The rule", body = Data<GeoFenceRuleView>), ErrorResponses))]

@@ -15,8 +15,9 @@ use axum::http::StatusCode;
 use gatekey::v1::admin_mesh_service_client::AdminMeshServiceClient;
 use gatekey::v1::mesh_service_client::MeshServiceClient;
 use gatekey::v1::{
-    DeleteMeshHubRequest, DeleteMeshSpokeRequest, ListHubsRequest, ListMeshSpokesRequest, MeshHub, MeshSpoke,
-    RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest, StringList, UpdateMeshHubRequest,
+    DeleteMeshHubRequest, DeleteMeshSpokeRequest, GetMeshHubRequest, GetMeshSpokeRequest, ListHubsRequest,
+    ListMeshSpokesRequest, MeshHub, MeshSpoke, RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest, StringList,
+    UpdateMeshHubRequest,
 };
 use serde::Deserialize;
 use tonic::transport::Channel;
@@ -117,6 +118,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Data { data: created.into() })))
 }
 
+/// One hub.
+#[utoipa::path(get, operation_id = "mesh_hubs_get", path = "/admin/mesh/hubs/{id}", tag = "admin-mesh", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The hub's id")), responses((status = 200, description = "The hub", body = Data<AdminMeshHubView>), ErrorResponses))]
+pub async fn get(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<AdminMeshHubView>>> {
+    let hub = admin(state).get_hub(call.request(GetMeshHubRequest { id })).await?.into_inner();
+    Ok(Json(Data { data: hub.into() }))
+}
+
 #[utoipa::path(put, operation_id = "mesh_hubs_update", path = "/admin/mesh/hubs/{id}", tag = "admin-mesh", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The hub's id")), request_body = UpdateHubBody, responses((status = 200, description = "The hub", body = Data<AdminMeshHubView>), ErrorResponses))]
 pub async fn update(
     State(state): State<FacadeState>,
@@ -184,6 +196,17 @@ pub async fn create_spoke(
         call.request(MeshSpoke { hub_id, name: body.name, local_cidrs: body.local_cidrs, ..Default::default() });
     let created = admin(state).create_spoke(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(Data { data: created.into() })))
+}
+
+/// One spoke of a hub.
+#[utoipa::path(get, operation_id = "mesh_spokes_get", path = "/admin/mesh/hubs/{id}/spokes/{spoke_id}", tag = "admin-mesh", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The hub's id"), ("spoke_id" = String, Path, description = "The spoke's id")), responses((status = 200, description = "The spoke", body = Data<MeshSpokeView>), ErrorResponses))]
+pub async fn get_spoke(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath((hub_id, spoke_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Data<MeshSpokeView>>> {
+    let spoke = admin(state).get_spoke(call.request(GetMeshSpokeRequest { hub_id, spoke_id })).await?.into_inner();
+    Ok(Json(Data { data: spoke.into() }))
 }
 
 #[utoipa::path(delete, operation_id = "mesh_spokes_remove", path = "/admin/mesh/hubs/{id}/spokes/{spoke_id}", tag = "admin-mesh", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The hub's id"), ("spoke_id" = String, Path, description = "The spoke's id")), responses((status = 200, description = "Deleted; its certificate is revoked and its tunnel cut", body = Data<DeletedView>), ErrorResponses))]

@@ -9,7 +9,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gatekey::v1::admin_network_service_client::AdminNetworkServiceClient;
-use gatekey::v1::{CidrList, CreateNetworkRequest, DeleteNetworkRequest, ListNetworksRequest, UpdateNetworkRequest};
+use gatekey::v1::{
+    CidrList, CreateNetworkRequest, DeleteNetworkRequest, GetNetworkRequest, ListNetworksRequest, UpdateNetworkRequest,
+};
 use serde::Deserialize;
 
 /// Body of `POST /admin/networks`.
@@ -52,6 +54,20 @@ pub async fn create(
         call.request(CreateNetworkRequest { name: body.name, description: body.description, cidrs: body.cidrs });
     let network = AdminNetworkServiceClient::new(state.channel).create_network(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(Data { data: network.into() })))
+}
+
+/// One network.
+#[utoipa::path(get, operation_id = "networks_get", path = "/admin/networks/{id}", tag = "admin-networks", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The network's id")), responses((status = 200, description = "The network", body = Data<NetworkView>), ErrorResponses))]
+pub async fn get(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<NetworkView>>> {
+    let found = AdminNetworkServiceClient::new(state.channel)
+        .get_network(call.request(GetNetworkRequest { id }))
+        .await?
+        .into_inner();
+    Ok(Json(Data { data: found.into() }))
 }
 
 #[utoipa::path(put, operation_id = "networks_update", path = "/admin/networks/{id}", tag = "admin-networks", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The network's id")), request_body = UpdateNetworkBody, responses((status = 200, description = "The network", body = Data<NetworkView>), ErrorResponses))]

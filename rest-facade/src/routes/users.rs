@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gatekey::v1::admin_user_service_client::AdminUserServiceClient;
-use gatekey::v1::{CreateUserRequest, GroupList, ListUsersRequest, UpdateUserRequest};
+use gatekey::v1::{CreateUserRequest, GetUserRequest, GroupList, ListUsersRequest, UpdateUserRequest};
 use serde::Deserialize;
 
 /// Body of `POST /admin/users`.
@@ -66,6 +66,18 @@ pub async fn create(
     });
     let user = AdminUserServiceClient::new(state.channel).create_user(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(Data { data: user.into() })))
+}
+
+/// One user.
+#[utoipa::path(get, operation_id = "users_get", path = "/admin/users/{id}", tag = "admin-users", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The user's id")), responses((status = 200, description = "The user", body = Data<UserView>), ErrorResponses))]
+pub async fn get(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Data<UserView>>> {
+    let found =
+        AdminUserServiceClient::new(state.channel).get_user(call.request(GetUserRequest { id })).await?.into_inner();
+    Ok(Json(Data { data: found.into() }))
 }
 
 #[utoipa::path(put, operation_id = "users_update", path = "/admin/users/{id}", tag = "admin-users", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The user's id")), request_body = UpdateUserBody, responses((status = 200, description = "The user", body = Data<UserView>), ErrorResponses))]

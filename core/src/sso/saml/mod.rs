@@ -194,21 +194,26 @@ pub async fn accept(
     let xml = as_utf8_document(&decoded)?;
     // roxmltree refuses document type declarations (no entities, no external DTDs).
     let document = Document::parse(&xml).map_err(|e| refused(format!("not well-formed XML: {e}")))?;
-    let root = document.root_element();
-    if !root.has_tag_name((PROTOCOL, "Response")) {
-        return Err(refused("not a Response"));
-    }
-    let assertions: Vec<_> = document.descendants().filter(|n| n.has_tag_name((ASSERTION, "Assertion"))).collect();
-    let [assertion] = assertions.as_slice() else { return Err(refused("it must hold exactly one assertion")) };
-    if assertion.parent_element() != Some(root) {
-        return Err(refused("the assertion must sit directly in the Response"));
-    }
+    check_structure(&document)?;
     xmldsig::refuse_hidden_content(&document)?;
-    xmldsig::check_shape(&document, &idp.certificate_base64)?;
-    xmldsig::verify(&xml, &idp.certificate_pem).await?;
+    let signed = xmldsig::check_shape(&document, &idp.certificate_base64)?;
+    // What is read below is what xmlsec1 digested, not the document as posted.
+    let digested = xmldsig::verify(&xml, &idp.certificate_pem, signed).await?;
+    let digested = Document::parse(&digested).map_err(|e| refused(format!("the signed content is not XML: {e}")))?;
+    let (status_holder, assertion) = match signed {
+        xmldsig::SignedElement::Response => {
+            let response = digested.root_element();
+            let assertion = response.children().find(|n| n.has_tag_name((ASSERTION, "Assertion")));
+            (response, assertion.ok_or_else(|| refused("the signed response holds no assertion"))?)
+        }
+        xmldsig::SignedElement::Assertion => (document.root_element(), digested.root_element()),
+    };
+    if !assertion.has_tag_name((ASSERTION, "Assertion")) {
+        return Err(refused("the signature does not cover the assertion"));
+    }
     let accepted = response::check(
-        root,
-        *assertion,
+        status_holder,
+        assertion,
         &idp,
         &response::Expected {
             audience: &sp_entity_id(context, &provider),
@@ -235,6 +240,35 @@ pub async fn accept(
     Ok((provider, finish_code))
 }
 
+/// Refuses a response whose structure two parsers could read differently: the root
+/// must be the one Response, with one Assertion directly in it, counting elements by
+/// local name whatever their namespace; and no prefix may be declared empty (roxmltree
+/// takes `xmlns:p=""` for no namespace, libxml2 drops it and keeps the outer one).
+fn check_structure(document: &Document<'_>) -> CoreResult<()> {
+    let root = document.root_element();
+    if !root.has_tag_name((PROTOCOL, "Response")) {
+        return Err(refused("not a Response"));
+    }
+    for element in document.descendants().filter(roxmltree::Node::is_element) {
+        if element.namespaces().any(|ns| ns.name().is_some() && ns.uri().is_empty()) {
+            return Err(refused("it declares a namespace prefix empty"));
+        }
+    }
+    let named = |name: &str| document.descendants().filter(|n| n.is_element() && n.tag_name().name() == name).count();
+    if named("Response") != 1 {
+        return Err(refused("it must be exactly one Response"));
+    }
+    let assertions: Vec<_> =
+        document.descendants().filter(|n| n.is_element() && n.tag_name().name() == "Assertion").collect();
+    match assertions.as_slice() {
+        [assertion] if assertion.has_tag_name((ASSERTION, "Assertion")) && assertion.parent_element() == Some(root) => {
+            Ok(())
+        }
+        [_] => Err(refused("the assertion must sit directly in the Response")),
+        _ => Err(refused("it must hold exactly one assertion")),
+    }
+}
+
 /// The whole text of an element that holds only text, trimmed: an element holding
 /// anything else (a comment that splits a signed value, a smuggled element) is refused
 /// rather than read in part.
@@ -246,7 +280,9 @@ fn text_only(node: roxmltree::Node<'_, '_>) -> CoreResult<String> {
             _ => return Err(refused(format!("<{}> must hold only text", node.tag_name().name()))),
         }
     }
-    Ok(text.trim().to_owned())
+    // Only ASCII white space is trimmed: an e-mail ending in a no-break space stays
+    // invalid rather than becoming someone else's address.
+    Ok(text.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned())
 }
 
 /// The declaration both parsers read the response with.

@@ -1,4 +1,5 @@
-//! The one XML signature a SAML response may carry, checked twice.
+//! The one XML signature a SAML response may carry, checked twice, and the content it
+//! signs, as `xmlsec1` digested it.
 //!
 //! First its shape, here, before any tool reads the document: exactly one signature,
 //! enveloped in the Response or its one Assertion and referring to that element by a
@@ -9,7 +10,11 @@
 //! the pinned certificate alone (`--enabled-key-data key-name`: nothing in the document
 //! becomes a key), to follow same-document references only and to skip manifests, so
 //! that even a document that slipped past the first check can neither supply its own
-//! key nor make the core fetch a URL.
+//! key nor make the core fetch a URL. `xmlsec1` is pointed at the very signature
+//! checked here (`--node-xpath`), and it hands back the bytes it digested (the
+//! canonical form of the signed element): the identity is read from those, so no
+//! difference between how two XML parsers read the document can put unsigned words
+//! into a sign-in.
 
 use super::{ASSERTION, DSIG, PROTOCOL, refused, text_only};
 use crate::error::{CoreError, CoreResult};
@@ -88,17 +93,41 @@ pub(super) fn refuse_hidden_content(document: &Document<'_>) -> CoreResult<()> {
     Ok(())
 }
 
+/// Which element the one signature covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SignedElement {
+    /// The Response (the document's root), and so the assertion in it.
+    Response,
+    /// The Assertion, directly in the Response.
+    Assertion,
+}
+
+impl SignedElement {
+    /// An XPath naming the signature on this element, whatever the prefixes.
+    fn signature_xpath(self) -> String {
+        let step = |namespace: &str, name: &str| format!("/*[local-name()='{name}' and namespace-uri()='{namespace}']");
+        let mut path = step(PROTOCOL, "Response");
+        if self == SignedElement::Assertion {
+            path.push_str(&step(ASSERTION, "Assertion"));
+        }
+        path.push_str(&step(DSIG, "Signature"));
+        path
+    }
+}
+
 /// Checks the signature's shape: it must sign the Response (the document's root) or
 /// the Assertion it holds. `pinned_certificate` is the IdP's certificate, base64 DER
 /// without whitespace.
-pub(super) fn check_shape(document: &Document<'_>, pinned_certificate: &str) -> CoreResult<()> {
+pub(super) fn check_shape(document: &Document<'_>, pinned_certificate: &str) -> CoreResult<SignedElement> {
     let mut ids = HashSet::new();
     for id in document.descendants().filter_map(|n| n.attribute("ID")) {
         if !ids.insert(id) {
             return Err(refused(format!("the ID `{id}` appears twice")));
         }
     }
-    let signatures: Vec<_> = document.descendants().filter(|n| is(*n, DSIG, "Signature")).collect();
+    // Counted by local name, whatever the namespace: an element one parser places in
+    // another namespace than the other does must not hide a second signature.
+    let signatures: Vec<_> = document.descendants().filter(|n| n.tag_name().name() == "Signature").collect();
     let [signature] = signatures.as_slice() else { return Err(refused("it must carry exactly one signature")) };
     let signed = signature.parent_element().ok_or_else(|| refused("a detached signature"))?;
     let response = document.root_element();
@@ -165,10 +194,10 @@ pub(super) fn check_shape(document: &Document<'_>, pinned_certificate: &str) -> 
             exclusive_c14n(transform)?;
         }
     }
-    match key_info {
-        Some(key_info) => pinned_key_only(key_info, pinned_certificate),
-        None => Ok(()),
+    if let Some(key_info) = key_info {
+        pinned_key_only(key_info, pinned_certificate)?;
     }
+    Ok(if is_response { SignedElement::Response } else { SignedElement::Assertion })
 }
 
 /// A `KeyInfo` may only repeat the pinned certificate.
@@ -193,8 +222,13 @@ fn pinned_key_only(key_info: Node<'_, '_>, pinned_certificate: &str) -> CoreResu
     Ok(())
 }
 
-/// Checks the signature's cryptography with `xmlsec1` and the pinned certificate only.
-pub(super) async fn verify(xml: &str, certificate_pem: &str) -> CoreResult<()> {
+/// What `xmlsec1` prints around the bytes it digested.
+const DIGESTED_START: &str = "== PreDigest data - start buffer:\n";
+const DIGESTED_END: &str = "\n== PreDigest data - end buffer";
+
+/// Checks the cryptography of the signature on `signed` with `xmlsec1` and the pinned
+/// certificate only; returns the canonical bytes that signature covers.
+pub(super) async fn verify(xml: &str, certificate_pem: &str, signed: SignedElement) -> CoreResult<String> {
     let dir = std::env::temp_dir().join(format!("gatekey-saml-{}", hex::encode(crate::secrets::random_bytes::<8>())));
     let created = {
         use std::os::unix::fs::DirBuilderExt;
@@ -211,6 +245,7 @@ pub(super) async fn verify(xml: &str, certificate_pem: &str) -> CoreResult<()> {
             .arg("--pubkey-cert-pem")
             .arg(&certificate)
             .args(["--enabled-key-data", "key-name", "--enabled-reference-uris", "same-doc", "--ignore-manifests"])
+            .args(["--node-xpath", &signed.signature_xpath(), "--store-references", "--print-debug"])
             .args(["--id-attr:ID", &format!("{ASSERTION}:Assertion"), "--id-attr:ID", &format!("{PROTOCOL}:Response")])
             .arg(&document)
             .kill_on_drop(true)
@@ -221,15 +256,25 @@ pub(super) async fn verify(xml: &str, certificate_pem: &str) -> CoreResult<()> {
             .map_err(|e| {
                 CoreError::ProviderUnavailable(format!("SAML needs the xmlsec1 program (Debian package xmlsec1): {e}"))
             })?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(refused("its signature does not verify with the IdP's certificate"))
+        if !output.status.success() {
+            return Err(refused("its signature does not verify with the IdP's certificate"));
         }
+        digested(&String::from_utf8_lossy(&output.stdout))
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);
     outcome
+}
+
+/// The digested bytes in `xmlsec1 --store-references --print-debug` output: from the
+/// first start marker to the last end marker (signed content cannot move either).
+fn digested(debug: &str) -> CoreResult<String> {
+    let start = debug.find(DIGESTED_START).map(|at| at + DIGESTED_START.len());
+    let end = debug.rfind(DIGESTED_END);
+    match (start, end) {
+        (Some(start), Some(end)) if start <= end => Ok(debug[start..end].to_owned()),
+        _ => Err(refused("xmlsec1 reported no signed content")),
+    }
 }
 
 #[cfg(test)]
@@ -252,7 +297,7 @@ mod tests {
     }
 
     fn shape(xml: &str) -> CoreResult<()> {
-        check_shape(&Document::parse(xml).unwrap(), "PINNED")
+        check_shape(&Document::parse(xml).unwrap(), "PINNED").map(drop)
     }
 
     #[test]
@@ -336,6 +381,13 @@ mod tests {
     }
 
     #[test]
+    fn the_digested_bytes_are_found_in_the_debug_output_whatever_they_hold() {
+        let debug = format!("= CONTEXT\n{DIGESTED_START}<a>x{DIGESTED_END}y</a>{DIGESTED_END}\n== Manifest");
+        assert_eq!(digested(&debug).unwrap(), format!("<a>x{DIGESTED_END}y</a>"));
+        assert!(digested("no buffer at all").is_err());
+    }
+
+    #[test]
     fn comments_and_processing_instructions_are_refused() {
         for xml in ["<r>a<!---->b</r>", "<r><?pi x?></r>"] {
             assert!(refuse_hidden_content(&Document::parse(xml).unwrap()).is_err(), "{xml}");
@@ -400,17 +452,25 @@ mod tests {
 
         let genuine =
             sign(&dir, &template("<ds:KeyInfo><ds:X509Data/></ds:KeyInfo>"), &format!("{idp_key},{idp_cert}"));
-        assert!(verify(&genuine, &pinned).await.is_ok(), "the IdP's own signature was refused");
+        let digested = verify(&genuine, &pinned, SignedElement::Assertion).await.expect("the IdP's own signature");
+        assert!(digested.starts_with("<saml:Assertion") && digested.contains("carol@example.com"), "{digested}");
+        assert!(!digested.contains("SignatureValue"), "the enveloped signature is not part of what it signs");
         let forged = sign(&dir, &template("<ds:KeyInfo><ds:KeyValue/></ds:KeyInfo>"), &attacker_key);
         assert!(forged.contains("RSAKeyValue"), "the forgery should carry its key");
-        assert!(verify(&forged, &pinned).await.is_err(), "a signature made with a key in the document verified");
+        assert!(
+            verify(&forged, &pinned, SignedElement::Assertion).await.is_err(),
+            "a signature made with a key in the document verified"
+        );
         let with_certificate = sign(
             &dir,
             &template("<ds:KeyInfo><ds:X509Data/></ds:KeyInfo>"),
             &format!("{attacker_key},{attacker_cert}"),
         );
         assert!(with_certificate.contains("X509Certificate"));
-        assert!(verify(&with_certificate, &pinned).await.is_err(), "a certificate in the document was trusted");
+        assert!(
+            verify(&with_certificate, &pinned, SignedElement::Assertion).await.is_err(),
+            "a certificate in the document was trusted"
+        );
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -420,10 +480,10 @@ mod tests {
                 .replace("<ds:SignatureValue/>", "<ds:SignatureValue>AAAA</ds:SignatureValue>")
         };
         let fetching = unsigned(response(&remote, &standard_transforms(), RSA_SHA256, ""));
-        assert!(verify(&fetching, &pinned).await.is_err());
+        assert!(verify(&fetching, &pinned, SignedElement::Assertion).await.is_err());
         let retrieval = format!(r#"<ds:KeyInfo><ds:RetrievalMethod URI="{remote}"/></ds:KeyInfo>"#);
         let fetching_key = unsigned(template(&retrieval));
-        assert!(verify(&fetching_key, &pinned).await.is_err());
+        assert!(verify(&fetching_key, &pinned, SignedElement::Assertion).await.is_err());
         assert!(listener.accept().is_err(), "xmlsec1 fetched a remote reference or key");
         let _ = std::fs::remove_dir_all(&dir);
     }
