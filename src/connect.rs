@@ -23,3 +23,21 @@ pub fn channel(url: &str, ca_pem: Option<&str>) -> Result<Channel, Error> {
     }
     Ok(endpoint.connect_lazy())
 }
+
+/// The key a standalone REST facade presents to the core so that the client addresses
+/// it resolves are believed: `GATEKEY_FACADE_KEY`, or the contents of `file`; none if
+/// neither is set. A key shorter than 32 characters is refused.
+pub fn facade_key(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    let key = match (std::env::var("GATEKEY_FACADE_KEY").ok().filter(|key| !key.is_empty()), file) {
+        (Some(key), _) => key,
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read the facade key {}: {e}", path.display()))?
+        }
+        (None, None) => return Ok(None),
+    };
+    let key = key.trim().to_owned();
+    if key.len() < 32 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the facade key must be at least 32 printable characters".into());
+    }
+    Ok(Some(key))
+}

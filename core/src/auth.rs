@@ -201,23 +201,56 @@ impl Authenticator {
     }
 }
 
-/// The client behind a request: the transport peer, or the last `x-forwarded-for`
-/// hop when the peer is a trusted proxy (such as the REST facade).
-pub fn client_address<T>(request: &Request<T>, trusted_proxies: &[ipnet::IpNet]) -> String {
+/// Metadata key of the client address a REST facade resolved at its HTTP edge.
+pub const CLIENT_ADDRESS_METADATA: &str = "x-gatekey-client-address";
+/// Metadata key of the secret that shows a request comes from a trusted REST facade.
+pub const FACADE_KEY_METADATA: &str = "x-gatekey-facade-key";
+
+/// Whom the core believes about a request's client address.
+#[derive(Clone, Default)]
+pub struct ClientAddressTrust {
+    /// SHA-256 (hex) of the keys of the facades whose `x-gatekey-client-address` is
+    /// believed: the in-process facade's (random per process) and a configured one.
+    pub facade_key_verifiers: Vec<String>,
+    /// gRPC peers (an L7 proxy in front of the gRPC port) whose last `x-forwarded-for`
+    /// hop is believed; none by default.
+    pub grpc_proxies: Vec<ipnet::IpNet>,
+}
+
+impl std::fmt::Debug for ClientAddressTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAddressTrust")
+            .field("facade_keys", &self.facade_key_verifiers.len())
+            .field("grpc_proxies", &self.grpc_proxies)
+            .finish()
+    }
+}
+
+/// The client behind a request: the address a trusted facade resolved (it presents a
+/// facade key), or the last `x-forwarded-for` hop from a trusted gRPC proxy, or the
+/// transport peer. Anything else that reaches the gRPC port, a local process included,
+/// is judged by its own address.
+pub fn client_address<T>(request: &Request<T>, trust: &ClientAddressTrust) -> String {
+    let metadata = request.metadata();
+    let text = |key: &str| metadata.get(key).and_then(|value| value.to_str().ok());
+    let from_facade = text(FACADE_KEY_METADATA)
+        .filter(|key| trust.facade_key_verifiers.iter().any(|verifier| token_matches(key, verifier)))
+        .and_then(|_| text(CLIENT_ADDRESS_METADATA))
+        .and_then(|address| address.trim().parse::<std::net::IpAddr>().ok());
+    if let Some(address) = from_facade {
+        return address.to_canonical().to_string();
+    }
     let peer = request.remote_addr().map(|address| address.ip());
     let forwarded = || {
-        request
-            .metadata()
-            .get("x-forwarded-for")
-            .and_then(|value| value.to_str().ok())
+        text("x-forwarded-for")
             .and_then(|value| value.rsplit(',').next())
             .and_then(|hop| hop.trim().parse::<std::net::IpAddr>().ok())
     };
     match peer {
-        Some(peer) if trusted_proxies.iter().any(|proxy| proxy.contains(&peer)) => {
-            forwarded().unwrap_or(peer).to_string()
+        Some(peer) if trust.grpc_proxies.iter().any(|proxy| proxy.contains(&peer)) => {
+            forwarded().unwrap_or(peer).to_canonical().to_string()
         }
-        Some(peer) => peer.to_string(),
+        Some(peer) => peer.to_canonical().to_string(),
         None => "unknown".to_owned(),
     }
 }

@@ -82,9 +82,18 @@ pub struct ServeArgs {
     /// `http://<http-listen address>`.
     #[arg(long, env = "GATEKEY_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Peers (CIDRs, comma-separated) whose `X-Forwarded-For` names the client.
+    /// HTTP peers (CIDRs, comma-separated) whose `X-Forwarded-For` names the client to
+    /// the in-process REST facade: your reverse proxies.
     #[arg(long, env = "GATEKEY_TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.1/32,::1/128")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// gRPC peers (CIDRs, comma-separated) whose `x-forwarded-for` names the client: an
+    /// L7 proxy in front of the gRPC port. None by default.
+    #[arg(long, env = "GATEKEY_GRPC_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub grpc_trusted_proxies: Vec<ipnet::IpNet>,
+    /// A file holding the key standalone `gatekey-rest` facades present so that the
+    /// client addresses they resolve are believed (`GATEKEY_FACADE_KEY` wins).
+    #[arg(long, env = "GATEKEY_FACADE_KEY_FILE")]
+    pub facade_key_file: Option<PathBuf>,
     /// Sign-in attempts allowed per client address and minute (all methods together); 0 disables.
     #[arg(long, env = "GATEKEY_AUTH_RATE_LIMIT", default_value_t = 50)]
     pub auth_rate_limit_per_minute: u32,

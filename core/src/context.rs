@@ -25,8 +25,8 @@ pub struct Settings {
     pub config_download_window_seconds: i64,
     /// The URL browsers reach the REST facade at (for SSO callbacks), no trailing `/`.
     pub public_url: String,
-    /// Peers whose `x-forwarded-for` is believed (the REST facade, load balancers).
-    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whose word on a request's client address is believed.
+    pub client_address_trust: crate::auth::ClientAddressTrust,
 }
 
 impl Settings {

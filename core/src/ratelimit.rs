@@ -68,9 +68,32 @@ impl RateLimiter {
     }
 }
 
+/// The key a client address is limited under: the address itself, or for IPv6 its
+/// /64 (one subscriber's network), so that hopping addresses inside it gains nothing.
+pub fn address_key(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>().map(|address| address.to_canonical()) {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let network = ipnet::Ipv6Net::new(v6, 64).map(|net| net.trunc().to_string());
+            network.unwrap_or_else(|_| v6.to_string())
+        }
+        Ok(v4) => v4.to_string(),
+        Err(_) => address.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(address_key("2001:db8:1:2:bbbb::9"), address_key("2001:db8:1:2:aaaa::1"));
+        assert_ne!(address_key("2001:db8:1:3::1"), address_key("2001:db8:1:2::1"));
+        assert_eq!(address_key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(address_key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(address_key("unknown"), "unknown");
+    }
 
     #[test]
     fn a_burst_up_to_the_limit_passes_then_requests_wait() {

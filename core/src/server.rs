@@ -2,7 +2,7 @@
 //! beside the in-process REST facade until a shutdown signal.
 
 use crate::agent_hub::AgentHub;
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, ClientAddressTrust};
 use crate::bootstrap::{AdminBootstrap, ensure_admin};
 use crate::config::ServeArgs;
 use crate::context::{CoreContext, Settings};
@@ -110,6 +110,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         .trim_end_matches('/')
         .to_owned();
 
+    // The in-process facade proves itself with a key made now; standalone facades with
+    // the configured one.
+    let internal_facade_key = crate::secrets::mint_token("gkfacade_").secret;
+    let external_facade_key = gatekey::connect::facade_key(args.facade_key_file.as_deref())?;
     let metrics = Arc::new(Metrics::default());
     let context = Arc::new(CoreContext {
         auth: Authenticator::new(store.clone(), args.session_ttl_seconds),
@@ -120,7 +124,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
             server_certificate_ttl_seconds: args.server_cert_ttl_seconds,
             config_download_window_seconds: args.config_download_window_seconds,
             public_url,
-            trusted_proxies: args.trusted_proxies.clone(),
+            client_address_trust: ClientAddressTrust {
+                facade_key_verifiers: [Some(&internal_facade_key), external_facade_key.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(|key| crate::secrets::token_verifier(key))
+                    .collect(),
+                grpc_proxies: args.grpc_trusted_proxies.clone(),
+            },
         },
         store: store.clone(),
         authority,
@@ -185,7 +196,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     if let Some(listener) = http_listener {
         let channel = Endpoint::from_shared(format!("http://{}", reachable(facade_grpc_address)))?.connect_lazy();
         // Only a configured public URL pins the origin; otherwise the request's Host does.
-        let options = gatekey_rest::FacadeOptions::new(!args.plain_http_cookies, args.public_url.as_deref());
+        let options = gatekey_rest::FacadeOptions {
+            trusted_proxies: args.trusted_proxies.clone(),
+            facade_key: Some(internal_facade_key.clone()),
+            ..gatekey_rest::FacadeOptions::new(!args.plain_http_cookies, args.public_url.as_deref())
+        };
         let app = gatekey_rest::router(channel, options).merge(metrics_routes);
         let shutdown = stopped();
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {

@@ -1,23 +1,29 @@
 //! Request extractors: JSON bodies, queries and paths whose failures answer in the
 //! seed's error shape, and the caller's credentials forwarded to the core.
 
+use crate::FacadeState;
 use crate::cookies::{self, SESSION_COOKIE};
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
-use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum_extra::extract::cookie::CookieJar;
 use gatekey::ErrorCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tonic::metadata::MetadataValue;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// gRPC metadata key of the client address the facade resolved.
+const CLIENT_ADDRESS_METADATA: &str = "x-gatekey-client-address";
+/// gRPC metadata key of the facade's key.
+const FACADE_KEY_METADATA: &str = "x-gatekey-facade-key";
+
 /// Header (and gRPC metadata key) carrying a gateway agent's token.
 pub const GATEWAY_TOKEN_HEADER: &str = "x-gateway-token";
 
@@ -131,18 +137,22 @@ impl PageQuery {
 }
 
 /// The caller's credential and address, to be forwarded to the core as metadata.
-/// The `authorization` header wins over the session cookie.
+/// The `authorization` header wins over the session cookie. The client address is
+/// resolved here, at the HTTP edge: the peer, or, when the peer is a trusted proxy, the
+/// nearest `X-Forwarded-For` hop that is not one; the core believes it because the
+/// facade presents its key with it.
 pub struct CoreCall {
     request_id: Option<String>,
     bearer: Option<String>,
     gateway_token: Option<String>,
-    client_address: Option<SocketAddr>,
+    client_address: Option<IpAddr>,
+    facade_key: Option<String>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for CoreCall {
+impl FromRequestParts<FacadeState> for CoreCall {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &FacadeState) -> Result<Self, ApiError> {
         // An `authorization` header, usable or not, is the credential: the cookie is used
         // only without one (the CSRF rules in `guard` draw the same line).
         let bearer = match parts.headers.get(AUTHORIZATION) {
@@ -152,11 +162,31 @@ impl<S: Send + Sync> FromRequestParts<S> for CoreCall {
         };
         let gateway_token =
             parts.headers.get(GATEWAY_TOKEN_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
-        let client_address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        let client_address = peer.map(|peer| resolve_client(peer, &parts.headers, &state.options.trusted_proxies));
         let request_id =
             parts.headers.get(crate::REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
-        Ok(CoreCall { request_id, bearer, gateway_token, client_address })
+        Ok(CoreCall { request_id, bearer, gateway_token, client_address, facade_key: state.options.facade_key.clone() })
     }
+}
+
+/// The client behind a request from `peer`: the peer itself unless it is a trusted
+/// proxy; then, walking `X-Forwarded-For` from the nearest hop, the first address that
+/// is not a trusted proxy (or the farthest, if all are).
+fn resolve_client(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
+        return peer.to_canonical();
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .map(|address| address.to_canonical())
+        .collect();
+    hops.iter().rev().find(|hop| !is_trusted(hop)).or(hops.first()).copied().unwrap_or(peer.to_canonical())
 }
 
 impl CoreCall {
@@ -164,17 +194,17 @@ impl CoreCall {
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
-        if let Some(value) = self.bearer.as_deref().and_then(|b| MetadataValue::try_from(b).ok()) {
-            metadata.insert("authorization", value);
-        }
-        if let Some(value) = self.request_id.as_deref().and_then(|id| MetadataValue::try_from(id).ok()) {
-            metadata.insert(crate::REQUEST_ID_HEADER, value);
-        }
-        if let Some(value) = self.gateway_token.as_deref().and_then(|t| MetadataValue::try_from(t).ok()) {
-            metadata.insert(GATEWAY_TOKEN_HEADER, value);
-        }
-        if let Some(value) = self.client_address.and_then(|a| MetadataValue::try_from(a.ip().to_string()).ok()) {
-            metadata.insert("x-forwarded-for", value);
+        let mut insert = |key: &'static str, value: Option<&str>| {
+            if let Some(value) = value.and_then(|value| MetadataValue::try_from(value).ok()) {
+                metadata.insert(key, value);
+            }
+        };
+        insert("authorization", self.bearer.as_deref());
+        insert(crate::REQUEST_ID_HEADER, self.request_id.as_deref());
+        insert(GATEWAY_TOKEN_HEADER, self.gateway_token.as_deref());
+        if let (Some(address), Some(key)) = (self.client_address, self.facade_key.as_deref()) {
+            insert(CLIENT_ADDRESS_METADATA, Some(&address.to_string()));
+            insert(FACADE_KEY_METADATA, Some(key));
         }
         request
     }
@@ -196,6 +226,28 @@ mod tests {
         let error = parse_json::<Body>(body.as_bytes()).unwrap_err();
         assert_eq!(error.status(), StatusCode::BAD_REQUEST);
         format!("{error:?}")
+    }
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_hop_behind_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.9, 198.51.100.7, 10.1.1.1".parse().unwrap());
+        assert_eq!(
+            resolve_client(ip("127.0.0.1"), &headers, &trusted),
+            ip("198.51.100.7"),
+            "spoofed first hop ignored"
+        );
+        assert_eq!(
+            resolve_client(ip("192.0.2.5"), &headers, &trusted),
+            ip("192.0.2.5"),
+            "an untrusted peer is the client"
+        );
+        headers.insert("x-forwarded-for", "10.2.2.2, ::ffff:10.1.1.1".parse().unwrap());
+        assert_eq!(resolve_client(ip("127.0.0.1"), &headers, &trusted), ip("10.2.2.2"), "all trusted: the farthest");
+        headers.remove("x-forwarded-for");
+        assert_eq!(resolve_client(ip("127.0.0.1"), &headers, &trusted), ip("127.0.0.1"));
     }
 
     #[test]

@@ -26,19 +26,40 @@ use tower_http::trace::TraceLayer;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// How the facade behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FacadeOptions {
     /// Mark the session cookie `Secure` (only plain-HTTP deployments turn this off).
     pub secure_cookies: bool,
     /// The origin browsers reach the facade at (`https://vpn.example.com`), which
     /// cookie-authenticated changes must come from; `None` compares with `Host`.
     pub public_origin: Option<String>,
+    /// Peers (reverse proxies) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The key that makes the core believe the client addresses this facade resolves.
+    pub facade_key: Option<String>,
+}
+
+impl std::fmt::Debug for FacadeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FacadeOptions")
+            .field("secure_cookies", &self.secure_cookies)
+            .field("public_origin", &self.public_origin)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FacadeOptions {
-    /// Options for a facade browsers reach at `public_url` (any path is ignored).
+    /// Options for a facade browsers reach at `public_url` (any path is ignored), behind
+    /// reverse proxies on this host only, with no facade key.
     pub fn new(secure_cookies: bool, public_url: Option<&str>) -> Self {
-        FacadeOptions { secure_cookies, public_origin: public_url.and_then(guard::origin_of) }
+        let loopback = ["127.0.0.1/32", "::1/128"].iter().filter_map(|net| net.parse().ok()).collect();
+        FacadeOptions {
+            secure_cookies,
+            public_origin: public_url.and_then(guard::origin_of),
+            trusted_proxies: loopback,
+            facade_key: None,
+        }
     }
 }
 

@@ -21,6 +21,15 @@ struct Args {
     /// come from its origin. Default: the request's own `Host`.
     #[arg(long, env = "GATEKEY_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Peers (CIDRs, comma-separated) whose `X-Forwarded-For` names the client: your
+    /// reverse proxies.
+    #[arg(long, env = "GATEKEY_TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.1/32,::1/128")]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// A file holding the key the core knows (its `--facade-key-file`), so that the core
+    /// believes the client addresses this facade resolves (`GATEKEY_FACADE_KEY` wins).
+    /// Without it the core sees every request as coming from this facade's address.
+    #[arg(long, env = "GATEKEY_FACADE_KEY_FILE")]
+    facade_key_file: Option<std::path::PathBuf>,
     /// Set the session cookie without `Secure`, for plain-HTTP deployments only.
     #[arg(long, env = "GATEKEY_PLAIN_HTTP_COOKIES")]
     plain_http_cookies: bool,
@@ -45,10 +54,12 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ca = args.core_ca.as_ref().map(std::fs::read_to_string).transpose()?;
     let channel = gatekey::connect::channel(&args.core, ca.as_deref())?;
-    let app = gatekey_rest::router(
-        channel,
-        gatekey_rest::FacadeOptions::new(!args.plain_http_cookies, args.public_url.as_deref()),
-    );
+    let options = gatekey_rest::FacadeOptions {
+        trusted_proxies: args.trusted_proxies.clone(),
+        facade_key: gatekey::connect::facade_key(args.facade_key_file.as_deref())?,
+        ..gatekey_rest::FacadeOptions::new(!args.plain_http_cookies, args.public_url.as_deref())
+    };
+    let app = gatekey_rest::router(channel, options);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("gatekey-rest ready http={} core={}", listener.local_addr()?, args.core);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -1,7 +1,8 @@
 //! Geo-fencing with a real MaxMind-format country database: the admin endpoints over
 //! REST, and enforcement at sign-in, config generation and connection verdicts. Client
-//! addresses reach the core as a trusted proxy forwards them (`x-forwarded-for` from
-//! loopback), so documentation-range addresses can stand for other countries.
+//! addresses reach the core as a trusted gRPC proxy forwards them (`x-forwarded-for`
+//! from loopback, trusted with `--grpc-trusted-proxies`), so documentation-range
+//! addresses can stand for other countries.
 
 use crate::agents::{alice_serial, fleet};
 use crate::kit::{Backend, Core, TempDir, USER_PASSWORD, backends, missing};
@@ -68,7 +69,7 @@ async fn geo_fence_governs_sign_in_config_generation_and_connections() {
 }
 
 async fn geo_fence_on(backend: Backend, dir: &TempDir, database: &str) {
-    let core = Core::start(backend).await;
+    let core = Core::start_with(backend, &["--grpc-trusted-proxies", "127.0.0.1/32"]).await;
     let fleet = fleet(&core, 1, 1).await;
     let admin = fleet.admin.as_str();
     let (gateway_id, gateway_token) = fleet.gateways[0].clone();

@@ -121,3 +121,75 @@ async fn limits_can_be_turned_off() {
         core.get("/admin/users", &admin).await.expect(StatusCode::OK);
     }
 }
+
+/// Behind a reverse proxy, the sign-in limit is per client, not per proxy: the
+/// standalone facade resolves the client address at its HTTP edge (`X-Forwarded-For`
+/// from its `--trusted-proxies`) and the core believes it because the facade presents
+/// the key they share. IPv6 clients count per /64. Anything else reaching the gRPC port
+/// is judged by its own address, whatever address it claims.
+#[tokio::test]
+async fn the_sign_in_limit_counts_clients_behind_a_trusted_proxy() {
+    use crate::kit::{binary, ready_line};
+    const KEY: &str = "facade-key-for-tests-0123456789abcdef";
+    let data = crate::kit::TempDir::new("core");
+    let url = crate::kit::fresh_database_url(Backend::Sqlite, data.path()).await;
+    let mut command = Core::command(data.path(), &url, &["--no-http", "--auth-rate-limit-per-minute", "3"]);
+    command.env("GATEKEY_FACADE_KEY", KEY);
+    let core = Core::launch_command(command, data, url).await;
+    let mut facade = tokio::process::Command::new(binary("gatekey-rest"))
+        .args(["--core", &format!("http://{}", core.grpc_address), "--listen", "127.0.0.1:0"])
+        .args(["--trusted-proxies", "127.0.0.1/32"])
+        .env("GATEKEY_FACADE_KEY", KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let ready = ready_line(&mut facade, "gatekey-rest ready").await;
+    let http = ready.split_whitespace().find_map(|p| p.strip_prefix("http=")).unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let login_from = |forwarded: &'static str| {
+        client
+            .post(format!("http://{http}/api/v1/auth/local/login"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"username": "admin", "password": "not-the-password"}))
+            .send()
+    };
+    for (client_address, neighbour) in
+        [("203.0.113.1, 198.51.100.7", "198.51.100.8"), ("2001:db8:1:2::1", "2001:db8:1:3::1")]
+    {
+        for _ in 0..3 {
+            assert_eq!(login_from(client_address).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(login_from(client_address).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(login_from(neighbour).await.unwrap().status(), StatusCode::UNAUTHORIZED, "{neighbour} is charged");
+    }
+    // The same /64, another address: still limited. A spoofed first hop changes nothing.
+    assert_eq!(login_from("2001:db8:1:2::ffff").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(login_from("192.0.2.99, 198.51.100.7").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Straight to the gRPC port, a claimed address without the key, or a forwarded one
+    // from an untrusted peer, is ignored: the caller's own address is charged.
+    let grpc = core.channel().await;
+    let login = |claimed: &str, key: &str| {
+        let mut request = tonic::Request::new(gatekey::v1::LocalLoginRequest {
+            username: "admin".into(),
+            password: "not-the-password".into(),
+        });
+        request.metadata_mut().insert("x-gatekey-client-address", claimed.parse().unwrap());
+        request.metadata_mut().insert("x-gatekey-facade-key", key.parse().unwrap());
+        request.metadata_mut().insert("x-forwarded-for", claimed.parse().unwrap());
+        let mut client = gatekey::v1::auth_service_client::AuthServiceClient::new(grpc.clone());
+        async move { client.local_login(request).await }
+    };
+    for n in 0..3 {
+        let refused =
+            login(&format!("198.51.100.{}", 20 + n), "wrong-key-wrong-key-wrong-key-wrong").await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    }
+    let limited = login("198.51.100.30", "wrong-key-wrong-key-wrong-key-wrong").await.unwrap_err();
+    assert_eq!(limited.code(), tonic::Code::ResourceExhausted, "every claim was charged to the caller: {limited:?}");
+    // With the key, a claimed address is believed (this is how a facade talks).
+    let believed = login("198.51.100.31", KEY).await.unwrap_err();
+    assert_eq!(believed.code(), tonic::Code::Unauthenticated, "{believed:?}");
+}

@@ -27,8 +27,8 @@ pub struct AuthApi(pub Arc<CoreContext>);
 impl AuthApi {
     /// The caller's address, after charging it one login attempt.
     fn admit<T>(&self, request: &Request<T>) -> CoreResult<String> {
-        let address = client_address(request, &self.0.settings.trusted_proxies);
-        self.0.limits.auth.check(&address)?;
+        let address = client_address(request, &self.0.settings.client_address_trust);
+        self.0.limits.auth.check(&crate::ratelimit::address_key(&address))?;
         Ok(address)
     }
 

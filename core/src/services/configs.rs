@@ -163,7 +163,7 @@ impl ConfigService for ConfigApi {
             async {
                 let caller = self.0.auth.authenticate(&request, Access::Write).await?;
                 self.0.limits.config.check(&caller.user.id)?;
-                let address = client_address(&request, &self.0.settings.trusted_proxies);
+                let address = client_address(&request, &self.0.settings.client_address_trust);
                 self.0.geo_fence.enforce(&self.0.store, &caller.user, &address).await?;
                 self.generate(&caller.user, request.into_inner()).await
             }
@@ -176,7 +176,7 @@ impl ConfigService for ConfigApi {
             async {
                 // The download hands out a private key and consumes the config: a change.
                 let caller = self.0.auth.authenticate(&request, Access::Write).await?;
-                let address = client_address(&request, &self.0.settings.trusted_proxies);
+                let address = client_address(&request, &self.0.settings.client_address_trust);
                 self.0.geo_fence.enforce(&self.0.store, &caller.user, &address).await?;
                 self.download(&caller.user.id, &request.into_inner().config_id).await
             }
