@@ -1,61 +1,129 @@
-//! Prometheus metrics: gRPC requests (count and latency by method and status),
-//! connected gateways, live VPN sessions, rule-push latency (change to the agent's
-//! acknowledgement) and configs issued. Rendered in the text exposition format.
+//! Prometheus metrics, kept and rendered with `prometheus-client`: gRPC requests (count
+//! and latency by method and status), connected gateways, live VPN sessions, connected
+//! mesh spokes, rule-push latency (change to the agent's acknowledgement) and configs
+//! issued. Request series are labelled only with GateKey's own methods (read from the
+//! contract's descriptors) and gRPC's own status codes; any other path is `other`, so
+//! a client cannot mint series.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Upper bounds (seconds) of the latency histograms.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// The label of every path that is not one of GateKey's methods.
+const OTHER: &str = "other";
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bucket, bound) in self.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *bucket += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let separator = if labels.is_empty() { "" } else { "," };
-        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{separator}le=\"{bound}\"}} {bucket}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{separator}le=\"+Inf\"}} {}", self.count);
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
-    }
+/// Labels of a request count.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    code: String,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+/// Labels of a request latency.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: String,
 }
 
 /// The core's metrics.
-#[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
-    configs_issued: AtomicU64,
-    rule_push: Mutex<Histogram>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    configs_issued: Counter,
+    rule_push: Histogram,
+    connected_gateways: Gauge,
+    live_sessions: Gauge,
+    connected_spokes: Gauge,
     pending_pushes: Mutex<HashMap<String, Instant>>,
+    known_methods: HashSet<String>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").field("known_methods", &self.known_methods.len()).finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
+        let configs_issued = Counter::default();
+        let rule_push = histogram();
+        let (connected_gateways, live_sessions, connected_spokes) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register("gatekey_grpc_requests", "gRPC requests by method and status code", requests.clone());
+        registry.register(
+            "gatekey_grpc_request_duration_seconds",
+            "gRPC request latency (to the response headers)",
+            latency.clone(),
+        );
+        registry.register(
+            "gatekey_connected_gateways",
+            "Gateways holding a stream to this node",
+            connected_gateways.clone(),
+        );
+        registry.register("gatekey_live_vpn_sessions", "Open VPN sessions reported by agents", live_sessions.clone());
+        registry.register(
+            "gatekey_mesh_spokes_connected",
+            "Mesh spokes whose tunnel to their hub is up",
+            connected_spokes.clone(),
+        );
+        registry.register("gatekey_configs_issued", "VPN configs generated", configs_issued.clone());
+        registry.register("gatekey_rule_push_seconds", "Rule change to the agent's acknowledgement", rule_push.clone());
+        Metrics {
+            registry,
+            requests,
+            latency,
+            configs_issued,
+            rule_push,
+            connected_gateways,
+            live_sessions,
+            connected_spokes,
+            pending_pushes: Mutex::default(),
+            known_methods: gatekey_methods(),
+        }
+    }
+}
+
+/// Every method of the contract as a request path, `/gatekey.v1.Service/Method`.
+fn gatekey_methods() -> HashSet<String> {
+    use prost::Message;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(gatekey::FILE_DESCRIPTOR_SET) else { return HashSet::new() };
+    let mut methods = HashSet::new();
+    for file in set.file {
+        for service in &file.service {
+            for method in &service.method {
+                methods.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+            }
+        }
+    }
+    methods
+}
+
+/// A gRPC status code as its number, or `other` if it is not one.
+fn status_code(code: &str) -> String {
+    match code.parse::<u8>() {
+        Ok(number) if number <= 16 => number.to_string(),
+        _ => OTHER.to_owned(),
+    }
 }
 
 /// Values read at scrape time.
@@ -70,22 +138,23 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    /// Records one gRPC request.
-    pub fn observe_request(&self, method: &str, code: &str, seconds: f64) {
-        *lock(&self.requests).entry((method.to_owned(), code.to_owned())).or_default() += 1;
-        lock(&self.latency).entry(method.to_owned()).or_default().observe(seconds);
+    /// Records one gRPC request to `path` that ended with status `code`.
+    pub fn observe_request(&self, path: &str, code: &str, seconds: f64) {
+        let method = if self.known_methods.contains(path) { path.to_owned() } else { OTHER.to_owned() };
+        self.requests.get_or_create(&RequestLabels { method: method.clone(), code: status_code(code) }).inc();
+        self.latency.get_or_create(&MethodLabels { method }).observe(seconds);
     }
 
     /// Counts an issued config.
     pub fn config_issued(&self) {
-        self.configs_issued.fetch_add(1, Ordering::Relaxed);
+        self.configs_issued.inc();
     }
 
     /// Starts the push clock of gateways whose rules changed (the first change of a
     /// burst starts it; the acknowledgement stops it).
     pub fn rules_changed<'a>(&self, gateway_ids: impl IntoIterator<Item = &'a String>) {
         let now = Instant::now();
-        let mut pending = lock(&self.pending_pushes);
+        let mut pending = self.pending_pushes.lock().unwrap_or_else(PoisonError::into_inner);
         for id in gateway_ids {
             pending.entry(id.clone()).or_insert(now);
         }
@@ -93,45 +162,28 @@ impl Metrics {
 
     /// Stops a gateway's push clock.
     pub fn rules_applied(&self, gateway_id: &str) {
-        if let Some(started) = lock(&self.pending_pushes).remove(gateway_id) {
-            lock(&self.rule_push).observe(started.elapsed().as_secs_f64());
+        let started = self.pending_pushes.lock().unwrap_or_else(PoisonError::into_inner).remove(gateway_id);
+        if let Some(started) = started {
+            self.rule_push.observe(started.elapsed().as_secs_f64());
         }
     }
 
-    /// The metrics in Prometheus text format.
+    /// The metrics in the OpenMetrics text format, with the gauges set to `gauges`.
     pub fn render(&self, gauges: Gauges) -> String {
+        let as_gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.connected_gateways.set(as_gauge(gauges.connected_gateways as u64));
+        self.live_sessions.set(as_gauge(gauges.live_sessions));
+        self.connected_spokes.set(as_gauge(gauges.connected_spokes));
         let mut out = String::new();
-        out.push_str("# HELP gatekey_grpc_requests_total gRPC requests by method and status code.\n");
-        out.push_str("# TYPE gatekey_grpc_requests_total counter\n");
-        for ((method, code), count) in lock(&self.requests).iter() {
-            let _ = writeln!(out, "gatekey_grpc_requests_total{{method=\"{method}\",code=\"{code}\"}} {count}");
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(%error, "cannot render the metrics");
         }
-        out.push_str("# HELP gatekey_grpc_request_duration_seconds gRPC request latency (to the response headers).\n");
-        out.push_str("# TYPE gatekey_grpc_request_duration_seconds histogram\n");
-        for (method, histogram) in lock(&self.latency).iter() {
-            histogram.render(&mut out, "gatekey_grpc_request_duration_seconds", &format!("method=\"{method}\""));
-        }
-        let _ = write!(
-            out,
-            "# HELP gatekey_connected_gateways Gateways holding a stream to this node.\n\
-             # TYPE gatekey_connected_gateways gauge\ngatekey_connected_gateways {}\n\
-             # HELP gatekey_live_vpn_sessions Open VPN sessions reported by agents.\n\
-             # TYPE gatekey_live_vpn_sessions gauge\ngatekey_live_vpn_sessions {}\n\
-             # HELP gatekey_mesh_spokes_connected Mesh spokes whose tunnel to their hub is up.\n\
-             # TYPE gatekey_mesh_spokes_connected gauge\ngatekey_mesh_spokes_connected {}\n\
-             # HELP gatekey_configs_issued_total VPN configs generated.\n\
-             # TYPE gatekey_configs_issued_total counter\ngatekey_configs_issued_total {}\n\
-             # HELP gatekey_rule_push_seconds Rule change to the agent's acknowledgement.\n\
-             # TYPE gatekey_rule_push_seconds histogram\n",
-            gauges.connected_gateways,
-            gauges.live_sessions,
-            gauges.connected_spokes,
-            self.configs_issued.load(Ordering::Relaxed),
-        );
-        lock(&self.rule_push).render(&mut out, "gatekey_rule_push_seconds", "");
         out
     }
 }
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Tower layer recording every gRPC request in [`Metrics`].
 #[derive(Debug, Clone)]
@@ -180,9 +232,7 @@ where
                 }
                 Err(_) => "transport".to_owned(),
             };
-            if method.starts_with("/gatekey.") {
-                metrics.observe_request(&method, &code, started.elapsed().as_secs_f64());
-            }
+            metrics.observe_request(&method, &code, started.elapsed().as_secs_f64());
             outcome
         })
     }
@@ -206,7 +256,7 @@ mod tests {
             text.contains("gatekey_grpc_requests_total{method=\"/gatekey.v1.AuthService/LocalLogin\",code=\"16\"} 1")
         );
         assert!(text.contains(
-            "gatekey_grpc_request_duration_seconds_bucket{method=\"/gatekey.v1.AuthService/LocalLogin\",le=\"0.005\"} 1"
+            "gatekey_grpc_request_duration_seconds_bucket{le=\"0.005\",method=\"/gatekey.v1.AuthService/LocalLogin\"} 1"
         ));
         assert!(
             text.contains(
@@ -217,5 +267,18 @@ mod tests {
         assert!(text.contains("gatekey_mesh_spokes_connected 2\n"), "{text}");
         assert!(text.contains("gatekey_configs_issued_total 1\n"));
         assert!(text.contains("gatekey_rule_push_seconds_count 1\n"), "{text}");
+    }
+
+    #[test]
+    fn unknown_paths_and_codes_share_one_series() {
+        let metrics = Metrics::default();
+        for n in 0..100 {
+            metrics.observe_request(&format!("/gatekey.random{n}/\"x\n"), "0", 0.001);
+        }
+        metrics.observe_request("/gatekey.v1.AuthService/LocalLogin", "banana", 0.001);
+        let text = metrics.render(Gauges { connected_gateways: 0, live_sessions: 0, connected_spokes: 0 });
+        assert!(text.contains("gatekey_grpc_requests_total{method=\"other\",code=\"0\"} 100"), "{text}");
+        assert!(text.contains("{method=\"/gatekey.v1.AuthService/LocalLogin\",code=\"other\"} 1"), "{text}");
+        assert!(!text.contains("random"), "{text}");
     }
 }

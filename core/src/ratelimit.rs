@@ -1,20 +1,16 @@
-//! Rate limiting: a token bucket per key (client address, user, gateway) that refills
-//! `limit` tokens a minute, so a burst of `limit` is allowed and then one request
-//! every `60 / limit` seconds.
+//! Rate limiting with `governor`'s keyed GCRA limiter: per key (client address, user,
+//! gateway), a burst of `limit` requests and then one every `60 / limit` seconds. Keys
+//! whose allowance is whole again are dropped every minute by [`RateLimits::prune`],
+//! and at once when a limiter holds more than [`PRUNE_ABOVE_KEYS`], so memory follows
+//! the clients of the last minute, not every client ever seen.
 
 use crate::error::{CoreError, CoreResult};
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use std::num::NonZeroU32;
 
-/// Keys idle this long are forgotten (their bucket is full again anyway).
-const FORGET_AFTER_SECONDS: f64 = 120.0;
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
+/// A limiter holding more keys than this prunes itself on the spot.
+pub const PRUNE_ABOVE_KEYS: usize = 100_000;
 
 /// The limits of the API overview, each per key: sign-in per client address,
 /// heartbeats per gateway, config generation per user, admin operations per user.
@@ -30,41 +26,62 @@ pub struct RateLimits {
     pub admin: RateLimiter,
 }
 
+impl RateLimits {
+    /// Forgets every key whose allowance is whole again.
+    pub fn prune(&self) {
+        for limiter in [&self.auth, &self.heartbeat, &self.config, &self.admin] {
+            limiter.prune();
+        }
+    }
+}
+
 /// One limit, applied per key.
-#[derive(Debug)]
 pub struct RateLimiter {
     per_minute: u32,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter").field("per_minute", &self.per_minute).finish_non_exhaustive()
+    }
 }
 
 impl RateLimiter {
     /// A limiter allowing `per_minute` requests a minute per key; 0 means no limit.
     pub fn new(per_minute: u32) -> RateLimiter {
-        RateLimiter { per_minute, buckets: Mutex::new(HashMap::new()) }
+        let limiter = NonZeroU32::new(per_minute).map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)));
+        RateLimiter { per_minute, limiter }
     }
 
-    /// Takes a token for `key`, or fails with `RateLimited` saying when to retry.
+    /// Takes a request's allowance for `key`, or fails with `RateLimited` saying when
+    /// to retry.
     pub fn check(&self, key: &str) -> CoreResult<()> {
-        if self.per_minute == 0 {
-            return Ok(());
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        if limiter.len() > PRUNE_ABOVE_KEYS {
+            self.prune();
         }
-        let capacity = f64::from(self.per_minute);
-        let per_second = capacity / 60.0;
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.len() > 10_000 {
-            buckets.retain(|_, bucket| now.duration_since(bucket.updated).as_secs_f64() < FORGET_AFTER_SECONDS);
+        match limiter.check_key(&key.to_owned()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                Err(CoreError::RateLimited { retry_after_seconds: seconds.max(1), limit_per_minute: self.per_minute })
+            }
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: capacity, updated: now });
-        let refilled = bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * per_second;
-        bucket.tokens = refilled.min(capacity);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            return Ok(());
+    }
+
+    /// Forgets the keys whose allowance is whole again.
+    pub fn prune(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
-        let wait = ((1.0 - bucket.tokens) / per_second).ceil().max(1.0);
-        Err(CoreError::RateLimited { retry_after_seconds: wait as u64, limit_per_minute: self.per_minute })
+    }
+
+    /// How many keys the limiter holds.
+    pub fn keys(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |limiter| limiter.len())
     }
 }
 
@@ -103,7 +120,7 @@ mod tests {
         }
         match limiter.check("192.0.2.1") {
             Err(CoreError::RateLimited { retry_after_seconds, limit_per_minute }) => {
-                assert!((1..=20).contains(&retry_after_seconds));
+                assert!((1..=20).contains(&retry_after_seconds), "{retry_after_seconds}");
                 assert_eq!(limit_per_minute, 3);
             }
             other => panic!("{other:?}"),
@@ -113,5 +130,18 @@ mod tests {
         for _ in 0..1000 {
             unlimited.check("x").unwrap();
         }
+    }
+
+    #[test]
+    fn memory_follows_recent_clients_only() {
+        let limiter = RateLimiter::new(60_000);
+        for n in 0..5_000 {
+            limiter.check(&format!("client-{n}")).unwrap();
+        }
+        assert_eq!(limiter.keys(), 5_000);
+        // At 60,000 a minute, one request's allowance is whole again after a millisecond.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        limiter.prune();
+        assert_eq!(limiter.keys(), 0, "keys with a whole allowance were kept");
     }
 }

@@ -270,7 +270,8 @@ fn no_delay(listener: TcpListener) -> TcpIncoming {
 
 /// Background upkeep until the server stops: every few seconds, writes the batched
 /// stream heartbeats; every minute, drops expired sessions, login flows and the sealed
-/// content of configs whose download window has passed; every hour, prunes the
+/// content of configs whose download window has passed, and forgets rate-limit keys
+/// whose allowance is whole again; every hour, prunes the
 /// sign-in record. Ends when `stop` resolves.
 async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(HEARTBEAT_FLUSH_SECONDS));
@@ -293,6 +294,7 @@ async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Outp
             if let Err(error) = context.store.purge_expired_sso_state().await {
                 tracing::warn!(%error, "purging login flows failed");
             }
+            context.limits.prune();
         }
         if tick % (3600 / HEARTBEAT_FLUSH_SECONDS) == 0 {
             let older_than = crate::store::unix_now() - LOGIN_RECORD_MAX_AGE_SECONDS;
@@ -390,7 +392,7 @@ async fn render_metrics(context: Arc<CoreContext>) -> axum::response::Response {
         live_sessions: counted(context.store.count_all_open_sessions().await),
         connected_spokes: counted(context.store.count_connected_spokes().await),
     };
-    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], context.metrics.render(gauges)).into_response()
+    ([(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], context.metrics.render(gauges)).into_response()
 }
 
 /// A span per gRPC request carrying its method and the request id the facade (or

@@ -11,7 +11,7 @@ use serde_json::json;
 async fn metrics(url: String) -> String {
     let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
     response.text().await.unwrap()
 }
 
