@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod ovpn;
 pub mod pki;
 pub mod policy;
+pub mod providers_file;
 pub mod ratelimit;
 pub mod sealing;
 pub mod secrets;

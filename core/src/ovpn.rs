@@ -1,6 +1,6 @@
-//! Rendering of OpenVPN client profiles (`.ovpn`) with everything inline.
-
-use ipnet::IpNet;
+//! Rendering of OpenVPN client profiles (`.ovpn`) with everything inline. A profile
+//! carries no routes: the gateway pushes them when the tunnel comes up, from the
+//! rules in force then, so there is one source and it is current.
 
 /// What goes into a client profile.
 pub struct ClientProfile<'a> {
@@ -18,8 +18,6 @@ pub struct ClientProfile<'a> {
     pub client_private_key_pem: &'a str,
     /// The gateway's tls-crypt key.
     pub tls_crypt_key: &'a str,
-    /// Networks to route through the tunnel.
-    pub routes: &'a [String],
 }
 
 /// The profile text. Only AEAD data ciphers, TLS 1.2 or newer, the server's
@@ -45,13 +43,6 @@ pub fn render_client_profile(profile: &ClientProfile<'_>) -> String {
         hostname = profile.hostname,
         port = profile.port,
     );
-    for route in profile.routes {
-        match route.parse::<IpNet>() {
-            Ok(IpNet::V4(net)) => text.push_str(&format!("route {} {}\n", net.network(), net.netmask())),
-            Ok(IpNet::V6(net)) => text.push_str(&format!("route-ipv6 {net}\n")),
-            Err(_) => {}
-        }
-    }
     for (tag, body) in [
         ("ca", profile.ca_certificate_pem),
         ("cert", profile.client_certificate_pem),
@@ -68,8 +59,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn profiles_route_networks_and_inline_material() {
-        let routes = ["10.20.0.0/16".to_owned(), "fd00:1::/64".to_owned()];
+    fn profiles_inline_their_material_and_leave_routes_to_the_server() {
         let text = render_client_profile(&ClientProfile {
             hostname: "vpn.example.com",
             port: 443,
@@ -78,13 +68,11 @@ mod tests {
             client_certificate_pem: "CERT",
             client_private_key_pem: "KEY",
             tls_crypt_key: "TLS",
-            routes: &routes,
         });
         assert!(text.contains("proto tcp-client\n"));
         assert!(text.contains("remote vpn.example.com 443\n"));
         assert!(text.contains("verify-x509-name vpn.example.com name\n"));
-        assert!(text.contains("route 10.20.0.0 255.255.0.0\n"));
-        assert!(text.contains("route-ipv6 fd00:1::/64\n"));
+        assert!(!text.contains("\nroute"), "routes come from the server's push: {text}");
         assert!(text.contains("<key>\nKEY\n</key>\n") && text.contains("<tls-crypt>\nTLS\n</tls-crypt>\n"));
     }
 }

@@ -142,7 +142,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         metrics: metrics.clone(),
     });
     if let Some(path) = &args.providers_file {
-        apply_providers_file(&context, path).await?;
+        crate::providers_file::apply(&context, path).await?;
     }
 
     let (stop_sender, stop_receiver) = watch::channel(false);
@@ -315,69 +315,6 @@ const LOGIN_RECORD_MAX_AGE_SECONDS: i64 = 90 * 24 * 3600;
 /// How many sign-in attempts are kept on record at most (the newest).
 const LOGIN_RECORD_MAX_ROWS: u64 = 100_000;
 
-/// Creates or updates, by name, the identity providers a TOML file declares:
-/// `[[oidc]]` tables with the `AuthProvider` fields (`client_secret` may be given as
-/// `client_secret_env`, the name of an environment variable holding it).
-async fn apply_providers_file(
-    context: &Arc<CoreContext>,
-    path: &std::path::Path,
-) -> Result<(), Box<dyn Error + Send + Sync>> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Declared {
-        name: String,
-        #[serde(default)]
-        issuer_url: String,
-        #[serde(default)]
-        client_id: String,
-        #[serde(default)]
-        client_secret_env: Option<String>,
-        #[serde(default)]
-        scopes: Vec<String>,
-        #[serde(default)]
-        groups_claim: String,
-        #[serde(default)]
-        admin_group: String,
-        #[serde(default)]
-        allowed_groups: Vec<String>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        #[serde(default)]
-        oidc: Vec<Declared>,
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let api = AdminAuthProviderApi(context.clone());
-    for declared in file.oidc {
-        let client_secret = match &declared.client_secret_env {
-            Some(variable) => {
-                std::env::var(variable).map_err(|_| format!("{}: ${variable} is not set", path.display()))?
-            }
-            None => String::new(),
-        };
-        let message = gatekey::v1::AuthProvider {
-            name: declared.name.clone(),
-            r#type: "oidc".into(),
-            issuer_url: declared.issuer_url,
-            client_id: declared.client_id,
-            client_secret,
-            scopes: declared.scopes,
-            groups_claim: declared.groups_claim,
-            admin_group: declared.admin_group,
-            allowed_groups: declared.allowed_groups,
-            ..Default::default()
-        };
-        let existing = context.store.find_auth_provider_by_name(&declared.name).await?;
-        api.save(&message, existing.as_ref())
-            .await
-            .map_err(|e| format!("{}: provider `{}`: {e}", path.display(), declared.name))?;
-        tracing::info!(provider = %declared.name, "identity provider applied from the providers file");
-    }
-    Ok(())
-}
-
 /// The metrics text, with gauges read now.
 async fn render_metrics(context: Arc<CoreContext>) -> axum::response::Response {
     use axum::response::IntoResponse;
@@ -397,12 +334,28 @@ async fn render_metrics(context: Arc<CoreContext>) -> axum::response::Response {
 
 /// A span per gRPC request carrying its method and the request id the facade (or
 /// another client) sent in `x-request-id`, so one id follows a request through both.
+/// Only failures of the core (internal, unknown, data loss, unavailable, deadline) are
+/// logged as errors; refusals of a request (bad input, no credential, not allowed, not
+/// found…) are the caller's business and stay at debug level.
 fn request_trace_layer() -> RequestTraceLayer {
     fn span(request: &http::Request<tonic::body::Body>) -> tracing::Span {
         let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
     }
-    tower_http::trace::TraceLayer::new_for_grpc().make_span_with(span as MakeSpan)
+    use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
+    let refusals = [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::ResourceExhausted,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unauthenticated,
+    ];
+    let classifier = refusals.into_iter().fold(GrpcErrorsAsFailures::new(), GrpcErrorsAsFailures::with_success);
+    tower_http::trace::TraceLayer::new(SharedClassifier::new(classifier)).make_span_with(span as MakeSpan)
 }
 
 /// How a gRPC request's span is made.

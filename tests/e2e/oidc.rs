@@ -448,10 +448,20 @@ async fn sign_in_methods_share_one_limit_per_address() {
 async fn providers_are_validated_admin_only_and_can_come_from_a_file() {
     let dir = crate::kit::TempDir::new("providers");
     let file = dir.path().join("providers.toml");
+    let metadata = dir.path().join("idp-metadata.xml");
+    std::fs::write(
+        &metadata,
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.example.com"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>AAAA</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.com/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#,
+    )
+    .unwrap();
     std::fs::write(
         &file,
-        "[[oidc]]\nname = \"filed\"\nissuer_url = \"https://login.example.com\"\nclient_id = \"gk\"\n\
-         client_secret_env = \"GATEKEY_TEST_FILED_SECRET\"\nadmin_group = \"ops\"\n",
+        format!(
+            "[[oidc]]\nname = \"filed\"\nissuer_url = \"https://login.example.com\"\nclient_id = \"gk\"\n\
+             client_secret_env = \"GATEKEY_TEST_FILED_SECRET\"\nadmin_group = \"ops\"\n\n\
+             [[saml]]\nname = \"filed-saml\"\nmetadata_file = \"{}\"\ngroups_attribute = \"roles\"\n",
+            metadata.display()
+        ),
     )
     .unwrap();
     let core = {
@@ -465,6 +475,10 @@ async fn providers_are_validated_admin_only_and_can_come_from_a_file() {
     let listed = core.get("/admin/auth-providers", &admin).await.expect(StatusCode::OK);
     let filed = &listed.body["data"][0];
     assert_eq!((filed["name"].as_str(), filed["type"].as_str()), (Some("filed"), Some("oidc")));
+    let filed_saml = &listed.body["data"][1];
+    assert_eq!((filed_saml["name"].as_str(), filed_saml["type"].as_str()), (Some("filed-saml"), Some("saml")));
+    assert_eq!(filed_saml["groups_claim"], "roles");
+    assert!(filed_saml["saml_idp_metadata"].as_str().unwrap().contains("https://idp.example.com"));
     assert_eq!(filed["scopes"], json!(["openid", "email", "profile"]));
     assert!(filed.get("client_secret").is_none());
     assert!(!core.dump_database().await.contains("filed-secret-value"), "the client secret is stored in plaintext");

@@ -109,11 +109,11 @@ async fn configs_are_generated_downloaded_once_and_verified_by_openssl_until_rev
             "proto udp",
             "remote-cert-tls server",
             "verify-x509-name vpn.example.com name",
-            "route 10.79.0.0 255.255.255.0",
         ] {
             assert!(profile.lines().any(|l| l == line), "missing `{line}` in:\n{profile}");
         }
         assert!(profile.contains("data-ciphers AES-256-GCM"));
+        assert!(!profile.lines().any(|l| l.starts_with("route")), "routes are the gateway's to push:\n{profile}");
         core.get(&format!("/configs/download/{config_id}"), &fx.alice)
             .await
             .expect_error(StatusCode::GONE, "config_purged");

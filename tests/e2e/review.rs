@@ -355,6 +355,8 @@ async fn a_login_name_cannot_forge_log_lines() {
     assert!(!log.lines().any(|line| line.starts_with("2026-11-29T10:00:00")), "a forged line: {log}");
     assert!(log.contains("\\n2026-11-29T10:00:00"), "the newline is not shown escaped: {log}");
     assert!(log.contains("subject=\"admin INFO login subject=admin\""), "the value is not quoted: {log}");
+    // Refused requests are the caller's business: nothing about them is an error.
+    assert!(!log.contains("ERROR"), "a refusal was logged as an error: {log}");
 }
 
 /// A value an agent chose, logged through a plain (Display) field, cannot forge a line

@@ -9,8 +9,8 @@ use crate::ids::{IdKind, new_id};
 use crate::ovpn::{ClientProfile, render_client_profile};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::gateway_tls_crypt_key;
-use crate::policy::{CLIENT_CERTIFICATE, GatewayPolicy};
-use crate::store::{CertificateRecord, GatewayRole, NewConfig, unix_now};
+use crate::policy::CLIENT_CERTIFICATE;
+use crate::store::{CertificateRecord, NewConfig, unix_now};
 use crate::validate;
 use gatekey::ErrorCode;
 use gatekey::v1::admin_config_service_server::AdminConfigService;
@@ -62,11 +62,6 @@ impl ConfigApi {
         if !context.store.gateway_granted_to(&user.id, gateway_id).await? {
             return Err(CoreError::Forbidden(format!("you have not been granted {noun} `{}`", gateway.name)));
         }
-        // A hub pushes the routes of the spokes connected when the tunnel comes up.
-        let routes = match gateway.role {
-            GatewayRole::Gateway => GatewayPolicy::load(&context.store, &gateway).await?.entitlement(user).routes,
-            GatewayRole::Hub => Vec::new(),
-        };
         let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, gateway_id).await?;
         let issued = context.authority.issue(
             &CertificatePurpose::Client { email: user.email.clone() },
@@ -80,7 +75,6 @@ impl ConfigApi {
             client_certificate_pem: &issued.certificate_pem,
             client_private_key_pem: &issued.private_key_pem,
             tls_crypt_key: &tls_crypt_key,
-            routes: &routes,
         });
         let config_id = new_id(IdKind::Config);
         let sealed_content = context.sealer.seal(&config_context(&config_id), profile.as_bytes())?;

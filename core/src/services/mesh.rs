@@ -458,7 +458,6 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                     client_certificate_pem: &issued.certificate_pem,
                     client_private_key_pem: &issued.private_key_pem,
                     tls_crypt_key: &tls_crypt_key,
-                    routes: &[],
                 });
                 tracing::info!(hub = %hub.id, spoke = %spoke.id, serial = %issued.serial, networks = ?advertised, "provisioned mesh spoke");
                 Ok(ProvisionSpokeResponse {
