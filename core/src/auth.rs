@@ -194,7 +194,7 @@ impl Authenticator {
     pub async fn logout(&self, caller: &Caller) -> CoreResult<()> {
         match &caller.credential {
             Credential::Session { id, .. } => self.store.delete_session(id).await,
-            Credential::ApiKey { .. } => Err(CoreError::InvalidArgument(
+            Credential::ApiKey { .. } => Err(CoreError::Forbidden(
                 "logout ends a session; an API key is revoked with DELETE /api/v1/api-keys/{id}".into(),
             )),
         }

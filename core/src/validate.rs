@@ -61,8 +61,35 @@ pub fn text(field: &str, value: &str, max: usize) -> CoreResult<String> {
     Ok(value.trim().to_owned())
 }
 
-/// An e-mail address: one `@`, a non-empty local part and a dotted domain.
+/// An e-mail address an administrator gives: an ASCII dot-atom local part (at most 64
+/// characters) and a domain of two or more host-name labels, at most 254 characters in
+/// all; returned in lower case.
 pub fn email(value: &str) -> CoreResult<String> {
+    let well_formed = value.len() <= 254
+        && value.split_once('@').is_some_and(|(local, domain)| {
+            let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+            let local_ok = (1..=64).contains(&local.len())
+                && local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(atext));
+            let label_ok = |label: &str| {
+                (1..=63).contains(&label.len())
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    // `ab--` is kept for IDNA's `xn--` labels.
+                    && (label.get(2..4) != Some("--") || label.starts_with("xn--"))
+            };
+            local_ok && domain.split('.').count() >= 2 && domain.split('.').all(label_ok)
+        });
+    if !well_formed {
+        return Err(invalid("email", "must be an e-mail address such as alice@example.com"));
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
+/// An e-mail address an identity provider asserts: one `@`, a non-empty local part and
+/// a dotted domain, without white space, control characters or commas (providers may
+/// send internationalised addresses); returned trimmed, ASCII letters in lower case.
+pub fn asserted_email(value: &str) -> CoreResult<String> {
     let value = value.trim();
     let well_formed = value.len() <= 254
         && value.split_once('@').is_some_and(|(local, domain)| {
@@ -94,7 +121,7 @@ pub fn groups(field: &str, values: &[String]) -> CoreResult<Vec<String>> {
     let mut groups = Vec::with_capacity(values.len());
     for value in values {
         let value = value.trim();
-        if value.is_empty() || value.len() > 128 || value.chars().any(|c| c.is_control() || c == ',') {
+        if value.is_empty() || value.chars().count() > 128 || value.chars().any(|c| c.is_control() || c == ',') {
             return Err(invalid(
                 field,
                 format!("`{value}` is not a valid group name (1 to 128 characters, no commas)"),
@@ -224,10 +251,10 @@ pub fn id<'a>(field: &str, value: &'a str) -> CoreResult<&'a str> {
 }
 
 /// An optional value an agent or client reports (a name, an address): at most `max`
-/// bytes and no control characters; empty is allowed.
+/// characters and no control characters; empty is allowed.
 pub fn reported(field: &str, value: &str, max: usize) -> CoreResult<String> {
-    if value.len() > max {
-        return Err(invalid(field, format!("must be at most {max} bytes")));
+    if value.chars().count() > max {
+        return Err(invalid(field, format!("must be at most {max} characters")));
     }
     if value.chars().any(char::is_control) {
         return Err(invalid(field, "must not contain control characters"));
@@ -271,9 +298,16 @@ mod tests {
         assert_eq!(hostname("VPN.Example.com.").unwrap(), "vpn.example.com");
         assert!(hostname("-bad-.example").is_err());
         assert!(hostname("192.0.2.7").is_ok());
-        assert_eq!(email(" Alice@Example.COM ").unwrap(), "alice@example.com");
-        assert!(email("alice").is_err());
-        assert!(email("a@b").is_err());
+        assert_eq!(email("Alice@Example.COM").unwrap(), "alice@example.com");
+        assert_eq!(email("o'neil+vpn@mail.example.co.uk").unwrap(), "o'neil+vpn@mail.example.co.uk");
+        for bad in ["alice", "a@b", " a@b.example", "a..b@example.com", ".a@example.com", "a@-x.example", "a@x-.example", "a@ab--c.example"] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+        for bad in ["a@b@example.com", "a b@example.com", "a@example.com\n", "jos\u{e9}@example.com", "a@exa_mple.com"] {
+            assert!(email(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(asserted_email(" Jos\u{e9}@Example.COM ").unwrap(), "jos\u{e9}@example.com");
+        assert!(asserted_email("a@b").is_err() && asserted_email("a b@example.com").is_err());
         assert!(port(0).is_err() && port(70000).is_err() && port(1194).is_ok());
         assert_eq!(groups("groups", &["b".into(), "a".into(), "b".into()]).unwrap(), vec!["a", "b"]);
         for bad in ["", "a\0b", "a\r\nb", &"x".repeat(129)] {

@@ -56,21 +56,44 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Deserialises a JSON body, naming the offending field on failure.
+/// Deserialises a JSON body, naming the offending field on failure. A member of the
+/// body whose value is `null` counts as absent (as the document's nullable optional
+/// members say), and a number with a zero fraction (`3.0`) counts as the integer it
+/// equals, as JSON Schema's `integer` says, so clients that write every number as a
+/// float are understood.
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| ApiError::invalid_request(format!("malformed JSON: {error}")))?;
+    if let serde_json::Value::Object(members) = &mut value {
+        members.retain(|_, member| !member.is_null());
+    }
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
-            format!("malformed JSON: {inner}")
-        } else if path == "." || path.is_empty() {
+        let message = if path == "." || path.is_empty() {
             format!("invalid request body: {inner}")
         } else {
             format!("invalid field `{path}`: {inner}")
         };
         ApiError::invalid_request(message)
     })
+}
+
+/// Rewrites every float with a zero fraction that fits an integer as that integer.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            if float.fract() == 0.0 && float.abs() < 9.0e15 {
+                // Exactly representable: |float| < 2^53.
+                *number = serde_json::Number::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// A query string; bad values are 400s naming the parameter.
@@ -108,13 +131,17 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
+/// The last page number a list request may ask for (the largest 32-bit signed integer,
+/// which every client can write).
+const MAX_PAGE: u32 = 2_147_483_647;
+
 /// `?page=` and `?per_page=` of list endpoints.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 2_147_483_647)]
     pub page: Option<u32>,
     /// Items per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -126,8 +153,8 @@ impl PageQuery {
     pub fn into_request(self) -> Result<gatekey::v1::PageRequest, ApiError> {
         let page = self.page.unwrap_or(1);
         let per_page = self.per_page.unwrap_or(20);
-        if page == 0 {
-            return Err(ApiError::invalid_request("page: must be 1 or more"));
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(ApiError::invalid_request(format!("page: must be between 1 and {MAX_PAGE}")));
         }
         if !(1..=100).contains(&per_page) {
             return Err(ApiError::invalid_request("per_page: must be between 1 and 100"));
@@ -248,6 +275,40 @@ mod tests {
         assert_eq!(resolve_client(ip("127.0.0.1"), &headers, &trusted), ip("10.2.2.2"), "all trusted: the farthest");
         headers.remove("x-forwarded-for");
         assert_eq!(resolve_client(ip("127.0.0.1"), &headers, &trusted), ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        #[derive(Debug, Deserialize)]
+        struct Counted {
+            count: u64,
+        }
+        assert_eq!(parse_json::<Counted>(br#"{"count": 307.0}"#).unwrap().count, 307);
+        assert!(parse_json::<Counted>(br#"{"count": 307.5}"#).is_err());
+        assert!(parse_json::<Counted>(br#"{"count": -1.0}"#).is_err());
+    }
+
+    #[test]
+    fn null_members_are_absent() {
+        #[derive(Debug, Deserialize)]
+        struct Optional {
+            #[serde(default)]
+            description: String,
+            port: Option<u16>,
+            name: String,
+            #[serde(default)]
+            groups: Vec<String>,
+        }
+        let parsed = parse_json::<Optional>(br#"{"description": null, "port": null, "name": "a"}"#).unwrap();
+        assert_eq!((parsed.description.as_str(), parsed.port, parsed.name.as_str()), ("", None, "a"));
+        assert!(parsed.groups.is_empty());
+        // A required member is still required, and nulls inside values are still refused.
+        assert!(message_of_optional(br#"{"name": null}"#).contains("missing field `name`"));
+        assert!(message_of_optional(br#"{"name": "a", "groups": [null]}"#).contains("`groups[0]`"));
+
+        fn message_of_optional(body: &[u8]) -> String {
+            format!("{:?}", parse_json::<Optional>(body).unwrap_err())
+        }
     }
 
     #[test]

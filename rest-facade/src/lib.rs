@@ -2,6 +2,7 @@
 //! validates the HTTP shape, calls the core, and maps the answer; it holds no state,
 //! no keys and no business logic. Mount it in-process or run `gatekey-rest`.
 
+mod constraints;
 mod cookies;
 mod error;
 mod extract;

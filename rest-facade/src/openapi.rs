@@ -3,8 +3,11 @@
 //! from the same `routes!` registrations, so they cannot drift).
 
 use crate::FacadeState;
+use crate::constraints;
 use crate::error::ErrorBody;
 use axum::Json;
+use serde_json::{Value, json};
+use std::collections::HashSet;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -104,11 +107,86 @@ impl Modify for SecuritySchemes {
     )]
 struct ApiDoc;
 
-/// The whole document.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
+/// The whole document: the handlers' annotations, refined with what they cannot say.
+pub fn openapi_document() -> serde_json::Value {
     let router: utoipa_axum::router::OpenApiRouter<FacadeState> =
         utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", crate::routes::api_v1());
-    router.into_openapi()
+    let mut document = serde_json::to_value(router.into_openapi()).unwrap_or_default();
+    constrain_path_parameters(&mut document);
+    let bodies = request_body_schemas(&document);
+    if let Some(schemas) = document.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for (name, schema) in schemas.iter_mut().filter(|(name, _)| bodies.contains(name.as_str())) {
+            nullable_optional_members(schema);
+            if let Some(rules) = constraints::cross_field_rules(name) {
+                schema["allOf"] = rules;
+            }
+        }
+    }
+    document
+}
+
+/// Gives every path parameter the shape the core accepts, by its name: ids, group
+/// names, provider names and certificate serials.
+fn constrain_path_parameters(document: &mut Value) {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    let operations = paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut());
+    let parameters = operations.filter_map(|operation| operation.get_mut("parameters")?.as_array_mut()).flatten();
+    for parameter in parameters.filter(|parameter| parameter["in"] == "path") {
+        let shape = match parameter["name"].as_str() {
+            Some("group") => constraints::group(),
+            Some("provider") => constraints::name(),
+            Some("serial") => constraints::serial(),
+            _ => constraints::id(),
+        };
+        parameter["schema"] = serde_json::to_value(shape).unwrap_or_default();
+    }
+}
+
+/// The names of the component schemas that are request bodies.
+fn request_body_schemas(document: &Value) -> HashSet<String> {
+    let Some(paths) = document.get("paths").and_then(Value::as_object) else { return HashSet::new() };
+    let operations = paths.values().filter_map(Value::as_object).flat_map(|item| item.values());
+    let contents = operations.filter_map(|operation| operation.pointer("/requestBody/content")?.as_object()).flatten();
+    let references = contents.filter_map(|(_, content)| content.pointer("/schema/$ref")?.as_str());
+    references.filter_map(|reference| reference.strip_prefix("#/components/schemas/")).map(str::to_owned).collect()
+}
+
+/// Lets every optional member of a request body be `null`, which the facade reads as
+/// absent.
+fn nullable_optional_members(schema: &mut Value) {
+    let required: HashSet<String> = schema["required"]
+        .as_array()
+        .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let Some(members) = schema.get_mut("properties").and_then(Value::as_object_mut) else { return };
+    for member in members.iter_mut().filter(|(name, _)| !required.contains(name.as_str())).map(|(_, member)| member) {
+        if !allows_null(member) {
+            // Annotations stay with the member; the shape becomes one of two.
+            let annotations: Vec<_> = ["description", "default"]
+                .into_iter()
+                .filter_map(|key| Some((key, member.as_object_mut()?.remove(key)?)))
+                .collect();
+            let mut nullable = json!({"oneOf": [member.take(), {"type": "null"}]});
+            for (key, value) in annotations {
+                nullable[key] = value;
+            }
+            *member = nullable;
+        }
+    }
+}
+
+/// Whether a schema already admits `null`.
+fn allows_null(schema: &Value) -> bool {
+    let null_type = |types: &Value| match types {
+        Value::String(name) => name == "null",
+        Value::Array(names) => names.iter().any(|name| name == "null"),
+        _ => false,
+    };
+    null_type(&schema["type"])
+        || ["oneOf", "anyOf"]
+            .iter()
+            .filter_map(|keyword| schema[keyword].as_array())
+            .any(|alternatives| alternatives.iter().any(allows_null))
 }
 
 /// This document.
@@ -118,5 +196,5 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 ))]
 pub async fn openapi_json() -> Json<serde_json::Value> {
     static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
-    Json(DOCUMENT.get_or_init(|| serde_json::to_value(openapi_document()).unwrap_or(serde_json::Value::Null)).clone())
+    Json(DOCUMENT.get_or_init(openapi_document).clone())
 }

@@ -62,7 +62,9 @@ pub struct UserView {
     is_admin: bool,
     disabled: bool,
     provider: String,
+    #[schema(format = DateTime)]
     created_at: Option<String>,
+    #[schema(format = DateTime)]
     last_login_at: Option<String>,
 }
 
@@ -91,6 +93,7 @@ pub struct LoginView {
     /// The session token.
     pub session_token: String,
     /// When the session ends.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -99,6 +102,7 @@ pub struct LoginView {
 pub struct SessionView {
     user: Option<UserView>,
     auth_method: String,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
@@ -119,9 +123,13 @@ pub struct ApiKeyView {
     name: String,
     prefix: String,
     scopes: Vec<String>,
+    #[schema(format = DateTime)]
     created_at: Option<String>,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    #[schema(format = DateTime)]
     last_used_at: Option<String>,
+    #[schema(format = DateTime)]
     revoked_at: Option<String>,
 }
 
@@ -163,6 +171,7 @@ pub struct GatewayView {
     port: u32,
     protocol: &'static str,
     status: &'static str,
+    #[schema(format = DateTime)]
     last_heartbeat: Option<String>,
 }
 
@@ -207,7 +216,9 @@ pub struct AdminGatewayView {
     network_ids: Vec<String>,
     user_ids: Vec<String>,
     groups: Vec<String>,
+    #[schema(format = DateTime)]
     created_at: Option<String>,
+    #[schema(format = DateTime)]
     updated_at: Option<String>,
 }
 
@@ -257,6 +268,7 @@ pub struct MeshHubView {
     protocol: String,
     /// `online` or `offline`.
     status: String,
+    #[schema(format = DateTime)]
     last_heartbeat: Option<String>,
     advertised_cidrs: Vec<String>,
 }
@@ -294,7 +306,9 @@ pub struct AdminMeshHubView {
     network_ids: Vec<String>,
     user_ids: Vec<String>,
     groups: Vec<String>,
+    #[schema(format = DateTime)]
     created_at: Option<String>,
+    #[schema(format = DateTime)]
     updated_at: Option<String>,
 }
 
@@ -339,6 +353,7 @@ pub struct MeshSpokeView {
     advertised_cidrs: Vec<String>,
     /// `online` while its tunnel to the hub is up.
     status: String,
+    #[schema(format = DateTime)]
     created_at: Option<String>,
 }
 
@@ -380,7 +395,9 @@ pub struct NetworkView {
     description: String,
     cidrs: Vec<String>,
     gateway_ids: Vec<String>,
+    #[schema(format = DateTime)]
     created_at: Option<String>,
+    #[schema(format = DateTime)]
     updated_at: Option<String>,
 }
 
@@ -405,6 +422,7 @@ impl From<v1::Network> for NetworkView {
 pub struct GeneratedConfigView {
     config_id: String,
     download_url: String,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
     data: GeneratedConfigFields,
 }
@@ -414,6 +432,7 @@ pub struct GeneratedConfigView {
 pub struct GeneratedConfigFields {
     config_id: String,
     download_url: String,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
@@ -442,9 +461,12 @@ pub struct ConfigView {
     gateway_id: String,
     serial: String,
     protocol: String,
+    #[schema(format = DateTime)]
     created_at: Option<String>,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
     revoked: bool,
+    #[schema(format = DateTime)]
     downloaded_at: Option<String>,
 }
 
@@ -470,8 +492,10 @@ impl From<v1::VpnConfig> for ConfigView {
 pub struct SerialStatusView {
     serial: String,
     revoked: bool,
+    #[schema(format = DateTime)]
     revoked_at: Option<String>,
     reason: Option<String>,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
@@ -501,7 +525,9 @@ pub struct AccessRuleView {
     protocol: String,
     port_from: u32,
     port_to: u32,
+    #[schema(format = DateTime)]
     created_at: Option<String>,
+    #[schema(format = DateTime)]
     updated_at: Option<String>,
 }
 
@@ -779,8 +805,12 @@ mod tests {
         let json = serde_json::to_value(GatewayView::from(gateway)).unwrap();
         let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         keys.sort();
-        assert_eq!(keys, ["description", "hostname", "id", "last_heartbeat", "name", "port", "protocol", "status"]);
+        assert_eq!(
+            keys,
+            ["description", "hostname", "id", "last_heartbeat", "name", "port", "protocol", "role", "status"]
+        );
         assert_eq!(json["status"], "online");
+        assert_eq!(json["role"], "gateway");
         assert_eq!(json["protocol"], "udp");
     }
 }

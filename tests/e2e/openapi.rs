@@ -130,6 +130,70 @@ async fn the_document_covers_the_router_and_the_seed_with_errors_and_security() 
     }
 }
 
+/// The schema of a request body by its component name.
+fn body<'a>(document: &'a Value, name: &str) -> &'a Value {
+    &document["components"]["schemas"][name]
+}
+
+#[tokio::test]
+async fn the_document_states_the_constraints_the_core_enforces() {
+    let core = Core::start(Backend::Sqlite).await;
+    let doc = document(&core).await;
+
+    // Names, groups and ids have their lengths and characters.
+    let network = body(&doc, "CreateNetworkBody");
+    assert_eq!(network["properties"]["name"]["pattern"], "^[A-Za-z0-9._-]{1,64}$");
+    assert_eq!(network["properties"]["cidrs"]["minItems"], 1);
+    assert_eq!(network["properties"]["cidrs"]["maxItems"], 64);
+    assert!(network["required"].as_array().unwrap().contains(&json!("cidrs")));
+    let user = body(&doc, "CreateUserBody");
+    assert_eq!(user["properties"]["password"]["minLength"], 12);
+    assert_eq!(user["properties"]["email"]["format"], "email");
+    assert!(user["properties"]["groups"]["oneOf"][0]["items"]["pattern"].as_str().unwrap().contains(','));
+    // Enumerations, ranges and times.
+    let rule = body(&doc, "GeoFenceRuleBody");
+    assert_eq!(rule["properties"]["action"]["enum"], json!(["allow", "deny"]));
+    assert_eq!(rule["properties"]["scope"]["default"], "global");
+    let key = body(&doc, "CreateApiKeyBody");
+    let lifetime = &key["properties"]["expires_in_seconds"]["oneOf"][0];
+    assert_eq!((lifetime["type"].as_str(), lifetime["maximum"].as_u64()), (Some("integer"), Some(315_360_000)));
+    assert_eq!(doc["components"]["schemas"]["ApiKeyView"]["properties"]["expires_at"]["format"], "date-time");
+    // Optional members may be null (read as absent); required ones may not.
+    let update = body(&doc, "UpdateGatewayBody");
+    assert_eq!(update["properties"]["port"]["oneOf"][1], json!({"type": "null"}));
+    assert!(network["properties"]["name"].get("oneOf").is_none());
+    // Rules across members: a geo-fence rule matches something, and its subject fits its scope.
+    assert_eq!(rule["allOf"][0]["anyOf"].as_array().map(Vec::len), Some(2));
+    assert_eq!(rule["allOf"][1]["oneOf"].as_array().map(Vec::len), Some(3));
+    // Path parameters: serials in hex, groups without commas, ids without slashes.
+    let check = &doc["paths"]["/api/v1/pki/check/{serial}"]["get"]["parameters"][0];
+    assert!(check["schema"]["pattern"].as_str().unwrap().contains("0-9A-Fa-f"), "{check}");
+    let group = &doc["paths"]["/api/v1/admin/gateways/{id}/groups/{group}"]["delete"]["parameters"];
+    let patterns: Vec<_> = group.as_array().unwrap().iter().map(|p| p["schema"]["pattern"].as_str().unwrap()).collect();
+    assert!(patterns.iter().all(|pattern| pattern.starts_with('^')), "{group}");
+
+    // And the core holds to them: a null member is absent, a value the document refuses
+    // is refused.
+    let admin = core.admin_token().await;
+    let created = core
+        .post("/admin/networks", &admin, json!({"name": "office", "cidrs": ["10.20.0.0/16"], "description": null}))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(created.body["data"]["description"], "");
+    for (bad, field) in [
+        (json!({"name": null, "cidrs": ["10.0.0.0/8"]}), "name"),
+        (json!({"name": "a b", "cidrs": ["10.0.0.0/8"]}), "name"),
+        (json!({"name": "x".repeat(65), "cidrs": ["10.0.0.0/8"]}), "name"),
+        (json!({"name": "ok", "cidrs": []}), "cidrs"),
+    ] {
+        let message = core.post("/admin/networks", &admin, bad).await.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(message.contains(field), "{message}");
+    }
+    let page = core.get("/admin/networks?page=2147483648", &admin).await;
+    let message = page.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(message.starts_with("page:"), "{message}");
+}
+
 #[tokio::test]
 async fn an_independent_validator_accepts_the_document() {
     let Ok(validator) = std::env::var("GATEKEY_TEST_OPENAPI_VALIDATOR") else {
@@ -146,7 +210,7 @@ async fn an_independent_validator_accepts_the_document() {
 }
 
 #[tokio::test]
-async fn schemathesis_finds_no_server_errors_or_schema_violations() {
+async fn schemathesis_finds_the_document_true_to_the_api_under_every_check() {
     let Ok(schemathesis) = std::env::var("GATEKEY_TEST_SCHEMATHESIS") else {
         return missing("schemathesis (GATEKEY_TEST_SCHEMATHESIS)");
     };
@@ -155,14 +219,18 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
     let key = core.post("/api-keys", &admin, json!({"name": "schemathesis"})).await.expect(StatusCode::CREATED);
     let key = key.body["data"]["secret"].as_str().unwrap().to_owned();
     let report = crate::kit::TempDir::new("schemathesis");
+    // Every check, including that schema-valid requests are accepted and schema-violating
+    // ones refused; the file names the few state-dependent answers and carries the key.
+    let settings = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis/schemathesis.toml");
     let run = tokio::process::Command::new(schemathesis)
+        .args(["--config-file", settings])
         .args(["run", &format!("{}/api/v1/openapi.json", core.http_base), "--url", &core.http_base])
-        .args(["--header", &format!("Authorization: Bearer {key}")])
-        .args([
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-        ])
-        .args(["--max-examples", "25", "--workers", "2", "--request-timeout", "20", "--generation-allow-x00", "false"])
+        .env("GATEKEY_SCHEMATHESIS_API_KEY", &key)
+        .args(["--checks", "all"])
+        // One worker: with two, Python 3.11.7 now and then fails inside schemathesis with
+        // "SystemError: AST constructor recursion depth mismatch" (its compiler is not
+        // safe across threads).
+        .args(["--max-examples", "25", "--workers", "1", "--request-timeout", "20", "--generation-allow-x00", "false"])
         .arg("--report-dir")
         .arg(report.path())
         .env("NO_COLOR", "1")

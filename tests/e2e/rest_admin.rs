@@ -292,6 +292,8 @@ async fn users_are_validated_unique_and_admins_cannot_lock_themselves_out() {
     for (patch, field) in [
         (json!({"username": "dave", "password": "short"}), "password"),
         (json!({"username": "dave", "email": "not-an-email"}), "email"),
+        (json!({"username": "dave", "email": "dave..x@example.com"}), "email"),
+        (json!({"username": "dave", "email": " dave@example.com"}), "email"),
         (json!({"username": "da ve"}), "username"),
         (json!({"username": "dave", "is_admin": "yes"}), "is_admin"),
     ] {

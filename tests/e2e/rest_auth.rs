@@ -148,7 +148,7 @@ async fn api_keys_are_shown_once_scoped_expiring_and_revocable() {
         // A key is not a session: logout with it is refused and it keeps working.
         core.call(Method::POST, "/auth/logout", Some(&read_only), None)
             .await
-            .expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
         // Forged keys with a real prefix fail.
         let forged = format!("{}{}", &read_only[..15], "A".repeat(read_only.len() - 15));
         core.get("/auth/session", &forged).await.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");

@@ -98,9 +98,9 @@ impl AuthService for AuthApi {
                 }
                 let outcome = async {
                     // No account can have such a name; it is refused (and recorded) as bad input.
-                    if username.len() > 256 || username.chars().any(char::is_control) {
+                    if username.chars().count() > 256 || username.chars().any(char::is_control) {
                         return Err(CoreError::InvalidArgument(
-                            "username: must be at most 256 bytes, without control characters".into(),
+                            "username: must be at most 256 characters, without control characters".into(),
                         ));
                     }
                     let user = self.0.auth.verify_local(&username, &password).await?;

@@ -48,6 +48,9 @@ fn view(record: AuthProviderRecord) -> AuthProvider {
     }
 }
 
+/// The longest client secret accepted (providers issue far shorter ones).
+const MAX_CLIENT_SECRET_CHARACTERS: usize = 4096;
+
 /// Checks a provider message; the secret is returned apart, still in clear.
 fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
     let name = validate::name("name", &input.name)?;
@@ -66,6 +69,10 @@ fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
         validate::groups("admin_group", std::slice::from_ref(&input.admin_group))?.pop().unwrap_or_default()
     };
     let allowed_groups = validate::groups("allowed_groups", &input.allowed_groups)?;
+    refuse_fields_of_the_other_kind(input)?;
+    if input.client_secret.chars().count() > MAX_CLIENT_SECRET_CHARACTERS {
+        return Err(invalid(format!("client_secret: must be at most {MAX_CLIENT_SECRET_CHARACTERS} characters")));
+    }
     match input.r#type.as_str() {
         "oidc" => {
             let issuer = input.issuer_url.trim();
@@ -124,6 +131,33 @@ fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
             })
         }
         other => Err(invalid(format!("type: `{other}` is not one of oidc, saml"))),
+    }
+}
+
+/// Refuses settings that belong to the other kind of provider, rather than ignore them
+/// (a SAML provider given an issuer URL was surely meant to be another provider).
+fn refuse_fields_of_the_other_kind(input: &AuthProvider) -> CoreResult<()> {
+    let (other_kind, given) = match input.r#type.as_str() {
+        "oidc" => (
+            "saml",
+            [("saml_idp_metadata", !input.saml_idp_metadata.is_empty()), ("saml_entity_id", !input.saml_entity_id.is_empty())]
+                .to_vec(),
+        ),
+        "saml" => (
+            "oidc",
+            [
+                ("issuer_url", !input.issuer_url.is_empty()),
+                ("client_id", !input.client_id.is_empty()),
+                ("client_secret", !input.client_secret.is_empty()),
+                ("scopes", !input.scopes.is_empty()),
+            ]
+            .to_vec(),
+        ),
+        _ => return Ok(()),
+    };
+    match given.into_iter().find(|(_, given)| *given) {
+        Some((field, _)) => Err(invalid(format!("{field}: applies to {other_kind} providers only"))),
+        None => Ok(()),
     }
 }
 

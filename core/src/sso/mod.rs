@@ -158,7 +158,7 @@ pub async fn sign_in_external(
     if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
         return Err(refused("the provider sent no usable subject identifier".into()));
     }
-    let email = validate::email(&identity.email)
+    let email = validate::asserted_email(&identity.email)
         .map_err(|_| refused(format!("the provider sent no usable e-mail address ({:?})", identity.email)))?;
     if !identity.email_verified && !fields.allow_unverified_email {
         return Err(refused(format!("the provider does not vouch for the e-mail address `{email}` (not verified)")));

@@ -17,21 +17,29 @@ use serde::Deserialize;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRuleBody {
+    #[schema(schema_with = crate::constraints::name)]
     name: String,
+    #[schema(schema_with = crate::constraints::description)]
     #[serde(default)]
     description: String,
+    #[schema(schema_with = crate::constraints::id)]
     network_id: String,
+    #[schema(schema_with = crate::constraints::ids)]
     #[serde(default)]
     user_ids: Vec<String>,
+    #[schema(schema_with = crate::constraints::groups)]
     #[serde(default)]
     groups: Vec<String>,
     #[serde(default)]
     destination_type: Option<DestinationType>,
+    #[schema(schema_with = crate::constraints::destination)]
     destination: String,
     #[serde(default)]
     protocol: Option<RuleProtocol>,
+    #[schema(schema_with = crate::constraints::port_or_unset)]
     #[serde(default)]
     port_from: Option<u16>,
+    #[schema(schema_with = crate::constraints::port_or_unset)]
     #[serde(default)]
     port_to: Option<u16>,
 }

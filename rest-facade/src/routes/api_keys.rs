@@ -16,9 +16,12 @@ use serde::Deserialize;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyBody {
+    #[schema(schema_with = crate::constraints::label)]
     name: String,
+    #[schema(schema_with = crate::constraints::api_key_scopes)]
     #[serde(default)]
     scopes: Vec<String>,
+    #[schema(schema_with = crate::constraints::lifetime_seconds)]
     #[serde(default)]
     expires_in_seconds: Option<u64>,
 }

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(schema_with = crate::constraints::login_name)]
     username: String,
+    #[schema(schema_with = crate::constraints::login_password)]
     password: String,
 }
 

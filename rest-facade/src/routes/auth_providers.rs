@@ -17,25 +17,35 @@ use serde::Deserialize;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthProviderBody {
+    #[schema(schema_with = crate::constraints::provider_name)]
     name: String,
     #[serde(rename = "type")]
     kind: ProviderKind,
+    #[schema(schema_with = crate::constraints::url)]
     #[serde(default)]
     issuer_url: String,
+    #[schema(schema_with = crate::constraints::client_id)]
     #[serde(default)]
     client_id: String,
+    #[schema(schema_with = crate::constraints::client_secret)]
     #[serde(default)]
     client_secret: String,
+    #[schema(schema_with = crate::constraints::oauth_scopes)]
     #[serde(default)]
     scopes: Vec<String>,
+    #[schema(schema_with = crate::constraints::claim_name)]
     #[serde(default)]
     groups_claim: String,
+    #[schema(schema_with = crate::constraints::optional_group)]
     #[serde(default)]
     admin_group: String,
+    #[schema(schema_with = crate::constraints::groups)]
     #[serde(default)]
     allowed_groups: Vec<String>,
+    #[schema(schema_with = crate::constraints::saml_metadata)]
     #[serde(default)]
     saml_idp_metadata: String,
+    #[schema(schema_with = crate::constraints::short_text)]
     #[serde(default)]
     saml_entity_id: String,
     /// Link a new subject to an existing account of another identity provider with the

@@ -19,8 +19,10 @@ use serde::Deserialize;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateConfigBody {
+    #[schema(schema_with = crate::constraints::id)]
     /// The gateway's id, or a mesh hub's.
     gateway_id: String,
+    #[schema(schema_with = crate::constraints::config_protocol)]
     #[serde(default)]
     protocol: Option<String>,
 }

@@ -75,8 +75,11 @@ pub async fn heartbeat(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
+    #[schema(schema_with = crate::constraints::common_name)]
     common_name: String,
+    #[schema(schema_with = crate::constraints::serial)]
     serial: String,
+    #[schema(schema_with = crate::constraints::reported_address)]
     #[serde(default)]
     client_address: String,
 }
@@ -100,12 +103,18 @@ pub async fn verify(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectBody {
+    #[schema(schema_with = crate::constraints::id)]
     session_key: String,
+    #[schema(schema_with = crate::constraints::common_name)]
     common_name: String,
+    #[schema(schema_with = crate::constraints::serial)]
     serial: String,
+    #[schema(schema_with = crate::constraints::reported_address)]
     vpn_address: String,
+    #[schema(schema_with = crate::constraints::reported_address)]
     #[serde(default)]
     client_address: String,
+    #[schema(schema_with = crate::constraints::date_time)]
     #[serde(default)]
     connected_at: Option<String>,
 }
@@ -139,9 +148,12 @@ pub async fn connect(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisconnectBody {
+    #[schema(schema_with = crate::constraints::id)]
     session_key: String,
+    #[schema(schema_with = crate::constraints::common_name)]
     #[serde(default)]
     common_name: String,
+    #[schema(schema_with = crate::constraints::serial)]
     #[serde(default)]
     serial: String,
     #[serde(default)]
@@ -150,6 +162,7 @@ pub struct DisconnectBody {
     bytes_received: u64,
     #[serde(default)]
     bytes_sent: u64,
+    #[schema(schema_with = crate::constraints::date_time)]
     #[serde(default)]
     disconnected_at: Option<String>,
 }
@@ -193,6 +206,7 @@ pub async fn provision(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRulesBody {
+    #[schema(schema_with = crate::constraints::common_name)]
     common_name: String,
 }
 

@@ -50,12 +50,17 @@ impl From<Protocol> for i32 {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGatewayBody {
+    #[schema(schema_with = crate::constraints::name)]
     name: String,
+    #[schema(schema_with = crate::constraints::description)]
     #[serde(default)]
     description: String,
+    #[schema(schema_with = crate::constraints::hostname)]
     hostname: String,
+    #[schema(schema_with = crate::constraints::port_or_unset)]
     port: Option<u32>,
     protocol: Option<Protocol>,
+    #[schema(schema_with = crate::constraints::vpn_subnet_or_unset)]
     vpn_subnet: Option<String>,
 }
 
@@ -63,11 +68,16 @@ pub struct CreateGatewayBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGatewayBody {
+    #[schema(schema_with = crate::constraints::name)]
     name: Option<String>,
+    #[schema(schema_with = crate::constraints::description)]
     description: Option<String>,
+    #[schema(schema_with = crate::constraints::hostname)]
     hostname: Option<String>,
+    #[schema(schema_with = crate::constraints::port)]
     port: Option<u32>,
     protocol: Option<Protocol>,
+    #[schema(schema_with = crate::constraints::vpn_subnet)]
     vpn_subnet: Option<String>,
     is_active: Option<bool>,
 }
@@ -76,6 +86,7 @@ pub struct UpdateGatewayBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserGrantBody {
+    #[schema(schema_with = crate::constraints::id)]
     user_id: String,
 }
 
@@ -83,6 +94,7 @@ pub struct UserGrantBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupGrantBody {
+    #[schema(schema_with = crate::constraints::group)]
     group: String,
 }
 
@@ -90,6 +102,7 @@ pub struct GroupGrantBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkAttachmentBody {
+    #[schema(schema_with = crate::constraints::id)]
     network_id: String,
 }
 

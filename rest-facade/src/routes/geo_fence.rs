@@ -21,12 +21,15 @@ use serde::Deserialize;
 pub struct GeoFenceSettingsBody {
     /// Whether geo-fencing applies.
     enabled: bool,
+    #[schema(schema_with = crate::constraints::geo_fence_mode)]
     /// `enforce` (default) or `audit` (log denials, allow anyway).
     #[serde(default = "enforce")]
     mode: String,
+    #[schema(schema_with = crate::constraints::file_path)]
     /// Path, on the core's host, of a MaxMind-format country database; empty for CIDR rules only.
     #[serde(default)]
     database_path: String,
+    #[schema(schema_with = crate::constraints::unknown_location_policy)]
     /// `allow` or `deny` (default) for addresses with no known country.
     #[serde(default = "deny")]
     unknown_location_policy: String,
@@ -44,17 +47,22 @@ fn deny() -> String {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GeoFenceRuleBody {
+    #[schema(schema_with = crate::constraints::geo_fence_action)]
     /// `allow` or `deny`.
     action: String,
+    #[schema(schema_with = crate::constraints::countries)]
     /// ISO 3166-1 alpha-2 country codes.
     #[serde(default)]
     countries: Vec<String>,
+    #[schema(schema_with = crate::constraints::optional_cidrs)]
     /// CIDRs.
     #[serde(default)]
     cidrs: Vec<String>,
+    #[schema(schema_with = crate::constraints::geo_fence_scope)]
     /// `global` (default), `group` or `user`.
     #[serde(default = "global")]
     scope: String,
+    #[schema(schema_with = crate::constraints::subject)]
     /// The group name or user id, for those scopes.
     #[serde(default)]
     subject: String,
@@ -81,8 +89,10 @@ impl GeoFenceRuleBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GeoFenceCheckBody {
+    #[schema(schema_with = crate::constraints::id)]
     /// The user's id.
     user_id: String,
+    #[schema(schema_with = crate::constraints::ip_address)]
     /// The client address to judge.
     address: String,
 }

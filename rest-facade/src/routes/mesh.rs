@@ -26,19 +26,27 @@ use tonic::transport::Channel;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateHubBody {
+    #[schema(schema_with = crate::constraints::name)]
     name: String,
+    #[schema(schema_with = crate::constraints::description)]
     #[serde(default)]
     description: String,
+    #[schema(schema_with = crate::constraints::hostname)]
     hostname: String,
+    #[schema(schema_with = crate::constraints::port_or_unset)]
     port: Option<u32>,
     protocol: Option<Protocol>,
+    #[schema(schema_with = crate::constraints::vpn_subnet_or_unset)]
     vpn_subnet: Option<String>,
+    #[schema(schema_with = crate::constraints::ids)]
     /// Networks whose access rules apply at the hub.
     #[serde(default)]
     network_ids: Vec<String>,
+    #[schema(schema_with = crate::constraints::ids)]
     /// Users granted the hub.
     #[serde(default)]
     user_ids: Vec<String>,
+    #[schema(schema_with = crate::constraints::groups)]
     /// Groups granted the hub.
     #[serde(default)]
     groups: Vec<String>,
@@ -49,15 +57,23 @@ pub struct CreateHubBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateHubBody {
+    #[schema(schema_with = crate::constraints::name)]
     name: Option<String>,
+    #[schema(schema_with = crate::constraints::description)]
     description: Option<String>,
+    #[schema(schema_with = crate::constraints::hostname)]
     hostname: Option<String>,
+    #[schema(schema_with = crate::constraints::port)]
     port: Option<u32>,
     protocol: Option<Protocol>,
+    #[schema(schema_with = crate::constraints::vpn_subnet)]
     vpn_subnet: Option<String>,
     is_active: Option<bool>,
+    #[schema(schema_with = crate::constraints::ids)]
     network_ids: Option<Vec<String>>,
+    #[schema(schema_with = crate::constraints::ids)]
     user_ids: Option<Vec<String>>,
+    #[schema(schema_with = crate::constraints::groups)]
     groups: Option<Vec<String>>,
 }
 
@@ -65,7 +81,9 @@ pub struct UpdateHubBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSpokeBody {
+    #[schema(schema_with = crate::constraints::name)]
     name: String,
+    #[schema(schema_with = crate::constraints::spoke_cidrs)]
     /// The networks (IPv4 CIDRs) the spoke may advertise.
     local_cidrs: Vec<String>,
 }

@@ -18,9 +18,12 @@ use serde::Deserialize;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNetworkBody {
+    #[schema(schema_with = crate::constraints::name)]
     name: String,
+    #[schema(schema_with = crate::constraints::description)]
     #[serde(default)]
     description: String,
+    #[schema(schema_with = crate::constraints::cidrs)]
     cidrs: Vec<String>,
 }
 
@@ -28,8 +31,11 @@ pub struct CreateNetworkBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateNetworkBody {
+    #[schema(schema_with = crate::constraints::name)]
     name: Option<String>,
+    #[schema(schema_with = crate::constraints::description)]
     description: Option<String>,
+    #[schema(schema_with = crate::constraints::cidrs)]
     cidrs: Option<Vec<String>>,
 }
 

@@ -19,7 +19,9 @@ use serde::Deserialize;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
+    #[schema(schema_with = crate::constraints::serial)]
     serial: String,
+    #[schema(schema_with = crate::constraints::revocation_reason)]
     #[serde(default)]
     reason: Option<String>,
 }

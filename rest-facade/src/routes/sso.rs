@@ -46,8 +46,12 @@ fn redirect(status: StatusCode, location: &str, jar: CookieJar) -> Response {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LoginStartQuery {
+    /// The provider's name; empty when there is only one of the kind.
+    #[param(schema_with = crate::constraints::provider_choice)]
     #[serde(default)]
     provider: String,
+    /// The same-site path to return to once signed in (default `/`).
+    #[param(schema_with = crate::constraints::same_site_path)]
     #[serde(default)]
     redirect_to: String,
 }
@@ -202,6 +206,9 @@ pub async fn saml_acs(
     });
     let accepted = match AuthServiceClient::new(state.channel.clone()).accept_saml_response(request).await {
         Ok(accepted) => accepted.into_inner(),
+        // A malformed post (no such provider name, no response) is no sign-in attempt
+        // to send a browser back from: it is answered as bad input.
+        Err(status) if status.code() == tonic::Code::InvalidArgument => return ApiError::from(status).into_response(),
         Err(status) => return failed_login(&state, &headers, ApiError::from(status), StatusCode::SEE_OTHER),
     };
     let finish_url = format!("{SAML_FINISH_PATH}?code={}", accepted.finish_code);

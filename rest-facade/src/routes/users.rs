@@ -16,13 +16,18 @@ use serde::Deserialize;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserBody {
+    #[schema(schema_with = crate::constraints::username)]
     username: String,
+    #[schema(schema_with = crate::constraints::email)]
     email: String,
+    #[schema(schema_with = crate::constraints::display_name)]
     #[serde(default)]
     name: String,
+    #[schema(schema_with = crate::constraints::password)]
     password: String,
     #[serde(default)]
     is_admin: bool,
+    #[schema(schema_with = crate::constraints::groups)]
     #[serde(default)]
     groups: Vec<String>,
 }
@@ -31,11 +36,15 @@ pub struct CreateUserBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
+    #[schema(schema_with = crate::constraints::email)]
     email: Option<String>,
+    #[schema(schema_with = crate::constraints::display_name)]
     name: Option<String>,
+    #[schema(schema_with = crate::constraints::password)]
     password: Option<String>,
     is_admin: Option<bool>,
     disabled: Option<bool>,
+    #[schema(schema_with = crate::constraints::groups)]
     groups: Option<Vec<String>>,
 }
 
