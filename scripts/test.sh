@@ -23,6 +23,7 @@ command -v nft >/dev/null || missing_packages+=(nftables)
 command -v conntrack >/dev/null || missing_packages+=(conntrack)
 command -v ping >/dev/null || missing_packages+=(iputils-ping)
 command -v xmlsec1 >/dev/null || missing_packages+=(xmlsec1)
+command -v systemd-analyze >/dev/null || missing_packages+=(systemd)
 command -v node >/dev/null || missing_packages+=(nodejs npm)
 if [ ${#missing_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -106,3 +107,55 @@ log "cargo build"
 cargo build --workspace --bins
 log "cargo test"
 cargo test --workspace
+
+# --- the README's start command, typed as a newcomer types it -----------------
+# Taken from the README (the first bash block under "The two commands") and run as
+# written from the repository root; only the environment points its data, listeners
+# and admin password somewhere private. The running system is then probed, and
+# stopped as Ctrl-C stops it.
+log "the README's start command"
+START_COMMAND=$(awk '/^## The two commands/ {section=1} section && /^```bash/ {getline; print; exit}' README.md)
+[ -n "$START_COMMAND" ] || { echo "no start command found in README.md" >&2; exit 1; }
+echo "$ $START_COMMAND"
+START_DIR=$(mktemp -d /tmp/gatekey-readme.XXXXXX)
+ADMIN_PASSWORD="readme-check-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+GATEKEY_DATA_DIR="$START_DIR/data" GATEKEY_GRPC_LISTEN=127.0.0.1:0 GATEKEY_HTTP_LISTEN=127.0.0.1:0 \
+  GATEKEY_ADMIN_PASSWORD="$ADMIN_PASSWORD" setsid bash -c "$START_COMMAND" >"$START_DIR/stdout" 2>"$START_DIR/stderr" &
+START_PID=$!
+stop_start_command() { kill -INT -- "-$START_PID" 2>/dev/null || true; }
+for _ in $(seq 1 1800); do
+  grep -q '^gatekey-core ready ' "$START_DIR/stdout" 2>/dev/null && break
+  kill -0 "$START_PID" 2>/dev/null || break
+  sleep 1
+done
+READY=$(grep '^gatekey-core ready ' "$START_DIR/stdout" || true)
+if [ -z "$READY" ]; then
+  stop_start_command
+  echo "the README's start command did not bring the core up:" >&2
+  tail -n 40 "$START_DIR/stderr" >&2
+  exit 1
+fi
+HTTP=$(sed -n 's/.* http=\([^ ]*\).*/\1/p' <<<"$READY")
+GRPC=$(sed -n 's/.* grpc=\([^ ]*\).*/\1/p' <<<"$READY")
+probe_failed() { stop_start_command; echo "README start command: $*" >&2; exit 1; }
+LOGIN=$(curl -sS --max-time 10 -X POST "http://$HTTP/api/v1/auth/local/login" -H 'Content-Type: application/json' \
+  -d "{\"username\":\"admin\",\"password\":\"$ADMIN_PASSWORD\"}") || probe_failed "the login request failed"
+TOKEN=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["session_token"])' <<<"$LOGIN" 2>/dev/null) \
+  || probe_failed "the admin could not sign in: $LOGIN"
+SESSION=$(curl -sS --max-time 10 "http://$HTTP/api/v1/auth/session" -H "Authorization: Bearer $TOKEN")
+grep -q '"username":"admin"' <<<"$SESSION" || probe_failed "GET /auth/session answered $SESSION"
+curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://$HTTP/metrics" | grep -q 200 || probe_failed "/metrics is not served"
+if [ -n "${GATEKEY_TEST_GRPCURL:-}" ]; then
+  "$GATEKEY_TEST_GRPCURL" -plaintext "$GRPC" grpc.health.v1.Health/Check | grep -q SERVING \
+    || probe_failed "the gRPC health check is not SERVING"
+elif [ "${GATEKEY_TEST_STRICT:-}" = 1 ]; then
+  probe_failed "grpcurl is missing (GATEKEY_TEST_GRPCURL)"
+fi
+stop_start_command
+START_STATUS=0
+timeout 15 tail --pid="$START_PID" -f /dev/null || probe_failed "the core did not stop within 15 s of Ctrl-C"
+wait "$START_PID" || START_STATUS=$?
+[ "$START_STATUS" -eq 0 ] || probe_failed "the core exited with status $START_STATUS after Ctrl-C"
+grep -q 'stopped' "$START_DIR/stderr" || probe_failed "the core did not log its clean stop"
+rm -rf "$START_DIR"
+echo "the README's start command works: signed in at http://$HTTP, gRPC health SERVING at $GRPC, clean stop"

@@ -5,8 +5,8 @@
 //! `openapi::PathParameters`. Where a pattern is narrower than what the core accepts
 //! (host names, e-mail addresses), it errs on the side of values that are surely good.
 
-use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use serde_json::json;
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{Array, Object};
 
 /// A resource name: letters, digits, `-`, `_`, `.`.
@@ -22,7 +22,8 @@ pub const SERIAL: &str = "^(?:[0-9A-Fa-f]{1,40}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}
 const OPTIONAL_GROUP: &str = "^(?:|[^\\s,\\u0000-\\u001F\\u007F-\\u009F](?:[^,\\u0000-\\u001F\\u007F-\\u009F]{0,126}[^\\s,\\u0000-\\u001F\\u007F-\\u009F])?)$";
 /// An identity provider's name: a resource name, except the reserved `local`, `gatekey`
 /// and `api` in any case.
-pub const PROVIDER_NAME: &str = "^(?![Ll][Oo][Cc][Aa][Ll]$|[Gg][Aa][Tt][Ee][Kk][Ee][Yy]$|[Aa][Pp][Ii]$)[A-Za-z0-9._-]{1,64}$";
+pub const PROVIDER_NAME: &str =
+    "^(?![Ll][Oo][Cc][Aa][Ll]$|[Gg][Aa][Tt][Ee][Kk][Ee][Yy]$|[Aa][Pp][Ii]$)[A-Za-z0-9._-]{1,64}$";
 /// Text without control characters.
 const TEXT: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 /// Text without control characters that does not start with white space (so it is not
@@ -30,7 +31,8 @@ const TEXT: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 const NON_BLANK_TEXT: &str = "^[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
 /// A DNS name (letters, digits and inner hyphens in each label), which an IPv4 address
 /// also is.
-const HOSTNAME: &str = "^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$";
+const HOSTNAME: &str =
+    "^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$";
 /// An IPv4 octet.
 const OCTET: &str = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
 /// An e-mail address of the plain kind: dot-separated atoms, and a domain of two to
@@ -180,7 +182,10 @@ pub fn countries() -> Array {
 
 /// An RFC 3339 time.
 pub fn date_time() -> Object {
-    ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))).build()
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .build()
 }
 
 /// An http(s) URL, or nothing.

@@ -9,6 +9,7 @@ mod oidc;
 mod openapi;
 
 mod agents;
+mod deploy;
 mod gateway_e2e;
 mod geo_fence;
 mod grpc;

@@ -492,7 +492,10 @@ async fn providers_are_validated_admin_only_and_can_come_from_a_file() {
         (json!({"issuer_url": "ftp://idp.example.com"}), "issuer_url"),
         (json!({"client_id": ""}), "client_id"),
         (json!({"scopes": ["openid", "bad scope"]}), "scopes"),
-        (json!({"type": "saml", "saml_idp_metadata": "<nope/>", "issuer_url": "", "client_id": ""}), "saml_idp_metadata"),
+        (
+            json!({"type": "saml", "saml_idp_metadata": "<nope/>", "issuer_url": "", "client_id": ""}),
+            "saml_idp_metadata",
+        ),
         (json!({"name": "bad name"}), "name"),
         // Settings of the other kind are refused, not silently dropped.
         (json!({"type": "saml", "saml_idp_metadata": "<nope/>"}), "issuer_url: applies to oidc providers only"),

@@ -186,7 +186,8 @@ async fn the_document_states_the_constraints_the_core_enforces() {
         (json!({"name": "x".repeat(65), "cidrs": ["10.0.0.0/8"]}), "name"),
         (json!({"name": "ok", "cidrs": []}), "cidrs"),
     ] {
-        let message = core.post("/admin/networks", &admin, bad).await.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+        let message =
+            core.post("/admin/networks", &admin, bad).await.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
         assert!(message.contains(field), "{message}");
     }
     let page = core.get("/admin/networks?page=2147483648", &admin).await;

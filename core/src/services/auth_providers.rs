@@ -140,8 +140,11 @@ fn refuse_fields_of_the_other_kind(input: &AuthProvider) -> CoreResult<()> {
     let (other_kind, given) = match input.r#type.as_str() {
         "oidc" => (
             "saml",
-            [("saml_idp_metadata", !input.saml_idp_metadata.is_empty()), ("saml_entity_id", !input.saml_entity_id.is_empty())]
-                .to_vec(),
+            [
+                ("saml_idp_metadata", !input.saml_idp_metadata.is_empty()),
+                ("saml_entity_id", !input.saml_entity_id.is_empty()),
+            ]
+            .to_vec(),
         ),
         "saml" => (
             "oidc",
