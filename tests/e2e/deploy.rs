@@ -1,6 +1,7 @@
-//! The systemd units shipped in `deploy/systemd`: their command lines are accepted by
-//! the binaries they start, a refused agent is not restarted, and systemd itself finds
-//! nothing wrong with them.
+//! What the repository ships for operators: the systemd units in `deploy/systemd`
+//! (their command lines are accepted by the binaries they start, a refused agent is not
+//! restarted, and systemd itself finds nothing wrong with them), and a README whose
+//! links stay inside the repository.
 
 use crate::kit::{binary, missing};
 use std::path::PathBuf;
@@ -45,5 +46,18 @@ fn the_units_start_what_the_binaries_accept_and_do_not_restart_refused_agents() 
             .map(str::to_owned)
             .collect();
         assert!(complaints.is_empty(), "{name}: {complaints:?}");
+    }
+}
+
+#[test]
+fn the_readme_links_only_to_files_in_the_repository() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let targets = readme.split("](").skip(1).filter_map(|rest| rest.split(')').next());
+    let files: Vec<_> = targets.filter(|target| !target.starts_with('#') && !target.contains("://")).collect();
+    assert!(files.contains(&"docs/api-overview.md"), "the README links the API overview: {files:?}");
+    for target in files {
+        let path = root.join(target);
+        assert!(!target.starts_with("..") && path.exists(), "README links {target}, which is not in the repository");
     }
 }
