@@ -338,9 +338,33 @@ impl Gateway {
             load_average,
             openvpn_running: self.management.is_some(),
             config_version: 0,
+            session_bytes: self.session_bytes().await,
         };
         let request_id = self.request_id();
         self.send(request_id, AgentBody::Heartbeat(heartbeat)).await;
+    }
+
+    /// What each known session has carried, from OpenVPN's `status`; nothing when
+    /// OpenVPN cannot say (the heartbeat goes out regardless).
+    async fn session_bytes(&self) -> Vec<SessionBytes> {
+        let Some(management) = &self.management else { return Vec::new() };
+        let live = match management.status().await {
+            Ok(live) => live,
+            Err(error) => {
+                tracing::debug!(%error, "no byte counts for this heartbeat");
+                return Vec::new();
+            }
+        };
+        live.into_iter()
+            .filter_map(|client| {
+                let known = self.clients.get(&client.cid)?;
+                Some(SessionBytes {
+                    session_key: known.session_key.clone(),
+                    bytes_received: client.bytes_received,
+                    bytes_sent: client.bytes_sent,
+                })
+            })
+            .collect()
     }
 
     async fn on_management_event(&mut self, event: ManagementEvent) {

@@ -132,6 +132,10 @@ pub struct LiveClient {
     pub connected_since: i64,
     /// Client id, as used by `client-kill`.
     pub cid: u64,
+    /// Bytes received from the client so far.
+    pub bytes_received: u64,
+    /// Bytes sent to the client so far.
+    pub bytes_sent: u64,
 }
 
 /// Why a management command failed.
@@ -337,6 +341,8 @@ fn parse_client_list(line: &str) -> Option<LiveClient> {
         vpn_address: fields[3].to_owned(),
         connected_since: fields[8].parse().ok()?,
         cid: fields[10].parse().ok()?,
+        bytes_received: fields[5].parse().unwrap_or(0),
+        bytes_sent: fields[6].parse().unwrap_or(0),
     })
 }
 

@@ -165,8 +165,10 @@ impl AgentHub {
         Ok(())
     }
 
-    /// Orders the gateways holding these sessions to disconnect them.
-    pub fn kill_sessions(&self, sessions: &[OpenSession], reason: &str) {
+    /// Orders the gateways holding these sessions to disconnect them; answers how many
+    /// orders reached a gateway connected to this node.
+    pub fn kill_sessions(&self, sessions: &[OpenSession], reason: &str) -> usize {
+        let mut ordered = 0;
         for session in sessions {
             let message = CoreMessage {
                 request_id: 0,
@@ -176,10 +178,13 @@ impl AgentHub {
                     reason: reason.to_owned(),
                 })),
             };
-            if !self.send(&session.gateway_id, message) {
+            if self.send(&session.gateway_id, message) {
+                ordered += 1;
+            } else {
                 tracing::warn!(gateway = %session.gateway_id, serial = %session.serial, "cannot kill session: gateway not connected to this node");
             }
         }
+        ordered
     }
 }
 

@@ -57,6 +57,8 @@ pub struct CoreContext {
     pub limits: RateLimits,
     /// Metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The fleet's events, for admins watching them.
+    pub events: crate::events::EventBus,
 }
 
 impl CoreContext {

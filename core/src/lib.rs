@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod convert;
 pub mod error;
+pub mod events;
 pub mod geofence;
 pub mod ids;
 pub mod metrics;

@@ -11,22 +11,24 @@ use crate::metrics::{Gauges, Metrics, MetricsLayer};
 use crate::pki::lifecycle::load_or_create_authority;
 use crate::sealing::SecretBox;
 use crate::services::{
-    AdminAccessRuleApi, AdminAuthProviderApi, AdminConfigApi, AdminGatewayApi, AdminGeoFenceApi, AdminMeshApi,
-    AdminNetworkApi, AdminPkiApi, AdminUserApi, ApiKeyApi, AuthApi, ConfigApi, GatewayAgentApi, GatewayApi, MeshApi,
-    MeshSpokeAgentApi, PkiApi,
+    AdminAccessRuleApi, AdminActivityApi, AdminAuthProviderApi, AdminConfigApi, AdminGatewayApi, AdminGeoFenceApi,
+    AdminMeshApi, AdminNetworkApi, AdminPkiApi, AdminUserApi, AdminVpnSessionApi, ApiKeyApi, AuthApi, ConfigApi,
+    GatewayAgentApi, GatewayApi, MeshApi, MeshSpokeAgentApi, PkiApi, VpnSessionApi,
 };
 use crate::store::Store;
 use gatekey::v1::{
     admin_access_rule_service_server::AdminAccessRuleServiceServer,
+    admin_activity_service_server::AdminActivityServiceServer,
     admin_auth_provider_service_server::AdminAuthProviderServiceServer,
     admin_config_service_server::AdminConfigServiceServer, admin_gateway_service_server::AdminGatewayServiceServer,
     admin_geo_fence_service_server::AdminGeoFenceServiceServer, admin_mesh_service_server::AdminMeshServiceServer,
     admin_network_service_server::AdminNetworkServiceServer, admin_pki_service_server::AdminPkiServiceServer,
-    admin_user_service_server::AdminUserServiceServer, api_key_service_server::ApiKeyServiceServer,
-    auth_service_server::AuthServiceServer, config_service_server::ConfigServiceServer,
-    gateway_agent_service_server::GatewayAgentServiceServer, gateway_service_server::GatewayServiceServer,
-    mesh_service_server::MeshServiceServer, mesh_spoke_agent_service_server::MeshSpokeAgentServiceServer,
-    pki_service_server::PkiServiceServer,
+    admin_user_service_server::AdminUserServiceServer, admin_vpn_session_service_server::AdminVpnSessionServiceServer,
+    api_key_service_server::ApiKeyServiceServer, auth_service_server::AuthServiceServer,
+    config_service_server::ConfigServiceServer, gateway_agent_service_server::GatewayAgentServiceServer,
+    gateway_service_server::GatewayServiceServer, mesh_service_server::MeshServiceServer,
+    mesh_spoke_agent_service_server::MeshSpokeAgentServiceServer, pki_service_server::PkiServiceServer,
+    vpn_session_service_server::VpnSessionServiceServer,
 };
 use std::error::Error;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -65,7 +67,10 @@ pub async fn grpc_routes(context: Arc<CoreContext>) -> Result<Routes, Box<dyn Er
         .add_service(AdminMeshServiceServer::new(AdminMeshApi(context.clone())))
         .add_service(MeshSpokeAgentServiceServer::new(MeshSpokeAgentApi(context.clone())))
         .add_service(AdminGeoFenceServiceServer::new(AdminGeoFenceApi(context.clone())))
-        .add_service(AdminAuthProviderServiceServer::new(AdminAuthProviderApi(context))))
+        .add_service(AdminAuthProviderServiceServer::new(AdminAuthProviderApi(context.clone())))
+        .add_service(VpnSessionServiceServer::new(VpnSessionApi(context.clone())))
+        .add_service(AdminVpnSessionServiceServer::new(AdminVpnSessionApi(context.clone())))
+        .add_service(AdminActivityServiceServer::new(AdminActivityApi(context))))
 }
 
 /// Runs `gatekey-core serve` until SIGINT or SIGTERM.
@@ -140,6 +145,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         geo_fence: crate::geofence::GeoFence::default(),
         limits: args.rate_limits(),
         metrics: metrics.clone(),
+        events: crate::events::EventBus::default(),
     });
     if let Some(path) = &args.providers_file {
         crate::providers_file::apply(&context, path).await?;
@@ -235,6 +241,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     // stop accepting and finish what is in flight; upkeep stops; buffered heartbeats
     // are written. All of it within a bound.
     context.hub.close_all("the core is shutting down");
+    context.events.close();
     let _ = stop_sender.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while let Some(finished) = tasks.join_next().await {

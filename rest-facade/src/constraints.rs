@@ -339,6 +339,11 @@ pub fn config_protocol() -> Object {
     word(&["openvpn"], Some("openvpn"))
 }
 
+/// Text to search for: up to 100 characters, no control characters.
+pub fn search_text() -> Object {
+    string(TEXT).max_length(Some(100)).build()
+}
+
 /// A same-site path to return to after a login.
 pub fn same_site_path() -> Object {
     string(SAME_SITE_PATH).build()

@@ -1,5 +1,9 @@
 //! JSON shapes of responses, converted from contract messages, and the envelope.
 
+mod activity;
+
+pub use activity::{DashboardView, DisconnectedView, SignInView, VpnSessionView};
+
 use gatekey::v1;
 use prost_types::Timestamp;
 use serde::Serialize;

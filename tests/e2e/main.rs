@@ -8,6 +8,7 @@ mod observability;
 mod oidc;
 mod openapi;
 
+mod activity;
 mod agents;
 mod deploy;
 mod gateway_e2e;

@@ -59,7 +59,7 @@ async fn users_groups_and_uniqueness() {
         assert!(!alice.is_admin && !alice.disabled);
         let duplicate = store.create_user(user("alice", &[])).await.unwrap_err();
         assert!(matches!(duplicate, CoreError::Conflict(_)), "{duplicate:?}");
-        assert_eq!(store.list_users(PAGE).await.unwrap().total, 1, "a failed insert leaves nothing behind");
+        assert_eq!(store.list_users(PAGE, "").await.unwrap().total, 1, "a failed insert leaves nothing behind");
 
         let changed = store
             .update_user(

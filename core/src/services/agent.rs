@@ -109,7 +109,22 @@ impl GatewayAgentApi {
     /// After a session opened or closed at a hub: when it is a spoke's tunnel, the
     /// routes of the hub's users change, so the hub gets a fresh snapshot. Gateways
     /// have no spokes and pay nothing.
-    async fn session_changed(&self, gateway_id: &str, role: GatewayRole, common_name: &str) -> CoreResult<()> {
+    /// After a session opened or closed: watchers hear of it, and a hub whose spoke came
+    /// or went gets fresh rules.
+    async fn session_changed(
+        &self,
+        gateway_id: &str,
+        role: GatewayRole,
+        session_key: &str,
+        common_name: &str,
+        open: bool,
+    ) -> CoreResult<()> {
+        self.0.events.publish(event::Kind::Session(SessionChange {
+            session_id: super::session_id(gateway_id, session_key),
+            gateway_id: gateway_id.to_owned(),
+            common_name: common_name.to_owned(),
+            open,
+        }));
         if role == GatewayRole::Hub && self.0.store.find_spoke(gateway_id, common_name).await?.is_some() {
             self.0.hub.rules_changed(&self.0.store, [gateway_id.to_owned()]).await?;
         }
@@ -136,6 +151,8 @@ impl Drop for StreamGuard {
             task.abort();
         }
         self.context.hub.detach(&self.gateway_id, self.connection);
+        let presence = GatewayPresence { gateway_id: self.gateway_id.clone(), connected: false };
+        self.context.events.publish(event::Kind::Gateway(presence));
     }
 }
 
@@ -186,11 +203,11 @@ async fn read_agent(
         };
         let store = &api.0.store;
         let outcome = match body {
-            Some(AgentBody::Heartbeat(_)) => {
+            Some(AgentBody::Heartbeat(heartbeat)) => {
                 api.0.hub.heartbeat(&gateway_id);
                 let _ = outbound
                     .send(Ok(message(request_id, CoreBody::HeartbeatAck(HeartbeatResponse { config_version }))));
-                Ok(())
+                record_session_bytes(store, &gateway_id, &heartbeat.session_bytes).await
             }
             Some(AgentBody::Verify(verify)) => {
                 // Verdicts run concurrently so a slow one holds up nothing else.
@@ -220,7 +237,10 @@ async fn read_agent(
                                 let _ = outbound.send(Ok(message(0, CoreBody::KillSession(kill))));
                                 Ok(())
                             }
-                            Ok(None) => api.session_changed(&gateway_id, role, &session.common_name).await,
+                            Ok(None) => {
+                                api.session_changed(&gateway_id, role, &session.session_key, &session.common_name, true)
+                                    .await
+                            }
                             Err(error) => Err(error),
                         }
                     }
@@ -232,7 +252,7 @@ async fn read_agent(
                 Ok(totals) => match store.record_session_disconnected(&gateway_id, &report.session_key, totals).await {
                     Ok(()) => {
                         let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
-                        api.session_changed(&gateway_id, role, &report.common_name).await
+                        api.session_changed(&gateway_id, role, &report.session_key, &report.common_name, false).await
                     }
                     Err(error) => Err(error),
                 },
@@ -250,6 +270,22 @@ async fn read_agent(
             tracing::warn!(gateway = %gateway_id, request_id, %error, "agent message not handled");
         }
     }
+}
+
+/// Keeps the byte counts a heartbeat carries (for the sessions the agent knows).
+async fn record_session_bytes(
+    store: &crate::store::Store,
+    gateway_id: &str,
+    reported: &[SessionBytes],
+) -> CoreResult<()> {
+    let counts = reported
+        .iter()
+        .map(|bytes| {
+            let key = validate::reported("session_key", &bytes.session_key, 128)?;
+            Ok((key, bytes.bytes_received, bytes.bytes_sent))
+        })
+        .collect::<CoreResult<Vec<_>>>()?;
+    store.record_session_bytes(gateway_id, &counts).await
 }
 
 #[tonic::async_trait]
@@ -277,6 +313,9 @@ impl GatewayAgentService for GatewayAgentApi {
             tasks: vec![],
         };
         tracing::info!(gateway = %gateway.id, agent = %hello.agent_version, live = live.len(), "agent connected");
+        context
+            .events
+            .publish(event::Kind::Gateway(GatewayPresence { gateway_id: gateway.id.clone(), connected: true }));
 
         // Welcome and the first snapshot go first, in this order.
         let welcome = Welcome {
@@ -367,6 +406,7 @@ impl GatewayAgentService for GatewayAgentApi {
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 self.0.limits.heartbeat.check(&gateway.id)?;
+                record_session_bytes(&self.0.store, &gateway.id, &request.get_ref().session_bytes).await?;
                 self.heartbeat_of(&gateway).await
             }
             .await,
@@ -387,8 +427,10 @@ impl GatewayAgentService for GatewayAgentApi {
         respond(
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
-                self.0.store.record_session_connected(&gateway.id, &session_report(request.get_ref())?).await?;
-                self.session_changed(&gateway.id, gateway.role, &request.get_ref().common_name).await?;
+                let session = session_report(request.get_ref())?;
+                self.0.store.record_session_connected(&gateway.id, &session).await?;
+                self.session_changed(&gateway.id, gateway.role, &session.session_key, &session.common_name, true)
+                    .await?;
                 Ok(ReportResponse {})
             }
             .await,
@@ -404,7 +446,8 @@ impl GatewayAgentService for GatewayAgentApi {
                     .store
                     .record_session_disconnected(&gateway.id, &report.session_key, session_totals(report)?)
                     .await?;
-                self.session_changed(&gateway.id, gateway.role, &report.common_name).await?;
+                self.session_changed(&gateway.id, gateway.role, &report.session_key, &report.common_name, false)
+                    .await?;
                 Ok(ReportResponse {})
             }
             .await,

@@ -11,6 +11,7 @@ use crate::store::AuthProviderRecord;
 use crate::store::LoginEvent;
 use crate::validate;
 use gatekey::v1::auth_service_server::AuthService;
+use gatekey::v1::event;
 use gatekey::v1::{
     AcceptSamlResponseRequest, AcceptSamlResponseResponse, CompleteOidcLoginRequest, CompleteSamlLoginRequest,
     GetSamlMetadataRequest, GetSamlMetadataResponse, GetSessionRequest, LocalLoginRequest, LoginResponse,
@@ -67,8 +68,9 @@ impl AuthApi {
         };
         let event =
             LoginEvent { provider, subject, client_address: address, success: outcome.is_ok(), reason: &reason };
-        if let Err(error) = self.0.store.record_login_event(event).await {
-            tracing::error!(%error, "cannot record a login attempt");
+        match self.0.store.record_login_event(event).await {
+            Ok(record) => self.0.events.publish(event::Kind::SignIn(super::activity::sign_in(record))),
+            Err(error) => tracing::error!(%error, "cannot record a login attempt"),
         }
         match outcome {
             Ok(_) => tracing::info!(?provider, ?subject, client_address = %address, "login"),

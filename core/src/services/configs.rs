@@ -15,6 +15,7 @@ use crate::validate;
 use gatekey::ErrorCode;
 use gatekey::v1::admin_config_service_server::AdminConfigService;
 use gatekey::v1::config_service_server::ConfigService;
+use gatekey::v1::{ConfigIssued, event};
 use gatekey::v1::{
     DownloadConfigRequest, DownloadConfigResponse, GenerateConfigRequest, GenerateConfigResponse, ListConfigsRequest,
     ListConfigsResponse,
@@ -105,6 +106,11 @@ impl ConfigApi {
             .await?;
         tracing::info!(config = %config_id, user = %user.id, gateway = %gateway.id, serial = %issued.serial, "issued VPN config");
         context.metrics.config_issued();
+        context.events.publish(event::Kind::Config(ConfigIssued {
+            config_id: config_id.clone(),
+            gateway_id: gateway.id.clone(),
+            user_id: user.id.clone(),
+        }));
         Ok(GenerateConfigResponse {
             download_url: download_url(&config_id),
             config_id,

@@ -2,6 +2,7 @@
 //! one part of the contract.
 
 mod access_rules;
+mod activity;
 mod agent;
 mod api_keys;
 mod auth;
@@ -15,6 +16,7 @@ mod pki;
 mod users;
 
 pub use access_rules::AdminAccessRuleApi;
+pub use activity::{AdminActivityApi, AdminVpnSessionApi, VpnSessionApi, session_id};
 pub use agent::GatewayAgentApi;
 pub use api_keys::ApiKeyApi;
 pub use auth::AuthApi;

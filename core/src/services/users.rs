@@ -25,8 +25,10 @@ impl AdminUserService for AdminUserApi {
         respond(
             async {
                 self.0.admin(&request, Access::Read).await?;
-                let page = validate::page(request.into_inner().page)?;
-                let listing = self.0.store.list_users(page).await?;
+                let input = request.into_inner();
+                let page = validate::page(input.page)?;
+                let containing = validate::text("query", &input.query, 100)?;
+                let listing = self.0.store.list_users(page, &containing).await?;
                 Ok(ListUsersResponse {
                     users: listing.items.into_iter().map(convert::user).collect(),
                     page: Some(convert::page_info(listing.total, page)),

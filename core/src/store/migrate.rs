@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/0005_geo_fence.sql")),
     (6, include_str!("../../migrations/0006_mesh.sql")),
     (7, include_str!("../../migrations/0007_sign_in_hardening.sql")),
+    (8, include_str!("../../migrations/0008_activity.sql")),
 ];
 
 impl Store {

@@ -10,6 +10,7 @@ macro_rules! query_fmt {
 }
 
 mod access_rules;
+mod activity;
 mod api_keys;
 mod configs;
 mod gateways;
@@ -24,6 +25,7 @@ mod users;
 mod vpn_sessions;
 
 pub use access_rules::{AccessRuleFields, AccessRuleRecord};
+pub use activity::{FleetCounts, LoginEventRecord, OpenSessionRecord};
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use configs::{ConfigRecord, NewConfig};
 pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway};

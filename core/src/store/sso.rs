@@ -339,24 +339,34 @@ impl Store {
         Ok(())
     }
 
-    /// Records a login attempt (never a token). The subject and reason come from the
-    /// client or the provider: they are kept with control characters escaped and cut to
-    /// 256 characters, so any attempt can be recorded on any backend.
-    pub async fn record_login_event(&self, event: LoginEvent<'_>) -> CoreResult<()> {
+    /// Records a login attempt (never a token) and answers the record. The subject and
+    /// reason come from the client or the provider: they are kept with control
+    /// characters escaped and cut to 256 characters, so any attempt can be recorded on
+    /// any backend.
+    pub async fn record_login_event(&self, event: LoginEvent<'_>) -> CoreResult<super::LoginEventRecord> {
         let recordable = |text: &str| -> String { text.escape_default().take(256).collect() };
+        let record = super::LoginEventRecord {
+            id: new_id(IdKind::LoginEvent),
+            at: unix_now(),
+            provider: recordable(event.provider),
+            subject: recordable(event.subject),
+            client_address: recordable(event.client_address),
+            success: event.success,
+            reason: recordable(event.reason),
+        };
         sqlx::query(
             "INSERT INTO login_events (id, at, provider, subject, client_address, success, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(new_id(IdKind::LoginEvent))
-        .bind(unix_now())
-        .bind(recordable(event.provider))
-        .bind(recordable(event.subject))
-        .bind(recordable(event.client_address))
-        .bind(i64::from(event.success))
-        .bind(recordable(event.reason))
+        .bind(&record.id)
+        .bind(record.at)
+        .bind(&record.provider)
+        .bind(&record.subject)
+        .bind(&record.client_address)
+        .bind(i64::from(record.success))
+        .bind(&record.reason)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(record)
     }
 
     /// Drops login records from before `older_than` (Unix seconds), then all but the

@@ -139,10 +139,29 @@ impl Store {
         Ok(self.password_hash_for(username).await?.is_some())
     }
 
-    /// A page of users ordered by username.
-    pub async fn list_users(&self, page: Page) -> CoreResult<Listing<UserRecord>> {
-        let total = total_of(&sqlx::query("SELECT COUNT(*) AS total FROM users").fetch_one(&self.pool).await?)?;
-        let rows = query_fmt!("SELECT {USER_COLUMNS} FROM users ORDER BY username LIMIT $1 OFFSET $2")
+    /// A page of users ordered by username, those whose username, e-mail or name
+    /// contains `containing` (any case; empty for all).
+    pub async fn list_users(&self, page: Page, containing: &str) -> CoreResult<Listing<UserRecord>> {
+        // `LIKE` with `\` escaping `%`, `_` and itself reads the same on both backends.
+        let escaped: String = containing
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        const MATCHES: &str = "(LOWER(username) LIKE $1 ESCAPE '\\' OR LOWER(email) LIKE $1 ESCAPE '\\' \
+             OR LOWER(name) LIKE $1 ESCAPE '\\')";
+        let total = total_of(
+            &query_fmt!("SELECT COUNT(*) AS total FROM users WHERE {MATCHES}")
+                .bind(&pattern)
+                .fetch_one(&self.pool)
+                .await?,
+        )?;
+        let rows = query_fmt!("SELECT {USER_COLUMNS} FROM users WHERE {MATCHES} ORDER BY username LIMIT $2 OFFSET $3")
+            .bind(&pattern)
             .bind(page.limit())
             .bind(page.offset())
             .fetch_all(&self.pool)

@@ -66,6 +66,7 @@ pub async fn heartbeat(
         load_average: body.load_average,
         openvpn_running: body.openvpn_running,
         config_version: body.config_version,
+        session_bytes: Vec::new(),
     });
     let answer = agent(state).heartbeat(request).await?.into_inner();
     Ok(Json(Data { data: HeartbeatView { config_version: answer.config_version } }))

@@ -2,6 +2,7 @@
 //! method and map the answer.
 
 mod access_rules;
+mod activity;
 mod api_keys;
 mod auth;
 mod auth_providers;
@@ -68,6 +69,11 @@ pub(crate) fn api_v1() -> OpenApiRouter<FacadeState> {
         .routes(routes!(gateway_agent::provision))
         .routes(routes!(gateway_agent::client_rules))
         .routes(routes!(gateway_agent::all_rules))
+        .routes(routes!(activity::list_own))
+        .routes(routes!(activity::list))
+        .routes(routes!(activity::get, activity::disconnect))
+        .routes(routes!(activity::sign_ins))
+        .routes(routes!(activity::dashboard))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update))
         .routes(routes!(geo_fence::get_settings, geo_fence::update_settings))

@@ -48,13 +48,31 @@ pub struct UpdateUserBody {
     groups: Option<Vec<String>>,
 }
 
-#[utoipa::path(get, operation_id = "users_list", path = "/admin/users", tag = "admin-users", security(("session_cookie" = []), ("bearer" = [])), params(PageQuery), responses((status = 200, description = "Users", body = Listed<UserView>), ErrorResponses))]
+/// `?page=`, `?per_page=` and `?q=` of `GET /admin/users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UserListQuery {
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 2_147_483_647)]
+    page: Option<u32>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    per_page: Option<u32>,
+    /// Only users whose username, e-mail or name contains this text (any case).
+    #[param(schema_with = crate::constraints::search_text)]
+    #[serde(default)]
+    q: String,
+}
+
+#[utoipa::path(get, operation_id = "users_list", path = "/admin/users", tag = "admin-users", security(("session_cookie" = []), ("bearer" = [])), params(UserListQuery), responses((status = 200, description = "Users, by username", body = Listed<UserView>), ErrorResponses))]
 pub async fn list(
     State(state): State<FacadeState>,
     call: CoreCall,
-    ApiQuery(page): ApiQuery<PageQuery>,
+    ApiQuery(query): ApiQuery<UserListQuery>,
 ) -> ApiResult<Json<Listed<UserView>>> {
-    let request = call.request(ListUsersRequest { page: Some(page.into_request()?) });
+    let page = PageQuery { page: query.page, per_page: query.per_page }.into_request()?;
+    let request = call.request(ListUsersRequest { page: Some(page), query: query.q });
     let listing = AdminUserServiceClient::new(state.channel).list_users(request).await?.into_inner();
     Ok(Json(Listed::new(listing.users, listing.page, UserView::from)))
 }
