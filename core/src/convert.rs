@@ -192,6 +192,7 @@ pub fn config(record: ConfigRecord) -> v1::VpnConfig {
         user_id: record.user_id,
         user_email: record.user_email,
         gateway_id: record.gateway_id,
+        gateway_name: record.gateway_name,
         serial: record.certificate.serial,
         protocol: record.protocol,
         created_at: Some(timestamp(record.created_at)),

@@ -65,6 +65,35 @@ pub fn presented_login_binding(jar: &CookieJar, secure: bool) -> Option<String> 
     value(jar, if secure { SECURE_LOGIN_COOKIE } else { PLAIN_LOGIN_COOKIE })
 }
 
+/// Name of the sign-in form's CSRF nonce cookie where cookies are `Secure`.
+const SECURE_NONCE_COOKIE: &str = "__Host-gatekey_csrf";
+/// Name of the sign-in form's CSRF nonce cookie on plain HTTP.
+const PLAIN_NONCE_COOKIE: &str = "gatekey_csrf";
+/// How long a sign-in page may stay open before its form goes stale.
+const NONCE_COOKIE_SECONDS: i64 = 3600;
+
+fn nonce_cookie(value: String, max_age_seconds: i64, secure: bool) -> Cookie<'static> {
+    let name = if secure { SECURE_NONCE_COOKIE } else { PLAIN_NONCE_COOKIE };
+    let mut cookie = build(name, value, "/", max_age_seconds, secure);
+    cookie.set_same_site(SameSite::Strict);
+    cookie
+}
+
+/// The sign-in form's CSRF nonce (see [`crate::csrf`]).
+pub fn login_nonce(nonce: String, secure: bool) -> Cookie<'static> {
+    nonce_cookie(nonce, NONCE_COOKIE_SECONDS, secure)
+}
+
+/// Clears the sign-in form's nonce (after a sign-in).
+pub fn login_nonce_cleared(secure: bool) -> Cookie<'static> {
+    nonce_cookie(String::new(), 0, secure)
+}
+
+/// The sign-in form's nonce the browser presents, if any.
+pub fn presented_login_nonce(jar: &CookieJar, secure: bool) -> Option<String> {
+    value(jar, if secure { SECURE_NONCE_COOKIE } else { PLAIN_NONCE_COOKIE })
+}
+
 /// A non-empty cookie value from `jar`.
 pub fn value(jar: &CookieJar, name: &str) -> Option<String> {
     jar.get(name).map(|cookie| cookie.value().to_owned()).filter(|value| !value.is_empty())

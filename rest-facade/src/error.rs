@@ -41,6 +41,11 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         self.code
     }
+
+    /// The message, naming the field at fault when one is.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 /// The gRPC-status-to-HTTP table, with the code used when the core sent none.

@@ -217,6 +217,11 @@ fn resolve_client(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -
 }
 
 impl CoreCall {
+    /// The credential the caller presented (a session token or an API key), if any.
+    pub fn credential(&self) -> Option<&str> {
+        self.bearer.as_deref().and_then(|bearer| bearer.strip_prefix("Bearer "))
+    }
+
     /// A gRPC request carrying `message` and the caller's metadata.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);

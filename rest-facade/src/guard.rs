@@ -2,19 +2,20 @@
 //! - no answer is cached (`Cache-Control: no-store` unless a handler chose otherwise):
 //!   sign-ins, new API keys and agent tokens, provisioning and profiles carry secrets;
 //! - a state-changing request that authenticates with the session cookie alone must
-//!   prove it comes from this site, not from a cross-site form: a JSON content type
-//!   (which a cross-site page cannot send without a CORS preflight GateKey never
-//!   grants), an `Origin` matching this site's when one is sent, and no
+//!   prove it comes from a page of this site: the `X-CSRF-Token` header with the
+//!   session's token (see [`crate::csrf`]; sign-ins and `GET /auth/session` hand it
+//!   out), an `Origin` matching this site's when one is sent, and no
 //!   `Sec-Fetch-Site: cross-site`. Bearer tokens, API keys and gateway tokens are not
 //!   sent by browsers on their own and need no such proof; the SAML ACS takes the
 //!   IdP's cross-site POST and authenticates nobody by cookie.
 
 use crate::FacadeState;
-use crate::cookies::SESSION_COOKIE;
+use crate::cookies::{self, SESSION_COOKIE};
+use crate::csrf;
 use crate::error::ApiError;
 use crate::extract::GATEWAY_TOKEN_HEADER;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HOST, ORIGIN};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -39,9 +40,10 @@ fn with_no_store(mut response: Response) -> Response {
 
 fn check_cookie_request(state: &FacadeState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
     let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let cookie_only = headers.get(AUTHORIZATION).is_none()
-        && headers.get(GATEWAY_TOKEN_HEADER).is_none()
-        && CookieJar::from_headers(headers).get(SESSION_COOKIE).is_some();
+    let jar = CookieJar::from_headers(headers);
+    let session = cookies::value(&jar, SESSION_COOKIE);
+    let cookie_only =
+        headers.get(AUTHORIZATION).is_none() && headers.get(GATEWAY_TOKEN_HEADER).is_none() && session.is_some();
     if !unsafe_method || !cookie_only || uri.path().starts_with(CROSS_SITE_ENTRY_PREFIX) {
         return Ok(());
     }
@@ -50,12 +52,27 @@ fn check_cookie_request(state: &FacadeState, method: &Method, uri: &Uri, headers
             StatusCode::FORBIDDEN,
             ErrorCode::CsrfRejected,
             format!(
-                "a change authenticated by the session cookie {why}; send it as JSON from this site, or use a bearer token"
+                "a change authenticated by the session cookie {why}; send the session's `X-CSRF-Token` from this site, or use a bearer token"
             ),
         ))
     };
+    if let Err(why) = same_site(state, headers) {
+        return refuse(why);
+    }
+    let expected = csrf::session_token(session.as_deref().unwrap_or_default());
+    let presented = headers.get(csrf::HEADER).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if !csrf::matches(presented, &expected) {
+        return refuse("lacks this session's `X-CSRF-Token`");
+    }
+    Ok(())
+}
+
+/// Whether a browser's request comes from this site, as far as its headers tell:
+/// no `Sec-Fetch-Site: cross-site`, and an `Origin` (when sent) equal to `--public-url`'s,
+/// or, without one, naming the request's own `Host`. Answers why not.
+pub(crate) fn same_site(state: &FacadeState, headers: &HeaderMap) -> Result<(), &'static str> {
     if headers.get("sec-fetch-site").is_some_and(|site| site.as_bytes() == b"cross-site") {
-        return refuse("came from another site");
+        return Err("came from another site");
     }
     if let Some(origin) = headers.get(ORIGIN) {
         let allowed = match &state.options.public_origin {
@@ -68,16 +85,8 @@ fn check_cookie_request(state: &FacadeState, method: &Method, uri: &Uri, headers
             }
         };
         if !allowed {
-            return refuse("came from another origin");
+            return Err("came from another origin");
         }
-    }
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return refuse("must carry `Content-Type: application/json`");
     }
     Ok(())
 }

@@ -2,8 +2,10 @@
 //! validates the HTTP shape, calls the core, and maps the answer; it holds no state,
 //! no keys and no business logic. Mount it in-process or run `gatekey-rest`.
 
+mod console;
 mod constraints;
 mod cookies;
+mod csrf;
 mod error;
 mod extract;
 mod guard;
@@ -78,9 +80,12 @@ pub fn router(channel: Channel, options: FacadeOptions) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let (api, _) = utoipa_axum::router::OpenApiRouter::new().nest("/api/v1", routes::api_v1()).split_for_parts();
     let state = FacadeState { channel, options };
-    api.method_not_allowed_fallback(routes::wrong_method)
+    let api = api
+        .method_not_allowed_fallback(routes::wrong_method)
         .fallback(routes::unknown_path)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::browser_rules))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::browser_rules));
+    console::router()
+        .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

@@ -99,6 +99,19 @@ pub struct LoginView {
     /// When the session ends.
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    /// What a page using the session cookie sends as `X-CSRF-Token` with its changes.
+    pub csrf_token: String,
+}
+
+impl From<v1::LoginResponse> for LoginView {
+    fn from(login: v1::LoginResponse) -> Self {
+        LoginView {
+            user: login.user.map(UserView::from),
+            expires_at: rfc3339(login.expires_at),
+            csrf_token: crate::csrf::session_token(&login.session_token),
+            session_token: login.session_token,
+        }
+    }
 }
 
 /// The caller's session.
@@ -108,14 +121,21 @@ pub struct SessionView {
     auth_method: String,
     #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// For a session: what a page using the session cookie sends as `X-CSRF-Token`
+    /// with its changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
 }
 
-impl From<v1::SessionInfo> for SessionView {
-    fn from(info: v1::SessionInfo) -> Self {
+impl SessionView {
+    /// The session `info` describes, presented as `credential`.
+    pub fn new(info: v1::SessionInfo, credential: Option<&str>) -> Self {
+        let csrf_token = credential.filter(|_| info.auth_method == "session").map(crate::csrf::session_token);
         SessionView {
             user: info.user.map(UserView::from),
             auth_method: info.auth_method,
             expires_at: rfc3339(info.expires_at),
+            csrf_token,
         }
     }
 }

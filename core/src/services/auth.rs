@@ -14,9 +14,9 @@ use gatekey::v1::auth_service_server::AuthService;
 use gatekey::v1::event;
 use gatekey::v1::{
     AcceptSamlResponseRequest, AcceptSamlResponseResponse, CompleteOidcLoginRequest, CompleteSamlLoginRequest,
-    GetSamlMetadataRequest, GetSamlMetadataResponse, GetSessionRequest, LocalLoginRequest, LoginResponse,
-    LogoutRequest, LogoutResponse, SessionInfo, StartOidcLoginRequest, StartOidcLoginResponse, StartSamlLoginRequest,
-    StartSamlLoginResponse,
+    GetSamlMetadataRequest, GetSamlMetadataResponse, GetSessionRequest, ListSignInProvidersRequest,
+    ListSignInProvidersResponse, LocalLoginRequest, LoginResponse, LogoutRequest, LogoutResponse, SessionInfo,
+    SignInProvider, StartOidcLoginRequest, StartOidcLoginResponse, StartSamlLoginRequest, StartSamlLoginResponse,
 };
 use std::sync::Arc;
 use tonic::Request;
@@ -223,6 +223,25 @@ impl AuthService for AuthApi {
                 let input = request.into_inner();
                 let attempt = saml::finish(&self.0, &input.finish_code, &input.browser_binding);
                 self.external_login("saml", &address, attempt).await
+            }
+            .await,
+        )
+    }
+
+    async fn list_sign_in_providers(
+        &self,
+        _request: Request<ListSignInProvidersRequest>,
+    ) -> GrpcResult<ListSignInProvidersResponse> {
+        respond(
+            async {
+                let mut providers = Vec::new();
+                for kind in ["oidc", "saml"] {
+                    for provider in self.0.store.auth_providers_of_kind(kind).await? {
+                        providers.push(SignInProvider { name: provider.fields.name, kind: kind.to_owned() });
+                    }
+                }
+                providers.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(ListSignInProvidersResponse { providers })
             }
             .await,
         )

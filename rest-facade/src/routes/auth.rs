@@ -5,7 +5,7 @@ use crate::cookies;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, CoreCall};
 use crate::openapi::ErrorResponses;
-use crate::views::{Data, LoginView, SessionView, UserView, rfc3339};
+use crate::views::{Data, LoginView, SessionView};
 use axum::Json;
 use axum::extract::State;
 use axum_extra::extract::cookie::CookieJar;
@@ -34,12 +34,7 @@ pub async fn local_login(
     let max_age = login.expires_at.map_or(0, |at| at.seconds - now_seconds());
     let cookie =
         CookieJar::new().add(cookies::session(login.session_token.clone(), max_age, state.options.secure_cookies));
-    let view = LoginView {
-        user: login.user.map(UserView::from),
-        expires_at: rfc3339(login.expires_at),
-        session_token: login.session_token,
-    };
-    Ok((cookie, Json(Data { data: view })))
+    Ok((cookie, Json(Data { data: LoginView::from(login) })))
 }
 
 /// Answer of `POST /auth/logout`.
@@ -58,10 +53,10 @@ pub async fn logout(State(state): State<FacadeState>, call: CoreCall) -> ApiResu
 #[utoipa::path(get, operation_id = "auth_session", path = "/auth/session", tag = "auth", security(("session_cookie" = []), ("bearer" = [])), responses((status = 200, description = "The caller", body = Data<SessionView>), ErrorResponses))]
 pub async fn session(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<Json<Data<SessionView>>> {
     let info = AuthServiceClient::new(state.channel).get_session(call.request(GetSessionRequest {})).await?;
-    Ok(Json(Data { data: info.into_inner().into() }))
+    Ok(Json(Data { data: SessionView::new(info.into_inner(), call.credential()) }))
 }
 
-pub(super) fn now_seconds() -> i64 {
+pub(crate) fn now_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))

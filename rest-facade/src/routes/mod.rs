@@ -16,6 +16,9 @@ mod pki;
 mod sso;
 mod users;
 
+pub(crate) use auth::now_seconds;
+pub(crate) use sso::SignInProviderView;
+
 use crate::FacadeState;
 use crate::error::ApiError;
 use axum::http::StatusCode;
@@ -36,6 +39,7 @@ pub(crate) fn api_v1() -> OpenApiRouter<FacadeState> {
         .routes(routes!(sso::saml_acs))
         .routes(routes!(sso::saml_finish))
         .routes(routes!(sso::saml_metadata))
+        .routes(routes!(sso::providers))
         .routes(routes!(auth_providers::list, auth_providers::create))
         .routes(routes!(auth_providers::get, auth_providers::update, auth_providers::remove))
         .routes(routes!(api_keys::list, api_keys::create))

@@ -10,7 +10,7 @@ use crate::cookies;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, CoreCall};
 use crate::openapi::ErrorResponses;
-use crate::views::{Data, LoginView, UserView, rfc3339};
+use crate::views::{Data, LoginView};
 use axum::Json;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
@@ -146,12 +146,7 @@ fn finish_login(
         secure,
     ));
     if wants_json(headers) {
-        let view = LoginView {
-            user: login.user.map(UserView::from),
-            expires_at: rfc3339(login.expires_at),
-            session_token: login.session_token,
-        };
-        return (jar, Json(Data { data: view })).into_response();
+        return (jar, Json(Data { data: LoginView::from(login) })).into_response();
     }
     let target = if login.redirect_to.is_empty() { "/".to_owned() } else { login.redirect_to };
     redirect(StatusCode::FOUND, &target, jar)
@@ -257,4 +252,36 @@ pub async fn saml_metadata(
         .await?
         .into_inner();
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"))], metadata.xml).into_response())
+}
+
+/// An identity provider one can sign in with.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SignInProviderView {
+    /// Its name.
+    pub name: String,
+    /// `oidc` or `saml`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where a browser starts signing in with it.
+    pub login_url: String,
+}
+
+impl From<gatekey::v1::SignInProvider> for SignInProviderView {
+    fn from(provider: gatekey::v1::SignInProvider) -> Self {
+        let login_url = format!("/api/v1/auth/{}/login?provider={}", provider.kind, provider.name);
+        SignInProviderView { name: provider.name, kind: provider.kind, login_url }
+    }
+}
+
+/// The identity providers one can sign in with, for sign-in pages.
+#[utoipa::path(get, operation_id = "sso_providers", path = "/auth/providers", tag = "sso", security(()), responses((status = 200, description = "The identity providers, by name", body = Data<Vec<SignInProviderView>>), ErrorResponses))]
+pub async fn providers(
+    State(state): State<FacadeState>,
+    call: CoreCall,
+) -> Result<Json<Data<Vec<SignInProviderView>>>, ApiError> {
+    let listed = AuthServiceClient::new(state.channel)
+        .list_sign_in_providers(call.request(gatekey::v1::ListSignInProvidersRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(Data { data: listed.providers.into_iter().map(SignInProviderView::from).collect() }))
 }
