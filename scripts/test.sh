@@ -24,6 +24,7 @@ command -v conntrack >/dev/null || missing_packages+=(conntrack)
 command -v ping >/dev/null || missing_packages+=(iputils-ping)
 command -v xmlsec1 >/dev/null || missing_packages+=(xmlsec1)
 command -v systemd-analyze >/dev/null || missing_packages+=(systemd)
+command -v chromedriver >/dev/null || missing_packages+=(chromium chromium-driver)
 command -v node >/dev/null || missing_packages+=(nodejs npm)
 if [ ${#missing_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

@@ -10,6 +10,8 @@ mod openapi;
 
 mod activity;
 mod agents;
+mod browser;
+mod console;
 mod deploy;
 mod gateway_e2e;
 mod geo_fence;

@@ -13,7 +13,7 @@ use tokio::process::Child;
 const CLIENT_SECRET: &str = "gatekey-test-client-secret";
 
 /// The provider process (killed on drop) and its issuer URL.
-struct Provider {
+pub(crate) struct Provider {
     process: Child,
     issuer: String,
     script: std::path::PathBuf,
@@ -25,7 +25,7 @@ impl Drop for Provider {
     }
 }
 
-async fn start_provider(core: &Core) -> Option<Provider> {
+pub(crate) async fn start_provider(core: &Core) -> Option<Provider> {
     let Ok(modules) = std::env::var("GATEKEY_TEST_OIDC_DIR") else {
         missing("oidc-provider from npm (GATEKEY_TEST_OIDC_DIR)");
         return None;
@@ -64,7 +64,7 @@ fn provider_body(name: &str, provider: &Provider, allowed_groups: &[&str]) -> Va
 }
 
 /// Registers the test provider as `corp`; returns its id.
-async fn register(core: &Core, admin: &str, provider: &Provider, allowed_groups: &[&str]) -> String {
+pub(crate) async fn register(core: &Core, admin: &str, provider: &Provider, allowed_groups: &[&str]) -> String {
     register_as(core, admin, provider_body("corp", provider, allowed_groups)).await
 }
 

@@ -161,18 +161,46 @@ async fn changes_riding_the_session_cookie_must_prove_they_come_from_this_site()
     let rotate = format!("{}/api/v1/admin/gateways/{id}/rotate-token", core.http_base);
     let client = reqwest::Client::new();
 
+    // The session's CSRF token, as a page of this site gets it.
+    let session = client.get(format!("{}/api/v1/auth/session", core.http_base)).header(COOKIE, &cookie).send().await;
+    let session: serde_json::Value = session.unwrap().json().await.unwrap();
+    let csrf = session["data"]["csrf_token"].as_str().unwrap().to_owned();
+    let other_sessions_csrf = {
+        let other = core.admin_token().await;
+        let info = client.get(format!("{}/api/v1/auth/session", core.http_base)).bearer_auth(&other).send().await;
+        info.unwrap().json::<serde_json::Value>().await.unwrap()["data"]["csrf_token"].as_str().unwrap().to_owned()
+    };
+    assert_ne!(csrf, other_sessions_csrf);
+
     // The reviewers' forged form post, and its variants: all refused, nothing rotated.
     let attempts = [
-        ("a cross-site form", Some("application/x-www-form-urlencoded"), Some("https://evil.example"), None),
-        ("a form without an origin", Some("application/x-www-form-urlencoded"), None, None),
-        ("text/plain", Some("text/plain"), None, None),
-        ("no content type", None, None, None),
-        ("JSON from another origin", Some("application/json"), Some("https://evil.example"), None),
-        ("JSON from a null origin", Some("application/json"), Some("null"), None),
-        ("JSON marked cross-site", Some("application/json"), None, Some("cross-site")),
+        ("a cross-site form", Some("application/x-www-form-urlencoded"), Some("https://evil.example"), None, None),
+        ("a form without an origin", Some("application/x-www-form-urlencoded"), None, None, None),
+        ("text/plain", Some("text/plain"), None, None, None),
+        ("no content type", None, None, None, None),
+        ("JSON without the token", Some("application/json"), None, None, None),
+        ("JSON with another session's token", Some("application/json"), None, None, Some(other_sessions_csrf.as_str())),
+        (
+            "JSON with the token from another origin",
+            Some("application/json"),
+            Some("https://evil.example"),
+            None,
+            Some(csrf.as_str()),
+        ),
+        ("JSON with the token from a null origin", Some("application/json"), Some("null"), None, Some(csrf.as_str())),
+        (
+            "JSON with the token marked cross-site",
+            Some("application/json"),
+            None,
+            Some("cross-site"),
+            Some(csrf.as_str()),
+        ),
     ];
-    for (what, content_type, origin, fetch_site) in attempts {
+    for (what, content_type, origin, fetch_site, token) in attempts {
         let mut request = client.post(&rotate).header(COOKIE, &cookie).body("a=b");
+        if let Some(token) = token {
+            request = request.header("x-csrf-token", token);
+        }
         if let Some(content_type) = content_type {
             request = request.header(CONTENT_TYPE, content_type);
         }
@@ -195,10 +223,12 @@ async fn changes_riding_the_session_cookie_must_prove_they_come_from_this_site()
         .unwrap();
     assert_eq!(heartbeat.status(), StatusCode::OK, "a refused request rotated the token");
 
-    // The same site's JSON request with the cookie works; so does a bearer token from anywhere.
+    // The same site's request with the cookie and the session's token works; so does a
+    // bearer token from anywhere.
     let same_site = client
         .post(&rotate)
         .header(COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
         .header(ORIGIN, core.http_base.as_str())
         .header("sec-fetch-site", "same-origin")
         .json(&json!({}))
@@ -221,6 +251,7 @@ async fn changes_riding_the_session_cookie_must_prove_they_come_from_this_site()
     let same_host = client
         .post(format!("{as_localhost}/api/v1/admin/gateways/{id}/rotate-token"))
         .header(COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
         .header(ORIGIN, as_localhost.as_str())
         .json(&json!({}))
         .send()

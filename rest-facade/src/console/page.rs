@@ -36,9 +36,9 @@ pub(crate) enum Refusal {
     /// No session: off to the sign-in page.
     SignedOut,
     /// A signed-in user who is not an administrator.
-    NotAdmin(Nav),
+    NotAdmin(Box<Nav>),
     /// The core failed or refused in a way the page cannot show in place.
-    Failed(Option<Nav>, ApiError),
+    Failed(Box<(Option<Nav>, ApiError)>),
 }
 
 impl IntoResponse for Refusal {
@@ -46,12 +46,12 @@ impl IntoResponse for Refusal {
         match self {
             Refusal::SignedOut => Redirect::to("/").into_response(),
             Refusal::NotAdmin(nav) => problem(
-                Some(nav),
+                Some(*nav),
                 StatusCode::FORBIDDEN,
                 "Administrators only",
                 "This page is for GateKey administrators. Ask one if you need something changed.",
             ),
-            Refusal::Failed(nav, error) => failure(nav, &error),
+            Refusal::Failed(failed) => failure(failed.0, &failed.1),
         }
     }
 }
@@ -164,7 +164,7 @@ impl Viewer {
 
     /// The failure page for an error of a call this viewer made.
     pub fn failed(&self, error: impl Into<ApiError>) -> Refusal {
-        Refusal::Failed(Some(self.nav()), error.into())
+        Refusal::Failed(Box::new((Some(self.nav()), error.into())))
     }
 }
 
@@ -172,7 +172,9 @@ impl FromRequestParts<FacadeState> for Viewer {
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, state: &FacadeState) -> Result<Self, Refusal> {
-        let call = CoreCall::from_request_parts(parts, state).await.map_err(|error| Refusal::Failed(None, error))?;
+        let call = CoreCall::from_request_parts(parts, state)
+            .await
+            .map_err(|error| Refusal::Failed(Box::new((None, error))))?;
         let Some(credential) = call.credential().map(str::to_owned) else {
             return Err(Refusal::SignedOut);
         };
@@ -180,7 +182,7 @@ impl FromRequestParts<FacadeState> for Viewer {
         let user = match info {
             Ok(info) => info.into_inner().user.ok_or(Refusal::SignedOut)?,
             Err(status) if status.code() == tonic::Code::Unauthenticated => return Err(Refusal::SignedOut),
-            Err(status) => return Err(Refusal::Failed(None, status.into())),
+            Err(status) => return Err(Refusal::Failed(Box::new((None, status.into())))),
         };
         Ok(Viewer { user, call, csrf: csrf::session_token(&credential), path: parts.uri.path().to_owned() })
     }
@@ -192,7 +194,7 @@ impl FromRequestParts<FacadeState> for AdminViewer {
     async fn from_request_parts(parts: &mut Parts, state: &FacadeState) -> Result<Self, Refusal> {
         let viewer = Viewer::from_request_parts(parts, state).await?;
         if !viewer.user.is_admin {
-            return Err(Refusal::NotAdmin(viewer.nav()));
+            return Err(Refusal::NotAdmin(Box::new(viewer.nav())));
         }
         Ok(AdminViewer(viewer))
     }

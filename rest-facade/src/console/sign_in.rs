@@ -132,7 +132,7 @@ pub(super) async fn local(
 pub(super) async fn logout(State(state): State<FacadeState>, form: super::form::ConsoleForm) -> Response {
     let ended = AuthServiceClient::new(state.channel.clone()).logout(form.viewer.call.request(LogoutRequest {})).await;
     if let Err(status) = ended {
-        return Refusal::Failed(Some(form.viewer.nav()), status.into()).into_response();
+        return form.viewer.failed(status).into_response();
     }
     let jar = CookieJar::new().add(cookies::session_cleared(state.options.secure_cookies));
     (jar, Redirect::to("/")).into_response()
