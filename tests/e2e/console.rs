@@ -206,6 +206,110 @@ async fn the_dashboard_shows_a_gateway_come_online_without_a_reload_and_sessions
     browser.close().await;
 }
 
+#[tokio::test]
+async fn an_admin_builds_a_network_a_gateway_and_a_rule_from_the_forms() {
+    for backend in backends() {
+        let Some(browser) = Browser::start(1280, 900).await else { return };
+        let core = Core::start(backend).await;
+        let admin = core.admin_token().await;
+        sign_in(&browser, &core, "admin", ADMIN_PASSWORD).await;
+
+        // A network, first with a CIDR the core refuses: the error sits beside the field.
+        browser.open(&format!("{}/admin/networks", core.http_base)).await;
+        browser.fill("#name", "office").await;
+        browser.fill("#cidrs", "10.20.0.0/33").await;
+        browser.click("form[action='/admin/networks'] button[type='submit']").await;
+        let problem = browser.text("#cidrs-error").await;
+        assert!(problem.contains("not a CIDR"), "{backend:?}: {problem}");
+        assert_eq!(browser.find("#cidrs").await.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+        assert_eq!(browser.find("#name").await.prop("value").await.unwrap().as_deref(), Some("office"));
+        browser.screenshot("network-error").await;
+        browser.fill("#cidrs", "10.20.0.0/16").await;
+        browser.click("form[action='/admin/networks'] button[type='submit']").await;
+        browser.wait_for_text("10.20.0.0/16").await;
+
+        // A gateway: its token shows once, with the command line to run the agent.
+        browser.open(&format!("{}/admin/gateways", core.http_base)).await;
+        browser.fill("#name", "office-gw").await;
+        browser.fill("#hostname", "vpn.example.com").await;
+        browser.click("form[action='/admin/gateways'] button[type='submit']").await;
+        let token = browser.text("#agent-token").await;
+        assert!(token.starts_with("gkgw_"), "{token}");
+        assert!(browser.text("#agent-command").await.contains(&format!("--token {token}")));
+        browser.screenshot("gateway-token").await;
+        let gateways = core.get("/admin/gateways", &admin).await.expect(StatusCode::OK);
+        let gateway_id = gateways.body["data"][0]["id"].as_str().unwrap().to_owned();
+        for page in ["/admin/gateways".to_owned(), format!("/admin/gateways/{gateway_id}")] {
+            browser.open(&format!("{}{page}", core.http_base)).await;
+            browser.wait_for_text("office-gw").await;
+            assert!(!browser.client.source().await.unwrap().contains(&token), "{page} shows the token again");
+        }
+        browser.screenshot("gateway").await;
+
+        // A rule: a destination outside the network is refused beside its field; then one
+        // inside is saved.
+        let networks = core.get("/admin/networks", &admin).await.expect(StatusCode::OK);
+        let network_id = networks.body["data"][0]["id"].as_str().unwrap().to_owned();
+        browser.open(&format!("{}/admin/access-rules", core.http_base)).await;
+        browser.fill("#name", "intranet").await;
+        browser.find("#network_id").await.select_by_value(&network_id).await.unwrap();
+        browser.find("#destination_type").await.select_by_value("cidr").await.unwrap();
+        browser.fill("#destination", "192.168.0.0/24").await;
+        browser.find("#protocol").await.select_by_value("tcp").await.unwrap();
+        browser.fill("#port_from", "443").await;
+        browser.fill("#groups", "staff").await;
+        browser.click("form[action='/admin/access-rules'] button[type='submit']").await;
+        let problem = browser.text("#destination-error").await;
+        assert!(problem.contains("outside network"), "{backend:?}: {problem}");
+        browser.fill("#destination", "10.20.1.0/24").await;
+        browser.click("form[action='/admin/access-rules'] button[type='submit']").await;
+        browser.wait_for_text("intranet").await;
+        let rules = core.get("/admin/access-rules", &admin).await.expect(StatusCode::OK);
+        let rule = &rules.body["data"][0];
+        assert_eq!((rule["destination"].as_str(), rule["port_from"].as_u64()), (Some("10.20.1.0/24"), Some(443)));
+        assert_eq!(rule["groups"], json!(["staff"]));
+        browser.screenshot("access-rules").await;
+        browser.close().await;
+    }
+}
+
+#[tokio::test]
+async fn every_admin_page_renders_and_is_saved_as_a_screenshot() {
+    let Some(browser) = Browser::start(1280, 900).await else { return };
+    let core = Core::start(Backend::Sqlite).await;
+    let fleet = fleet(&core, 1, 1).await;
+    let hub = core
+        .post("/admin/mesh/hubs", &fleet.admin, json!({"name": "hub1", "hostname": "hub.example.com"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let hub_id = hub.body["data"]["id"].as_str().unwrap().to_owned();
+    sign_in(&browser, &core, "admin", ADMIN_PASSWORD).await;
+    let gateway_id = &fleet.gateways[0].0;
+    let pages = [
+        ("users", "/admin/users".to_owned(), "alice"),
+        ("user", format!("/admin/users/{}", fleet.alice_id), "alice"),
+        ("gateways", "/admin/gateways".to_owned(), "gw0"),
+        ("networks", "/admin/networks".to_owned(), "office"),
+        ("profiles-admin", "/admin/configs".to_owned(), "Revoke a certificate"),
+        ("identity-providers", "/admin/providers".to_owned(), "New provider"),
+        ("geo-fence", "/admin/geo-fence".to_owned(), "Check"),
+        ("mesh", "/admin/mesh".to_owned(), "hub1"),
+        ("mesh-hub", format!("/admin/mesh/{hub_id}"), "hub1"),
+        ("sign-ins", "/admin/sign-ins".to_owned(), "alice"),
+        ("gateway-delete", format!("/admin/gateways/{gateway_id}/delete"), "Delete"),
+        ("api-keys", "/portal/api-keys".to_owned(), "Make a key"),
+        ("my-sessions", "/portal/sessions".to_owned(), "not connected"),
+        ("hubs", "/portal/hubs".to_owned(), "Mesh hubs"),
+    ];
+    for (name, path, words) in pages {
+        browser.open(&format!("{}{path}", core.http_base)).await;
+        browser.wait_for_text(words).await;
+        assert!(!browser.page_text().await.contains("went wrong"), "{path}");
+        browser.screenshot(name).await;
+    }
+    browser.close().await;
+}
+
 /// Serves one page on a loopback port of its own: another origin of the same site, as
 /// a page on a sibling service would be.
 async fn serve_page(html: String) -> String {
