@@ -1,5 +1,8 @@
 //! The facade's cookies, made and read in one place (with `axum-extra`):
-//! - `gatekey_session`: the session token (HttpOnly, SameSite=Lax, path `/`);
+//! - `__Host-gatekey_session`: the session token (HttpOnly, SameSite=Lax, path `/`;
+//!   the prefix keeps a sibling subdomain from planting its own session in a victim's
+//!   browser). A plain-HTTP deployment cannot have the prefix: there it is
+//!   `gatekey_session`;
 //! - `__Host-gatekey_login`: the secret binding an SSO login to the browser that
 //!   started it, gone after ten minutes or at the login's end. The `__Host-` prefix
 //!   makes browsers refuse it from a sibling subdomain or over plain HTTP, so no one
@@ -12,8 +15,10 @@
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use time::Duration;
 
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "gatekey_session";
+/// Name of the session cookie where cookies are `Secure`.
+pub const SESSION_COOKIE: &str = "__Host-gatekey_session";
+/// Name of the session cookie on plain HTTP.
+const PLAIN_SESSION_COOKIE: &str = "gatekey_session";
 /// Name of the login-binding cookie where cookies are `Secure`.
 const SECURE_LOGIN_COOKIE: &str = "__Host-gatekey_login";
 /// Name of the login-binding cookie on plain HTTP.
@@ -33,14 +38,25 @@ fn build(name: &'static str, value: String, path: &'static str, max_age_seconds:
         .build()
 }
 
+fn session_cookie_name(secure: bool) -> &'static str {
+    if secure { SESSION_COOKIE } else { PLAIN_SESSION_COOKIE }
+}
+
 /// The session cookie for `token`, living `max_age_seconds`.
 pub fn session(token: String, max_age_seconds: i64, secure: bool) -> Cookie<'static> {
-    build(SESSION_COOKIE, token, "/", max_age_seconds, secure)
+    build(session_cookie_name(secure), token, "/", max_age_seconds, secure)
 }
 
 /// Clears the session cookie.
 pub fn session_cleared(secure: bool) -> Cookie<'static> {
-    build(SESSION_COOKIE, String::new(), "/", 0, secure)
+    build(session_cookie_name(secure), String::new(), "/", 0, secure)
+}
+
+/// The session token the browser presents, if any (only under this deployment's name:
+/// where cookies are `Secure`, a `gatekey_session` planted by a sibling domain is
+/// ignored).
+pub fn presented_session(jar: &CookieJar, secure: bool) -> Option<String> {
+    value(jar, session_cookie_name(secure))
 }
 
 fn login_binding_cookie(value: String, max_age_seconds: i64, secure: bool) -> Cookie<'static> {
@@ -111,5 +127,16 @@ mod tests {
         let plain = login_binding("s".into(), false).to_string();
         assert!(plain.starts_with("gatekey_login=s;") && plain.contains("Path=/api/v1/auth"), "{plain}");
         assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Lax"), "{plain}");
+    }
+
+    #[test]
+    fn the_session_cookie_is_host_only_where_cookies_are_secure() {
+        let secure = session("t".into(), 60, true).to_string();
+        assert!(secure.starts_with("__Host-gatekey_session=t;") && secure.contains("Secure"), "{secure}");
+        let plain = session("t".into(), 60, false).to_string();
+        assert!(plain.starts_with("gatekey_session=t;") && !plain.contains("Secure"), "{plain}");
+        let planted = CookieJar::new().add(Cookie::new("gatekey_session", "planted"));
+        assert_eq!(presented_session(&planted, true), None, "a cookie without the prefix was believed");
+        assert_eq!(presented_session(&planted, false).as_deref(), Some("planted"));
     }
 }

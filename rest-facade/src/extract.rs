@@ -2,7 +2,7 @@
 //! seed's error shape, and the caller's credentials forwarded to the core.
 
 use crate::FacadeState;
-use crate::cookies::{self, SESSION_COOKIE};
+use crate::cookies;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -184,7 +184,7 @@ impl FromRequestParts<FacadeState> for CoreCall {
         // only without one (the CSRF rules in `guard` draw the same line).
         let bearer = match parts.headers.get(AUTHORIZATION) {
             Some(header) => header.to_str().ok().map(str::to_owned),
-            None => cookies::value(&CookieJar::from_headers(&parts.headers), SESSION_COOKIE)
+            None => cookies::presented_session(&CookieJar::from_headers(&parts.headers), state.options.secure_cookies)
                 .map(|token| format!("Bearer {token}")),
         };
         let gateway_token =

@@ -5,15 +5,15 @@
 //!   prove it comes from a page of this site: the `X-CSRF-Token` header with the
 //!   session's token (see [`crate::csrf`]; sign-ins and `GET /auth/session` hand it
 //!   out), an `Origin` matching this site's when one is sent, and no
-//!   `Sec-Fetch-Site: cross-site`. Bearer tokens, API keys and gateway tokens are not
+//!   `Sec-Fetch-Site: cross-site`; a profile download (a `GET` that spends the profile)
+//!   riding the cookie must come from this site too. Bearer tokens, API keys and gateway tokens are not
 //!   sent by browsers on their own and need no such proof; the SAML ACS takes the
 //!   IdP's cross-site POST and authenticates nobody by cookie.
 
 use crate::FacadeState;
-use crate::cookies::{self, SESSION_COOKIE};
+use crate::cookies;
 use crate::csrf;
 use crate::error::ApiError;
-use crate::extract::GATEWAY_TOKEN_HEADER;
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -24,6 +24,8 @@ use gatekey::ErrorCode;
 
 /// Paths that take cross-site POSTs by design.
 const CROSS_SITE_ENTRY_PREFIX: &str = "/api/v1/auth/saml/acs/";
+/// The one `GET` that spends something: a profile's single download.
+const DOWNLOAD_PREFIX: &str = "/api/v1/configs/download/";
 
 /// Applies the rules in the module header.
 pub(crate) async fn browser_rules(State(state): State<FacadeState>, request: Request, next: Next) -> Response {
@@ -41,10 +43,26 @@ fn with_no_store(mut response: Response) -> Response {
 fn check_cookie_request(state: &FacadeState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
     let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     let jar = CookieJar::from_headers(headers);
-    let session = cookies::value(&jar, SESSION_COOKIE);
-    let cookie_only =
-        headers.get(AUTHORIZATION).is_none() && headers.get(GATEWAY_TOKEN_HEADER).is_none() && session.is_some();
-    if !unsafe_method || !cookie_only || uri.path().starts_with(CROSS_SITE_ENTRY_PREFIX) {
+    let session = cookies::presented_session(&jar, state.options.secure_cookies);
+    // The cookie is the credential whenever no `Authorization` header is (see `CoreCall`).
+    let cookie_only = headers.get(AUTHORIZATION).is_none() && session.is_some();
+    if !cookie_only || uri.path().starts_with(CROSS_SITE_ENTRY_PREFIX) {
+        return Ok(());
+    }
+    let refused_download = |why: &str| {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::CsrfRejected,
+            format!("a profile download riding the session cookie {why}; follow the download link from this site"),
+        ))
+    };
+    if !unsafe_method {
+        // A profile downloads once: a link on another site must not spend it.
+        if uri.path().starts_with(DOWNLOAD_PREFIX) {
+            if let Err(why) = same_site(state, headers) {
+                return refused_download(why);
+            }
+        }
         return Ok(());
     }
     let refuse = |why: &str| {

@@ -77,7 +77,7 @@ impl Modify for SecuritySchemes {
             SESSION_COOKIE,
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::SESSION_COOKIE,
-                "The session cookie set by a login",
+                "The session cookie set by a login (`gatekey_session` where the core serves plain HTTP with `--plain-http-cookies`)",
             ))),
         );
         components.add_security_scheme(

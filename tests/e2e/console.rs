@@ -71,6 +71,11 @@ async fn people_sign_in_see_their_portal_and_only_admins_see_admin_pages() {
         browser.wait_for_text("Sign in to GateKey").await;
         assert_eq!(session_cookie(&browser).await, None, "the cookie stayed");
         core.get("/auth/session", &token).await.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        // Signing in again from the page signing out led to works without a reload.
+        browser.fill("#username", "alice").await;
+        browser.fill("#password", USER_PASSWORD).await;
+        browser.click("form[action='/login'] button[type='submit']").await;
+        browser.wait_for_text("Sign out").await;
         drop(fleet);
         browser.close().await;
     }
@@ -235,7 +240,8 @@ async fn an_admin_builds_a_network_a_gateway_and_a_rule_from_the_forms() {
         browser.click("form[action='/admin/gateways'] button[type='submit']").await;
         let token = browser.text("#agent-token").await;
         assert!(token.starts_with("gkgw_"), "{token}");
-        assert!(browser.text("#agent-command").await.contains(&format!("--token {token}")));
+        let command = browser.text("#agent-command").await;
+        assert!(command.starts_with(&format!("GATEKEY_GATEWAY_TOKEN={token} gatekey-agent run")), "{command}");
         browser.screenshot("gateway-token").await;
         let gateways = core.get("/admin/gateways", &admin).await.expect(StatusCode::OK);
         let gateway_id = gateways.body["data"][0]["id"].as_str().unwrap().to_owned();

@@ -432,3 +432,35 @@ async fn the_data_directory_and_database_files_are_private() {
         assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
     }
 }
+
+#[tokio::test]
+async fn a_link_on_another_site_cannot_spend_a_profile_download() {
+    let core = Core::start(Backend::Sqlite).await;
+    let fleet = crate::agents::fleet(&core, 1, 1).await;
+    let generated = core
+        .post("/configs/generate", &fleet.alice, json!({"gateway_id": fleet.gateways[0].0}))
+        .await
+        .expect(StatusCode::CREATED);
+    let url = format!("{}{}", core.http_base, generated.body["download_url"].as_str().unwrap());
+    let cookie = format!("gatekey_session={}", fleet.alice);
+    let client = reqwest::Client::new();
+    for (what, site, origin) in [
+        ("a cross-site navigation", Some("cross-site"), None),
+        ("a request from another origin", None, Some("https://evil.example")),
+    ] {
+        let mut request = client.get(&url).header(COOKIE, &cookie);
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, origin);
+        }
+        let reply = Reply::from_response(request.send().await.unwrap()).await;
+        let message = reply.expect_error(StatusCode::FORBIDDEN, "csrf_rejected");
+        assert!(message.contains("download"), "{what}: {message}");
+    }
+    // The profile is still there for the link on this site (and a bearer token).
+    let own = client.get(&url).header(COOKIE, &cookie).header("sec-fetch-site", "same-origin").send().await.unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(own.text().await.unwrap().contains("BEGIN CERTIFICATE"));
+}

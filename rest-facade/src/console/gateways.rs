@@ -186,9 +186,11 @@ pub(super) struct AgentSetup {
 impl AgentSetup {
     /// The setup of `agent` with `token`, reaching the core at `core`.
     pub(super) fn new(agent: Agent, token: String, core: &str) -> Self {
+        // The token goes in the environment, not the command line, where every local
+        // user could read it for the daemon's whole life.
         let command = match agent {
             Agent::Gateway => format!(
-                "gatekey-agent run --core {core} --token {token} --state-dir /var/lib/gatekey-agent --run-openvpn"
+                "GATEKEY_GATEWAY_TOKEN={token} gatekey-agent run --core {core} --state-dir /var/lib/gatekey-agent --run-openvpn"
             ),
             Agent::Spoke => {
                 format!(
@@ -650,7 +652,7 @@ mod tests {
         let gateway = AgentSetup::new(Agent::Gateway, "gkgw_abc".into(), "https://core:9090");
         assert_eq!(
             gateway.command,
-            "gatekey-agent run --core https://core:9090 --token gkgw_abc --state-dir /var/lib/gatekey-agent --run-openvpn"
+            "GATEKEY_GATEWAY_TOKEN=gkgw_abc gatekey-agent run --core https://core:9090 --state-dir /var/lib/gatekey-agent --run-openvpn"
         );
         assert_eq!(gateway.env, "GATEKEY_CORE_URL=https://core:9090\nGATEKEY_GATEWAY_TOKEN=gkgw_abc");
         let spoke = AgentSetup::new(Agent::Spoke, "gksp_abc".into(), "https://core:9090");

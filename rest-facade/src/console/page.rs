@@ -33,8 +33,11 @@ pub(crate) struct AdminViewer(pub Viewer);
 
 /// Why a page is not shown.
 pub(crate) enum Refusal {
-    /// No session: off to the sign-in page.
-    SignedOut,
+    /// No session: off to the sign-in page (a whole page load when htmx asked).
+    SignedOut {
+        /// Whether htmx made the request.
+        htmx: bool,
+    },
     /// A signed-in user who is not an administrator.
     NotAdmin(Box<Nav>),
     /// The core failed or refused in a way the page cannot show in place.
@@ -44,7 +47,8 @@ pub(crate) enum Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
-            Refusal::SignedOut => Redirect::to("/").into_response(),
+            Refusal::SignedOut { htmx: false } => Redirect::to("/").into_response(),
+            Refusal::SignedOut { htmx: true } => ([("hx-redirect", "/")], StatusCode::OK).into_response(),
             Refusal::NotAdmin(nav) => problem(
                 Some(*nav),
                 StatusCode::FORBIDDEN,
@@ -175,13 +179,14 @@ impl FromRequestParts<FacadeState> for Viewer {
         let call = CoreCall::from_request_parts(parts, state)
             .await
             .map_err(|error| Refusal::Failed(Box::new((None, error))))?;
+        let signed_out = Refusal::SignedOut { htmx: from_htmx(&parts.headers) };
         let Some(credential) = call.credential().map(str::to_owned) else {
-            return Err(Refusal::SignedOut);
+            return Err(signed_out);
         };
         let info = AuthServiceClient::new(state.channel.clone()).get_session(call.request(GetSessionRequest {})).await;
         let user = match info {
-            Ok(info) => info.into_inner().user.ok_or(Refusal::SignedOut)?,
-            Err(status) if status.code() == tonic::Code::Unauthenticated => return Err(Refusal::SignedOut),
+            Ok(info) => info.into_inner().user.ok_or(signed_out)?,
+            Err(status) if status.code() == tonic::Code::Unauthenticated => return Err(signed_out),
             Err(status) => return Err(Refusal::Failed(Box::new((None, status.into())))),
         };
         Ok(Viewer { user, call, csrf: csrf::session_token(&credential), path: parts.uri.path().to_owned() })

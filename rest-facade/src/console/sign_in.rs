@@ -142,7 +142,7 @@ pub(super) async fn logout(State(state): State<FacadeState>, form: super::form::
 pub(super) fn signed_in_viewer(viewer: Result<Viewer, Refusal>) -> Result<Option<Viewer>, Refusal> {
     match viewer {
         Ok(viewer) => Ok(Some(viewer)),
-        Err(Refusal::SignedOut) => Ok(None),
+        Err(Refusal::SignedOut { .. }) => Ok(None),
         Err(refusal) => Err(refusal),
     }
 }
