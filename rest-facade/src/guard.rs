@@ -58,10 +58,10 @@ fn check_cookie_request(state: &FacadeState, method: &Method, uri: &Uri, headers
     };
     if !unsafe_method {
         // A profile downloads once: a link on another site must not spend it.
-        if uri.path().starts_with(DOWNLOAD_PREFIX) {
-            if let Err(why) = same_site(state, headers) {
-                return refused_download(why);
-            }
+        if uri.path().starts_with(DOWNLOAD_PREFIX)
+            && let Err(why) = same_site(state, headers)
+        {
+            return refused_download(why);
         }
         return Ok(());
     }
