@@ -28,6 +28,15 @@ impl Browser {
     /// Starts Chromium at a `width`×`height` window, or `None` (loudly skipped) when it
     /// is not installed.
     pub async fn start(width: u32, height: u32) -> Option<Browser> {
+        Browser::start_with(width, height, true).await
+    }
+
+    /// Starts Chromium with JavaScript turned off.
+    pub async fn start_without_javascript() -> Option<Browser> {
+        Browser::start_with(1280, 900, false).await
+    }
+
+    async fn start_with(width: u32, height: u32, javascript: bool) -> Option<Browser> {
         let (Some(driver), Some(chromium)) =
             (program(&["chromedriver"]), program(&["chromium", "chromium-browser", "google-chrome"]))
         else {
@@ -53,7 +62,8 @@ impl Browser {
                 "prefs": {
                     "download.default_directory": downloads.path(),
                     "download.prompt_for_download": false,
-                    "safebrowsing.enabled": false
+                    "safebrowsing.enabled": false,
+                    "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 }
                 }
             }
         });

@@ -167,6 +167,23 @@ async fn a_user_downloads_a_profile_in_one_click_and_only_once() {
 }
 
 #[tokio::test]
+async fn signing_in_and_downloading_a_profile_work_with_javascript_off() {
+    let Some(browser) = Browser::start_without_javascript().await else { return };
+    let core = Core::start(Backend::Sqlite).await;
+    let _fleet = fleet(&core, 1, 1).await;
+    sign_in(&browser, &core, "alice", USER_PASSWORD).await;
+    browser.click("button[aria-label='Download a profile for gw0']").await;
+    let profile = std::fs::read_to_string(browser.downloaded().await).unwrap();
+    assert!(profile.contains("BEGIN CERTIFICATE") && profile.contains("remote gw0.example.com"), "{profile}");
+    // Scripts really were off: the times on My profiles are as the server wrote them,
+    // not rewritten into local time.
+    browser.open(&format!("{}/portal/configs", core.http_base)).await;
+    let time = browser.find("time[data-local]").await;
+    assert_eq!(time.text().await.unwrap(), time.attr("datetime").await.unwrap().unwrap(), "a script ran");
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn the_dashboard_shows_a_gateway_come_online_without_a_reload_and_sessions_end_at_a_click() {
     let Some(browser) = Browser::start(1280, 900).await else { return };
     let core = Core::start(Backend::Sqlite).await;

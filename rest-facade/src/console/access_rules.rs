@@ -405,10 +405,10 @@ pub(super) async fn confirm_delete(
 
 /// `POST /admin/access-rules/{id}/delete`.
 pub(super) async fn delete(State(state): State<FacadeState>, Path(id): Path<String>, form: ConsoleForm) -> Response {
-    match client(&state).delete_access_rule(form.viewer.call.request(DeleteAccessRuleRequest { id })).await {
-        Ok(_) => Redirect::to("/admin/access-rules").into_response(),
-        Err(status) => form.viewer.failed(status).into_response(),
-    }
+    form.viewer.then_to(
+        client(&state).delete_access_rule(form.viewer.call.request(DeleteAccessRuleRequest { id })).await,
+        "/admin/access-rules",
+    )
 }
 
 #[cfg(test)]

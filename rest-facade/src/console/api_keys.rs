@@ -7,7 +7,7 @@ use crate::FacadeState;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use gatekey::v1::api_key_service_client::ApiKeyServiceClient;
 use gatekey::v1::{ApiKey, CreateApiKeyRequest, ListApiKeysRequest, PageRequest, RevokeApiKeyRequest};
 
@@ -112,8 +112,5 @@ pub(super) async fn create(State(state): State<FacadeState>, form: ConsoleForm) 
 pub(super) async fn revoke(State(state): State<FacadeState>, Path(id): Path<String>, form: ConsoleForm) -> Response {
     let viewer = form.viewer;
     let request = viewer.call.request(RevokeApiKeyRequest { id });
-    match ApiKeyServiceClient::new(state.channel.clone()).revoke_api_key(request).await {
-        Ok(_) => Redirect::to("/portal/api-keys").into_response(),
-        Err(status) => viewer.failed(status).into_response(),
-    }
+    viewer.then_to(ApiKeyServiceClient::new(state.channel.clone()).revoke_api_key(request).await, "/portal/api-keys")
 }

@@ -628,10 +628,10 @@ pub(super) async fn confirm_delete(
 
 /// `POST /admin/gateways/{id}/delete`.
 pub(super) async fn delete(State(state): State<FacadeState>, Path(id): Path<String>, form: ConsoleForm) -> Response {
-    match client(&state).delete_gateway(form.viewer.call.request(DeleteGatewayRequest { id })).await {
-        Ok(_) => Redirect::to("/admin/gateways").into_response(),
-        Err(status) => form.viewer.failed(status).into_response(),
-    }
+    form.viewer.then_to(
+        client(&state).delete_gateway(form.viewer.call.request(DeleteGatewayRequest { id })).await,
+        "/admin/gateways",
+    )
 }
 
 #[cfg(test)]

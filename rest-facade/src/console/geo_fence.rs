@@ -334,10 +334,10 @@ pub(super) async fn delete_rule(
     Path(id): Path<String>,
     form: ConsoleForm,
 ) -> Response {
-    match client(&state).delete_rule(form.viewer.call.request(DeleteGeoFenceRuleRequest { id })).await {
-        Ok(_) => Redirect::to("/admin/geo-fence").into_response(),
-        Err(status) => form.viewer.failed(status).into_response(),
-    }
+    form.viewer.then_to(
+        client(&state).delete_rule(form.viewer.call.request(DeleteGeoFenceRuleRequest { id })).await,
+        "/admin/geo-fence",
+    )
 }
 
 /// `POST /admin/geo-fence/check`: the page with the verdict for a user and an address.

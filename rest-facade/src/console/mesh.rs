@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use gatekey::v1::admin_mesh_service_client::AdminMeshServiceClient;
 use gatekey::v1::{
     DeleteMeshHubRequest, DeleteMeshSpokeRequest, GetMeshHubRequest, ListHubsRequest, ListMeshSpokesRequest, MeshHub,
@@ -296,10 +296,7 @@ pub(super) async fn delete_spoke(
     form: ConsoleForm,
 ) -> Response {
     let request = form.viewer.call.request(DeleteMeshSpokeRequest { hub_id: id.clone(), spoke_id });
-    match client(&state).delete_spoke(request).await {
-        Ok(_) => Redirect::to(&format!("/admin/mesh/{id}")).into_response(),
-        Err(status) => form.viewer.failed(status).into_response(),
-    }
+    form.viewer.then_to(client(&state).delete_spoke(request).await, &format!("/admin/mesh/{id}"))
 }
 
 /// `/admin/mesh/{id}/delete`: asks first.
@@ -325,10 +322,8 @@ pub(super) async fn confirm_delete(
 
 /// `POST /admin/mesh/{id}/delete`.
 pub(super) async fn delete(State(state): State<FacadeState>, Path(id): Path<String>, form: ConsoleForm) -> Response {
-    match client(&state).delete_hub(form.viewer.call.request(DeleteMeshHubRequest { id })).await {
-        Ok(_) => Redirect::to("/admin/mesh").into_response(),
-        Err(status) => form.viewer.failed(status).into_response(),
-    }
+    form.viewer
+        .then_to(client(&state).delete_hub(form.viewer.call.request(DeleteMeshHubRequest { id })).await, "/admin/mesh")
 }
 
 #[cfg(test)]

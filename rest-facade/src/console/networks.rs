@@ -199,8 +199,8 @@ pub(super) async fn confirm_delete(
 
 /// `POST /admin/networks/{id}/delete`.
 pub(super) async fn delete(State(state): State<FacadeState>, Path(id): Path<String>, form: ConsoleForm) -> Response {
-    match client(&state).delete_network(form.viewer.call.request(DeleteNetworkRequest { id })).await {
-        Ok(_) => Redirect::to("/admin/networks").into_response(),
-        Err(status) => form.viewer.failed(status).into_response(),
-    }
+    form.viewer.then_to(
+        client(&state).delete_network(form.viewer.call.request(DeleteNetworkRequest { id })).await,
+        "/admin/networks",
+    )
 }

@@ -166,6 +166,14 @@ impl Viewer {
         }
     }
 
+    /// After a change: on to `to` (Post/Redirect/Get), or the failure page.
+    pub fn then_to<T>(&self, outcome: Result<T, tonic::Status>, to: &str) -> Response {
+        match outcome {
+            Ok(_) => Redirect::to(to).into_response(),
+            Err(status) => self.failed(status).into_response(),
+        }
+    }
+
     /// The failure page for an error of a call this viewer made.
     pub fn failed(&self, error: impl Into<ApiError>) -> Refusal {
         Refusal::Failed(Box::new((Some(self.nav()), error.into())))

@@ -368,10 +368,10 @@ pub(super) async fn confirm_delete(
 
 /// `POST /admin/providers/{id}/delete`.
 pub(super) async fn delete(State(state): State<FacadeState>, Path(id): Path<String>, form: ConsoleForm) -> Response {
-    match client(&state).delete_auth_provider(form.viewer.call.request(DeleteAuthProviderRequest { id })).await {
-        Ok(_) => Redirect::to("/admin/providers").into_response(),
-        Err(status) => form.viewer.failed(status).into_response(),
-    }
+    form.viewer.then_to(
+        client(&state).delete_auth_provider(form.viewer.call.request(DeleteAuthProviderRequest { id })).await,
+        "/admin/providers",
+    )
 }
 
 #[cfg(test)]
