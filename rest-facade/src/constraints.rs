@@ -344,6 +344,38 @@ pub fn search_text() -> Object {
     string(TEXT).max_length(Some(100)).build()
 }
 
+/// A native client's loopback listener: `http://127.0.0.1:<port>/…` or
+/// `http://[::1]:<port>/…`.
+pub fn loopback_url() -> Object {
+    let port = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+    string(&format!("^http://(?:127\\.0\\.0\\.1|\\[::1\\]):{port}(?:/[A-Za-z0-9._~-]{{0,40}}){{0,4}}$")).build()
+}
+
+/// BASE64URL(SHA-256(verifier)).
+pub fn code_challenge() -> Object {
+    string("^[A-Za-z0-9_-]{43}$").build()
+}
+
+/// A PKCE verifier: 43 to 128 unreserved characters.
+pub fn code_verifier() -> Object {
+    string("^[A-Za-z0-9._~-]{43,128}$").build()
+}
+
+/// A one-time code.
+pub fn one_time_code() -> Object {
+    string("^[A-Za-z0-9_-]{1,128}$").build()
+}
+
+/// A client's opaque value: printable ASCII, at most 128 characters.
+pub fn opaque_state() -> Object {
+    string("^[!-~]{0,128}$").build()
+}
+
+/// How a native client names itself: up to 100 characters, no control characters.
+pub fn client_name() -> Object {
+    string(TEXT).max_length(Some(100)).build()
+}
+
 /// A same-site path to return to after a login.
 pub fn same_site_path() -> Object {
     string(SAME_SITE_PATH).build()
@@ -454,5 +486,8 @@ mod tests {
         assert!(matches(EMAIL, "o-k@mail-1.example.com") && !matches(EMAIL, "a@ab--c.example"));
         assert!(matches(HOSTNAME, "10.0.0.1") && matches(HOSTNAME, "a.b.c.d.example"));
         assert!(matches(URL, "https://login.example.com/realms/corp") && !matches(URL, "ftp://x.example"));
+        let loopback = loopback_url().pattern.unwrap_or_default();
+        assert!(matches(&loopback, "http://127.0.0.1:53682/callback") && matches(&loopback, "http://[::1]:65535"));
+        assert!(!matches(&loopback, "http://127.0.0.1:65536/") && !matches(&loopback, "http://localhost:80/"));
     }
 }

@@ -74,7 +74,7 @@ async fn register_as(core: &Core, admin: &str, body: Value) -> String {
 }
 
 /// A browser with a cookie jar that follows redirects by hand.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
 }
 
@@ -98,11 +98,21 @@ async fn authorize_through(
     account: &str,
     mode: &str,
 ) -> String {
-    let start = browser
-        .get(format!("{}/api/v1/auth/oidc/login?provider={name}&redirect_to=/welcome", core.http_base))
-        .send()
-        .await
-        .unwrap();
+    let start_url = format!("{}/api/v1/auth/oidc/login?provider={name}&redirect_to=/welcome", core.http_base);
+    authorize_from(browser, core, provider, &start_url, account, mode).await
+}
+
+/// Runs a login that starts at `start_url` through the test provider as `account`;
+/// returns GateKey's callback URL.
+pub(crate) async fn authorize_from(
+    browser: &reqwest::Client,
+    core: &Core,
+    provider: &Provider,
+    start_url: &str,
+    account: &str,
+    mode: &str,
+) -> String {
+    let start = browser.get(start_url).send().await.unwrap();
     assert_eq!(start.status(), StatusCode::FOUND);
     let login_cookie = start
         .headers()

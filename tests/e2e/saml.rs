@@ -58,9 +58,9 @@ fn idp_metadata(cert_path: &str) -> String {
 
 /// One login as GateKey starts it: the browser that started it (holding its login
 /// cookie), the RelayState and the AuthnRequest's ID.
-struct Started {
-    browser: reqwest::Client,
-    relay_state: String,
+pub(crate) struct Started {
+    pub(crate) browser: reqwest::Client,
+    pub(crate) relay_state: String,
     request_id: String,
 }
 
@@ -70,12 +70,14 @@ fn browser() -> reqwest::Client {
 }
 
 async fn start(core: &Core) -> Started {
-    let client = browser();
-    let response = client
-        .get(format!("{}/api/v1/auth/saml/login?provider=corp-saml&redirect_to=/welcome", core.http_base))
-        .send()
+    start_from(core, &format!("{}/api/v1/auth/saml/login?provider=corp-saml&redirect_to=/welcome", core.http_base))
         .await
-        .unwrap();
+}
+
+/// Starts a login at `url` (a login start of `corp-saml`) in a fresh browser.
+pub(crate) async fn start_from(core: &Core, url: &str) -> Started {
+    let client = browser();
+    let response = client.get(url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     assert!(
         response.headers().get_all(SET_COOKIE).iter().any(|c| c.to_str().unwrap().starts_with("gatekey_login=")),
@@ -95,7 +97,7 @@ async fn start(core: &Core) -> Started {
 }
 
 /// What to put in a response.
-struct Assertion<'a> {
+pub(crate) struct Assertion<'a> {
     id: &'a str,
     in_response_to: &'a str,
     audience: String,
@@ -109,7 +111,7 @@ struct Assertion<'a> {
 }
 
 /// The KeyInfo an IdP sends: its certificate.
-const X509_KEY_INFO: &str = "<ds:KeyInfo><ds:X509Data/></ds:KeyInfo>";
+pub(crate) const X509_KEY_INFO: &str = "<ds:KeyInfo><ds:X509Data/></ds:KeyInfo>";
 
 fn now_plus(seconds: i64) -> String {
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
@@ -118,7 +120,7 @@ fn now_plus(seconds: i64) -> String {
 
 /// A response with an enveloped signature made by `xmlsec1 --sign` with `key` (and
 /// `cert`, when the KeyInfo is to carry a certificate).
-fn signed_response(dir: &Path, assertion: &Assertion<'_>, key: &str, cert: Option<&str>) -> String {
+pub(crate) fn signed_response(dir: &Path, assertion: &Assertion<'_>, key: &str, cert: Option<&str>) -> String {
     let id = assertion.id;
     let template = template_xml(assertion, &format!("#{id}"));
     let (input, output) = (dir.join(format!("{id}.xml")), dir.join(format!("{id}.signed.xml")));
@@ -142,7 +144,7 @@ fn signed_response(dir: &Path, assertion: &Assertion<'_>, key: &str, cert: Optio
 
 /// POSTs a response to the ACS as the IdP's form would (no cookies: a cross-site POST),
 /// asking for JSON; returns the status and body.
-async fn post(core: &Core, relay_state: &str, xml: &str) -> (StatusCode, Value) {
+pub(crate) async fn post(core: &Core, relay_state: &str, xml: &str) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/auth/saml/acs/corp-saml", core.http_base))
         .header(ACCEPT, "application/json")
@@ -180,17 +182,17 @@ async fn sign_in(core: &Core, login: &Started, xml: &str) -> (StatusCode, Value,
 }
 
 /// A core with the `corp-saml` provider whose IdP key pair is `idp`.
-struct Setup {
-    core: Core,
+pub(crate) struct Setup {
+    pub(crate) core: Core,
     admin: String,
-    dir: TempDir,
-    idp_key: String,
-    idp_cert: String,
+    pub(crate) dir: TempDir,
+    pub(crate) idp_key: String,
+    pub(crate) idp_cert: String,
     audience: String,
     recipient: String,
 }
 
-async fn setup(backend: Backend) -> Option<Setup> {
+pub(crate) async fn setup(backend: Backend) -> Option<Setup> {
     if !tool("xmlsec1") || !tool("openssl") {
         return None;
     }
@@ -212,7 +214,13 @@ async fn setup(backend: Backend) -> Option<Setup> {
 
 impl Setup {
     /// An assertion for `login` naming `email`.
-    fn assertion<'a>(&self, id: &'a str, login: &'a Started, email: &'a str, key_info: &'a str) -> Assertion<'a> {
+    pub(crate) fn assertion<'a>(
+        &self,
+        id: &'a str,
+        login: &'a Started,
+        email: &'a str,
+        key_info: &'a str,
+    ) -> Assertion<'a> {
         Assertion {
             id,
             in_response_to: &login.request_id,

@@ -13,10 +13,12 @@ use crate::validate;
 use gatekey::v1::auth_service_server::AuthService;
 use gatekey::v1::event;
 use gatekey::v1::{
-    AcceptSamlResponseRequest, AcceptSamlResponseResponse, CompleteOidcLoginRequest, CompleteSamlLoginRequest,
-    GetSamlMetadataRequest, GetSamlMetadataResponse, GetSessionRequest, ListSignInProvidersRequest,
-    ListSignInProvidersResponse, LocalLoginRequest, LoginResponse, LogoutRequest, LogoutResponse, SessionInfo,
-    SignInProvider, StartOidcLoginRequest, StartOidcLoginResponse, StartSamlLoginRequest, StartSamlLoginResponse,
+    AcceptSamlResponseRequest, AcceptSamlResponseResponse, AuthorizeClientLoginRequest, AuthorizeClientLoginResponse,
+    ClientLoginDescription, CompleteOidcLoginRequest, CompleteSamlLoginRequest, DescribeClientLoginRequest,
+    ExchangeClientCodeRequest, GetSamlMetadataRequest, GetSamlMetadataResponse, GetSessionRequest,
+    ListSignInProvidersRequest, ListSignInProvidersResponse, LocalLoginRequest, LoginResponse, LogoutRequest,
+    LogoutResponse, SessionInfo, SignInProvider, StartClientLoginRequest, StartClientLoginResponse,
+    StartOidcLoginRequest, StartOidcLoginResponse, StartSamlLoginRequest, StartSamlLoginResponse,
 };
 use std::sync::Arc;
 use tonic::Request;
@@ -242,6 +244,87 @@ impl AuthService for AuthApi {
                 }
                 providers.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(ListSignInProvidersResponse { providers })
+            }
+            .await,
+        )
+    }
+
+    async fn start_client_login(
+        &self,
+        request: Request<StartClientLoginRequest>,
+    ) -> GrpcResult<StartClientLoginResponse> {
+        respond(
+            async {
+                self.admit(&request)?;
+                let input = request.into_inner();
+                let asked = sso::client::ClientLoginRequest {
+                    provider: &input.provider,
+                    redirect_uri: &input.redirect_uri,
+                    code_challenge: &input.code_challenge,
+                    state: &input.state,
+                    client_name: &input.client_name,
+                };
+                let (login_url, expires_at) = sso::client::start(&self.0, asked).await?;
+                Ok(StartClientLoginResponse { login_url, expires_at: Some(convert::timestamp(expires_at)) })
+            }
+            .await,
+        )
+    }
+
+    async fn describe_client_login(
+        &self,
+        request: Request<DescribeClientLoginRequest>,
+    ) -> GrpcResult<ClientLoginDescription> {
+        respond(
+            async {
+                self.0.auth.authenticate(&request, Access::Read).await?;
+                let flow = sso::client::pending(&self.0, &request.get_ref().flow).await?;
+                Ok(ClientLoginDescription {
+                    client_name: flow.client_name,
+                    redirect_uri: flow.redirect_uri,
+                    expires_at: Some(convert::timestamp(flow.expires_at)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn authorize_client_login(
+        &self,
+        request: Request<AuthorizeClientLoginRequest>,
+    ) -> GrpcResult<AuthorizeClientLoginResponse> {
+        respond(
+            async {
+                let caller = self.0.auth.authenticate(&request, Access::Write).await?;
+                // A person answers in a browser: an API key cannot hand out sessions.
+                if !matches!(caller.credential, Credential::Session { .. }) {
+                    return Err(CoreError::Forbidden(
+                        "a client sign-in is answered from a browser session, not with an API key".into(),
+                    ));
+                }
+                let input = request.into_inner();
+                let redirect_url = sso::client::authorize(&self.0, &caller.user, &input.flow, input.allow).await?;
+                tracing::info!(user = %caller.user.id, allowed = input.allow, "client sign-in answered");
+                Ok(AuthorizeClientLoginResponse { redirect_url })
+            }
+            .await,
+        )
+    }
+
+    async fn exchange_client_code(&self, request: Request<ExchangeClientCodeRequest>) -> GrpcResult<LoginResponse> {
+        respond(
+            async {
+                let address = self.admit(&request)?;
+                let input = request.into_inner();
+                let outcome = async {
+                    let user = sso::client::exchange(&self.0, &input.code, &input.code_verifier).await?;
+                    self.0.geo_fence.enforce(&self.0.store, &user, &address).await?;
+                    self.0.auth.open_session(user).await
+                }
+                .await;
+                let subject = outcome.as_ref().map(|session| session.user.username.clone()).unwrap_or_default();
+                self.record("client", &subject, &address, &outcome).await;
+                Ok(login_response(outcome?, String::new()))
             }
             .await,
         )

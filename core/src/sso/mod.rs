@@ -9,6 +9,7 @@
 //! verified, and the account's own e-mail was vouched for by a provider configured to
 //! link as well; never to a local account.
 
+pub mod client;
 pub mod oidc;
 pub mod saml;
 

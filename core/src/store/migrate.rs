@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/0006_mesh.sql")),
     (7, include_str!("../../migrations/0007_sign_in_hardening.sql")),
     (8, include_str!("../../migrations/0008_activity.sql")),
+    (9, include_str!("../../migrations/0009_client_logins.sql")),
 ];
 
 impl Store {

@@ -12,6 +12,7 @@ macro_rules! query_fmt {
 mod access_rules;
 mod activity;
 mod api_keys;
+mod client_logins;
 mod configs;
 mod gateways;
 mod geo_fence;
@@ -27,6 +28,7 @@ mod vpn_sessions;
 pub use access_rules::{AccessRuleFields, AccessRuleRecord};
 pub use activity::{FleetCounts, LoginEventRecord, OpenSessionRecord};
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use client_logins::ClientLoginRecord;
 pub use configs::{ConfigRecord, NewConfig};
 pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway};
 pub use geo_fence::{GeoFenceRuleRecord, GeoFenceSettingsRecord};

@@ -336,6 +336,7 @@ impl Store {
         let now = unix_now();
         sqlx::query("DELETE FROM login_flows WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
         sqlx::query("DELETE FROM saml_seen_assertions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM client_logins WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 mod access_rules;
 mod api_keys;
 mod assets;
+mod client_login;
 mod configs;
 mod dashboard;
 mod events;
@@ -49,6 +50,7 @@ pub(crate) fn router() -> Router<FacadeState> {
         .route("/", get(portal::home))
         .route("/login", post(sign_in::local))
         .route("/logout", post(sign_in::logout))
+        .route("/client-login", get(client_login::page).post(client_login::answer))
         .route("/portal/gateways", get(portal::gateway_rows))
         .route("/portal/gateways/{id}/profile", post(portal::download_profile))
         .route("/portal/configs", get(configs::mine))
@@ -103,7 +105,7 @@ pub(crate) fn router() -> Router<FacadeState> {
 async fn page_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE));
+    headers.entry(CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));

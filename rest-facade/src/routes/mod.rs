@@ -33,6 +33,8 @@ pub(crate) fn api_v1() -> OpenApiRouter<FacadeState> {
         .routes(routes!(auth::local_login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::session))
+        .routes(routes!(auth::client_start))
+        .routes(routes!(auth::client_token))
         .routes(routes!(sso::oidc_login))
         .routes(routes!(sso::oidc_callback))
         .routes(routes!(sso::saml_login))
