@@ -45,6 +45,9 @@ use crate::v1::admin_access_rule_service_client::AdminAccessRuleServiceClient;
 use crate::v1::auth_service_client::AuthServiceClient;
 use crate::v1::config_service_client::ConfigServiceClient;
 use crate::v1::gateway_service_client::GatewayServiceClient;
+use crate::v1::mesh_service_client::MeshServiceClient;
+use crate::v1::pki_service_client::PkiServiceClient;
+use crate::v1::vpn_session_service_client::VpnSessionServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
@@ -115,9 +118,19 @@ impl Client {
     /// Signs in a local account and returns a client using the new session.
     pub async fn login(url: &str, username: &str, password: &str) -> Result<Client, Error> {
         let channel = crate::connect::channel(url, None)?;
+        Ok(Client::login_over(channel, username, password).await?.0)
+    }
+
+    /// Signs in a local account over `channel`; answers a client using the new session
+    /// and the sign-in (with the session token, to keep for later runs).
+    pub async fn login_over(
+        channel: Channel,
+        username: &str,
+        password: &str,
+    ) -> Result<(Client, v1::LoginResponse), Error> {
         let request = v1::LocalLoginRequest { username: username.into(), password: password.into() };
         let login = AuthServiceClient::new(channel.clone()).local_login(request).await?.into_inner();
-        Client::with_channel(channel, &login.session_token)
+        Ok((Client::with_channel(channel, &login.session_token)?, login))
     }
 
     /// The connection, for generated clients.
@@ -166,6 +179,34 @@ impl Client {
     pub async fn download_config(&self, config_id: &str) -> Result<v1::DownloadConfigResponse, Error> {
         let request = v1::DownloadConfigRequest { config_id: config_id.into() };
         Ok(ConfigServiceClient::new(self.channel()).download_config(self.authorize(request)).await?.into_inner())
+    }
+
+    /// Every mesh hub the caller may use, with the spoke networks its rules reach.
+    pub async fn hubs(&self) -> Result<Vec<v1::MeshHub>, Error> {
+        let request = v1::ListHubsRequest { page: Some(v1::PageRequest { page: 1, per_page: PAGE_SIZE }) };
+        Ok(MeshServiceClient::new(self.channel()).list_hubs(self.authorize(request)).await?.into_inner().hubs)
+    }
+
+    /// Whether the certificate with `serial` (hex) is revoked, and why.
+    pub async fn certificate_status(&self, serial: &str) -> Result<v1::CheckSerialResponse, Error> {
+        let request = v1::CheckSerialRequest { serial: serial.into() };
+        Ok(PkiServiceClient::new(self.channel()).check_serial(request).await?.into_inner())
+    }
+
+    /// The caller's open VPN sessions.
+    pub async fn my_sessions(&self) -> Result<Vec<v1::VpnSession>, Error> {
+        let request = v1::ListVpnSessionsRequest { page: Some(v1::PageRequest { page: 1, per_page: PAGE_SIZE }) };
+        Ok(VpnSessionServiceClient::new(self.channel())
+            .list_my_sessions(self.authorize(request))
+            .await?
+            .into_inner()
+            .sessions)
+    }
+
+    /// Ends the session this client uses (an API key is revoked elsewhere).
+    pub async fn logout(&self) -> Result<(), Error> {
+        AuthServiceClient::new(self.channel()).logout(self.authorize(v1::LogoutRequest {})).await?;
+        Ok(())
     }
 
     /// Every access rule (admins).

@@ -11,6 +11,7 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of every GateKey proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gatekey_descriptor");
 
+mod browser_login;
 mod client;
 pub mod connect;
 mod error_code;
@@ -18,5 +19,6 @@ mod redacted_debug;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 
+pub use browser_login::BrowserLogin;
 pub use client::{Client, Error};
 pub use error_code::{ERROR_CODE_METADATA, ErrorCode, RETRY_AFTER_METADATA};

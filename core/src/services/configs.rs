@@ -115,6 +115,7 @@ impl ConfigApi {
             download_url: download_url(&config_id),
             config_id,
             expires_at: Some(convert::timestamp(issued.not_after)),
+            serial: issued.serial.clone(),
         })
     }
 
