@@ -162,14 +162,20 @@ async fn supervise(
     let Profile { content, mut serial, mut expires_at } = listing::profile(client, gateway).await?;
     let config = openvpn::write_profile(dir, &content)?;
     let management_socket = dir.join("management.sock");
-    let mut child =
-        openvpn::spawn(program, &config, &management_socket, &dir.join("openvpn.log"), &options.openvpn_options)?;
+    let mut openvpn_options = options.openvpn_options.clone();
+    if content.lines().any(|line| line.trim() == "proto udp") {
+        // Tell the gateway when this client goes (at a disconnect, and at each renewal's
+        // restart), so it drops the session at once instead of after its ping timeout.
+        openvpn_options.extend(["--explicit-exit-notify".to_owned(), "1".to_owned()]);
+    }
+    let mut child = openvpn::spawn(program, &config, &management_socket, &dir.join("openvpn.log"), &openvpn_options)?;
     let (mut management, mut reports) = Management::attach(&management_socket).await?;
     let status = Arc::new(Mutex::new(Status {
         gateway: gateway.name.clone(),
         endpoint: endpoint.clone(),
         state: "connecting".into(),
         certificate_expires: rfc3339(expires_at),
+        certificate_serial: serial.clone(),
         pid: std::process::id(),
         ..Default::default()
     }));
@@ -251,9 +257,6 @@ async fn supervise(
                             management.command("signal SIGTERM").await?;
                         }
                     }
-                    "EXITING" if ended.is_none() && !stopping => {
-                        ended = Some(Failure::Connection(format!("OpenVPN stopped ({detail}): {}", log_tail(dir))));
-                    }
                     _ => {}
                 },
             },
@@ -266,6 +269,7 @@ async fn supervise(
                         update(&|s| {
                             s.state = "renewing".into();
                             s.certificate_expires = rfc3339(expires_at);
+                            s.certificate_serial.clone_from(&serial);
                         });
                         renewing = Some(Instant::now());
                         renew_at = Instant::now() + renewal_delay(until(expires_at), options.renew_at);
@@ -298,7 +302,12 @@ async fn supervise(
     match ended {
         Some(failure) => Err(failure),
         None if stopping => Ok(format!("Disconnected from {}.", gateway.name)),
-        None => Err(Failure::Connection(format!("OpenVPN stopped: {}", log_tail(dir)))),
+        // Ended from the other side: the core says why when it refuses this client now
+        // (a HALT's reason is not in OpenVPN's log when it exits with a notification).
+        None => Err(match still_welcome(client, &serial).await {
+            Some(refusal) => refusal,
+            None => Failure::Connection(format!("OpenVPN stopped: {}", log_tail(dir))),
+        }),
     }
 }
 

@@ -1,6 +1,7 @@
 //! How `gatekey status` and `gatekey disconnect` reach the running connection: a Unix
-//! socket in the user's runtime directory (`/run/gatekey/<uid>/`, 0700, the user's
-//! own), one line asked (`status` or `disconnect`), one JSON line answered.
+//! socket in the user's runtime directory (`/run/gatekey/<uid>/`, or
+//! `GATEKEY_RUNTIME_DIR`; 0700, the user's own), one line asked (`status` or
+//! `disconnect`), one JSON line answered.
 
 use crate::failure::Failure;
 use serde::{Deserialize, Serialize};
@@ -8,9 +9,12 @@ use std::path::PathBuf;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-/// The runtime directory of the user `uid`.
+/// The runtime directory of the user `uid`: `GATEKEY_RUNTIME_DIR`, or `/run/gatekey/<uid>`.
 pub fn runtime_dir(uid: u32) -> PathBuf {
-    PathBuf::from(format!("/run/gatekey/{uid}"))
+    match std::env::var_os("GATEKEY_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(format!("/run/gatekey/{uid}")),
+    }
 }
 
 /// The control socket of the user `uid`.
@@ -39,6 +43,8 @@ pub struct Status {
     pub bytes_sent: u64,
     /// When the certificate in use expires (RFC 3339).
     pub certificate_expires: String,
+    /// The serial of the certificate in use (what an administrator revokes).
+    pub certificate_serial: String,
     /// How many times the certificate was renewed.
     pub renewals: u32,
     /// How long traffic paused at the last renewal, in milliseconds.
@@ -61,9 +67,10 @@ impl Status {
             text.push_str(&format!("\n  routes          {}", self.routes.join(", ")));
         }
         text.push_str(&format!(
-            "\n  traffic         {} received, {} sent\n  certificate     expires {}",
+            "\n  traffic         {} received, {} sent\n  certificate     {}, expires {}",
             bytes(self.bytes_received),
             bytes(self.bytes_sent),
+            self.certificate_serial,
             self.certificate_expires
         ));
         if self.renewals > 0 {

@@ -56,7 +56,7 @@ pub struct ServeArgs {
     pub heartbeat_interval_seconds: i64,
     /// Lifetime of client certificates (and so of generated configs), in seconds.
     #[arg(long, env = "GATEKEY_CLIENT_CERT_TTL_SECONDS", default_value_t = 24 * 3600,
-          value_parser = clap::value_parser!(i64).range(300..=366 * 24 * 3600))]
+          value_parser = clap::value_parser!(i64).range(60..=366 * 24 * 3600))]
     pub client_cert_ttl_seconds: i64,
     /// Lifetime of mesh spoke certificates, in seconds; spoke agents renew at two thirds.
     #[arg(long, env = "GATEKEY_SPOKE_CERT_TTL_SECONDS", default_value_t = 30 * 24 * 3600,

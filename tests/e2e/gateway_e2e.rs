@@ -65,6 +65,41 @@ pub(crate) async fn start_server(lab: &Lab, role: &str, dir: &Path) -> (tokio::p
     (server, log)
 }
 
+/// A gateway running in a lab: the agent and the OpenVPN server it configured.
+pub(crate) struct RunningGateway {
+    _agent: tokio::process::Child,
+    _server: tokio::process::Child,
+    /// The agent's log.
+    pub agent_log: PathBuf,
+    /// The server's log.
+    pub server_log: PathBuf,
+}
+
+/// Starts `gatekey-agent` in the lab's `gateway` namespace with `token`, state in `dir`,
+/// the server answering on `local`; then the OpenVPN server it writes; waits until the
+/// agent holds its stream to `core`.
+pub(crate) async fn start_gateway(lab: &Lab, core: &Core, token: &str, dir: &Path, local: &str) -> RunningGateway {
+    let agent_log = dir.join("agent.log");
+    let agent_command = format!(
+        "RUST_LOG=info exec {} run --core http://{} --token {token} --state-dir {} \
+         --openvpn-extra 'local {local}' --openvpn-extra disable-dco > {} 2>&1",
+        binary("gatekey-agent").display(),
+        core.grpc_address,
+        dir.display(),
+        agent_log.display()
+    );
+    let agent = lab.spawn("gateway", "sh", &["-c", &agent_command]);
+    assert!(
+        wait_for_text(&dir.join("openvpn.conf"), "management-client-auth", Duration::from_secs(20)).await,
+        "{}",
+        text(&agent_log)
+    );
+    let (server, server_log) = start_server(lab, "gateway", dir).await;
+    assert!(wait_for_text(&agent_log, "attached to OpenVPN", Duration::from_secs(15)).await, "{}", text(&agent_log));
+    assert!(wait_for_text(&agent_log, "connected to the core", Duration::from_secs(15)).await, "{}", text(&agent_log));
+    RunningGateway { _agent: agent, _server: server, agent_log, server_log }
+}
+
 /// Polls `check` until it holds or `timeout` passes.
 pub(crate) async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
@@ -127,26 +162,8 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
 
     // The gateway: the agent provisions and writes openvpn.conf; OpenVPN runs it.
     let dir = TempDir::new("gw");
-    let path = |name: &str| -> PathBuf { dir.path().join(name) };
-    let agent_binary = binary("gatekey-agent");
-    let agent_log = path("agent.log");
-    let core_url = format!("http://{}", core.grpc_address);
-    let agent_command = format!(
-        "RUST_LOG=info exec {} run --core {core_url} --token {token} --state-dir {} \
-         --openvpn-extra 'local 10.61.2.1' --openvpn-extra disable-dco > {} 2>&1",
-        agent_binary.display(),
-        dir.path().display(),
-        agent_log.display()
-    );
-    let _agent = lab.spawn("gateway", "sh", &["-c", &agent_command]);
-    assert!(
-        wait_for_text(&path("openvpn.conf"), "management-client-auth", Duration::from_secs(20)).await,
-        "{}",
-        text(&agent_log)
-    );
-    let (_server, server_log) = start_server(&lab, "gateway", dir.path()).await;
-    assert!(wait_for_text(&agent_log, "attached to OpenVPN", Duration::from_secs(15)).await, "{}", text(&agent_log));
-    assert!(wait_for_text(&agent_log, "connected to the core", Duration::from_secs(15)).await, "{}", text(&agent_log));
+    let gateway = start_gateway(&lab, &core, &token, dir.path(), "10.61.2.1").await;
+    let (agent_log, server_log) = (gateway.agent_log.clone(), gateway.server_log.clone());
     let listed = core.get("/gateways", &alice).await;
     assert_eq!(listed.body["data"][0]["status"], "online", "the stream's heartbeat marks the gateway online");
 

@@ -11,6 +11,7 @@ mod openapi;
 mod activity;
 mod agents;
 mod browser;
+mod client_cli;
 mod client_login;
 mod console;
 mod deploy;
