@@ -6,7 +6,7 @@ use gatekey::Client;
 use gatekey::v1::{Gateway, GatewayStatus};
 use serde_json::json;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 /// A time as RFC 3339, or "" for none.
 pub fn rfc3339(timestamp: Option<prost_types::Timestamp>) -> String {
@@ -149,6 +149,9 @@ pub async fn write_profile(client: &Client, wanted: Option<&str>, output: &std::
         .mode(0o600)
         .open(output)
         .map_err(|e| Failure::Local(format!("cannot write {}: {e}", output.display())))?;
+    // An existing file keeps its mode on open; the key inside must not be readable by others.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Failure::Local(format!("cannot secure {}: {e}", output.display())))?;
     file.write_all(content.as_bytes())
         .map_err(|e| Failure::Local(format!("cannot write {}: {e}", output.display())))?;
     Ok(format!(

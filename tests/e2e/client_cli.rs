@@ -14,6 +14,7 @@ use crate::kit::{Backend, Core, TempDir, USER_PASSWORD, binary};
 use crate::netns::{Lab, available, wait_for_text};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -146,7 +147,6 @@ async fn a_user_signs_in_connects_stays_connected_across_a_renewal_and_disconnec
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Signed in as alice"), "{out}");
     let session_file = home.path().join(".config/gatekey/session.json");
-    use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&session_file).unwrap().permissions().mode() & 0o777, 0o600);
     let stored = std::fs::read_to_string(&session_file).unwrap();
     assert!(!out.contains("gks_") && !err.contains("gks_") && stored.contains("gks_"), "the token was printed");
@@ -156,6 +156,25 @@ async fn a_user_signs_in_connects_stays_connected_across_a_renewal_and_disconnec
     assert_eq!(code, 0, "{err}");
     let listed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((listed[0]["name"].as_str(), listed[0]["status"].as_str()), (Some("lab"), Some("online")), "{out}");
+
+    let (code, out, err) = gatekey(Some(&lab), home.path(), runtime.path(), &["hubs", "--json"], "").await;
+    assert_eq!((code, out.trim()), (0, "[]"), "{err}");
+    // A profile for another client; a file already there (readable by all) is replaced
+    // and made private.
+    let profile = home.path().join("lab.ovpn");
+    std::fs::write(&profile, "old").unwrap();
+    std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, out, err) =
+        gatekey(Some(&lab), home.path(), runtime.path(), &["config", "la", "-o", &profile.display().to_string()], "")
+            .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Wrote a profile for lab"), "{out}");
+    let written = std::fs::read_to_string(&profile).unwrap();
+    assert!(written.contains("<key>") && written.contains("remote 10.67.2.1 1194"), "{written}");
+    assert_eq!(std::fs::metadata(&profile).unwrap().permissions().mode() & 0o777, 0o600);
+    let (code, _, err) =
+        gatekey(Some(&lab), home.path(), runtime.path(), &["config", "nope", "-o", "x.ovpn"], "").await;
+    assert_eq!(code, 4, "{err}");
 
     let connect_log = home.path().join("connect.log");
     let mut connection = start_connect(&lab, home.path(), runtime.path(), &server, &connect_log);
