@@ -232,8 +232,15 @@ impl Gateway {
         let live = management.status().await.map_err(|e| e.to_string())?;
         tracing::info!(clients = live.len(), "attached to OpenVPN");
         let mut seen = BTreeMap::new();
+        // A client that connected while no one listened here waits for a verdict it will
+        // never get (its CLIENT:CONNECT went to no one); it has no tunnel address yet.
+        let mut unanswered = Vec::new();
         for client in live {
             let known = self.clients.remove(&client.cid);
+            if known.is_none() && client.vpn_address.is_empty() {
+                unanswered.push(client.cid);
+                continue;
+            }
             let vpn_address = client.vpn_address.parse().ok();
             seen.insert(
                 client.cid,
@@ -256,6 +263,12 @@ impl Gateway {
             }
         }
         self.reconcile_spoke_routes().await;
+        for cid in unanswered {
+            tracing::info!(cid, "restarting a client that connected before the agent attached");
+            if let Err(error) = management.client_restart(cid).await {
+                tracing::warn!(%error, cid, "client-kill failed");
+            }
+        }
         self.management = Some(management);
         self.events = Some(events);
         self.enforce().await;

@@ -270,6 +270,11 @@ impl ManagementClient {
         self.command(&format!("client-kill {cid} {message}\n"), false).await.map(drop)
     }
 
+    /// Sends a client back to the start (`RESTART`): it reconnects, and is checked anew.
+    pub async fn client_restart(&self, cid: u64) -> Result<(), ManagementError> {
+        self.command(&format!("client-kill {cid} RESTART\n"), false).await.map(drop)
+    }
+
     /// Lists connected clients (`status 3`).
     pub async fn status(&self) -> Result<Vec<LiveClient>, ManagementError> {
         let lines = self.command("status 3\n", true).await?;

@@ -7,9 +7,9 @@
 
 use crate::error::CoreResult;
 use crate::metrics::Metrics;
-use crate::store::{OpenSession, Store};
-use gatekey::v1::{CoreMessage, KillSession, core_message::Body};
-use std::collections::{BTreeSet, HashMap};
+use crate::store::Store;
+use gatekey::v1::CoreMessage;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, mpsc};
@@ -148,43 +148,22 @@ impl AgentHub {
         }
     }
 
-    /// Records that these gateways' rules changed (a new version in the store) and
-    /// wakes their pushers.
-    pub async fn rules_changed(&self, store: &Store, gateway_ids: impl IntoIterator<Item = String>) -> CoreResult<()> {
-        let unique: Vec<String> = gateway_ids.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
-        store.bump_rules_versions(&unique).await?;
+    /// Wakes the pushers of those of these gateways that hold a stream here (their
+    /// rules changed) and starts their push clocks.
+    pub fn wake_pushers(&self, gateway_ids: &[String]) {
         let links = self.links();
-        self.metrics.rules_changed(unique.iter().filter(|id| links.contains_key(*id)));
-        drop(links);
-        let links = self.links();
-        for id in &unique {
+        let here: Vec<&String> = gateway_ids.iter().filter(|id| links.contains_key(*id)).collect();
+        self.metrics.rules_changed(here.iter().copied());
+        for id in here {
             if let Some(link) = links.get(id) {
                 link.rules_changed.notify_one();
             }
         }
-        Ok(())
     }
 
-    /// Orders the gateways holding these sessions to disconnect them; answers how many
-    /// orders reached a gateway connected to this node.
-    pub fn kill_sessions(&self, sessions: &[OpenSession], reason: &str) -> usize {
-        let mut ordered = 0;
-        for session in sessions {
-            let message = CoreMessage {
-                request_id: 0,
-                body: Some(Body::KillSession(KillSession {
-                    common_name: session.common_name.clone(),
-                    serial: session.serial.clone(),
-                    reason: reason.to_owned(),
-                })),
-            };
-            if self.send(&session.gateway_id, message) {
-                ordered += 1;
-            } else {
-                tracing::warn!(gateway = %session.gateway_id, serial = %session.serial, "cannot kill session: gateway not connected to this node");
-            }
-        }
-        ordered
+    /// Whether a gateway holds a stream to this node.
+    pub fn holds(&self, gateway_id: &str) -> bool {
+        self.links().contains_key(gateway_id)
     }
 }
 

@@ -4,11 +4,11 @@ use crate::agent_hub::AgentHub;
 use crate::auth::Authenticator;
 use crate::auth::{Access, Caller};
 use crate::error::CoreResult;
+use crate::fleet::FleetEvent;
 use crate::pki::CertificateAuthority;
 use crate::ratelimit::RateLimits;
 use crate::sealing::SecretBox;
-use crate::store::Store;
-use gatekey::v1::{CoreMessage, CrlUpdate, core_message};
+use crate::store::{OpenSession, Store};
 
 /// Settings the services read.
 #[derive(Debug, Clone)]
@@ -59,6 +59,8 @@ pub struct CoreContext {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The fleet's events, for admins watching them.
     pub events: crate::events::EventBus,
+    /// What agents must be told, relayed between the core nodes.
+    pub fleet: std::sync::Arc<crate::fleet::FleetRelay>,
 }
 
 impl CoreContext {
@@ -71,11 +73,26 @@ impl CoreContext {
         Ok(caller)
     }
 
-    /// Signs a CRL with every revocation so far and sends it to every connected agent.
+    /// Signs a CRL with every revocation so far and sends it to every agent, on every node.
     pub async fn publish_crl(&self) -> CoreResult<()> {
         let crl = crate::pki::lifecycle::rebuild_crl(&self.store, &self.authority).await?;
-        let update = CrlUpdate { pem: crl.signed.pem, number: crl.number };
-        self.hub.broadcast(&CoreMessage { request_id: 0, body: Some(core_message::Body::CrlUpdate(update)) });
-        Ok(())
+        let event = FleetEvent::Crl { pem: crl.signed.pem, number: crl.number };
+        self.fleet.publish(&self.store, &self.hub, event).await
+    }
+
+    /// Records that these gateways' rules changed; their agents get fresh snapshots,
+    /// whichever node holds their streams.
+    pub async fn rules_changed(&self, gateway_ids: impl IntoIterator<Item = String>) -> CoreResult<()> {
+        self.fleet.rules_changed(&self.store, &self.hub, gateway_ids).await
+    }
+
+    /// Orders the gateways holding these sessions to disconnect them, for `reason`.
+    pub async fn kill_sessions(&self, sessions: &[OpenSession], reason: &str) -> CoreResult<()> {
+        self.fleet.kill_sessions(&self.store, &self.hub, sessions, reason).await
+    }
+
+    /// Ends a gateway's stream with `status`, after what is already queued for it.
+    pub async fn end_stream(&self, gateway_id: &str, status: &tonic::Status) -> CoreResult<()> {
+        self.fleet.end_stream(&self.store, &self.hub, gateway_id, status).await
     }
 }

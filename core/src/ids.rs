@@ -29,6 +29,8 @@ pub enum IdKind {
     MeshHub,
     /// `spoke-`
     MeshSpoke,
+    /// A core node (a new one at each start).
+    Node,
 }
 
 impl IdKind {
@@ -46,6 +48,7 @@ impl IdKind {
             IdKind::GeoFenceRule => "geo",
             IdKind::MeshHub => "hub",
             IdKind::MeshSpoke => "spoke",
+            IdKind::Node => "node",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod context;
 pub mod convert;
 pub mod error;
 pub mod events;
+pub mod fleet;
 pub mod geofence;
 pub mod ids;
 pub mod metrics;

@@ -146,6 +146,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         limits: args.rate_limits(),
         metrics: metrics.clone(),
         events: crate::events::EventBus::default(),
+        fleet: Arc::new(crate::fleet::FleetRelay::new(reachable(grpc_address).to_string())),
     });
     if let Some(path) = &args.providers_file {
         crate::providers_file::apply(&context, path).await?;
@@ -198,6 +199,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         .serve_with_incoming_shutdown(no_delay(grpc_listener), stopped());
     tasks.spawn(async move { grpc_server.await.map_err(|e| format!("gRPC server failed: {e}")) });
     tasks.spawn(maintain(context.clone(), stopped()));
+    tasks.spawn(crate::fleet::FleetRelay::run(context.clone(), stopped()));
 
     if let Some(listener) = http_listener {
         let channel = Endpoint::from_shared(format!("http://{}", reachable(facade_grpc_address)))?.connect_lazy();
@@ -222,9 +224,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         });
     }
     let http_text = http_address.map_or_else(|| "off".to_owned(), |a| a.to_string());
-    tracing::info!(grpc = %grpc_address, http = %http_text, "gatekey-core listening");
+    let node = context.fleet.node_id();
+    tracing::info!(grpc = %grpc_address, http = %http_text, node, "gatekey-core listening");
     // A machine-readable line for scripts and the test kit.
-    println!("gatekey-core ready grpc={grpc_address} http={http_text}");
+    println!("gatekey-core ready grpc={grpc_address} http={http_text} node={node}");
 
     let failure = tokio::select! {
         () = shutdown_signal() => {
@@ -258,6 +261,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     if let Err(error) = context.hub.flush_heartbeats(&store).await {
         tracing::warn!(%error, "writing the last heartbeats failed");
     }
+    if let Err(error) = context.fleet.leave(&store).await {
+        tracing::warn!(%error, "removing this node's row failed");
+    }
     store.close().await;
     tracing::info!("stopped");
     match failure {
@@ -279,7 +285,8 @@ fn no_delay(listener: TcpListener) -> TcpIncoming {
 /// stream heartbeats; every minute, drops expired sessions, login flows and the sealed
 /// content of configs whose download window has passed, and forgets rate-limit keys
 /// whose allowance is whole again; every hour, prunes the
-/// sign-in record. Ends when `stop` resolves.
+/// sign-in record and the fleet's outbox. Also keeps this node's heartbeat row. Ends
+/// when `stop` resolves.
 async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(HEARTBEAT_FLUSH_SECONDS));
     tokio::pin!(stop);
@@ -290,6 +297,9 @@ async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Outp
         }
         if let Err(error) = context.hub.flush_heartbeats(&context.store).await {
             tracing::warn!(%error, "writing heartbeats failed");
+        }
+        if let Err(error) = context.fleet.heartbeat(&context.store, context.hub.connected()).await {
+            tracing::warn!(%error, "writing this node's heartbeat failed");
         }
         if tick % (60 / HEARTBEAT_FLUSH_SECONDS) == 0 {
             if let Err(error) = context.store.purge_expired_sessions().await {
@@ -309,6 +319,9 @@ async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Outp
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "pruned the sign-in record"),
                 Err(error) => tracing::warn!(%error, "pruning the sign-in record failed"),
+            }
+            if let Err(error) = context.fleet.prune(&context.store).await {
+                tracing::warn!(%error, "pruning the fleet's outbox failed");
             }
         }
     }

@@ -147,7 +147,7 @@ pub async fn fleet(core: &Core, count: usize, attached: usize) -> Fleet {
     Fleet { admin, alice_id, alice, network_id, gateways }
 }
 
-async fn add_rule(core: &Core, fleet: &Fleet, name: &str, destination: &str) -> Value {
+pub async fn add_rule(core: &Core, fleet: &Fleet, name: &str, destination: &str) -> Value {
     core.post(
         "/admin/access-rules",
         &fleet.admin,

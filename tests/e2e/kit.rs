@@ -109,6 +109,8 @@ pub struct Core {
     pub http_base: String,
     /// Address of the gRPC listener.
     pub grpc_address: String,
+    /// The node's id (new at each start).
+    pub node_id: String,
     database_url: String,
     http: reqwest::Client,
     process: Child,
@@ -126,6 +128,15 @@ impl Core {
         let data_dir = TempDir::new("core");
         let database_url = fresh_database_url(backend, data_dir.path()).await;
         Core::launch(data_dir, database_url, extra_args).await
+    }
+
+    /// Starts another node of the same cluster: the same database and secret key, its
+    /// own data directory.
+    pub async fn join(&self, extra_args: &[&str]) -> Core {
+        let key = self.data_dir.path().join("secret.key");
+        let mut args = vec!["--secret-key-file", key.to_str().expect("UTF-8 path")];
+        args.extend_from_slice(extra_args);
+        Core::launch(TempDir::new("core"), self.database_url.clone(), &args).await
     }
 
     /// Stops this core and starts a new one on the same data directory and database.
@@ -181,6 +192,7 @@ impl Core {
         Core {
             http_base: format!("http://{}", field("http=")),
             grpc_address: field("grpc="),
+            node_id: field("node="),
             database_url,
             http: reqwest::Client::new(),
             process,

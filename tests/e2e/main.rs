@@ -13,6 +13,7 @@ mod agents;
 mod browser;
 mod client_cli;
 mod client_login;
+mod cluster;
 mod console;
 mod deploy;
 mod gateway_e2e;

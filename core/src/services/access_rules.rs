@@ -124,7 +124,7 @@ impl AdminAccessRuleApi {
         for network_id in network_ids {
             gateways.extend(self.0.store.gateways_of_network(network_id).await?);
         }
-        self.0.hub.rules_changed(&self.0.store, gateways).await
+        self.0.rules_changed(gateways).await
     }
 }
 

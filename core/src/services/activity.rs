@@ -144,7 +144,16 @@ impl AdminVpnSessionService for AdminVpnSessionApi {
                     common_name: session.common_name.clone(),
                     serial: session.serial.clone(),
                 };
-                let ordered = self.0.hub.kill_sessions(std::slice::from_ref(&open), DISCONNECT_REASON) == 1;
+                self.0.kill_sessions(std::slice::from_ref(&open), DISCONNECT_REASON).await?;
+                // Held here, or by another node (its heartbeats are current).
+                let online_since = crate::store::unix_now() - self.0.settings.offline_after_seconds();
+                let ordered = self.0.hub.holds(&session.gateway_id)
+                    || self
+                        .0
+                        .store
+                        .find_gateway(&session.gateway_id)
+                        .await?
+                        .is_some_and(|gateway| gateway.last_heartbeat.is_some_and(|at| at >= online_since));
                 tracing::info!(
                     session = %session_id(&session.gateway_id, &session.session_key),
                     common_name = %session.common_name,

@@ -126,7 +126,7 @@ impl GatewayAgentApi {
             open,
         }));
         if role == GatewayRole::Hub && self.0.store.find_spoke(gateway_id, common_name).await?.is_some() {
-            self.0.hub.rules_changed(&self.0.store, [gateway_id.to_owned()]).await?;
+            self.0.rules_changed([gateway_id.to_owned()]).await?;
         }
         Ok(())
     }

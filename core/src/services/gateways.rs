@@ -87,7 +87,7 @@ impl AdminGatewayApi {
         } else {
             self.0.store.unlink_gateway(gateway_id, link, target).await?
         };
-        self.0.hub.rules_changed(&self.0.store, changed).await?;
+        self.0.rules_changed(changed).await?;
         Ok(self.admin_view(record))
     }
 }
@@ -118,10 +118,10 @@ pub(super) async fn applied_changes(
     record: &GatewayRecord,
     deactivated: bool,
 ) -> CoreResult<()> {
-    context.hub.rules_changed(&context.store, [record.id.clone()]).await?;
+    context.rules_changed([record.id.clone()]).await?;
     if deactivated {
         let sessions = context.store.open_sessions_on_gateway(&record.id).await?;
-        context.hub.kill_sessions(&sessions, &format!("the {} was deactivated", record.role.as_str()));
+        context.kill_sessions(&sessions, &format!("the {} was deactivated", record.role.as_str())).await?;
     }
     Ok(())
 }
@@ -131,7 +131,7 @@ pub(super) async fn applied_changes(
 pub(super) async fn rotate_agent_token(context: &CoreContext, id: &str) -> CoreResult<(GatewayRecord, MintedToken)> {
     let token = mint_token(GATEWAY_TOKEN_PREFIX);
     let record = context.store.set_gateway_token(id, &token).await?;
-    context.hub.disconnect(&record.id, tonic::Status::unauthenticated("this agent's token was rotated"));
+    context.end_stream(&record.id, &tonic::Status::unauthenticated("this agent's token was rotated")).await?;
     Ok((record, token))
 }
 
@@ -147,8 +147,8 @@ pub(super) async fn delete_and_cut(context: &CoreContext, record: &GatewayRecord
     super::mesh::retire_spokes(context, &spokes).await?;
     let sessions = context.store.open_sessions_on_gateway(&record.id).await?;
     context.store.delete_gateway(&record.id).await?;
-    context.hub.kill_sessions(&sessions, &format!("the {role} was deleted"));
-    context.hub.disconnect(&record.id, tonic::Status::not_found(format!("this {role} was deleted")));
+    context.kill_sessions(&sessions, &format!("the {role} was deleted")).await?;
+    context.end_stream(&record.id, &tonic::Status::not_found(format!("this {role} was deleted"))).await?;
     tracing::info!(id = %record.id, role, spokes = spokes.len(), "deleted");
     Ok(())
 }

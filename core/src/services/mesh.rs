@@ -353,7 +353,7 @@ pub(super) async fn retire_spokes(context: &CoreContext, spokes: &[SpokeRecord])
     for spoke in spokes {
         context.store.revoke_certificates_of(&spoke.id, "cessation_of_operation").await?;
         let sessions = context.store.open_sessions_of(&spoke.id).await?;
-        context.hub.kill_sessions(&sessions, "the spoke was removed");
+        context.kill_sessions(&sessions, "the spoke was removed").await?;
     }
     match spokes.is_empty() {
         true => Ok(()),
@@ -445,7 +445,7 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                 let (spoke, superseded) =
                     context.store.record_spoke_provisioning(&spoke, &advertised, &certificate).await?;
                 let sessions = context.store.open_sessions_of(&spoke.id).await?;
-                context.hub.kill_sessions(&sessions, "the spoke's certificate was renewed");
+                context.kill_sessions(&sessions, "the spoke's certificate was renewed").await?;
                 if superseded > 0 {
                     context.publish_crl().await?;
                 }

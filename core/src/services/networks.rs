@@ -96,7 +96,7 @@ impl AdminNetworkService for AdminNetworkApi {
                     }
                 }
                 let network = self.0.store.update_network(id, changes).await?;
-                self.0.hub.rules_changed(&self.0.store, network.gateway_ids.clone()).await?;
+                self.0.rules_changed(network.gateway_ids.clone()).await?;
                 Ok(convert::network(network))
             }
             .await,
@@ -109,7 +109,7 @@ impl AdminNetworkService for AdminNetworkApi {
                 self.0.admin(&request, Access::Write).await?;
                 let network = self.0.store.require_network(validate::id("id", &request.into_inner().id)?).await?;
                 self.0.store.delete_network(&network.id).await?;
-                self.0.hub.rules_changed(&self.0.store, network.gateway_ids).await?;
+                self.0.rules_changed(network.gateway_ids).await?;
                 Ok(DeleteNetworkResponse {})
             }
             .await,

@@ -70,7 +70,7 @@ impl AdminPkiService for AdminPkiApi {
                 // Repeating a revocation repeats its effects, so a half-finished one (CRL
                 // signing or a kill failed after the commit) is completed by retrying.
                 let sessions = self.0.store.open_sessions_with_serial(&serial).await?;
-                self.0.hub.kill_sessions(&sessions, "the certificate was revoked");
+                self.0.kill_sessions(&sessions, "the certificate was revoked").await?;
                 self.0.publish_crl().await?;
                 Ok(convert::serial_status(certificate))
             }

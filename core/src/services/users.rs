@@ -121,12 +121,12 @@ impl AdminUserService for AdminUserApi {
                 let mut affected = self.0.store.gateways_granted_to_user(id).await?;
                 let user = self.0.store.update_user(id, changes).await?;
                 affected.extend(self.0.store.gateways_granted_to_user(id).await?);
-                self.0.hub.rules_changed(&self.0.store, affected).await?;
+                self.0.rules_changed(affected).await?;
                 if disabling || user.email != target.email {
                     // Sessions run under the old certificate name; they must not outlive the change.
                     let sessions = self.0.store.open_sessions_of(&target.email).await?;
                     let reason = if disabling { "the user was disabled" } else { "the user's e-mail address changed" };
-                    self.0.hub.kill_sessions(&sessions, reason);
+                    self.0.kill_sessions(&sessions, reason).await?;
                 }
                 Ok(convert::user(user))
             }

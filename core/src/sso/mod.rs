@@ -199,11 +199,11 @@ pub async fn sign_in_external(
                 other => other,
             })?;
             affected.extend(store.gateways_granted_to_user(&user.id).await?);
-            context.hub.rules_changed(store, affected).await?;
+            context.rules_changed(affected).await?;
             if user.email != existing.email {
                 // Sessions run under the old certificate name; they must not outlive the change.
                 let sessions = store.open_sessions_of(&existing.email).await?;
-                context.hub.kill_sessions(&sessions, "the user's e-mail address changed");
+                context.kill_sessions(&sessions, "the user's e-mail address changed").await?;
             }
             user
         }

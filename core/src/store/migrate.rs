@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/0007_sign_in_hardening.sql")),
     (8, include_str!("../../migrations/0008_activity.sql")),
     (9, include_str!("../../migrations/0009_client_logins.sql")),
+    (10, include_str!("../../migrations/0010_fleet_outbox.sql")),
 ];
 
 impl Store {

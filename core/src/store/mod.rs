@@ -14,6 +14,7 @@ mod activity;
 mod api_keys;
 mod client_logins;
 mod configs;
+mod fleet;
 mod gateways;
 mod geo_fence;
 mod mesh;
@@ -30,6 +31,7 @@ pub use activity::{FleetCounts, LoginEventRecord, OpenSessionRecord};
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use client_logins::ClientLoginRecord;
 pub use configs::{ConfigRecord, NewConfig};
+pub use fleet::{FleetEventRecord, NodeRecord};
 pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway};
 pub use geo_fence::{GeoFenceRuleRecord, GeoFenceSettingsRecord};
 pub use mesh::SpokeRecord;
@@ -50,6 +52,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Store {
     pool: AnyPool,
     backend: &'static str,
+    /// PostgreSQL's URL, for the fleet relay's listening connection.
+    postgres_url: Option<std::sync::Arc<DatabaseUrl>>,
+}
+
+/// A database URL, which may hold a password: never shown in `Debug`.
+struct DatabaseUrl(String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(…)")
+    }
 }
 
 /// A statement with its arguments, as the store builds them.
@@ -96,7 +109,8 @@ impl Store {
             // WAL lets readers proceed while one writer commits; the setting persists in the file.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        let store = Store { pool, backend: if is_sqlite { "sqlite" } else { "postgres" } };
+        let postgres_url = (!is_sqlite).then(|| std::sync::Arc::new(DatabaseUrl(database_url.to_owned())));
+        let store = Store { pool, backend: if is_sqlite { "sqlite" } else { "postgres" }, postgres_url };
         store.migrate().await?;
         Ok(store)
     }

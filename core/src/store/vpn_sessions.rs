@@ -187,17 +187,6 @@ impl Store {
         Ok(())
     }
 
-    /// Advances the rule version of each gateway; returns the ids that exist.
-    pub async fn bump_rules_versions(&self, gateway_ids: &[String]) -> CoreResult<()> {
-        for id in gateway_ids {
-            sqlx::query("UPDATE gateways SET rules_version = rules_version + 1 WHERE id = $1")
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// A gateway's current rule version.
     pub async fn rules_version(&self, gateway_id: &str) -> CoreResult<u64> {
         let row = sqlx::query("SELECT rules_version FROM gateways WHERE id = $1")

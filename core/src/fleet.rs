@@ -1,0 +1,320 @@
+//! What agents must be told, wherever their stream lives. A change made on any core
+//! node becomes a [`FleetEvent`] in the store's outbox; the node applies it to the
+//! streams it holds at once, and every other node's relay reads it from the outbox by
+//! id and applies it to theirs. On PostgreSQL a `NOTIFY` at commit wakes the relays;
+//! a relay whose listening connection drops listens again and then catches up from
+//! the last id it applied, so nothing is lost. SQLite serves one node: its events
+//! are applied in-process and kept in the same outbox.
+
+use crate::agent_hub::AgentHub;
+use crate::context::CoreContext;
+use crate::error::{CoreError, CoreResult};
+use crate::store::{NodeRecord, OpenSession, Store};
+use gatekey::v1::{CoreMessage, CrlUpdate, KillSession, core_message::Body};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// One thing the fleet's agents must hear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FleetEvent {
+    /// These gateways' rules changed (their versions were bumped with the event):
+    /// their pushers send fresh snapshots.
+    RulesChanged {
+        /// The gateways.
+        gateway_ids: Vec<String>,
+    },
+    /// These sessions must end at their gateways, for `reason`.
+    KillSessions {
+        /// The sessions.
+        sessions: Vec<SessionToKill>,
+        /// Why (the client is told).
+        reason: String,
+    },
+    /// A new CRL for every agent.
+    Crl {
+        /// The CRL, PEM.
+        pem: String,
+        /// Its number.
+        number: u64,
+    },
+    /// A gateway's stream must end (deleted, or its token rotated).
+    EndStream {
+        /// The gateway.
+        gateway_id: String,
+        /// The gRPC status code it ends with.
+        code: i32,
+        /// The message it ends with.
+        message: String,
+    },
+}
+
+/// A session to end, as its gateway knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionToKill {
+    /// The gateway holding it.
+    pub gateway_id: String,
+    /// The certificate's common name.
+    pub common_name: String,
+    /// The certificate's serial.
+    pub serial: String,
+}
+
+/// How long an event stays in the outbox.
+const EVENT_RETENTION_SECONDS: i64 = 3600;
+/// How often a relay reads the outbox even without a notification (a safety net; the
+/// notification and the catch-up after a lost connection are what deliver on time).
+const SAFETY_POLL: Duration = Duration::from_secs(30);
+/// How many events a relay reads at a time.
+const READ_BATCH: u32 = 500;
+
+/// This node's end of the fleet: publishes events and relays the other nodes' ones.
+#[derive(Debug)]
+pub struct FleetRelay {
+    node_id: String,
+    grpc_address: String,
+    started_at: i64,
+    /// The newest event this node has applied (or that was made before it started);
+    /// `i64::MAX` until the relay has read where the outbox stands.
+    applied_up_to: AtomicI64,
+}
+
+impl FleetRelay {
+    /// The relay of a node that starts now, reachable at `grpc_address`, with a new id.
+    pub fn new(grpc_address: String) -> FleetRelay {
+        FleetRelay {
+            node_id: crate::ids::new_id(crate::ids::IdKind::Node),
+            grpc_address,
+            started_at: crate::store::unix_now(),
+            applied_up_to: AtomicI64::new(i64::MAX),
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Records this node's heartbeat, with how many gateway streams it holds.
+    pub async fn heartbeat(&self, store: &Store, gateways_held: usize) -> CoreResult<()> {
+        let node = NodeRecord {
+            id: self.node_id.clone(),
+            grpc_address: self.grpc_address.clone(),
+            started_at: self.started_at,
+            last_seen_at: crate::store::unix_now(),
+            gateways_held: i64::try_from(gateways_held).unwrap_or(i64::MAX),
+        };
+        store.record_node_heartbeat(&node).await
+    }
+
+    /// Removes this node's row (when it stops).
+    pub async fn leave(&self, store: &Store) -> CoreResult<()> {
+        store.remove_node(&self.node_id).await
+    }
+
+    /// Records `event` in the outbox (bumping the rule versions it names, in the same
+    /// transaction) and applies it to the streams this node holds.
+    pub async fn publish(&self, store: &Store, hub: &AgentHub, event: FleetEvent) -> CoreResult<()> {
+        let payload = serde_json::to_string(&event).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let bump = match &event {
+            FleetEvent::RulesChanged { gateway_ids } => gateway_ids.as_slice(),
+            _ => &[],
+        };
+        store.append_fleet_event(&self.node_id, &payload, bump).await?;
+        apply(hub, &event);
+        Ok(())
+    }
+
+    /// Records that these gateways' rules changed and wakes their pushers everywhere.
+    pub async fn rules_changed(
+        &self,
+        store: &Store,
+        hub: &AgentHub,
+        gateway_ids: impl IntoIterator<Item = String>,
+    ) -> CoreResult<()> {
+        let unique: std::collections::BTreeSet<String> = gateway_ids.into_iter().collect();
+        if unique.is_empty() {
+            return Ok(());
+        }
+        self.publish(store, hub, FleetEvent::RulesChanged { gateway_ids: unique.into_iter().collect() }).await
+    }
+
+    /// Orders the gateways holding these sessions, wherever their streams live, to
+    /// disconnect them.
+    pub async fn kill_sessions(
+        &self,
+        store: &Store,
+        hub: &AgentHub,
+        sessions: &[OpenSession],
+        reason: &str,
+    ) -> CoreResult<()> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let sessions = sessions
+            .iter()
+            .map(|session| SessionToKill {
+                gateway_id: session.gateway_id.clone(),
+                common_name: session.common_name.clone(),
+                serial: session.serial.clone(),
+            })
+            .collect();
+        self.publish(store, hub, FleetEvent::KillSessions { sessions, reason: reason.to_owned() }).await
+    }
+
+    /// Ends a gateway's stream, wherever it lives, with `status`, after what is already
+    /// queued for it (such as the kills of its sessions).
+    pub async fn end_stream(
+        &self,
+        store: &Store,
+        hub: &AgentHub,
+        gateway_id: &str,
+        status: &tonic::Status,
+    ) -> CoreResult<()> {
+        let event = FleetEvent::EndStream {
+            gateway_id: gateway_id.to_owned(),
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+        };
+        self.publish(store, hub, event).await
+    }
+
+    /// Relays the other nodes' events to the streams this node holds until `stop`
+    /// resolves. Starts from the newest event in the outbox: agents that attach get a
+    /// full snapshot, so older events do not concern them.
+    pub async fn run(context: Arc<CoreContext>, stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
+        let (this, store, hub) = (&context.fleet, &context.store, &context.hub);
+        tokio::pin!(stop);
+        let mut poll = tokio::time::interval(SAFETY_POLL);
+        loop {
+            // Listen first, then catch up: an event committed in between is read by
+            // the catch-up or announced to the new listener, never neither.
+            let listener = match store.fleet_listener(&this.node_id).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for the fleet's events; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = &mut stop => return Ok(()),
+                    }
+                }
+            };
+            this.catch_up(store, hub).await;
+            let Some(mut listener) = listener else {
+                // SQLite: one node, whose own events are applied as they are made.
+                stop.await;
+                return Ok(());
+            };
+            loop {
+                tokio::select! {
+                    heard = listener.try_recv() => match heard {
+                        Ok(Some(_)) => this.catch_up(store, hub).await,
+                        Ok(None) => {
+                            tracing::warn!("the fleet listener lost its connection; listening again");
+                            break;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "the fleet listener failed; listening again");
+                            break;
+                        }
+                    },
+                    _ = poll.tick() => this.catch_up(store, hub).await,
+                    () = &mut stop => return Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Applies the other nodes' events after the last one applied, in order.
+    async fn catch_up(&self, store: &Store, hub: &AgentHub) {
+        if self.applied_up_to.load(Ordering::Acquire) == i64::MAX {
+            match store.latest_fleet_event_id().await {
+                Ok(latest) => self.applied_up_to.store(latest, Ordering::Release),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the fleet's outbox");
+                    return;
+                }
+            }
+        }
+        loop {
+            let after = self.applied_up_to.load(Ordering::Acquire);
+            let events = match store.fleet_events_after(after, READ_BATCH).await {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the fleet's outbox");
+                    return;
+                }
+            };
+            let Some(last) = events.last().map(|event| event.id) else { return };
+            for record in events.iter().filter(|record| record.node_id != self.node_id) {
+                match serde_json::from_str::<FleetEvent>(&record.payload) {
+                    Ok(event) => apply(hub, &event),
+                    Err(error) => tracing::warn!(%error, id = record.id, "skipping an event this node cannot read"),
+                }
+            }
+            self.applied_up_to.store(last, Ordering::Release);
+        }
+    }
+
+    /// Drops old events from the outbox (any node may; it is idempotent).
+    pub async fn prune(&self, store: &Store) -> CoreResult<u64> {
+        store.prune_fleet_events(crate::store::unix_now() - EVENT_RETENTION_SECONDS).await
+    }
+}
+
+/// Applies an event to the streams this node holds.
+fn apply(hub: &AgentHub, event: &FleetEvent) {
+    match event {
+        FleetEvent::RulesChanged { gateway_ids } => hub.wake_pushers(gateway_ids),
+        FleetEvent::KillSessions { sessions, reason } => {
+            for session in sessions {
+                let message = CoreMessage {
+                    request_id: 0,
+                    body: Some(Body::KillSession(KillSession {
+                        common_name: session.common_name.clone(),
+                        serial: session.serial.clone(),
+                        reason: reason.clone(),
+                    })),
+                };
+                if hub.send(&session.gateway_id, message) {
+                    tracing::info!(gateway = %session.gateway_id, serial = %session.serial, "kill ordered");
+                }
+            }
+        }
+        FleetEvent::Crl { pem, number } => hub.broadcast(&CoreMessage {
+            request_id: 0,
+            body: Some(Body::CrlUpdate(CrlUpdate { pem: pem.clone(), number: *number })),
+        }),
+        FleetEvent::EndStream { gateway_id, code, message } => {
+            hub.disconnect(gateway_id, tonic::Status::new(tonic::Code::from_i32(*code), message.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_read_back_as_written() {
+        let events = [
+            FleetEvent::RulesChanged { gateway_ids: vec!["gw-1".into(), "gw-2".into()] },
+            FleetEvent::KillSessions {
+                sessions: vec![SessionToKill {
+                    gateway_id: "gw-1".into(),
+                    common_name: "alice@example.com".into(),
+                    serial: "0a1b".into(),
+                }],
+                reason: "the certificate was revoked".into(),
+            },
+            FleetEvent::Crl { pem: "-----BEGIN X509 CRL-----".into(), number: 7 },
+            FleetEvent::EndStream { gateway_id: "gw-1".into(), code: 5, message: "this gateway was deleted".into() },
+        ];
+        for event in events {
+            let text = serde_json::to_string(&event).unwrap();
+            assert_eq!(serde_json::from_str::<FleetEvent>(&text).unwrap(), event, "{text}");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The fleet outbox: what agents must be told (rules changed, sessions to kill, a new
+//! CRL, streams to end), one row per event with a rising id, read by every core node's
+//! relay. On PostgreSQL each append takes a transaction-scoped advisory lock, so ids
+//! commit in the order they were taken (a reader never sees 7 before 6 commits), and
+//! wakes the other nodes with `NOTIFY`, which PostgreSQL delivers only at commit.
+//! Nodes record themselves in `core_nodes` with a heartbeat.
+
+use super::{Store, unix_now};
+use crate::error::{CoreError, CoreResult};
+use sqlx::Row;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+
+/// The channel nodes `LISTEN` on.
+pub const FLEET_CHANNEL: &str = "gatekey_fleet";
+/// The advisory lock that orders outbox appends.
+const OUTBOX_LOCK: i64 = 7_406_191;
+
+/// One event as stored.
+#[derive(Debug, Clone)]
+pub struct FleetEventRecord {
+    /// Its place in the outbox.
+    pub id: i64,
+    /// The node that made it.
+    pub node_id: String,
+    /// The event, as JSON.
+    pub payload: String,
+}
+
+/// A core node as it reports itself.
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    /// The node's id (new at each start).
+    pub id: String,
+    /// The gRPC address it listens on.
+    pub grpc_address: String,
+    /// When it started (Unix seconds).
+    pub started_at: i64,
+    /// Its last heartbeat (Unix seconds).
+    pub last_seen_at: i64,
+    /// How many gateway streams it held at its last heartbeat.
+    pub gateways_held: i64,
+}
+
+impl Store {
+    /// Appends an event made by `node_id`, after bumping the rule versions of
+    /// `gateways_to_bump`, in one transaction; answers the event's id.
+    pub async fn append_fleet_event(
+        &self,
+        node_id: &str,
+        payload: &str,
+        gateways_to_bump: &[String],
+    ) -> CoreResult<i64> {
+        let postgres = self.backend == "postgres";
+        let mut tx = self.pool.begin().await?;
+        for id in gateways_to_bump {
+            sqlx::query("UPDATE gateways SET rules_version = rules_version + 1 WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OUTBOX_LOCK).execute(&mut *tx).await?;
+        }
+        let row = sqlx::query(
+            "INSERT INTO fleet_events (id, node_id, payload, created_at) \
+             SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM fleet_events RETURNING id",
+        )
+        .bind(node_id)
+        .bind(payload)
+        .bind(unix_now())
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        if postgres {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(FLEET_CHANNEL).bind(id.to_string()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The newest event's id (0 when there is none).
+    pub async fn latest_fleet_event_id(&self) -> CoreResult<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS latest FROM fleet_events").fetch_one(&self.pool).await?;
+        Ok(row.try_get("latest")?)
+    }
+
+    /// Up to `limit` events after `after`, oldest first.
+    pub async fn fleet_events_after(&self, after: i64, limit: u32) -> CoreResult<Vec<FleetEventRecord>> {
+        let rows = sqlx::query("SELECT id, node_id, payload FROM fleet_events WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FleetEventRecord {
+                    id: row.try_get("id")?,
+                    node_id: row.try_get("node_id")?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Drops events older than `older_than` (Unix seconds), keeping the newest one so
+    /// that ids keep rising; answers how many went.
+    pub async fn prune_fleet_events(&self, older_than: i64) -> CoreResult<u64> {
+        let done =
+            sqlx::query("DELETE FROM fleet_events WHERE created_at < $1 AND id < (SELECT MAX(id) FROM fleet_events)")
+                .bind(older_than)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// A connection listening on [`FLEET_CHANNEL`], named `gatekey-relay <node_id>` in
+    /// `pg_stat_activity`; `None` on SQLite (a single node has no one to hear).
+    pub async fn fleet_listener(&self, node_id: &str) -> CoreResult<Option<PgListener>> {
+        let Some(url) = &self.postgres_url else { return Ok(None) };
+        let options: sqlx::postgres::PgConnectOptions =
+            url.0.parse().map_err(|e| CoreError::Internal(format!("the database URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.application_name(&format!("gatekey-relay {node_id}")))
+            .await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(FLEET_CHANNEL).await?;
+        Ok(Some(listener))
+    }
+
+    /// Records (or refreshes) this node's heartbeat row.
+    pub async fn record_node_heartbeat(&self, node: &NodeRecord) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO core_nodes (id, grpc_address, started_at, last_seen_at, gateways_held) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET last_seen_at = $4, gateways_held = $5",
+        )
+        .bind(&node.id)
+        .bind(&node.grpc_address)
+        .bind(node.started_at)
+        .bind(node.last_seen_at)
+        .bind(node.gateways_held)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the row of a node that stops.
+    pub async fn remove_node(&self, node_id: &str) -> CoreResult<()> {
+        sqlx::query("DELETE FROM core_nodes WHERE id = $1").bind(node_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The nodes seen since `since` (Unix seconds), oldest first; older rows (nodes that
+    /// died without saying so) are dropped on the way.
+    pub async fn live_nodes(&self, since: i64) -> CoreResult<Vec<NodeRecord>> {
+        sqlx::query("DELETE FROM core_nodes WHERE last_seen_at < $1").bind(since).execute(&self.pool).await?;
+        let rows = sqlx::query(
+            "SELECT id, grpc_address, started_at, last_seen_at, gateways_held FROM core_nodes ORDER BY started_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(NodeRecord {
+                    id: row.try_get("id")?,
+                    grpc_address: row.try_get("grpc_address")?,
+                    started_at: row.try_get("started_at")?,
+                    last_seen_at: row.try_get("last_seen_at")?,
+                    gateways_held: row.try_get("gateways_held")?,
+                })
+            })
+            .collect()
+    }
+}
