@@ -16,3 +16,10 @@ CREATE TABLE core_nodes (
     last_seen_at BIGINT NOT NULL,
     gateways_held BIGINT NOT NULL DEFAULT 0
 );
+
+-- Rate limits kept for all nodes together (GCRA: each bucket's theoretical arrival
+-- time, in Unix milliseconds).
+CREATE TABLE rate_limit_buckets (
+    bucket TEXT PRIMARY KEY,
+    tat_ms BIGINT NOT NULL
+);

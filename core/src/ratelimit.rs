@@ -2,7 +2,8 @@
 //! gateway), a burst of `limit` requests and then one every `60 / limit` seconds. Keys
 //! whose allowance is whole again are dropped every minute by [`RateLimits::prune`],
 //! and at once when a limiter holds more than [`PRUNE_ABOVE_KEYS`], so memory follows
-//! the clients of the last minute, not every client ever seen.
+//! the clients of the last minute, not every client ever seen. The sign-in limit is
+//! also kept in PostgreSQL for all core nodes together.
 
 use crate::error::{CoreError, CoreResult};
 use governor::clock::{Clock, DefaultClock};
@@ -68,6 +69,23 @@ impl RateLimiter {
                 let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 Err(CoreError::RateLimited { retry_after_seconds: seconds.max(1), limit_per_minute: self.per_minute })
             }
+        }
+    }
+
+    /// Takes a request's allowance for `key` from the same limit kept in PostgreSQL for
+    /// every node together (the same GCRA: a burst of `limit`, then one every
+    /// `60 / limit` seconds); a no-op on SQLite, whose single node [`RateLimiter::check`]
+    /// covers.
+    pub async fn check_across_nodes(&self, store: &crate::store::Store, key: &str) -> CoreResult<()> {
+        if self.limiter.is_none() || store.backend_name() != "postgres" {
+            return Ok(());
+        }
+        match store.take_shared_allowance(key, self.per_minute).await? {
+            None => Ok(()),
+            Some(wait_ms) => Err(CoreError::RateLimited {
+                retry_after_seconds: u64::try_from(wait_ms.max(1)).unwrap_or(60_000).div_ceil(1000),
+                limit_per_minute: self.per_minute,
+            }),
         }
     }
 

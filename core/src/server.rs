@@ -312,6 +312,9 @@ async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Outp
                 tracing::warn!(%error, "purging login flows failed");
             }
             context.limits.prune();
+            if let Err(error) = context.store.prune_shared_allowances().await {
+                tracing::warn!(%error, "pruning the shared rate limits failed");
+            }
         }
         if tick % (3600 / HEARTBEAT_FLUSH_SECONDS) == 0 {
             let older_than = crate::store::unix_now() - LOGIN_RECORD_MAX_AGE_SECONDS;

@@ -126,3 +126,34 @@ async fn changes_through_one_node_reach_agents_on_the_others() {
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
     assert!(SimulatedAgent::open(&c, &token_c, AgentBody::Hello(Default::default())).await.is_err());
 }
+
+#[tokio::test]
+async fn the_sign_in_limit_holds_across_nodes() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let limit = ["--auth-rate-limit-per-minute", "6"];
+    let a = Core::start_with(Backend::Postgres, &limit).await;
+    let b = a.join(&limit).await;
+    let c = a.join(&limit).await;
+    async fn guess(node: &Core) -> crate::kit::Reply {
+        let body = json!({"username": "admin", "password": "a-wrong-guess-123"});
+        node.call(reqwest::Method::POST, "/auth/local/login", None, Some(body)).await
+    }
+    // Six guesses spread over three nodes use up the one allowance of six...
+    for node in [&a, &b, &c, &a, &b, &c] {
+        guess(node).await.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    // ...so each node refuses the next, though it saw only two.
+    let mut retry_after = 0;
+    for node in [&a, &b, &c] {
+        let refused = guess(node).await;
+        retry_after = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        refused.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
+    // The Retry-After is honest: after it, one more guess is allowed (on any node).
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    guess(&c).await.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    guess(&a).await.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}

@@ -28,10 +28,13 @@ use tonic::Request;
 pub struct AuthApi(pub Arc<CoreContext>);
 
 impl AuthApi {
-    /// The caller's address, after charging it one login attempt.
-    fn admit<T>(&self, request: &Request<T>) -> CoreResult<String> {
+    /// The caller's address, after charging it one login attempt: on this node, then
+    /// (on PostgreSQL) across every node, so spreading guesses over nodes gains nothing.
+    async fn admit<T>(&self, request: &Request<T>) -> CoreResult<String> {
         let address = client_address(request, &self.0.settings.client_address_trust);
-        self.0.limits.auth.check(&crate::ratelimit::address_key(&address))?;
+        let key = crate::ratelimit::address_key(&address);
+        self.0.limits.auth.check(&key)?;
+        self.0.limits.auth.check_across_nodes(&self.0.store, &format!("sign-in {key}")).await?;
         Ok(address)
     }
 
@@ -95,7 +98,7 @@ impl AuthService for AuthApi {
     async fn local_login(&self, request: Request<LocalLoginRequest>) -> GrpcResult<LoginResponse> {
         respond(
             async {
-                let address = self.admit(&request)?;
+                let address = self.admit(&request).await?;
                 let LocalLoginRequest { username, password } = request.into_inner();
                 if username.is_empty() || password.is_empty() {
                     return Err(CoreError::InvalidArgument("username and password are required".into()));
@@ -151,7 +154,7 @@ impl AuthService for AuthApi {
     async fn start_oidc_login(&self, request: Request<StartOidcLoginRequest>) -> GrpcResult<StartOidcLoginResponse> {
         respond(
             async {
-                self.admit(&request)?;
+                self.admit(&request).await?;
                 let input = request.into_inner();
                 let redirect_to = sso::same_site_path(&input.redirect_to)?;
                 let provider = sso::select_provider(&self.0, "oidc", &input.provider).await?;
@@ -165,7 +168,7 @@ impl AuthService for AuthApi {
     async fn complete_oidc_login(&self, request: Request<CompleteOidcLoginRequest>) -> GrpcResult<LoginResponse> {
         respond(
             async {
-                let address = self.admit(&request)?;
+                let address = self.admit(&request).await?;
                 let input = request.into_inner();
                 let attempt = async {
                     if !input.error.is_empty() {
@@ -185,7 +188,7 @@ impl AuthService for AuthApi {
     async fn start_saml_login(&self, request: Request<StartSamlLoginRequest>) -> GrpcResult<StartSamlLoginResponse> {
         respond(
             async {
-                self.admit(&request)?;
+                self.admit(&request).await?;
                 let input = request.into_inner();
                 let redirect_to = sso::same_site_path(&input.redirect_to)?;
                 let provider = sso::select_provider(&self.0, "saml", &input.provider).await?;
@@ -202,7 +205,7 @@ impl AuthService for AuthApi {
     ) -> GrpcResult<AcceptSamlResponseResponse> {
         respond(
             async {
-                let address = self.admit(&request)?;
+                let address = self.admit(&request).await?;
                 let input = request.into_inner();
                 let provider = validate::name("provider", &input.provider)?;
                 let accepted = saml::accept(&self.0, &provider, &input.saml_response, &input.relay_state).await;
@@ -221,7 +224,7 @@ impl AuthService for AuthApi {
     async fn complete_saml_login(&self, request: Request<CompleteSamlLoginRequest>) -> GrpcResult<LoginResponse> {
         respond(
             async {
-                let address = self.admit(&request)?;
+                let address = self.admit(&request).await?;
                 let input = request.into_inner();
                 let attempt = saml::finish(&self.0, &input.finish_code, &input.browser_binding);
                 self.external_login("saml", &address, attempt).await
@@ -255,7 +258,7 @@ impl AuthService for AuthApi {
     ) -> GrpcResult<StartClientLoginResponse> {
         respond(
             async {
-                self.admit(&request)?;
+                self.admit(&request).await?;
                 let input = request.into_inner();
                 let asked = sso::client::ClientLoginRequest {
                     provider: &input.provider,
@@ -314,7 +317,7 @@ impl AuthService for AuthApi {
     async fn exchange_client_code(&self, request: Request<ExchangeClientCodeRequest>) -> GrpcResult<LoginResponse> {
         respond(
             async {
-                let address = self.admit(&request)?;
+                let address = self.admit(&request).await?;
                 let input = request.into_inner();
                 let outcome = async {
                     let user = sso::client::exchange(&self.0, &input.code, &input.code_verifier).await?;

@@ -173,3 +173,45 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Takes one request's allowance from the cluster-wide bucket `key` (GCRA:
+    /// `per_minute` a minute, a burst of as many): `None` when allowed, else the
+    /// milliseconds until the next request would be. One atomic upsert; PostgreSQL only.
+    pub async fn take_shared_allowance(&self, key: &str, per_minute: u32) -> CoreResult<Option<i64>> {
+        const WINDOW_MS: i64 = 60_000;
+        let interval_ms = WINDOW_MS / i64::from(per_minute.max(1));
+        let now_ms = i64::try_from(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
+        )
+        .unwrap_or(i64::MAX);
+        let taken = sqlx::query(
+            "INSERT INTO rate_limit_buckets (bucket, tat_ms) VALUES ($1, $2 + $3) \
+             ON CONFLICT (bucket) DO UPDATE SET tat_ms = GREATEST(rate_limit_buckets.tat_ms, $2) + $3 \
+             WHERE GREATEST(rate_limit_buckets.tat_ms, $2) + $3 - $2 <= $4 RETURNING tat_ms",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(interval_ms)
+        .bind(WINDOW_MS)
+        .fetch_optional(&self.pool)
+        .await?;
+        if taken.is_some() {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT tat_ms FROM rate_limit_buckets WHERE bucket = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        let tat_ms: i64 = row.try_get("tat_ms")?;
+        Ok(Some(tat_ms.max(now_ms) + interval_ms - now_ms - WINDOW_MS))
+    }
+
+    /// Drops the buckets whose allowance is whole again.
+    pub async fn prune_shared_allowances(&self) -> CoreResult<u64> {
+        let now_ms = unix_now().saturating_mul(1000);
+        let done =
+            sqlx::query("DELETE FROM rate_limit_buckets WHERE tat_ms < $1").bind(now_ms).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+}
