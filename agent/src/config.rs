@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 #[derive(Default, Clone, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentArgs {
-    /// gRPC URL of the core, e.g. `https://gatekey.example.com:9090`.
+    /// gRPC URL of the core, e.g. `https://gatekey.example.com:9090`; several core
+    /// nodes comma-separated (the agent starts at a random one and moves on when its
+    /// node is lost).
     #[arg(long = "core", env = "GATEKEY_CORE_URL")]
     pub core_url: Option<String>,
     /// CA certificate (PEM) to trust for an `https://` core; default: the web PKI roots.
@@ -77,8 +79,8 @@ impl std::fmt::Debug for AgentArgs {
 /// Resolved settings.
 #[derive(Clone)]
 pub struct AgentSettings {
-    /// Core gRPC URL.
-    pub core_url: String,
+    /// The core nodes' gRPC URLs (at least one).
+    pub core_urls: Vec<String>,
     /// CA certificate file for an `https://` core.
     pub core_ca: Option<PathBuf>,
     /// Gateway token.
@@ -108,7 +110,7 @@ pub struct AgentSettings {
 impl std::fmt::Debug for AgentSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentSettings")
-            .field("core_url", &self.core_url)
+            .field("core_urls", &self.core_urls)
             .field("state_dir", &self.state_dir)
             .field("management", &self.management)
             .field("tun", &self.tun)
@@ -118,17 +120,29 @@ impl std::fmt::Debug for AgentSettings {
 }
 
 impl AgentSettings {
-    /// A lazily connecting channel to the core (TLS for `https://` URLs).
-    pub fn channel(&self) -> Result<tonic::transport::Channel, String> {
+    /// A lazily connecting channel to each core node (TLS for `https://` URLs).
+    pub fn channels(&self) -> Result<Vec<(String, tonic::transport::Channel)>, String> {
         let ca = match &self.core_ca {
             Some(path) => {
                 Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
             }
             None => None,
         };
-        gatekey::connect::channel(&self.core_url, ca.as_deref())
-            .map_err(|e| format!("core URL `{}`: {e}", self.core_url))
+        self.core_urls
+            .iter()
+            .map(|url| {
+                let channel =
+                    gatekey::connect::channel(url, ca.as_deref()).map_err(|e| format!("core URL `{url}`: {e}"))?;
+                Ok((url.clone(), channel))
+            })
+            .collect()
     }
+
+    /// The core nodes, as the agent uses them.
+    pub fn core_nodes(&self) -> Result<crate::link::CoreNodes, String> {
+        Ok(crate::link::CoreNodes::new(self.channels()?))
+    }
+
     /// Flags over the file over defaults; the core URL and token are required.
     pub fn resolve(flags: AgentArgs, file: Option<&Path>) -> Result<AgentSettings, String> {
         let from_file: AgentArgs = match file {
@@ -142,10 +156,12 @@ impl AgentSettings {
         let state_dir =
             flags.state_dir.or(from_file.state_dir).unwrap_or_else(|| PathBuf::from("/var/lib/gatekey-agent"));
         Ok(AgentSettings {
-            core_url: flags
-                .core_url
-                .or(from_file.core_url)
-                .ok_or("the core URL is required (--core or GATEKEY_CORE_URL)")?,
+            core_urls: split_urls(
+                &flags
+                    .core_url
+                    .or(from_file.core_url)
+                    .ok_or("the core URL is required (--core or GATEKEY_CORE_URL)")?,
+            )?,
             core_ca: flags.core_ca.or(from_file.core_ca),
             token: flags
                 .token
@@ -171,6 +187,16 @@ impl AgentSettings {
     }
 }
 
+/// The URLs of a comma-separated list; an empty entry is refused.
+fn split_urls(list: &str) -> Result<Vec<String>, String> {
+    list.split(',')
+        .map(|url| {
+            let url = url.trim();
+            if url.is_empty() { Err(format!("an empty core URL in `{list}`")) } else { Ok(url.to_owned()) }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +207,7 @@ mod tests {
         std::fs::write(&path, "core_url = \"http://file:9090\"\ntoken = \"gkgw_from_file\"\ntun = \"tun7\"\n").unwrap();
         let flags = AgentArgs { core_url: Some("http://flag:9090".into()), ..Default::default() };
         let settings = AgentSettings::resolve(flags, Some(&path)).unwrap();
-        assert_eq!(settings.core_url, "http://flag:9090");
+        assert_eq!(settings.core_urls, ["http://flag:9090"]);
         assert_eq!(settings.token, "gkgw_from_file");
         assert_eq!(settings.tun, "tun7");
         assert!(settings.management.ends_with("/var/lib/gatekey-agent/management.sock"), "{}", settings.management);
@@ -190,5 +216,14 @@ mod tests {
         assert!(AgentSettings::resolve(AgentArgs::default(), Some(&path)).is_err());
         std::fs::remove_file(&path).unwrap();
         assert!(AgentSettings::resolve(AgentArgs::default(), None).is_err(), "URL and token are required");
+        let several = AgentArgs {
+            core_url: Some("http://a:9090, http://b:9090,http://c:9090".into()),
+            token: Some("gkgw_x".into()),
+            ..Default::default()
+        };
+        let settings = AgentSettings::resolve(several, None).unwrap();
+        assert_eq!(settings.core_urls, ["http://a:9090", "http://b:9090", "http://c:9090"]);
+        let gap = AgentArgs { core_url: Some("http://a:9090,,http://b:9090".into()), ..Default::default() };
+        assert!(AgentSettings::resolve(AgentArgs { token: Some("gkgw_x".into()), ..gap }, None).is_err());
     }
 }

@@ -6,14 +6,13 @@
 
 use crate::config::AgentSettings;
 use crate::error::AgentError;
-use crate::link::{Backoff, with_token};
+use crate::link::{Backoff, CoreNodes, with_token};
 use crate::management::{self, ClientEnv, ManagementClient, ManagementEvent};
 use crate::material::{client_config_lines, files, write_atomically};
 use crate::nft::{Firewall, SystemRunner};
 use crate::spoke_routes::{LEDGER, parse_ledger, render_ledger, route_into_tunnel};
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
-use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use gatekey::v1::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
@@ -22,7 +21,6 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
-use tonic::transport::Channel;
 
 /// A client OpenVPN told us about.
 #[derive(Debug, Clone)]
@@ -78,7 +76,7 @@ fn now() -> i64 {
 /// The agent's state.
 pub struct Gateway {
     settings: AgentSettings,
-    client: GatewayAgentServiceClient<Channel>,
+    cores: CoreNodes,
     management: Option<ManagementClient>,
     events: Option<mpsc::UnboundedReceiver<ManagementEvent>>,
     firewall: Option<Firewall<SystemRunner>>,
@@ -96,11 +94,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway agent for these settings, talking to the core over `channel`.
-    pub fn new(settings: AgentSettings, channel: Channel, firewall: Option<Firewall<SystemRunner>>) -> Gateway {
+    /// A gateway agent for these settings, talking to the core nodes `cores`.
+    pub fn new(settings: AgentSettings, cores: CoreNodes, firewall: Option<Firewall<SystemRunner>>) -> Gateway {
         Gateway {
             settings,
-            client: GatewayAgentServiceClient::new(channel),
+            cores,
             management: None,
             events: None,
             firewall,
@@ -152,7 +150,9 @@ impl Gateway {
                     Err(error) if !error.is_transient() => return Err(error),
                     Err(error) => {
                         let wait = core_backoff.next_delay();
-                        tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot reach the core");
+                        let core = self.cores.url().to_owned();
+                        tracing::warn!(%error, %core, retry_in_ms = wait.as_millis() as u64, "cannot reach the core");
+                        self.cores.move_on();
                         core_retry_at = Instant::now() + wait;
                     }
                 }
@@ -196,6 +196,8 @@ impl Gateway {
                 Step::Core(Ok(Some(message))) => self.on_core_message(message).await,
                 Step::Core(result) => {
                     self.lost_core().await;
+                    // Another node (if there is one) is tried first.
+                    self.cores.move_on();
                     match result.err().map(|status| AgentError::from_status("the stream to the core", &status)) {
                         Some(error) if !error.is_transient() => return Err(error),
                         Some(error) => {
@@ -290,14 +292,14 @@ impl Gateway {
             return Err(AgentError::Transient("the stream closed before hello".into()));
         }
         let request = with_token(ReceiverStream::new(receiver), &self.settings.token);
-        let mut inbound = self.client.open_stream(request).await.map_err(refused)?.into_inner();
+        let mut inbound = self.cores.client().open_stream(request).await.map_err(refused)?.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
             .await
             .map_err(|_| AgentError::Transient("no welcome from the core".into()))?
             .map_err(refused)?;
         match first.and_then(|message| message.body) {
             Some(CoreBody::Welcome(welcome)) => {
-                tracing::info!(gateway = %welcome.gateway_id, "connected to the core");
+                tracing::info!(gateway = %welcome.gateway_id, core = %self.cores.url(), "connected to the core");
                 self.heartbeat_every = Duration::from_secs(u64::from(welcome.heartbeat_interval_seconds.max(1)));
             }
             _ => return Err(AgentError::Transient("the core did not answer hello with welcome".into())),
@@ -556,6 +558,7 @@ impl Gateway {
         }
         self.identities = snapshot.clients.into_iter().map(|client| (client.common_name.clone(), client)).collect();
         self.applied_version = snapshot.version;
+        tracing::info!(version = snapshot.version, clients = self.identities.len(), "applied rules");
         self.enforce().await;
         self.send(0, AgentBody::RulesApplied(RulesApplied { version: snapshot.version })).await;
     }

@@ -46,21 +46,43 @@ fn session_key(env: &HashMap<String, String>, serial: &str) -> String {
 }
 
 /// Runs one hook with OpenVPN's environment; returns whether OpenVPN should go on.
+/// A core node that cannot be reached is passed over for the next one.
 pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<String, String>) -> Result<bool, String> {
-    let mut client = GatewayAgentServiceClient::new(settings.channel()?);
+    let mut nodes = settings.core_nodes()?;
+    let mut unreachable = Vec::new();
+    for _ in 0..nodes.len() {
+        match hook_at(nodes.client(), settings, kind.clone(), &env).await {
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                unreachable.push(format!("{}: {}", nodes.url(), status.message()));
+                nodes.move_on();
+            }
+            Err(status) => return Err(status.to_string()),
+            Ok(go_on) => return Ok(go_on),
+        }
+    }
+    Err(format!("no core node answered ({})", unreachable.join("; ")))
+}
+
+/// Runs one hook against one core node.
+async fn hook_at(
+    client: &mut GatewayAgentServiceClient<tonic::transport::Channel>,
+    settings: &AgentSettings,
+    kind: HookKind,
+    env: &HashMap<String, String>,
+) -> Result<bool, tonic::Status> {
+    let local = |message: String| tonic::Status::failed_precondition(message);
     let value = |name: &str| env.get(name).cloned().unwrap_or_default();
     match kind {
         HookKind::TlsVerify { depth, .. } if depth > 0 => Ok(true),
         HookKind::TlsVerify { .. } | HookKind::ClientConnect { .. } => {
-            let serial = serial_from(&env, 0).ok_or("OpenVPN passed no tls_serial_hex_0")?;
+            let serial = serial_from(env, 0).ok_or_else(|| local("OpenVPN passed no tls_serial_hex_0".into()))?;
             let common_name = env.get("common_name").or_else(|| env.get("X509_0_CN")).cloned().unwrap_or_default();
             let request = VerifyRequest {
                 common_name: common_name.clone(),
                 serial: serial.clone(),
                 client_address: value("untrusted_ip"),
             };
-            let verdict =
-                client.verify(with_token(request, &settings.token)).await.map_err(|s| s.to_string())?.into_inner();
+            let verdict = client.verify(with_token(request, &settings.token)).await?.into_inner();
             if !verdict.allowed {
                 eprintln!("gatekey: access denied: {}", verdict.reason);
                 return Ok(false);
@@ -69,10 +91,10 @@ pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<Str
                 if let Some(file) = options_file {
                     let mut lines = client_config_lines(&verdict.push_routes, &verdict.iroutes).join("\n");
                     lines.push('\n');
-                    std::fs::write(Path::new(&file), lines).map_err(|e| format!("cannot write {file}: {e}"))?;
+                    std::fs::write(Path::new(&file), lines).map_err(|e| local(format!("cannot write {file}: {e}")))?;
                 }
                 let report = ClientConnected {
-                    session_key: session_key(&env, &serial),
+                    session_key: session_key(env, &serial),
                     common_name,
                     serial,
                     vpn_address: value("ifconfig_pool_remote_ip"),
@@ -82,14 +104,14 @@ pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<Str
                         .ok()
                         .map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
                 };
-                client.report_connect(with_token(report, &settings.token)).await.map_err(|s| s.to_string())?;
+                client.report_connect(with_token(report, &settings.token)).await?;
             }
             Ok(true)
         }
         HookKind::ClientDisconnect => {
-            let serial = serial_from(&env, 0).unwrap_or_default();
+            let serial = serial_from(env, 0).unwrap_or_default();
             let report = ClientDisconnected {
-                session_key: session_key(&env, &serial),
+                session_key: session_key(env, &serial),
                 common_name: value("common_name"),
                 serial,
                 duration_seconds: value("time_duration").parse().unwrap_or(0),
@@ -101,7 +123,7 @@ pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<Str
             match client.report_disconnect(with_token(report, &settings.token)).await {
                 Ok(_) => Ok(true),
                 Err(status) if status.code() == tonic::Code::InvalidArgument => Ok(true),
-                Err(status) => Err(status.to_string()),
+                Err(status) => Err(status),
             }
         }
     }

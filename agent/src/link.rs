@@ -1,9 +1,55 @@
-//! The connection to the core: authenticated requests and reconnection with
-//! exponential backoff and full jitter (so a fleet of agents does not reconnect in
-//! lockstep after a core restart).
+//! The connection to the core: authenticated requests, the core nodes an agent may
+//! use (it starts at a random one, so a fleet spreads over them, and moves to the
+//! next when its node is lost), and reconnection with exponential backoff and full
+//! jitter (so a fleet of agents does not reconnect in lockstep after a core restart).
 
+use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use std::time::Duration;
 use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+/// The core nodes an agent knows, and the one it uses now.
+#[derive(Debug, Clone)]
+pub struct CoreNodes {
+    nodes: Vec<(String, GatewayAgentServiceClient<Channel>)>,
+    current: usize,
+}
+
+impl CoreNodes {
+    /// Clients for `(url, channel)` pairs (at least one), starting at a random one.
+    pub fn new(channels: Vec<(String, Channel)>) -> CoreNodes {
+        let nodes: Vec<_> =
+            channels.into_iter().map(|(url, channel)| (url, GatewayAgentServiceClient::new(channel))).collect();
+        let start = getrandom::u64().map_or(0, |bits| usize::try_from(bits % nodes.len().max(1) as u64).unwrap_or(0));
+        CoreNodes { nodes, current: start }
+    }
+
+    /// The client of the node in use.
+    pub fn client(&mut self) -> &mut GatewayAgentServiceClient<Channel> {
+        &mut self.nodes[self.current].1
+    }
+
+    /// The URL of the node in use.
+    pub fn url(&self) -> &str {
+        &self.nodes[self.current].0
+    }
+
+    /// Moves to the next node (after losing this one); answers whether there is another.
+    pub fn move_on(&mut self) -> bool {
+        self.current = (self.current + 1) % self.nodes.len();
+        self.nodes.len() > 1
+    }
+
+    /// How many nodes there are.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether there are none (never, once built from settings).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
 
 /// A request carrying the gateway token.
 pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
@@ -46,6 +92,26 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_agent_goes_round_the_core_nodes() {
+        let urls = ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"];
+        let channels =
+            urls.iter().map(|url| (url.to_string(), gatekey::connect::channel(url, None).unwrap())).collect::<Vec<_>>();
+        let mut nodes = CoreNodes::new(channels);
+        let start = nodes.url().to_owned();
+        let mut seen = vec![start.clone()];
+        for _ in 0..2 {
+            assert!(nodes.move_on());
+            seen.push(nodes.url().to_owned());
+        }
+        seen.sort();
+        assert_eq!(seen, urls, "each node once");
+        nodes.move_on();
+        assert_eq!(nodes.url(), start, "and round again");
+        let alone = CoreNodes::new(vec![(urls[0].to_owned(), gatekey::connect::channel(urls[0], None).unwrap())]);
+        assert!(!alone.clone().move_on());
+    }
 
     #[test]
     fn delays_grow_to_the_cap_and_are_jittered() {

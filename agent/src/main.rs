@@ -2,7 +2,6 @@
 
 use clap::{Parser, Subcommand};
 use gatekey::v1::ProvisionRequest;
-use gatekey::v1::gateway_agent_service_client::GatewayAgentServiceClient;
 use gatekey_agent::config::{AgentArgs, AgentSettings};
 use gatekey_agent::error::AgentError;
 use gatekey_agent::forwarding::{IPV4_FORWARDING, ensure_forwarding};
@@ -48,9 +47,9 @@ enum Command {
     /// certificate and OpenVPN configuration, and run OpenVPN with it, renewing the
     /// certificate in time (`--once`: write `spoke.ovpn` and exit).
     Spoke(SpokeArgs),
-    /// Check that the core answers its gRPC health check.
+    /// Check that the core answers its gRPC health check (each node of a list).
     Check {
-        /// gRPC URL of the core.
+        /// gRPC URL of the core; several core nodes comma-separated.
         #[arg(long, env = "GATEKEY_CORE_URL", default_value = "http://127.0.0.1:9090")]
         core: String,
         /// CA certificate (PEM) to trust for an `https://` core.
@@ -91,12 +90,23 @@ fn init_logging() {
 
 /// Fetches and writes the material; returns whether this agent runs a mesh hub.
 async fn provision(settings: &AgentSettings) -> Result<bool, AgentError> {
-    let mut client = GatewayAgentServiceClient::new(settings.channel()?);
-    let material = client
-        .provision(with_token(ProvisionRequest {}, &settings.token))
-        .await
-        .map_err(|status| AgentError::from_status("provisioning", &status))?
-        .into_inner();
+    let mut nodes = settings.core_nodes()?;
+    let mut attempt = 0;
+    let material = loop {
+        attempt += 1;
+        match nodes.client().provision(with_token(ProvisionRequest {}, &settings.token)).await {
+            Ok(answer) => break answer.into_inner(),
+            Err(status) => {
+                let error = AgentError::from_status("provisioning", &status);
+                // An unreachable node is passed over for the next one.
+                if !error.is_transient() || attempt >= nodes.len() {
+                    return Err(error);
+                }
+                tracing::warn!(%error, core = %nodes.url(), "trying the next core node");
+                nodes.move_on();
+            }
+        }
+    };
     write_material(&material, settings)?;
     tracing::info!(
         gateway = %material.gateway_id, role = %material.role, dir = %settings.state_dir.display(),
@@ -148,8 +158,8 @@ async fn run(args: AgentArgs, config: Option<PathBuf>) -> Result<(), AgentError>
         let config = settings.state_dir.join(gatekey_agent::material::files::OPENVPN_CONF);
         tokio::spawn(supervise(program, config, settings.state_dir.clone(), stop_receiver))
     });
-    let channel = settings.channel()?;
-    let outcome = Gateway::new(settings, channel, firewall).run().await;
+    let cores = settings.core_nodes()?;
+    let outcome = Gateway::new(settings, cores, firewall).run().await;
     let _ = stop_openvpn.send(true);
     if let Some(supervisor) = supervisor {
         let _ = supervisor.await;
@@ -166,9 +176,16 @@ async fn hook(args: AgentArgs, config: Option<PathBuf>, kind: HookKind) -> Resul
     }
 }
 
-async fn check(core: &str, core_ca: Option<&std::path::Path>) -> Result<(), String> {
+async fn check(cores: &str, core_ca: Option<&std::path::Path>) -> Result<(), String> {
     let ca = core_ca.map(std::fs::read_to_string).transpose().map_err(|e| format!("cannot read the CA: {e}"))?;
-    let channel = gatekey::connect::channel(core, ca.as_deref()).map_err(|e| format!("core URL `{core}`: {e}"))?;
+    for core in cores.split(',').map(str::trim) {
+        check_one(core, ca.as_deref()).await?;
+    }
+    Ok(())
+}
+
+async fn check_one(core: &str, ca: Option<&str>) -> Result<(), String> {
+    let channel = gatekey::connect::channel(core, ca).map_err(|e| format!("core URL `{core}`: {e}"))?;
     let answer = HealthClient::new(channel)
         .check(HealthCheckRequest { service: String::new() })
         .await

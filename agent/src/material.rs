@@ -145,7 +145,7 @@ pub fn write_material(material: &ProvisionResponse, settings: &AgentSettings) ->
     if settings.hooks {
         let quote = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
         let mut hook_settings =
-            format!("core_url = {}\ntoken = {}\n", quote(&settings.core_url), quote(&settings.token));
+            format!("core_url = {}\ntoken = {}\n", quote(&settings.core_urls.join(",")), quote(&settings.token));
         if let Some(ca) = &settings.core_ca {
             hook_settings.push_str(&format!("core_ca = {}\n", quote(&ca.to_string_lossy())));
         }
@@ -183,7 +183,7 @@ mod tests {
     fn material_is_written_with_private_keys_private() {
         let dir = std::env::temp_dir().join(format!("gatekey-agent-material-{}", std::process::id()));
         let settings = AgentSettings {
-            core_url: "http://core".into(),
+            core_urls: vec!["http://core".into()],
             token: "t".into(),
             state_dir: dir.clone(),
             management: "127.0.0.1:7505".into(),

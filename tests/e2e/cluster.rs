@@ -1,10 +1,14 @@
 //! Several core nodes on one PostgreSQL database: a change made through any node
 //! reaches the agents whose streams live on the others (rules, kills, CRLs, ended
-//! streams), also after a node's listening connection is killed inside PostgreSQL.
-//! Simulated agents (real gRPC clients) on real core processes.
+//! streams), also after a node's listening connection is killed inside PostgreSQL;
+//! the sign-in limit holds across nodes; an agent whose node is killed moves to
+//! another and resyncs; reports sent again to another node are stored once.
+//! Simulated agents (real gRPC clients) and the real agent on real core processes.
 
 use crate::agents::{SimulatedAgent, add_rule, alice_serial, fleet};
-use crate::kit::{Backend, Core, backends};
+use crate::gateway_e2e::text;
+use crate::kit::{Backend, Core, TempDir, backends, binary};
+use crate::netns::{Graceful, Lab, available, wait_for_text};
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
 use gatekey::v1::{ClientConnected, CoreMessage};
@@ -156,4 +160,114 @@ async fn the_sign_in_limit_holds_across_nodes() {
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     guess(&c).await.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     guess(&a).await.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
+
+#[tokio::test]
+async fn an_agent_moves_to_another_node_when_its_node_is_killed() {
+    if !backends().contains(&Backend::Postgres) || !available(&["ip"]) {
+        return;
+    }
+    // The agent runs in a namespace of its own (it turns IP forwarding on there), and
+    // reaches the two nodes over a veth.
+    let mut lab = Lab::create("failover", &["gateway"]);
+    lab.link(None, "10.68.1.1/24", "gateway", "10.68.1.2/24");
+    let listen = ["--grpc-listen", "10.68.1.1:0"];
+    let a = Core::start_with(Backend::Postgres, &listen).await;
+    let b = a.join(&listen).await;
+    let cluster = fleet(&a, 1, 1).await;
+    let token = &cluster.gateways[0].1;
+    let dir = TempDir::new("failover-agent");
+    let log = dir.path().join("agent.log");
+    let command = format!(
+        "RUST_LOG=info exec {} run --core http://{},http://{} --token {token} --no-firewall --state-dir {} > {} 2>&1",
+        binary("gatekey-agent").display(),
+        a.grpc_address,
+        b.grpc_address,
+        dir.path().display(),
+        log.display()
+    );
+    let _agent = Graceful(lab.spawn("gateway", "sh", &["-c", &command]));
+    assert!(wait_for_text(&log, "connected to the core", Duration::from_secs(20)).await, "{}", text(&log));
+    let first = text(&log);
+    let (victim, survivor) = if first.contains(&format!("core=http://{}", a.grpc_address)) { (a, b) } else { (b, a) };
+    let survivor_url = format!("core=http://{}", survivor.grpc_address);
+
+    // Its node is killed: the agent moves to the other one.
+    victim.kill().await;
+    let moved = Instant::now();
+    let mut reconnected = false;
+    while moved.elapsed() < Duration::from_secs(15) {
+        if text(&log)
+            .lines()
+            .filter(|line| line.contains("connected to the core"))
+            .any(|line| line.contains(&survivor_url))
+        {
+            reconnected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reconnected, "the agent did not move to the surviving node: {}", text(&log));
+    println!("node killed → agent on the other node after {} ms", moved.elapsed().as_millis());
+
+    // There it takes its rules: a change made through the survivor is applied.
+    let applied = text(&log).matches("applied rules").count();
+    add_rule(&survivor, &cluster, "after-failover", "10.90.0.30").await;
+    let mut applied_again = false;
+    for _ in 0..100 {
+        if text(&log).matches("applied rules").count() > applied {
+            applied_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(applied_again, "the rule change did not reach the agent: {}", text(&log));
+}
+
+#[tokio::test]
+async fn session_reports_resent_to_another_node_are_stored_once() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let a = Core::start(Backend::Postgres).await;
+    let b = a.join(&[]).await;
+    let cluster = fleet(&a, 1, 1).await;
+    let token = &cluster.gateways[0].1;
+    let report = |i: usize| ClientConnected {
+        session_key: format!("failover-{i:02}-session"),
+        common_name: "alice@example.com".into(),
+        serial: "00ff".into(),
+        vpn_address: format!("10.8.0.{}", i + 2),
+        client_address: "192.0.2.7".into(),
+        connected_at: None,
+    };
+    // Twenty reports stored through B, whose acknowledgements the agent never read...
+    let (mut agent, _) = SimulatedAgent::connect(&b, token, vec![]).await;
+    let mut pending = std::collections::HashSet::new();
+    for i in 0..20 {
+        pending.insert(agent.send(AgentBody::ClientConnected(report(i))).await);
+    }
+    while !pending.is_empty() {
+        let message = agent.next().await;
+        if matches!(message.body, Some(CoreBody::ReportAck(_))) {
+            pending.remove(&message.request_id);
+        }
+    }
+    drop(agent);
+    b.kill().await;
+    // ...so it sends them again to A, after B died.
+    let (mut agent, _) = SimulatedAgent::connect(&a, token, vec![]).await;
+    for i in 0..20 {
+        pending.insert(agent.send(AgentBody::ClientConnected(report(i))).await);
+    }
+    while !pending.is_empty() {
+        let message = agent.next().await;
+        if matches!(message.body, Some(CoreBody::ReportAck(_))) {
+            pending.remove(&message.request_id);
+        }
+    }
+    let dump = a.dump_database().await;
+    for i in 0..20 {
+        assert_eq!(dump.matches(&format!("failover-{i:02}-session")).count(), 1, "report {i} is not stored once");
+    }
 }

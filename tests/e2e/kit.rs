@@ -149,6 +149,11 @@ impl Core {
         self.stop().await.start(extra_args).await
     }
 
+    /// Kills the process (SIGKILL), as a crash or a lost machine would.
+    pub async fn kill(mut self) {
+        self.process.kill().await.expect("kill the core");
+    }
+
     /// Stops the process as an operator would, with SIGTERM, keeping its data directory
     /// and database; fails unless it exits cleanly (status 0) within 10 s.
     pub async fn stop(self) -> StoppedCore {
