@@ -23,3 +23,6 @@ CREATE TABLE rate_limit_buckets (
     bucket TEXT PRIMARY KEY,
     tat_ms BIGINT NOT NULL
 );
+
+-- The core node holding each gateway's agent stream.
+ALTER TABLE gateways ADD COLUMN stream_node TEXT;

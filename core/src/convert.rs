@@ -58,7 +58,7 @@ pub enum GatewayView {
 /// Moves the fields only admins see from a gateway record into a gateway or hub
 /// message (the two messages are different types with the same field names).
 macro_rules! admin_fields {
-    ($message:ident, $record:ident) => {
+    ($message:ident, $record:ident, $online:expr) => {
         $message.vpn_subnet = $record.vpn_subnet;
         $message.is_active = $record.is_active;
         $message.network_ids = $record.network_ids;
@@ -66,6 +66,7 @@ macro_rules! admin_fields {
         $message.groups = $record.groups;
         $message.created_at = Some(timestamp($record.created_at));
         $message.updated_at = Some(timestamp($record.updated_at));
+        $message.stream_node = $record.stream_node.filter(|_| $online).unwrap_or_default();
     };
 }
 
@@ -91,7 +92,7 @@ pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: 
         ..Default::default()
     };
     if view == GatewayView::Admin {
-        admin_fields!(message, record);
+        admin_fields!(message, record, online);
     }
     message
 }
@@ -114,8 +115,9 @@ pub fn mesh_hub(
     offline_after_seconds: i64,
     advertised_cidrs: Vec<String>,
 ) -> v1::MeshHub {
+    let online = heard_from(record.last_heartbeat, offline_after_seconds);
     let mut message = v1::MeshHub {
-        status: status_word(heard_from(record.last_heartbeat, offline_after_seconds)),
+        status: status_word(online),
         id: record.id,
         name: record.name,
         description: record.description,
@@ -127,7 +129,7 @@ pub fn mesh_hub(
         ..Default::default()
     };
     if view == GatewayView::Admin {
-        admin_fields!(message, record);
+        admin_fields!(message, record, online);
     }
     message
 }

@@ -62,6 +62,8 @@ pub struct SessionToKill {
     pub serial: String,
 }
 
+/// A node whose heartbeat is older than this is gone (it beats every few seconds).
+pub const NODE_GONE_AFTER_SECONDS: i64 = 30;
 /// How long an event stays in the outbox.
 const EVENT_RETENTION_SECONDS: i64 = 3600;
 /// How often a relay reads the outbox even without a notification (a safety net; the

@@ -2,7 +2,7 @@
 
 mod activity;
 
-pub use activity::{DashboardView, DisconnectedView, SignInView, VpnSessionView};
+pub use activity::{CoreNodeView, DashboardView, DisconnectedView, SignInView, VpnSessionView};
 
 use gatekey::v1;
 use prost_types::Timestamp;
@@ -244,6 +244,8 @@ pub struct AdminGatewayView {
     created_at: Option<String>,
     #[schema(format = DateTime)]
     updated_at: Option<String>,
+    /// The core node holding its agent's stream, while it is online.
+    stream_node: Option<String>,
 }
 
 impl From<v1::Gateway> for AdminGatewayView {
@@ -257,6 +259,7 @@ impl From<v1::Gateway> for AdminGatewayView {
             groups: gateway.groups,
             created_at: rfc3339(gateway.created_at),
             updated_at: rfc3339(gateway.updated_at),
+            stream_node: Some(gateway.stream_node).filter(|node| !node.is_empty()),
         }
     }
 }
@@ -334,6 +337,8 @@ pub struct AdminMeshHubView {
     created_at: Option<String>,
     #[schema(format = DateTime)]
     updated_at: Option<String>,
+    /// The core node holding its agent's stream, while it is online.
+    stream_node: Option<String>,
 }
 
 impl From<v1::MeshHub> for AdminMeshHubView {
@@ -347,6 +352,7 @@ impl From<v1::MeshHub> for AdminMeshHubView {
             groups: hub.groups,
             created_at: rfc3339(hub.created_at),
             updated_at: rfc3339(hub.updated_at),
+            stream_node: Some(hub.stream_node).filter(|node| !node.is_empty()),
         }
     }
 }

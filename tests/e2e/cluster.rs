@@ -13,7 +13,7 @@ use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
 use gatekey::v1::{ClientConnected, CoreMessage};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// Reads until a message `wanted` picks arrives (within 10 s).
@@ -57,6 +57,35 @@ async fn changes_through_one_node_reach_agents_on_the_others() {
         agents.push(agent);
         versions.push(snapshot.version);
     }
+
+    // Every node is listed, by any node, with the streams it holds; each gateway names
+    // the node holding its stream.
+    let nodes = [&a, &b, &c];
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = b.get("/admin/nodes", &cluster.admin).await.expect(StatusCode::OK).body["data"].clone();
+        let held = |node: &Core| {
+            listed.as_array().unwrap().iter().any(|n| n["id"] == node.node_id.as_str() && n["gateways_held"] == 1)
+        };
+        if nodes.iter().all(|node| held(node)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = listed.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{listed}");
+    for node in nodes {
+        let row = rows.iter().find(|row| row["id"] == node.node_id.as_str()).expect("every node listed");
+        assert_eq!(row["grpc_address"], node.grpc_address.as_str());
+        assert_eq!(row["gateways_held"], 1, "{listed}");
+        assert_eq!(row["answering"], node.node_id == b.node_id);
+    }
+    for ((gateway_id, _), node) in cluster.gateways.iter().zip(nodes) {
+        let gateway = a.get(&format!("/admin/gateways/{gateway_id}"), &cluster.admin).await.expect(StatusCode::OK);
+        assert_eq!(gateway.body["data"]["stream_node"], node.node_id.as_str(), "{}", gateway.body);
+    }
+    let (_, alice) = a.create_user(&cluster.admin, "mallory", &[]).await;
+    a.get("/admin/nodes", &alice).await.expect_error(StatusCode::FORBIDDEN, "forbidden");
 
     // A rule made through A: the agents on A, B and C each get a snapshot with it.
     let started = Instant::now();

@@ -12,9 +12,9 @@ use gatekey::v1::admin_activity_service_server::AdminActivityService;
 use gatekey::v1::admin_vpn_session_service_server::AdminVpnSessionService;
 use gatekey::v1::vpn_session_service_server::VpnSessionService;
 use gatekey::v1::{
-    Dashboard, DisconnectVpnSessionRequest, DisconnectVpnSessionResponse, Event, GetDashboardRequest,
-    GetVpnSessionRequest, ListSignInsRequest, ListSignInsResponse, ListVpnSessionsRequest, ListVpnSessionsResponse,
-    SignIn, VpnSession, WatchEventsRequest,
+    CoreNode, Dashboard, DisconnectVpnSessionRequest, DisconnectVpnSessionResponse, Event, GetDashboardRequest,
+    GetVpnSessionRequest, ListCoreNodesRequest, ListCoreNodesResponse, ListSignInsRequest, ListSignInsResponse,
+    ListVpnSessionsRequest, ListVpnSessionsResponse, SignIn, VpnSession, WatchEventsRequest,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -190,6 +190,31 @@ impl AdminActivityService for AdminActivityApi {
                     recent_sign_ins: sign_ins.items.into_iter().map(sign_in).collect(),
                     recent_refusals: refusals.items.into_iter().map(sign_in).collect(),
                     users: counts.users,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn list_nodes(&self, request: Request<ListCoreNodesRequest>) -> GrpcResult<ListCoreNodesResponse> {
+        respond(
+            async {
+                self.0.admin(&request, Access::Read).await?;
+                let since = crate::store::unix_now() - crate::fleet::NODE_GONE_AFTER_SECONDS;
+                let nodes = self.0.store.live_nodes(since).await?;
+                let this_node = self.0.fleet.node_id();
+                Ok(ListCoreNodesResponse {
+                    nodes: nodes
+                        .into_iter()
+                        .map(|node| CoreNode {
+                            answering: node.id == this_node,
+                            started_at: Some(convert::timestamp(node.started_at)),
+                            last_seen_at: Some(convert::timestamp(node.last_seen_at)),
+                            gateways_held: u32::try_from(node.gateways_held).unwrap_or(u32::MAX),
+                            id: node.id,
+                            grpc_address: node.grpc_address,
+                        })
+                        .collect(),
                 })
             }
             .await,

@@ -151,6 +151,12 @@ impl Drop for StreamGuard {
             task.abort();
         }
         self.context.hub.detach(&self.gateway_id, self.connection);
+        let (context, gateway_id) = (self.context.clone(), self.gateway_id.clone());
+        tokio::spawn(async move {
+            if let Err(error) = context.store.record_stream_holder(&gateway_id, context.fleet.node_id(), false).await {
+                tracing::debug!(%error, "cannot record that the stream ended");
+            }
+        });
         let presence = GatewayPresence { gateway_id: self.gateway_id.clone(), connected: false };
         self.context.events.publish(event::Kind::Gateway(presence));
     }
@@ -304,6 +310,7 @@ impl GatewayAgentService for GatewayAgentApi {
         let live = hello.live_sessions.iter().map(session_report).collect::<CoreResult<Vec<_>>>()?;
         context.store.reconcile_sessions(&gateway.id, &live).await?;
         context.store.record_heartbeat(&gateway.id).await?;
+        context.store.record_stream_holder(&gateway.id, context.fleet.node_id(), true).await?;
         let link = context.hub.attach(&gateway.id);
         // From here on, whatever happens, the hub forgets this stream when it ends.
         let mut guard = StreamGuard {

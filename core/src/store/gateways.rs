@@ -60,6 +60,8 @@ pub struct GatewayRecord {
     pub is_active: bool,
     /// Unix seconds of the last heartbeat.
     pub last_heartbeat: Option<i64>,
+    /// The core node that last took its agent's stream (and has not let go).
+    pub stream_node: Option<String>,
     /// Attached networks, sorted.
     pub network_ids: Vec<String>,
     /// Directly granted users, sorted.
@@ -115,7 +117,7 @@ const GRANTED: &str = "FROM gateways g WHERE g.is_active = 1 AND (
       OR EXISTS (SELECT 1 FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
                  WHERE gg.gateway_id = g.id AND ug.user_id = $1))";
 
-const GATEWAY_COLUMNS: &str = "id, role, name, description, hostname, port, protocol, vpn_subnet, is_active, last_heartbeat, created_at, updated_at";
+const GATEWAY_COLUMNS: &str = "id, role, name, description, hostname, port, protocol, vpn_subnet, is_active, last_heartbeat, stream_node, created_at, updated_at";
 
 /// The tables that link a gateway to something else.
 #[derive(Debug, Clone, Copy)]
@@ -440,6 +442,7 @@ impl Store {
             vpn_subnet: row.try_get("vpn_subnet")?,
             is_active: flag(row, "is_active")?,
             last_heartbeat: row.try_get("last_heartbeat")?,
+            stream_node: row.try_get("stream_node")?,
             network_ids: self.gateway_links(&id, GatewayLink::Network).await?,
             user_ids: self.gateway_links(&id, GatewayLink::User).await?,
             groups: self.gateway_links(&id, GatewayLink::Group).await?,

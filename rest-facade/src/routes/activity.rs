@@ -1,18 +1,20 @@
-//! `/sessions`, `/admin/sessions`, `/admin/sign-ins` and `/admin/dashboard`: live VPN
-//! sessions (and ending one), the sign-in record and the fleet at a glance.
+//! `/sessions`, `/admin/sessions`, `/admin/sign-ins`, `/admin/dashboard` and
+//! `/admin/nodes`: live VPN sessions (and ending one), the sign-in record, the fleet at
+//! a glance and the core nodes.
 
 use crate::FacadeState;
 use crate::error::ApiResult;
 use crate::extract::{ApiPath, ApiQuery, CoreCall, PageQuery};
 use crate::openapi::ErrorResponses;
-use crate::views::{DashboardView, Data, DisconnectedView, Listed, SignInView, VpnSessionView};
+use crate::views::{CoreNodeView, DashboardView, Data, DisconnectedView, Listed, SignInView, VpnSessionView};
 use axum::Json;
 use axum::extract::State;
 use gatekey::v1::admin_activity_service_client::AdminActivityServiceClient;
 use gatekey::v1::admin_vpn_session_service_client::AdminVpnSessionServiceClient;
 use gatekey::v1::vpn_session_service_client::VpnSessionServiceClient;
 use gatekey::v1::{
-    DisconnectVpnSessionRequest, GetDashboardRequest, GetVpnSessionRequest, ListSignInsRequest, ListVpnSessionsRequest,
+    DisconnectVpnSessionRequest, GetDashboardRequest, GetVpnSessionRequest, ListCoreNodesRequest, ListSignInsRequest,
+    ListVpnSessionsRequest,
 };
 use serde::Deserialize;
 
@@ -54,7 +56,7 @@ pub async fn get(
 
 /// Ends an open VPN session at its gateway (the client stops and says why); the
 /// certificate stays valid.
-#[utoipa::path(delete, operation_id = "sessions_disconnect", path = "/admin/sessions/{id}", tag = "admin-sessions", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The session's id")), responses((status = 200, description = "The order went out (`ordered`: whether the gateway is connected to this core node)", body = Data<DisconnectedView>), ErrorResponses))]
+#[utoipa::path(delete, operation_id = "sessions_disconnect", path = "/admin/sessions/{id}", tag = "admin-sessions", security(("session_cookie" = []), ("bearer" = [])), params(("id" = String, Path, description = "The session's id")), responses((status = 200, description = "The order went out (`ordered`: whether the gateway holds a stream to a core node)", body = Data<DisconnectedView>), ErrorResponses))]
 pub async fn disconnect(
     State(state): State<FacadeState>,
     call: CoreCall,
@@ -100,4 +102,12 @@ pub async fn dashboard(State(state): State<FacadeState>, call: CoreCall) -> ApiR
     let dashboard =
         AdminActivityServiceClient::new(state.channel).get_dashboard(call.request(GetDashboardRequest {})).await?;
     Ok(Json(Data { data: dashboard.into_inner().into() }))
+}
+
+/// The core nodes sharing the database.
+#[utoipa::path(get, operation_id = "nodes_list", path = "/admin/nodes", tag = "admin-activity", security(("session_cookie" = []), ("bearer" = [])), responses((status = 200, description = "The core nodes alive now, oldest first, with the gateway streams each holds", body = Data<Vec<CoreNodeView>>), ErrorResponses))]
+pub async fn nodes(State(state): State<FacadeState>, call: CoreCall) -> ApiResult<Json<Data<Vec<CoreNodeView>>>> {
+    let listing =
+        AdminActivityServiceClient::new(state.channel).list_nodes(call.request(ListCoreNodesRequest {})).await?;
+    Ok(Json(Data { data: listing.into_inner().nodes.into_iter().map(CoreNodeView::from).collect() }))
 }

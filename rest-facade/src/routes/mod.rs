@@ -79,6 +79,7 @@ pub(crate) fn api_v1() -> OpenApiRouter<FacadeState> {
         .routes(routes!(activity::list))
         .routes(routes!(activity::get, activity::disconnect))
         .routes(routes!(activity::sign_ins))
+        .routes(routes!(activity::nodes))
         .routes(routes!(activity::dashboard))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update))

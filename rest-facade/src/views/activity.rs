@@ -58,8 +58,40 @@ pub struct DisconnectedView {
     pub id: String,
     /// Always true.
     pub disconnected: bool,
-    /// Whether the gateway was reached with the order (it is connected to this core node).
+    /// Whether the gateway was reached with the order (it holds a stream to a core node).
     pub ordered: bool,
+}
+
+/// A core node sharing the database.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CoreNodeView {
+    /// The node's id, new at each start.
+    pub id: String,
+    /// The gRPC address it listens on.
+    pub grpc_address: String,
+    /// When it started.
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    /// Its last heartbeat (every few seconds).
+    #[schema(format = DateTime)]
+    pub last_seen_at: Option<String>,
+    /// How many gateway (and hub) streams it held at that heartbeat.
+    pub gateways_held: u32,
+    /// Whether it is the node that answered this request.
+    pub answering: bool,
+}
+
+impl From<v1::CoreNode> for CoreNodeView {
+    fn from(node: v1::CoreNode) -> Self {
+        CoreNodeView {
+            id: node.id,
+            grpc_address: node.grpc_address,
+            started_at: rfc3339(node.started_at),
+            last_seen_at: rfc3339(node.last_seen_at),
+            gateways_held: node.gateways_held,
+            answering: node.answering,
+        }
+    }
 }
 
 /// A sign-in attempt.
