@@ -8,6 +8,11 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Error};
 /// A lazily connecting channel to `url`; for `https://` URLs, `ca_pem` (if given) is
 /// the only CA trusted, otherwise the web PKI roots are.
 pub fn channel(url: &str, ca_pem: Option<&str>) -> Result<Channel, Error> {
+    Ok(endpoint(url, ca_pem)?.connect_lazy())
+}
+
+/// The endpoint [`channel`] connects to, for callers that balance several.
+pub fn endpoint(url: &str, ca_pem: Option<&str>) -> Result<Endpoint, Error> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(5))
         // Nagle's algorithm would hold small gRPC frames back for the peer's delayed ACK.
@@ -21,7 +26,7 @@ pub fn channel(url: &str, ca_pem: Option<&str>) -> Result<Channel, Error> {
         };
         endpoint = endpoint.tls_config(tls)?;
     }
-    Ok(endpoint.connect_lazy())
+    Ok(endpoint)
 }
 
 /// The key a standalone REST facade presents to the core so that the client addresses

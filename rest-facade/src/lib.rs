@@ -5,6 +5,7 @@
 mod console;
 mod constraints;
 mod cookies;
+pub mod core_nodes;
 mod csrf;
 mod error;
 mod extract;

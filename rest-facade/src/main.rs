@@ -8,7 +8,8 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "gatekey-rest", version, about)]
 struct Args {
-    /// gRPC URL of the core.
+    /// gRPC URL of the core; several core nodes comma-separated (requests are balanced
+    /// over the nodes that answer).
     #[arg(long, env = "GATEKEY_CORE_URL", default_value = "http://127.0.0.1:9090")]
     core: String,
     /// CA certificate (PEM) to trust for an `https://` core; default: the web PKI roots.
@@ -53,7 +54,11 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ca = args.core_ca.as_ref().map(std::fs::read_to_string).transpose()?;
-    let channel = gatekey::connect::channel(&args.core, ca.as_deref())?;
+    let urls: Vec<String> = args.core.split(',').map(|url| url.trim().to_owned()).collect();
+    if urls.iter().any(String::is_empty) {
+        return Err(format!("an empty core URL in `{}`", args.core).into());
+    }
+    let channel = gatekey_rest::core_nodes::balanced_channel(&urls, ca.as_deref())?;
     let options = gatekey_rest::FacadeOptions {
         trusted_proxies: args.trusted_proxies.clone(),
         facade_key: gatekey::connect::facade_key(args.facade_key_file.as_deref())?,

@@ -300,3 +300,65 @@ async fn session_reports_resent_to_another_node_are_stored_once() {
         assert_eq!(dump.matches(&format!("failover-{i:02}-session")).count(), 1, "report {i} is not stored once");
     }
 }
+
+#[tokio::test]
+async fn a_standalone_facade_balances_over_the_nodes_and_leaves_a_dead_one_out() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let flags = ["--no-http", "--no-rate-limits"];
+    let a = Core::start_with(Backend::Postgres, &flags).await;
+    let b = a.join(&flags).await;
+    let mut facade = tokio::process::Command::new(binary("gatekey-rest"))
+        .args(["--core", &format!("http://{},http://{}", a.grpc_address, b.grpc_address)])
+        .args(["--listen", "127.0.0.1:0", "--plain-http-cookies"])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let ready = crate::kit::ready_line(&mut facade, "gatekey-rest ready").await;
+    let http = ready.split_whitespace().find_map(|p| p.strip_prefix("http=")).unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("http://{http}/api/v1/auth/local/login"))
+        .json(&json!({"username": "admin", "password": crate::kit::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let token = login.json::<Value>().await.unwrap()["data"]["session_token"].as_str().unwrap().to_owned();
+    let answering = || async {
+        let reply = client.get(format!("http://{http}/api/v1/admin/nodes")).bearer_auth(&token).send().await.unwrap();
+        if reply.status() != 200 {
+            return None;
+        }
+        let body: Value = reply.json().await.unwrap();
+        body["data"].as_array().unwrap().iter().find(|node| node["answering"] == true).map(|node| node["id"].clone())
+    };
+    // Both nodes answer requests made through it.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        seen.insert(answering().await.expect("a request failed").to_string());
+    }
+    assert_eq!(seen.len(), 2, "one node did all the work: {seen:?}");
+
+    // A is killed: after a moment every request goes to B.
+    a.kill().await;
+    let killed = Instant::now();
+    let mut in_a_row = 0;
+    while in_a_row < 20 {
+        assert!(killed.elapsed() < Duration::from_secs(10), "requests kept failing after the node died");
+        match answering().await {
+            Some(id) => {
+                assert_eq!(id, b.node_id.as_str());
+                in_a_row += 1;
+            }
+            None => {
+                in_a_row = 0;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    println!("node killed → 20 requests in a row through the facade after {} ms", killed.elapsed().as_millis());
+}
