@@ -43,7 +43,7 @@ pub struct AgentLink {
 }
 
 /// Registry of connected gateway agents.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AgentHub {
     links: Mutex<HashMap<String, LinkHandles>>,
     next_connection: AtomicU64,
@@ -56,7 +56,12 @@ pub struct AgentHub {
 impl AgentHub {
     /// A hub recording push latency in `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> AgentHub {
-        AgentHub { metrics, ..AgentHub::default() }
+        AgentHub {
+            links: Mutex::default(),
+            next_connection: AtomicU64::default(),
+            heartbeats: Mutex::default(),
+            metrics,
+        }
     }
 
     /// Notes that a gateway acknowledged its rules (stops its push clock).
@@ -230,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_new_stream_replaces_the_old_and_only_its_detach_counts() {
-        let hub = AgentHub::default();
+        let hub = AgentHub::new(Arc::new(Metrics::for_node("node-1")));
         let first = hub.attach("gw-1");
         let second = hub.attach("gw-1");
         assert_eq!(hub.connected(), 1);

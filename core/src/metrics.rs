@@ -60,9 +60,12 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut registry = Registry::default();
+impl Metrics {
+    /// The metrics of core node `node_id`, which every series carries as its `node`
+    /// label (so a cluster's nodes can be told apart, and summed, in one query).
+    pub fn for_node(node_id: &str) -> Metrics {
+        let node = (std::borrow::Cow::Borrowed("node"), std::borrow::Cow::Owned(node_id.to_owned()));
+        let mut registry = Registry::with_labels(std::iter::once(node));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
         let configs_issued = Counter::default();
@@ -244,7 +247,7 @@ mod tests {
 
     #[test]
     fn the_text_format_has_counters_gauges_and_histograms() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::for_node("node-1");
         metrics.observe_request("/gatekey.v1.AuthService/LocalLogin", "0", 0.003);
         metrics.observe_request("/gatekey.v1.AuthService/LocalLogin", "16", 0.2);
         metrics.config_issued();
@@ -252,33 +255,42 @@ mod tests {
         metrics.rules_applied("gw-1");
         metrics.rules_applied("gw-unknown");
         let text = metrics.render(Gauges { connected_gateways: 3, live_sessions: 7, connected_spokes: 2 });
-        assert!(
-            text.contains("gatekey_grpc_requests_total{method=\"/gatekey.v1.AuthService/LocalLogin\",code=\"16\"} 1")
-        );
         assert!(text.contains(
-            "gatekey_grpc_request_duration_seconds_bucket{le=\"0.005\",method=\"/gatekey.v1.AuthService/LocalLogin\"} 1"
+            "gatekey_grpc_requests_total{node=\"node-1\",method=\"/gatekey.v1.AuthService/LocalLogin\",code=\"16\"} 1"
+        ));
+        assert!(text.contains(
+            "gatekey_grpc_request_duration_seconds_bucket{node=\"node-1\",le=\"0.005\",method=\"/gatekey.v1.AuthService/LocalLogin\"} 1"
         ));
         assert!(
             text.contains(
-                "gatekey_grpc_request_duration_seconds_count{method=\"/gatekey.v1.AuthService/LocalLogin\"} 2"
+                "gatekey_grpc_request_duration_seconds_count{node=\"node-1\",method=\"/gatekey.v1.AuthService/LocalLogin\"} 2"
             )
         );
-        assert!(text.contains("gatekey_connected_gateways 3\n") && text.contains("gatekey_live_vpn_sessions 7\n"));
-        assert!(text.contains("gatekey_mesh_spokes_connected 2\n"), "{text}");
-        assert!(text.contains("gatekey_configs_issued_total 1\n"));
-        assert!(text.contains("gatekey_rule_push_seconds_count 1\n"), "{text}");
+        assert!(
+            text.contains("gatekey_connected_gateways{node=\"node-1\"} 3\n")
+                && text.contains("gatekey_live_vpn_sessions{node=\"node-1\"} 7\n")
+        );
+        assert!(text.contains("gatekey_mesh_spokes_connected{node=\"node-1\"} 2\n"), "{text}");
+        assert!(text.contains("gatekey_configs_issued_total{node=\"node-1\"} 1\n"));
+        assert!(text.contains("gatekey_rule_push_seconds_count{node=\"node-1\"} 1\n"), "{text}");
     }
 
     #[test]
     fn unknown_paths_and_codes_share_one_series() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::for_node("node-1");
         for n in 0..100 {
             metrics.observe_request(&format!("/gatekey.random{n}/\"x\n"), "0", 0.001);
         }
         metrics.observe_request("/gatekey.v1.AuthService/LocalLogin", "banana", 0.001);
         let text = metrics.render(Gauges { connected_gateways: 0, live_sessions: 0, connected_spokes: 0 });
-        assert!(text.contains("gatekey_grpc_requests_total{method=\"other\",code=\"0\"} 100"), "{text}");
-        assert!(text.contains("{method=\"/gatekey.v1.AuthService/LocalLogin\",code=\"other\"} 1"), "{text}");
+        assert!(
+            text.contains("gatekey_grpc_requests_total{node=\"node-1\",method=\"other\",code=\"0\"} 100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("{node=\"node-1\",method=\"/gatekey.v1.AuthService/LocalLogin\",code=\"other\"} 1"),
+            "{text}"
+        );
         assert!(!text.contains("random"), "{text}");
     }
 }

@@ -119,7 +119,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     // the configured one.
     let internal_facade_key = crate::secrets::mint_token("gkfacade_").secret;
     let external_facade_key = gatekey::connect::facade_key(args.facade_key_file.as_deref())?;
-    let metrics = Arc::new(Metrics::default());
+    let fleet = Arc::new(crate::fleet::FleetRelay::new(reachable(grpc_address).to_string()));
+    let metrics = Arc::new(Metrics::for_node(fleet.node_id()));
     let context = Arc::new(CoreContext {
         auth: Authenticator::new(store.clone(), args.session_ttl_seconds),
         settings: Settings {
@@ -146,7 +147,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         limits: args.rate_limits(),
         metrics: metrics.clone(),
         events: crate::events::EventBus::default(),
-        fleet: Arc::new(crate::fleet::FleetRelay::new(reachable(grpc_address).to_string())),
+        fleet,
     });
     if let Some(path) = &args.providers_file {
         crate::providers_file::apply(&context, path).await?;

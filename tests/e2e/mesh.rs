@@ -453,7 +453,8 @@ async fn a_user_reaches_a_spoke_site_through_the_hub_only_where_a_rule_allows() 
     assert_eq!(listed["data"][0]["status"], "online");
     assert_eq!(listed["data"][0]["advertised_cidrs"], json!(["10.63.5.0/24"]));
     let metrics = reqwest::get(format!("{}/metrics", core.http_base)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("\ngatekey_mesh_spokes_connected 1\n"), "{metrics}");
+    let connected = format!("\ngatekey_mesh_spokes_connected{{node=\"{}\"}} 1\n", core.node_id);
+    assert!(metrics.contains(&connected), "{metrics}");
 
     // Alice connects to the hub: the site's route is pushed, her host answers, the
     // other host (no rule) is dropped by the hub.

@@ -54,17 +54,19 @@ async fn metrics_count_requests_gateways_sessions_pushes_and_configs() {
     agent.drain().await;
 
     let text = metrics(format!("{}/metrics", core.http_base)).await;
-    let login = "gatekey_grpc_requests_total{method=\"/gatekey.v1.AuthService/LocalLogin\"";
+    // Every series carries the node's id.
+    let node = format!("node=\"{}\"", core.node_id);
+    let login = format!("gatekey_grpc_requests_total{{{node},method=\"/gatekey.v1.AuthService/LocalLogin\"");
     assert!(value(&text, &format!("{login},code=\"0\"}}")) >= 1.0, "{text}");
     assert_eq!(value(&text, &format!("{login},code=\"16\"}}")), 1.0, "{text}");
-    assert!(
-        value(&text, "gatekey_grpc_request_duration_seconds_count{method=\"/gatekey.v1.AuthService/LocalLogin\"}")
-            >= 2.0
-    );
-    assert_eq!(value(&text, "gatekey_connected_gateways"), 1.0);
-    assert_eq!(value(&text, "gatekey_live_vpn_sessions"), 1.0);
-    assert_eq!(value(&text, "gatekey_configs_issued_total"), 1.0);
-    assert_eq!(value(&text, "gatekey_rule_push_seconds_count"), 1.0, "{text}");
+    let durations =
+        format!("gatekey_grpc_request_duration_seconds_count{{{node},method=\"/gatekey.v1.AuthService/LocalLogin\"}}");
+    assert!(value(&text, &durations) >= 2.0, "{text}");
+    let gauge = |name: &str| value(&text, &format!("{name}{{{node}}}"));
+    assert_eq!(gauge("gatekey_connected_gateways"), 1.0);
+    assert_eq!(gauge("gatekey_live_vpn_sessions"), 1.0);
+    assert_eq!(gauge("gatekey_configs_issued_total"), 1.0);
+    assert_eq!(gauge("gatekey_rule_push_seconds_count"), 1.0, "{text}");
 }
 
 #[tokio::test]
