@@ -1,9 +1,14 @@
 //! Load tool for the agent stream: connects N simulated gateway agents (real gRPC
-//! streams) to a real `gatekey-core` on loopback and prints rule-change-to-ack
-//! latency, verify round trips under heartbeat load, heartbeats absorbed per second,
-//! and core memory per connected agent.
+//! streams) to real `gatekey-core` processes on loopback, spread over `nodes` core
+//! nodes sharing one database, and prints rule-change-to-ack latency (split by whether
+//! the agent's node made the change), rule changes relayed per second, verify round
+//! trips under heartbeat load, heartbeats absorbed per second, and core memory per
+//! connected agent.
 //!
-//! `cargo build --release --bins --example agent_load && target/release/examples/agent_load [agents] [changes] [seconds]`
+//! `cargo build --release --bins --example agent_load && target/release/examples/agent_load [agents] [changes] [seconds] [nodes]`
+//!
+//! With `DATABASE_URL` (PostgreSQL) the nodes share that database; without it, one
+//! node runs on SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use futures::StreamExt;
@@ -106,41 +111,49 @@ async fn main() {
     let changes: usize = args.next().map_or(5, |n| n.parse().unwrap());
     let seconds: u64 = args.next().map_or(5, |n| n.parse().unwrap());
 
-    // The core, as its own process so its memory can be read.
+    let nodes: usize = args.next().map_or(1, |n| n.parse().unwrap());
+    let database_url = std::env::var("DATABASE_URL").ok();
+    assert!(nodes == 1 || database_url.is_some(), "several nodes need DATABASE_URL (PostgreSQL)");
+
+    // The cores, as processes of their own so their memory can be read; the first
+    // creates the database and the secret key, the others join it.
     let exe = std::env::current_exe().unwrap();
     let core_binary = exe.parent().unwrap().parent().unwrap().join("gatekey-core");
-    let data_dir = std::env::temp_dir().join(format!("gatekey-load-{}", std::process::id()));
-    let mut core = tokio::process::Command::new(&core_binary)
-        .args([
-            "serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--plain-http-cookies",
-            "--no-rate-limits",
-        ])
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .env("GATEKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| {
+    let base_dir = std::env::temp_dir().join(format!("gatekey-load-{}", std::process::id()));
+    let mut cores = Vec::new();
+    for node in 0..nodes {
+        let data_dir = base_dir.join(format!("node{node}"));
+        let mut command = tokio::process::Command::new(&core_binary);
+        command
+            .args(["serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--plain-http-cookies", "--no-rate-limits"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--secret-key-file")
+            .arg(base_dir.join("node0").join("secret.key"))
+            .env("GATEKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(url) = &database_url {
+            command.env("DATABASE_URL", url);
+        }
+        let mut core = command.spawn().unwrap_or_else(|e| {
             panic!("cannot start {}: {e} (build it with cargo build --release --bins)", core_binary.display())
         });
-    let core_pid = core.id().unwrap();
-    let mut lines = BufReader::new(core.stdout.take().unwrap()).lines();
-    let ready = loop {
-        let line = lines.next_line().await.unwrap().expect("core exited");
-        if line.starts_with("gatekey-core ready") {
-            break line;
-        }
-    };
-    let field = |name: &str| ready.split_whitespace().find_map(|p| p.strip_prefix(name)).unwrap().to_owned();
-    let (grpc, http) = (field("grpc="), field("http="));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let pid = core.id().unwrap();
+        let mut lines = BufReader::new(core.stdout.take().unwrap()).lines();
+        let ready = loop {
+            let line = lines.next_line().await.unwrap().expect("core exited");
+            if line.starts_with("gatekey-core ready") {
+                break line;
+            }
+        };
+        let field = |name: &str| ready.split_whitespace().find_map(|p| p.strip_prefix(name)).unwrap().to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        cores.push((core, pid, field("grpc="), field("http=")));
+    }
+    let http = cores[0].3.clone();
 
     let client = reqwest::Client::new();
     let base = format!("http://{http}/api/v1");
@@ -190,14 +203,17 @@ async fn main() {
         serials.push(serial);
     }
 
-    let before_kib = resident_kib(core_pid);
-    println!("connecting {agents} agents…");
+    let memory = || cores.iter().map(|(_, pid, _, _)| resident_kib(*pid)).sum::<u64>();
+    let before_kib = memory();
+    println!("connecting {agents} agents to {nodes} node(s)…");
     let (events, mut event_receiver) = mpsc::unbounded_channel();
     let (verdicts, mut verdict_receiver) = mpsc::unbounded_channel::<(u64, Instant)>();
     let (phase, phase_receiver) = watch::channel(false);
     let mut senders = Vec::with_capacity(agents);
     let started = Instant::now();
     for (index, (_, token)) in gateways.iter().enumerate() {
+        // Agent i holds its stream to node i mod nodes; changes are made through node 0.
+        let grpc = &cores[index % nodes].2;
         let channel =
             tonic::transport::Endpoint::from_shared(format!("http://{grpc}")).unwrap().connect().await.unwrap();
         let (outbound, receiver) = mpsc::channel::<AgentMessage>(64);
@@ -251,9 +267,9 @@ async fn main() {
     }
     println!("{agents} agents connected in {:.2} s", started.elapsed().as_secs_f64());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after_kib = resident_kib(core_pid);
+    let after_kib = memory();
     println!(
-        "core memory: {:.1} MiB before, {:.1} MiB with {agents} agents: {:.1} KiB per connected agent",
+        "core memory (all nodes): {:.1} MiB before, {:.1} MiB with {agents} agents: {:.1} KiB per connected agent",
         before_kib as f64 / 1024.0,
         after_kib as f64 / 1024.0,
         after_kib.saturating_sub(before_kib) as f64 / agents as f64
@@ -261,6 +277,7 @@ async fn main() {
 
     // Rule change → every agent has the new snapshot and has acknowledged it.
     let mut latencies = Vec::with_capacity(agents * changes);
+    let (mut on_origin, mut on_others) = (Vec::new(), Vec::new());
     for change in 0..changes {
         let sent = Instant::now();
         api.post("/admin/access-rules", json!({"name": format!("rule{change}"), "network_id": network_id, "user_ids": [alice_id],
@@ -277,11 +294,51 @@ async fn main() {
                     updated[agent] = true;
                     remaining -= 1;
                     latencies.push(at - sent);
+                    if agent % nodes == 0 { on_origin.push(at - sent) } else { on_others.push(at - sent) }
                 }
             }
         }
     }
-    summary(&format!("rule change → ack at {agents} agents ({changes} changes)"), latencies);
+    summary(&format!("rule change → ack at {agents} agents on {nodes} node(s) ({changes} changes)"), latencies);
+    if nodes > 1 {
+        summary("  of which agents on the node that made the change", on_origin);
+        summary("  of which agents on the other nodes (relayed)", on_others);
+    }
+
+    // Rule changes back to back for `seconds`: how many a second the cluster commits and
+    // relays while every agent keeps up (until each has acknowledged the last one).
+    let burst = Instant::now();
+    let mut made = 0u64;
+    while burst.elapsed() < Duration::from_secs(seconds) {
+        api.post("/admin/access-rules", json!({"name": format!("burst{made}"), "network_id": network_id, "user_ids": [alice_id],
+                                               "destination_type": "ip", "destination": format!("10.2.{}.{}", made / 250, made % 250 + 1)}))
+            .await;
+        made += 1;
+    }
+    let committed = burst.elapsed();
+    // Each change bumps every gateway's rules once: wait until every agent has
+    // acknowledged its last version (or 30 s pass).
+    let mut remaining = agents;
+    let mut last_ack = committed;
+    let mut done = vec![false; agents];
+    while remaining > 0 && burst.elapsed() < committed + Duration::from_secs(30) {
+        if let Ok(Some(Event::Snapshot { agent, version, at })) =
+            tokio::time::timeout(Duration::from_secs(1), event_receiver.recv()).await
+            && !done[agent]
+            && version >= versions[agent] + made
+        {
+            done[agent] = true;
+            remaining -= 1;
+            last_ack = at - burst;
+        }
+    }
+    println!(
+        "rule changes back to back: {made} in {:.1} s = {:.0} changes/s committed and relayed to {agents} agents \
+         (the last agent acknowledged the last change {:.2} s after it; {remaining} agents behind)",
+        committed.as_secs_f64(),
+        made as f64 / committed.as_secs_f64(),
+        last_ack.saturating_sub(committed).as_secs_f64()
+    );
 
     // Verdicts one after another on an otherwise idle core.
     let mut idle_rtts = Vec::new();
@@ -321,6 +378,8 @@ async fn main() {
     );
     summary("verify round trip under heartbeat load", verify_rtts);
     drop(senders);
-    let _ = core.kill().await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    for (mut core, ..) in cores {
+        let _ = core.kill().await;
+    }
+    let _ = std::fs::remove_dir_all(&base_dir);
 }

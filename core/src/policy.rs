@@ -152,6 +152,57 @@ pub async fn current_spoke(store: &Store, certificate: &CertificateRecord) -> Co
     })
 }
 
+/// Who holds a certificate that still stands.
+pub enum Holder {
+    /// A user (exists, enabled, and still has the certificate's e-mail address).
+    User(UserRecord),
+    /// A mesh spoke, whose current certificate it is.
+    Spoke(SpokeRecord),
+}
+
+/// Whether the certificate `serial` still stands, and who holds it; otherwise why not.
+/// It stands while GateKey issued it as a client or spoke certificate, it is neither
+/// revoked nor expired, and its holder is still there: the user exists, is enabled and
+/// has the e-mail address it names, or the spoke exists and this is its current
+/// certificate. The one rule for both the verdict on a connecting client and the
+/// check on a session an agent reports.
+pub async fn certificate_standing(
+    store: &Store,
+    serial: &str,
+) -> CoreResult<Result<(CertificateRecord, Holder), String>> {
+    let Some(certificate) = store.find_certificate(serial).await? else {
+        return Ok(Err(format!("certificate {serial} was not issued by GateKey")));
+    };
+    if certificate.kind != CLIENT_CERTIFICATE && certificate.kind != SPOKE_CERTIFICATE {
+        return Ok(Err(format!("certificate {serial} is not a client certificate")));
+    }
+    if certificate.revoked_at.is_some() {
+        return Ok(Err(format!("certificate {serial} is revoked")));
+    }
+    if certificate.expires_at <= unix_now() {
+        return Ok(Err(format!("certificate {serial} has expired")));
+    }
+    if certificate.kind == SPOKE_CERTIFICATE {
+        return Ok(current_spoke(store, &certificate).await?.map(|spoke| (certificate, Holder::Spoke(spoke))));
+    }
+    let Some(user) = (match &certificate.user_id {
+        Some(user_id) => store.find_user(user_id).await?,
+        None => None,
+    }) else {
+        return Ok(Err("the certificate's user no longer exists".into()));
+    };
+    if user.disabled {
+        return Ok(Err(format!("user `{}` is disabled", user.username)));
+    }
+    if certificate.subject != user.email {
+        return Ok(Err(format!(
+            "certificate {serial} was issued for a previous e-mail address of `{}`",
+            user.username
+        )));
+    }
+    Ok(Ok((certificate, Holder::User(user))))
+}
+
 /// Who a certificate admits at a gateway or hub.
 enum Admitted {
     /// A user, with what it may reach.
@@ -232,18 +283,10 @@ async fn decide(
     let Ok(serial) = serial::parse(&request.serial) else {
         return Ok(Err(format!("malformed certificate serial `{}`", request.serial)));
     };
-    let Some(certificate) = store.find_certificate(&serial).await? else {
-        return Ok(Err(format!("certificate {serial} was not issued by GateKey")));
+    let (certificate, holder) = match certificate_standing(store, &serial).await? {
+        Ok(standing) => standing,
+        Err(reason) => return Ok(Err(reason)),
     };
-    if certificate.kind != CLIENT_CERTIFICATE && certificate.kind != SPOKE_CERTIFICATE {
-        return Ok(Err(format!("certificate {serial} is not a client certificate")));
-    }
-    if certificate.revoked_at.is_some() {
-        return Ok(Err(format!("certificate {serial} is revoked")));
-    }
-    if certificate.expires_at <= unix_now() {
-        return Ok(Err(format!("certificate {serial} has expired")));
-    }
     if certificate.subject != request.common_name {
         return Ok(Err(format!("common name `{}` does not match certificate {serial}", request.common_name)));
     }
@@ -253,30 +296,13 @@ async fn decide(
     if !gateway.is_active {
         return Ok(Err(format!("{} `{}` is deactivated", gateway.role.as_str(), gateway.name)));
     }
-    if certificate.kind == SPOKE_CERTIFICATE {
-        return Ok(match current_spoke(store, &certificate).await? {
-            Ok(spoke) if gateway.role == GatewayRole::Hub => Ok(Admitted::Spoke(spoke)),
-            Ok(spoke) => Err(format!("spoke `{}` does not belong to a hub", spoke.name)),
-            Err(reason) => Err(reason),
-        });
-    }
-    let Some(user) = (match &certificate.user_id {
-        Some(user_id) => store.find_user(user_id).await?,
-        None => None,
-    }) else {
-        return Ok(Err("the certificate's user no longer exists".into()));
+    let user = match holder {
+        Holder::Spoke(spoke) if gateway.role == GatewayRole::Hub => return Ok(Ok(Admitted::Spoke(spoke))),
+        Holder::Spoke(spoke) => return Ok(Err(format!("spoke `{}` does not belong to a hub", spoke.name))),
+        Holder::User(user) => user,
     };
-    if user.disabled {
-        return Ok(Err(format!("user `{}` is disabled", user.username)));
-    }
     if let Some(reason) = geo_fence.refusal(store, &user, &request.client_address).await? {
         return Ok(Err(format!("geo-fence: {reason}")));
-    }
-    if certificate.subject != user.email {
-        return Ok(Err(format!(
-            "certificate {serial} was issued for a previous e-mail address of `{}`",
-            user.username
-        )));
     }
     if !store.gateway_granted_to(&user.id, &gateway.id).await? {
         return Ok(Err(format!(

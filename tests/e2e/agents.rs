@@ -626,3 +626,32 @@ async fn an_agent_refused_by_the_core_exits_with_code_3() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("invalid gateway token") && stderr.contains("for good"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_unary_connect_report_of_a_certificate_that_no_longer_stands_is_refused_and_killed() {
+    let core = Core::start(Backend::Sqlite).await;
+    let fleet = fleet(&core, 1, 1).await;
+    let (gateway_id, token) = fleet.gateways[0].clone();
+    let serial = alice_serial(&core, &fleet, &gateway_id).await;
+    let (mut agent, _) = SimulatedAgent::connect(&core, &token, vec![]).await;
+    // Revoked between the verdict and the report (a hook-mode gateway reports unary).
+    core.post("/admin/pki/revoke", &fleet.admin, json!({"serial": serial})).await.expect(StatusCode::OK);
+    let report = ClientConnected {
+        session_key: "hook-raced".into(),
+        common_name: "alice@example.com".into(),
+        serial: serial.clone(),
+        vpn_address: "10.8.0.9".into(),
+        client_address: "192.0.2.9".into(),
+        connected_at: None,
+    };
+    let refused = GatewayAgentServiceClient::new(core.channel().await)
+        .report_connect(with_token(report, &token))
+        .await
+        .expect_err("a revoked certificate's session was accepted");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("revoked"), "{refused:?}");
+    let killed = agent.drain().await.into_iter().any(|message| {
+        matches!(message.body, Some(CoreBody::KillSession(ref kill)) if kill.serial == serial && kill.reason.contains("revoked"))
+    });
+    assert!(killed, "the gateway's stream was not told to kill the session");
+}

@@ -10,8 +10,10 @@ use crate::error::{CoreError, CoreResult};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{current_crl, gateway_tls_crypt_key};
 use crate::pki::serial;
-use crate::policy::{self, SPOKE_CERTIFICATE};
-use crate::store::{CertificateRecord, GatewayRecord, GatewayRole, SessionReport, SessionTotals, unix_now};
+use crate::policy;
+use crate::store::{
+    CertificateRecord, GatewayRecord, GatewayRole, OpenSession, SessionReport, SessionTotals, unix_now,
+};
 use crate::validate;
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
@@ -81,34 +83,16 @@ impl GatewayAgentApi {
         Ok(HeartbeatResponse { config_version: config_version(gateway) })
     }
 
-    /// Why a just-reported session must end at once, if it must.
+    /// Why a just-reported session must end at once, if it must: its certificate no
+    /// longer stands (the same rule as the verdict; a revocation or disable may have
+    /// raced with the connection).
     async fn kill_reason(&self, session: &SessionReport) -> CoreResult<Option<String>> {
         if session.serial.is_empty() {
             return Ok(None);
         }
-        let Some(certificate) = self.0.store.find_certificate(&session.serial).await? else {
-            return Ok(Some("the certificate was not issued by GateKey".into()));
-        };
-        if certificate.revoked_at.is_some() {
-            return Ok(Some("the certificate was revoked".into()));
-        }
-        if certificate.kind == SPOKE_CERTIFICATE {
-            return Ok(policy::current_spoke(&self.0.store, &certificate).await?.err());
-        }
-        let user = match &certificate.user_id {
-            Some(user_id) => self.0.store.find_user(user_id).await?,
-            None => None,
-        };
-        Ok(match user {
-            Some(user) if user.disabled => Some("the user was disabled".into()),
-            Some(_) => None,
-            None => Some("the certificate's user no longer exists".into()),
-        })
+        Ok(policy::certificate_standing(&self.0.store, &session.serial).await?.err())
     }
 
-    /// After a session opened or closed at a hub: when it is a spoke's tunnel, the
-    /// routes of the hub's users change, so the hub gets a fresh snapshot. Gateways
-    /// have no spokes and pay nothing.
     /// After a session opened or closed: watchers hear of it, and a hub whose spoke came
     /// or went gets fresh rules.
     async fn session_changed(
@@ -436,6 +420,18 @@ impl GatewayAgentService for GatewayAgentApi {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 let session = session_report(request.get_ref())?;
                 self.0.store.record_session_connected(&gateway.id, &session).await?;
+                // A revocation or disable that raced with this connection still ends it:
+                // the refusal makes a client-connect hook fail (so OpenVPN drops the
+                // client), and a stream the gateway may hold hears the kill.
+                if let Some(reason) = self.kill_reason(&session).await? {
+                    let open = OpenSession {
+                        gateway_id: gateway.id.clone(),
+                        common_name: session.common_name.clone(),
+                        serial: session.serial.clone(),
+                    };
+                    self.0.kill_sessions(&[open], &reason).await?;
+                    return Err(CoreError::Forbidden(reason));
+                }
                 self.session_changed(&gateway.id, gateway.role, &session.session_key, &session.common_name, true)
                     .await?;
                 Ok(ReportResponse {})

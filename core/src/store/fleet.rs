@@ -52,11 +52,14 @@ impl Store {
     ) -> CoreResult<i64> {
         let postgres = self.backend == "postgres";
         let mut tx = self.pool.begin().await?;
-        for id in gateways_to_bump {
-            sqlx::query("UPDATE gateways SET rules_version = rules_version + 1 WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in gateways_to_bump.chunks(500) {
+            let placeholders = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let mut bump =
+                query_fmt!("UPDATE gateways SET rules_version = rules_version + 1 WHERE id IN ({placeholders})");
+            for id in chunk {
+                bump = bump.bind(id);
+            }
+            bump.execute(&mut *tx).await?;
         }
         if postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OUTBOX_LOCK).execute(&mut *tx).await?;
