@@ -2,15 +2,15 @@
 //! real OIDC provider's pages (an HTTP client playing the browser), listing, connecting
 //! with stock OpenVPN in network namespaces to a real agent and gateway, reaching a
 //! protected host, `status`, a certificate renewal the tunnel survives (the gap is
-//! measured and printed), `disconnect`, a revocation it explains, and the failures a
-//! user meets (a bad server URL, an ended session, no openvpn), each with its exit code.
+//! measured and printed), `disconnect`, a revocation it explains (made through a second
+//! core node on PostgreSQL), and the failures a user meets (a bad server URL, an ended session, no openvpn), each with its exit code.
 //!
 //! Addresses: core side 10.67.1.1 ↔ gateway 10.67.1.2; gateway 10.67.2.1 ↔ client
 //! 10.67.2.2 (which reaches the core through the gateway); gateway 10.67.3.1 ↔
 //! protected host 10.67.3.10; VPN pool 10.67.4.0/24.
 
-use crate::gateway_e2e::{start_gateway, text};
-use crate::kit::{Backend, Core, TempDir, USER_PASSWORD, binary};
+use crate::gateway_e2e::{LabGateway, lab_gateway, start_gateway, text};
+use crate::kit::{Backend, Core, TempDir, USER_PASSWORD, backends, binary};
 use crate::netns::{Lab, available, wait_for_text};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -104,32 +104,19 @@ async fn a_user_signs_in_connects_stays_connected_across_a_renewal_and_disconnec
     let _route = RootRoute::add("10.67.2.0/24", "10.67.1.2");
 
     // Certificates of a minute, so that the client renews within the test.
-    let core =
-        Core::start_with(Backend::Sqlite, &["--grpc-listen", "10.67.1.1:0", "--client-cert-ttl-seconds", "60"]).await;
+    // On PostgreSQL a second core node shares the database; the revocation below goes
+    // through it, so the kill reaches the gateway (whose stream is on the first) by the
+    // relay between nodes.
+    let backend = if backends().contains(&Backend::Postgres) { Backend::Postgres } else { Backend::Sqlite };
+    let flags = ["--grpc-listen", "10.67.1.1:0", "--client-cert-ttl-seconds", "60"];
+    let core = Core::start_with(backend, &flags).await;
+    let other_node = match backend {
+        Backend::Postgres => Some(core.join(&flags).await),
+        Backend::Sqlite => None,
+    };
     let admin = core.admin_token().await;
     let (alice_id, _) = core.create_user(&admin, "alice", &["staff"]).await;
-    let gateway = core
-        .post("/admin/gateways", &admin, json!({"name": "lab", "hostname": "10.67.2.1", "vpn_subnet": "10.67.4.0/24"}))
-        .await
-        .expect(StatusCode::CREATED);
-    let gateway_id = gateway.body["data"]["id"].as_str().unwrap().to_owned();
-    let token = gateway.body["data"]["token"].as_str().unwrap().to_owned();
-    let network = core.post("/admin/networks", &admin, json!({"name": "office", "cidrs": ["10.67.3.0/24"]})).await;
-    let network_id = network.body["data"]["id"].as_str().unwrap().to_owned();
-    core.post(&format!("/admin/gateways/{gateway_id}/networks"), &admin, json!({"network_id": network_id}))
-        .await
-        .expect(StatusCode::OK);
-    core.post(&format!("/admin/gateways/{gateway_id}/groups"), &admin, json!({"group": "staff"}))
-        .await
-        .expect(StatusCode::OK);
-    core.post(
-        "/admin/access-rules",
-        &admin,
-        json!({"name": "ping", "network_id": network_id, "user_ids": [alice_id], "destination_type": "ip",
-               "destination": PROTECTED_HOST, "protocol": "icmp"}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    let LabGateway { token, .. } = lab_gateway(&core, &admin, "10.67", &alice_id, PROTECTED_HOST).await;
     let gateway_dir = TempDir::new("cli-gw");
     let _gateway = start_gateway(&lab, &core, &token, gateway_dir.path(), "10.67.2.1").await;
 
@@ -241,7 +228,10 @@ async fn a_user_signs_in_connects_stays_connected_across_a_renewal_and_disconnec
     assert!(wait_for_text(&connect_log, "Connected to lab", Duration::from_secs(30)).await, "{}", text(&connect_log));
     let (_, out, _) = gatekey(Some(&lab), home.path(), runtime.path(), &["status", "--json"], "").await;
     let serial = serde_json::from_str::<Value>(&out).unwrap()["certificate_serial"].as_str().unwrap().to_owned();
-    core.post("/admin/pki/revoke", &admin, json!({"serial": serial, "reason": "key_compromise"}))
+    other_node
+        .as_ref()
+        .unwrap_or(&core)
+        .post("/admin/pki/revoke", &admin, json!({"serial": serial, "reason": "key_compromise"}))
         .await
         .expect(StatusCode::OK);
     let Ok(exit) = tokio::time::timeout(Duration::from_secs(20), connection.wait()).await else {

@@ -116,6 +116,50 @@ where
     false
 }
 
+/// A gateway as an admin sets one up in a lab whose addresses start with `prefix`
+/// (`10.61` → hostname 10.61.2.1, pool 10.61.4.0/24, protected network 10.61.3.0/24):
+/// the network attached, the group `staff` granted, and an ICMP rule for `user_id` to
+/// `host`.
+pub(crate) struct LabGateway {
+    pub gateway_id: String,
+    pub token: String,
+    pub network_id: String,
+    pub rule_id: String,
+}
+
+pub(crate) async fn lab_gateway(core: &Core, admin: &str, prefix: &str, user_id: &str, host: &str) -> LabGateway {
+    let gateway = core
+        .post(
+            "/admin/gateways",
+            admin,
+            json!({"name": "lab", "hostname": format!("{prefix}.2.1"), "vpn_subnet": format!("{prefix}.4.0/24")}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let gateway_id = gateway.body["data"]["id"].as_str().unwrap().to_owned();
+    let token = gateway.body["data"]["token"].as_str().unwrap().to_owned();
+    let network =
+        core.post("/admin/networks", admin, json!({"name": "protected", "cidrs": [format!("{prefix}.3.0/24")]})).await;
+    let network_id = network.body["data"]["id"].as_str().unwrap().to_owned();
+    core.post(&format!("/admin/gateways/{gateway_id}/networks"), admin, json!({"network_id": network_id}))
+        .await
+        .expect(StatusCode::OK);
+    core.post(&format!("/admin/gateways/{gateway_id}/groups"), admin, json!({"group": "staff"}))
+        .await
+        .expect(StatusCode::OK);
+    let rule = core
+        .post(
+            "/admin/access-rules",
+            admin,
+            json!({"name": "ping", "network_id": network_id, "user_ids": [user_id], "destination_type": "ip",
+                   "destination": host, "protocol": "icmp"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let rule_id = rule.body["data"]["id"].as_str().unwrap().to_owned();
+    LabGateway { gateway_id, token, network_id, rule_id }
+}
+
 #[tokio::test]
 async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
     if !available(&["openvpn", "ip", "nft", "conntrack", "ping"]) {
@@ -133,30 +177,8 @@ async fn a_vpn_client_reaches_exactly_what_its_rules_allow_until_revoked() {
     let admin = core.admin_token().await;
     let (alice_id, alice) = core.create_user(&admin, "alice", &["staff"]).await;
     let (_, bob) = core.create_user(&admin, "bob", &["staff"]).await;
-    let gateway = core
-        .post("/admin/gateways", &admin, json!({"name": "lab", "hostname": "10.61.2.1", "vpn_subnet": "10.61.4.0/24"}))
-        .await
-        .expect(StatusCode::CREATED);
-    let gateway_id = gateway.body["data"]["id"].as_str().unwrap().to_owned();
-    let token = gateway.body["data"]["token"].as_str().unwrap().to_owned();
-    let network = core.post("/admin/networks", &admin, json!({"name": "protected", "cidrs": ["10.61.3.0/24"]})).await;
-    let network_id = network.body["data"]["id"].as_str().unwrap().to_owned();
-    core.post(&format!("/admin/gateways/{gateway_id}/networks"), &admin, json!({"network_id": network_id}))
-        .await
-        .expect(StatusCode::OK);
-    core.post(&format!("/admin/gateways/{gateway_id}/groups"), &admin, json!({"group": "staff"}))
-        .await
-        .expect(StatusCode::OK);
-    let rule = core
-        .post(
-            "/admin/access-rules",
-            &admin,
-            json!({"name": "alice-host", "network_id": network_id, "user_ids": [alice_id], "destination_type": "ip",
-                   "destination": ALLOWED_HOST, "protocol": "icmp"}),
-        )
-        .await
-        .expect(StatusCode::CREATED);
-    let rule_id = rule.body["data"]["id"].as_str().unwrap().to_owned();
+    let LabGateway { gateway_id, token, network_id, rule_id } =
+        lab_gateway(&core, &admin, "10.61", &alice_id, ALLOWED_HOST).await;
     let alice_profile = download(&core, &alice, &gateway_id).await;
     let bob_profile = download(&core, &bob, &gateway_id).await;
 
@@ -394,29 +416,8 @@ async fn an_agent_with_nat_runs_openvpn_itself_and_repairs_its_firewall() {
 
     let core = Core::start_with(Backend::Sqlite, &["--grpc-listen", "10.65.1.1:0"]).await;
     let admin = core.admin_token().await;
-    let (alice_id, alice) = core.create_user(&admin, "alice", &[]).await;
-    let gateway = core
-        .post("/admin/gateways", &admin, json!({"name": "nat", "hostname": "10.65.2.1", "vpn_subnet": "10.65.4.0/24"}))
-        .await
-        .expect(StatusCode::CREATED);
-    let gateway_id = gateway.body["data"]["id"].as_str().unwrap().to_owned();
-    let token = gateway.body["data"]["token"].as_str().unwrap().to_owned();
-    let network = core.post("/admin/networks", &admin, json!({"name": "lan", "cidrs": ["10.65.3.0/24"]})).await;
-    let network_id = network.body["data"]["id"].as_str().unwrap().to_owned();
-    core.post(&format!("/admin/gateways/{gateway_id}/networks"), &admin, json!({"network_id": network_id}))
-        .await
-        .expect(StatusCode::OK);
-    core.post(&format!("/admin/gateways/{gateway_id}/users"), &admin, json!({"user_id": alice_id}))
-        .await
-        .expect(StatusCode::OK);
-    core.post(
-        "/admin/access-rules",
-        &admin,
-        json!({"name": "lan", "network_id": network_id, "user_ids": [alice_id], "destination_type": "ip",
-               "destination": LAN_HOST, "protocol": "icmp"}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    let (alice_id, alice) = core.create_user(&admin, "alice", &["staff"]).await;
+    let LabGateway { gateway_id, token, .. } = lab_gateway(&core, &admin, "10.65", &alice_id, LAN_HOST).await;
     let profile = download(&core, &alice, &gateway_id).await;
 
     let dir = TempDir::new("nat");
