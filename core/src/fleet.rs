@@ -9,7 +9,7 @@
 use crate::agent_hub::AgentHub;
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
-use crate::store::{NodeRecord, OpenSession, Store};
+use crate::store::{NodeRecord, OpenSession, OutboxEntry, Store};
 use gatekey::v1::{CoreMessage, CrlUpdate, KillSession, core_message::Body};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -49,6 +49,24 @@ pub enum FleetEvent {
         /// The message it ends with.
         message: String,
     },
+}
+
+impl FleetEvent {
+    /// The order to end `sessions` for `reason`; none when there are none.
+    pub fn kill(sessions: &[OpenSession], reason: &str) -> Option<FleetEvent> {
+        if sessions.is_empty() {
+            return None;
+        }
+        let sessions = sessions
+            .iter()
+            .map(|session| SessionToKill {
+                gateway_id: session.gateway_id.clone(),
+                common_name: session.common_name.clone(),
+                serial: session.serial.clone(),
+            })
+            .collect();
+        Some(FleetEvent::KillSessions { sessions, reason: reason.to_owned() })
+    }
 }
 
 /// A session to end, as its gateway knows it.
@@ -119,14 +137,25 @@ impl FleetRelay {
     /// Records `event` in the outbox (bumping the rule versions it names, in the same
     /// transaction) and applies it to the streams this node holds.
     pub async fn publish(&self, store: &Store, hub: &AgentHub, event: FleetEvent) -> CoreResult<()> {
-        let payload = serde_json::to_string(&event).map_err(|e| CoreError::Internal(e.to_string()))?;
         let bump = match &event {
             FleetEvent::RulesChanged { gateway_ids } => gateway_ids.as_slice(),
             _ => &[],
         };
-        store.append_fleet_event(&self.node_id, &payload, bump).await?;
+        store.append_fleet_event(&self.outbox_entry(&event)?, bump).await?;
         apply(hub, &event);
         Ok(())
+    }
+
+    /// `event` as this node writes it to the outbox, for a change that records it in its
+    /// own transaction (then [`FleetRelay::applied_here`] once it committed).
+    pub fn outbox_entry(&self, event: &FleetEvent) -> CoreResult<OutboxEntry> {
+        let payload = serde_json::to_string(event).map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(OutboxEntry { node_id: self.node_id.clone(), payload })
+    }
+
+    /// Applies an event this node recorded itself to the streams it holds.
+    pub fn applied_here(&self, hub: &AgentHub, event: &FleetEvent) {
+        apply(hub, event);
     }
 
     /// Records that these gateways' rules changed and wakes their pushers everywhere.
@@ -152,18 +181,10 @@ impl FleetRelay {
         sessions: &[OpenSession],
         reason: &str,
     ) -> CoreResult<()> {
-        if sessions.is_empty() {
-            return Ok(());
+        match FleetEvent::kill(sessions, reason) {
+            Some(event) => self.publish(store, hub, event).await,
+            None => Ok(()),
         }
-        let sessions = sessions
-            .iter()
-            .map(|session| SessionToKill {
-                gateway_id: session.gateway_id.clone(),
-                common_name: session.common_name.clone(),
-                serial: session.serial.clone(),
-            })
-            .collect();
-        self.publish(store, hub, FleetEvent::KillSessions { sessions, reason: reason.to_owned() }).await
     }
 
     /// Ends a gateway's stream, wherever it lives, with `status`, after what is already

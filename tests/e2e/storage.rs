@@ -198,3 +198,58 @@ async fn the_sign_in_record_is_pruned_by_age_and_size_and_takes_any_input() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_revocation_and_the_order_to_end_its_sessions_commit_together_or_not_at_all() {
+    use gatekey_core::store::{CertificateRecord, OutboxEntry, SessionReport};
+    on_every_backend(|store| async move {
+        let alice = store.create_user(user("alice", &[])).await.unwrap();
+        let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
+        let certificate = CertificateRecord {
+            serial: "0a0b".into(),
+            kind: "client".into(),
+            subject: "alice@example.com".into(),
+            user_id: Some(alice.id.clone()),
+            gateway_id: Some(gw.id.clone()),
+            issued_at: 1,
+            expires_at: i64::MAX / 2,
+            revoked_at: None,
+            revocation_reason: None,
+        };
+        store.record_certificate(&certificate).await.unwrap();
+        let session = SessionReport {
+            session_key: "s-1".into(),
+            common_name: "alice@example.com".into(),
+            serial: "0a0b".into(),
+            vpn_address: "10.8.0.2".into(),
+            client_address: "192.0.2.1".into(),
+            connected_at: 1,
+        };
+        store.record_session_connected(&gw.id, &session).await.unwrap();
+        let before = store.latest_fleet_event_id().await.unwrap();
+
+        // The order cannot be written: nothing is revoked either.
+        let failed =
+            store.revoke_certificate("0a0b", "key_compromise", |_| Err(CoreError::Internal("no outbox".into()))).await;
+        assert!(failed.is_err());
+        assert!(
+            store.find_certificate("0a0b").await.unwrap().unwrap().revoked_at.is_none(),
+            "revoked without its kill"
+        );
+        assert_eq!(store.latest_fleet_event_id().await.unwrap(), before, "an event without its change");
+
+        // Written: both are there, the order naming the session that was open.
+        let entry = OutboxEntry { node_id: "node-test".into(), payload: "{\"kill\":\"s-1\"}".into() };
+        let (record, newly, sessions) = store
+            .revoke_certificate("0a0b", "key_compromise", |open| Ok(Some(entry.clone()).filter(|_| !open.is_empty())))
+            .await
+            .unwrap();
+        assert!(newly && record.revoked_at.is_some());
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].gateway_id, gw.id);
+        let events = store.fleet_events_after(before, 10).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!((events[0].node_id.as_str(), events[0].payload.as_str()), ("node-test", entry.payload.as_str()));
+    })
+    .await;
+}

@@ -5,11 +5,16 @@ use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert;
 use crate::error::CoreError;
+use crate::fleet::FleetEvent;
 use crate::pki::lifecycle::current_crl;
 use crate::pki::{RevocationReasonName, serial};
+use crate::store::OpenSession;
 use gatekey::v1::admin_pki_service_server::AdminPkiService;
 use gatekey::v1::pki_service_server::PkiService;
 use gatekey::v1::{CheckSerialRequest, CheckSerialResponse, GetCrlRequest, GetCrlResponse, RevokeCertificateRequest};
+
+/// What a client whose certificate was revoked is told.
+const REVOKED: &str = "the certificate was revoked";
 use std::sync::Arc;
 use tonic::Request;
 
@@ -63,14 +68,21 @@ impl AdminPkiService for AdminPkiApi {
                 let input = request.into_inner();
                 let serial = serial::parse(&input.serial)?;
                 let reason = RevocationReasonName::parse(&input.reason)?;
-                let (certificate, newly_revoked) = self.0.store.revoke_certificate(&serial, reason.as_str()).await?;
+                // The order to end the sessions running on it commits with the revocation.
+                let fleet = &self.0.fleet;
+                let kill = |sessions: &[OpenSession]| {
+                    FleetEvent::kill(sessions, REVOKED).map(|event| fleet.outbox_entry(&event)).transpose()
+                };
+                let (certificate, newly_revoked, sessions) =
+                    self.0.store.revoke_certificate(&serial, reason.as_str(), kill).await?;
                 if newly_revoked {
                     tracing::info!(%serial, reason = reason.as_str(), by = %caller.user.id, "revoked certificate");
                 }
+                if let Some(event) = FleetEvent::kill(&sessions, REVOKED) {
+                    fleet.applied_here(&self.0.hub, &event);
+                }
                 // Repeating a revocation repeats its effects, so a half-finished one (CRL
-                // signing or a kill failed after the commit) is completed by retrying.
-                let sessions = self.0.store.open_sessions_with_serial(&serial).await?;
-                self.0.kill_sessions(&sessions, "the certificate was revoked").await?;
+                // signing failed after the commit) is completed by retrying.
                 self.0.publish_crl().await?;
                 Ok(convert::serial_status(certificate))
             }

@@ -15,6 +15,15 @@ pub const FLEET_CHANNEL: &str = "gatekey_fleet";
 /// The advisory lock that orders outbox appends.
 const OUTBOX_LOCK: i64 = 7_406_191;
 
+/// An event ready for the outbox: who made it and what it says (JSON).
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    /// The node that made it.
+    pub node_id: String,
+    /// The event, as JSON.
+    pub payload: String,
+}
+
 /// One event as stored.
 #[derive(Debug, Clone)]
 pub struct FleetEventRecord {
@@ -44,14 +53,23 @@ pub struct NodeRecord {
 impl Store {
     /// Appends an event made by `node_id`, after bumping the rule versions of
     /// `gateways_to_bump`, in one transaction; answers the event's id.
-    pub async fn append_fleet_event(
+    pub async fn append_fleet_event(&self, entry: &OutboxEntry, gateways_to_bump: &[String]) -> CoreResult<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = self.insert_fleet_event(&mut tx, entry, gateways_to_bump).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Inserts an event inside `tx`, the transaction of the change it follows (so it
+    /// exists exactly when the change commits), after bumping the rule versions of
+    /// `gateways_to_bump`; answers its id.
+    pub(super) async fn insert_fleet_event(
         &self,
-        node_id: &str,
-        payload: &str,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        entry: &OutboxEntry,
         gateways_to_bump: &[String],
     ) -> CoreResult<i64> {
         let postgres = self.backend == "postgres";
-        let mut tx = self.pool.begin().await?;
         for chunk in gateways_to_bump.chunks(500) {
             let placeholders = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
             let mut bump =
@@ -59,25 +77,24 @@ impl Store {
             for id in chunk {
                 bump = bump.bind(id);
             }
-            bump.execute(&mut *tx).await?;
+            bump.execute(&mut **tx).await?;
         }
         if postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OUTBOX_LOCK).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OUTBOX_LOCK).execute(&mut **tx).await?;
         }
         let row = sqlx::query(
             "INSERT INTO fleet_events (id, node_id, payload, created_at) \
              SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM fleet_events RETURNING id",
         )
-        .bind(node_id)
-        .bind(payload)
+        .bind(&entry.node_id)
+        .bind(&entry.payload)
         .bind(unix_now())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
         if postgres {
-            sqlx::query("SELECT pg_notify($1, $2)").bind(FLEET_CHANNEL).bind(id.to_string()).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_notify($1, $2)").bind(FLEET_CHANNEL).bind(id.to_string()).execute(&mut **tx).await?;
         }
-        tx.commit().await?;
         Ok(id)
     }
 

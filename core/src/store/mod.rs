@@ -31,7 +31,7 @@ pub use activity::{FleetCounts, LoginEventRecord, OpenSessionRecord};
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use client_logins::ClientLoginRecord;
 pub use configs::{ConfigRecord, NewConfig};
-pub use fleet::{FleetEventRecord, NodeRecord};
+pub use fleet::{FleetEventRecord, NodeRecord, OutboxEntry};
 pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway};
 pub use geo_fence::{GeoFenceRuleRecord, GeoFenceSettingsRecord};
 pub use mesh::SpokeRecord;

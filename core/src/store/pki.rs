@@ -1,6 +1,6 @@
 //! The CA row, the certificate ledger, signed CRLs and gateways' tls-crypt keys.
 
-use super::{Store, unix_now};
+use super::{OpenSession, OutboxEntry, Store, unix_now};
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -138,9 +138,15 @@ impl Store {
     }
 
     /// Revokes a certificate (keeping the first revocation if repeated) and purges any
-    /// rendered config that carries its key. Returns the record and whether this call
-    /// revoked it.
-    pub async fn revoke_certificate(&self, serial: &str, reason: &str) -> CoreResult<(CertificateRecord, bool)> {
+    /// rendered config that carries its key; `kill` turns the sessions still open on it
+    /// into the outbox event that ends them, committed in the same transaction. Returns
+    /// the record, whether this call revoked it, and those sessions.
+    pub async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: &str,
+        kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
+    ) -> CoreResult<(CertificateRecord, bool, Vec<OpenSession>)> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 WHERE serial = $3 AND revoked_at IS NULL",
@@ -154,12 +160,17 @@ impl Store {
             .bind(serial)
             .execute(&mut *tx)
             .await?;
+        // The sessions still running on it, and the order to end them, commit with it.
+        let sessions = super::vpn_sessions::open_sessions_where(&mut *tx, "serial", serial).await?;
+        if let Some(entry) = kill(&sessions)? {
+            self.insert_fleet_event(&mut tx, &entry, &[]).await?;
+        }
         tx.commit().await?;
         let record = self
             .find_certificate(serial)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("no certificate with serial `{serial}` was issued")))?;
-        Ok((record, done.rows_affected() > 0))
+        Ok((record, done.rows_affected() > 0, sessions))
     }
 
     /// Revoked certificates that have not expired yet, for the CRL.

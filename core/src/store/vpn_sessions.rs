@@ -116,35 +116,17 @@ impl Store {
 
     /// Open sessions using a certificate.
     pub async fn open_sessions_with_serial(&self, serial: &str) -> CoreResult<Vec<OpenSession>> {
-        self.open_sessions_where("serial", serial).await
+        open_sessions_where(&self.pool, "serial", serial).await
     }
 
     /// Open sessions on a gateway.
     pub async fn open_sessions_on_gateway(&self, gateway_id: &str) -> CoreResult<Vec<OpenSession>> {
-        self.open_sessions_where("gateway_id", gateway_id).await
+        open_sessions_where(&self.pool, "gateway_id", gateway_id).await
     }
 
     /// Open sessions of an identity (certificate CN).
     pub async fn open_sessions_of(&self, common_name: &str) -> CoreResult<Vec<OpenSession>> {
-        self.open_sessions_where("common_name", common_name).await
-    }
-
-    async fn open_sessions_where(&self, column: &'static str, value: &str) -> CoreResult<Vec<OpenSession>> {
-        query_fmt!(
-            "SELECT gateway_id, common_name, serial FROM vpn_sessions WHERE {column} = $1 AND disconnected_at IS NULL"
-        )
-        .bind(value)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(OpenSession {
-                gateway_id: row.try_get("gateway_id")?,
-                common_name: row.try_get("common_name")?,
-                serial: row.try_get("serial")?,
-            })
-        })
-        .collect()
+        open_sessions_where(&self.pool, "common_name", common_name).await
     }
 
     /// Sessions open anywhere.
@@ -206,4 +188,31 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Open sessions whose `column` equals `value`, read through `executor` (the pool, or a
+/// change's own transaction).
+pub(super) async fn open_sessions_where<'e, E>(
+    executor: E,
+    column: &'static str,
+    value: &str,
+) -> CoreResult<Vec<OpenSession>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    query_fmt!(
+        "SELECT gateway_id, common_name, serial FROM vpn_sessions WHERE {column} = $1 AND disconnected_at IS NULL"
+    )
+    .bind(value)
+    .fetch_all(executor)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(OpenSession {
+            gateway_id: row.try_get("gateway_id")?,
+            common_name: row.try_get("common_name")?,
+            serial: row.try_get("serial")?,
+        })
+    })
+    .collect()
 }
