@@ -166,6 +166,13 @@ impl AgentHub {
         }
     }
 
+    /// Wakes the pusher of every stream this node holds (after events were missed).
+    pub fn wake_all_pushers(&self) {
+        for link in self.links().values() {
+            link.rules_changed.notify_one();
+        }
+    }
+
     /// Whether a gateway holds a stream to this node.
     pub fn holds(&self, gateway_id: &str) -> bool {
         self.links().contains_key(gateway_id)

@@ -96,8 +96,7 @@ pub struct FleetRelay {
     node_id: String,
     grpc_address: String,
     started_at: i64,
-    /// The newest event this node has applied (or that was made before it started);
-    /// `i64::MAX` until the relay has read where the outbox stands.
+    /// The newest event this node has applied (or that was made before it started).
     applied_up_to: AtomicI64,
 }
 
@@ -108,8 +107,16 @@ impl FleetRelay {
             node_id: crate::ids::new_id(crate::ids::IdKind::Node),
             grpc_address,
             started_at: crate::store::unix_now(),
-            applied_up_to: AtomicI64::new(i64::MAX),
+            applied_up_to: AtomicI64::new(0),
         }
+    }
+
+    /// Starts after the newest event in the outbox: streams that attach from now on get
+    /// a full snapshot, so older events do not concern them. Called before the node
+    /// serves, so no event made after a stream attaches can be passed over.
+    pub async fn start_after_outbox(&self, store: &Store) -> CoreResult<()> {
+        self.applied_up_to.store(store.latest_fleet_event_id().await?, Ordering::Release);
+        Ok(())
     }
 
     /// This node's id.
@@ -205,8 +212,7 @@ impl FleetRelay {
     }
 
     /// Relays the other nodes' events to the streams this node holds until `stop`
-    /// resolves. Starts from the newest event in the outbox: agents that attach get a
-    /// full snapshot, so older events do not concern them.
+    /// resolves, from where [`FleetRelay::start_after_outbox`] left it.
     pub async fn run(context: Arc<CoreContext>, stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
         let (this, store, hub) = (&context.fleet, &context.store, &context.hub);
         tokio::pin!(stop);
@@ -250,17 +256,12 @@ impl FleetRelay {
         }
     }
 
-    /// Applies the other nodes' events after the last one applied, in order.
+    /// Applies the other nodes' events after the last one applied, in order. Ids are
+    /// consecutive (each is the newest plus one, taken under a lock, and a rolled-back
+    /// append takes none), so a gap means events were pruned before this node read them
+    /// (it was cut off for longer than they are kept): then every stream here gets a
+    /// fresh snapshot, which is what the missed rule changes would have caused.
     async fn catch_up(&self, store: &Store, hub: &AgentHub) {
-        if self.applied_up_to.load(Ordering::Acquire) == i64::MAX {
-            match store.latest_fleet_event_id().await {
-                Ok(latest) => self.applied_up_to.store(latest, Ordering::Release),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot read the fleet's outbox");
-                    return;
-                }
-            }
-        }
         loop {
             let after = self.applied_up_to.load(Ordering::Acquire);
             let events = match store.fleet_events_after(after, READ_BATCH).await {
@@ -271,6 +272,14 @@ impl FleetRelay {
                 }
             };
             let Some(last) = events.last().map(|event| event.id) else { return };
+            if events.first().is_some_and(|first| first.id > after + 1) {
+                tracing::warn!(
+                    after,
+                    next = events[0].id,
+                    "fleet events were pruned before this node read them; resyncing its streams"
+                );
+                hub.wake_all_pushers();
+            }
             for record in events.iter().filter(|record| record.node_id != self.node_id) {
                 match serde_json::from_str::<FleetEvent>(&record.payload) {
                     Ok(event) => apply(hub, &event),

@@ -170,6 +170,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
             move || render_metrics(context.clone())
         }),
     );
+    // Before any stream can attach: see FleetRelay::start_after_outbox.
+    context.fleet.start_after_outbox(&store).await?;
     let routes = grpc_routes(context.clone()).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let mut public_grpc = Server::builder().accept_http1(true);
