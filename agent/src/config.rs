@@ -140,7 +140,7 @@ impl AgentSettings {
 
     /// The core nodes, as the agent uses them.
     pub fn core_nodes(&self) -> Result<crate::link::CoreNodes, String> {
-        Ok(crate::link::CoreNodes::new(self.channels()?))
+        crate::link::CoreNodes::new(self.channels()?)
     }
 
     /// Flags over the file over defaults; the core URL and token are required.

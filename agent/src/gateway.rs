@@ -91,6 +91,8 @@ pub struct Gateway {
     /// When the stream to the core was lost, while it is down.
     core_lost_at: Option<Instant>,
     heartbeat_every: Duration,
+    /// The number of the CRL installed from the stream (0 before the first).
+    crl_number: u64,
 }
 
 impl Gateway {
@@ -111,6 +113,7 @@ impl Gateway {
             stream: None,
             core_lost_at: None,
             heartbeat_every: Duration::from_secs(30),
+            crl_number: 0,
         }
     }
 
@@ -539,9 +542,16 @@ impl Gateway {
             Some(CoreBody::RuleSnapshot(snapshot)) => self.on_snapshot(snapshot).await,
             Some(CoreBody::ReportAck(_)) => self.reports.retain(|(id, _)| *id != request_id),
             Some(CoreBody::KillSession(kill)) => self.kill(&kill).await,
+            // CRLs from several core nodes may cross: never go back to an older one.
+            Some(CoreBody::CrlUpdate(crl)) if crl.number < self.crl_number => {
+                tracing::debug!(number = crl.number, installed = self.crl_number, "ignored an older CRL");
+            }
             Some(CoreBody::CrlUpdate(crl)) => {
                 match write_atomically(&self.settings.state_dir, files::CRL, &crl.pem, false) {
-                    Ok(_) => tracing::info!(number = crl.number, "installed a new CRL"),
+                    Ok(_) => {
+                        self.crl_number = crl.number;
+                        tracing::info!(number = crl.number, "installed a new CRL");
+                    }
                     Err(error) => tracing::error!(%error, "cannot write the CRL"),
                 }
             }

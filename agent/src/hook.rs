@@ -45,13 +45,20 @@ fn session_key(env: &HashMap<String, String>, serial: &str) -> String {
     format!("hook-{serial}-{}", env.get("time_unix").map_or("0", String::as_str))
 }
 
+/// How long one core node may take to answer a hook.
+const HOOK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs one hook with OpenVPN's environment; returns whether OpenVPN should go on.
 /// A core node that cannot be reached is passed over for the next one.
 pub async fn run_hook(settings: &AgentSettings, kind: HookKind, env: HashMap<String, String>) -> Result<bool, String> {
     let mut nodes = settings.core_nodes()?;
     let mut unreachable = Vec::new();
-    for _ in 0..nodes.len() {
-        match hook_at(nodes.client(), settings, kind.clone(), &env).await {
+    for _ in 0..nodes.count() {
+        // A node that accepts connections but does not answer must not hold OpenVPN up.
+        let answer = tokio::time::timeout(HOOK_DEADLINE, hook_at(nodes.client(), settings, kind.clone(), &env))
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::unavailable("no answer in time")));
+        match answer {
             Err(status) if status.code() == tonic::Code::Unavailable => {
                 unreachable.push(format!("{}: {}", nodes.url(), status.message()));
                 nodes.move_on();

@@ -16,12 +16,15 @@ pub struct CoreNodes {
 }
 
 impl CoreNodes {
-    /// Clients for `(url, channel)` pairs (at least one), starting at a random one.
-    pub fn new(channels: Vec<(String, Channel)>) -> CoreNodes {
+    /// Clients for `(url, channel)` pairs, starting at a random one; none is refused.
+    pub fn new(channels: Vec<(String, Channel)>) -> Result<CoreNodes, String> {
         let nodes: Vec<_> =
             channels.into_iter().map(|(url, channel)| (url, GatewayAgentServiceClient::new(channel))).collect();
-        let start = getrandom::u64().map_or(0, |bits| usize::try_from(bits % nodes.len().max(1) as u64).unwrap_or(0));
-        CoreNodes { nodes, current: start }
+        if nodes.is_empty() {
+            return Err("no core URL".into());
+        }
+        let start = getrandom::u64().map_or(0, |bits| usize::try_from(bits % nodes.len() as u64).unwrap_or(0));
+        Ok(CoreNodes { nodes, current: start })
     }
 
     /// The client of the node in use.
@@ -40,14 +43,9 @@ impl CoreNodes {
         self.nodes.len() > 1
     }
 
-    /// How many nodes there are.
-    pub fn len(&self) -> usize {
+    /// How many nodes there are (at least one).
+    pub fn count(&self) -> usize {
         self.nodes.len()
-    }
-
-    /// Whether there are none (never, once built from settings).
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
     }
 }
 
@@ -98,7 +96,7 @@ mod tests {
         let urls = ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"];
         let channels =
             urls.iter().map(|url| (url.to_string(), gatekey::connect::channel(url, None).unwrap())).collect::<Vec<_>>();
-        let mut nodes = CoreNodes::new(channels);
+        let mut nodes = CoreNodes::new(channels).unwrap();
         let start = nodes.url().to_owned();
         let mut seen = vec![start.clone()];
         for _ in 0..2 {
@@ -109,8 +107,10 @@ mod tests {
         assert_eq!(seen, urls, "each node once");
         nodes.move_on();
         assert_eq!(nodes.url(), start, "and round again");
-        let alone = CoreNodes::new(vec![(urls[0].to_owned(), gatekey::connect::channel(urls[0], None).unwrap())]);
+        let alone =
+            CoreNodes::new(vec![(urls[0].to_owned(), gatekey::connect::channel(urls[0], None).unwrap())]).unwrap();
         assert!(!alone.clone().move_on());
+        assert!(CoreNodes::new(vec![]).is_err());
     }
 
     #[test]

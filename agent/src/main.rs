@@ -99,7 +99,7 @@ async fn provision(settings: &AgentSettings) -> Result<bool, AgentError> {
             Err(status) => {
                 let error = AgentError::from_status("provisioning", &status);
                 // An unreachable node is passed over for the next one.
-                if !error.is_transient() || attempt >= nodes.len() {
+                if !error.is_transient() || attempt >= nodes.count() {
                     return Err(error);
                 }
                 tracing::warn!(%error, core = %nodes.url(), "trying the next core node");

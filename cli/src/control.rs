@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-/// The runtime directory of the user `uid`: `GATEKEY_RUNTIME_DIR`, or `/run/gatekey/<uid>`.
+/// The runtime directory of the user `uid`: `/run/gatekey/<uid>`, or
+/// `GATEKEY_RUNTIME_DIR` when the client is not run through `sudo` (root makes that
+/// directory the user's own, so under sudo a user must not choose it).
 pub fn runtime_dir(uid: u32) -> PathBuf {
     match std::env::var_os("GATEKEY_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        Some(dir) if !dir.is_empty() && std::env::var_os("SUDO_UID").is_none() => PathBuf::from(dir),
         _ => PathBuf::from(format!("/run/gatekey/{uid}")),
     }
 }

@@ -22,6 +22,8 @@ pub type Outbound = Result<CoreMessage, Status>;
 #[derive(Debug, Clone)]
 struct LinkHandles {
     connection: u64,
+    /// The selector of the token the stream was opened with.
+    token_selector: String,
     rules_changed: Arc<Notify>,
     replaced: Arc<Notify>,
     outbound: mpsc::UnboundedSender<Outbound>,
@@ -74,11 +76,13 @@ impl AgentHub {
         self.links.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a new stream for a gateway, replacing (and ending) any older one.
-    pub fn attach(&self, gateway_id: &str) -> AgentLink {
+    /// Registers a new stream for a gateway, opened with the token of `token_selector`,
+    /// replacing (and ending) any older one.
+    pub fn attach(&self, gateway_id: &str, token_selector: &str) -> AgentLink {
         let (outbound, outbound_receiver) = mpsc::unbounded_channel();
         let handles = LinkHandles {
             connection: self.next_connection.fetch_add(1, Ordering::Relaxed),
+            token_selector: token_selector.to_owned(),
             rules_changed: Arc::new(Notify::new()),
             replaced: Arc::new(Notify::new()),
             outbound: outbound.clone(),
@@ -112,9 +116,14 @@ impl AgentHub {
     }
 
     /// Ends the stream of a gateway (deleted, or its token rotated) with `status`, after
-    /// whatever is already queued for it (such as the kills of its sessions).
-    pub fn disconnect(&self, gateway_id: &str, status: Status) {
-        if let Some(link) = self.links().remove(gateway_id) {
+    /// whatever is already queued for it (such as the kills of its sessions); a stream
+    /// opened with the token of `keep_token_selector` (the new one) is kept.
+    pub fn disconnect(&self, gateway_id: &str, status: Status, keep_token_selector: Option<&str>) {
+        let mut links = self.links();
+        if links.get(gateway_id).is_some_and(|link| Some(link.token_selector.as_str()) == keep_token_selector) {
+            return;
+        }
+        if let Some(link) = links.remove(gateway_id) {
             let _ = link.outbound.send(Err(status));
         }
     }
@@ -241,10 +250,24 @@ mod tests {
     }
 
     #[test]
+    fn a_rotation_ends_only_streams_opened_with_an_older_token() {
+        let hub = AgentHub::new(Arc::new(Metrics::for_node("node-1")));
+        let _back = hub.attach("gw-1", "new-token");
+        hub.disconnect("gw-1", Status::unauthenticated("rotated"), Some("new-token"));
+        assert!(hub.holds("gw-1"), "the agent already back with its new token was cut off");
+        let _old = hub.attach("gw-1", "old-token");
+        hub.disconnect("gw-1", Status::unauthenticated("rotated"), Some("new-token"));
+        assert!(!hub.holds("gw-1"), "a stream on the old token survived the rotation");
+        let _any = hub.attach("gw-1", "new-token");
+        hub.disconnect("gw-1", Status::not_found("deleted"), None);
+        assert!(!hub.holds("gw-1"), "a deletion ends every stream");
+    }
+
+    #[test]
     fn a_new_stream_replaces_the_old_and_only_its_detach_counts() {
         let hub = AgentHub::new(Arc::new(Metrics::for_node("node-1")));
-        let first = hub.attach("gw-1");
-        let second = hub.attach("gw-1");
+        let first = hub.attach("gw-1", "sel-1");
+        let second = hub.attach("gw-1", "sel-1");
         assert_eq!(hub.connected(), 1);
         hub.detach("gw-1", first.connection);
         assert_eq!(hub.connected(), 1, "a stale detach does not remove the new stream");

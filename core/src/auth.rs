@@ -155,6 +155,14 @@ impl Authenticator {
         Ok(gateway)
     }
 
+    /// Like [`Authenticator::authenticate_gateway`], also answering the presented token's
+    /// selector (which tells this token from the gateway's next one).
+    pub async fn authenticate_gateway_token<T>(&self, request: &Request<T>) -> CoreResult<(GatewayRecord, String)> {
+        let gateway = self.authenticate_gateway(request).await?;
+        let (_, selector) = agent_token(request, "x-gateway-token", "gateway", GATEWAY_TOKEN_PREFIX)?;
+        Ok((gateway, selector.to_owned()))
+    }
+
     /// Identifies the mesh spoke calling with `x-spoke-token` metadata.
     pub async fn authenticate_spoke<T>(&self, request: &Request<T>) -> CoreResult<SpokeRecord> {
         let (token, selector) = agent_token(request, "x-spoke-token", "spoke", SPOKE_TOKEN_PREFIX)?;

@@ -3,8 +3,13 @@
 //! streams it holds at once, and every other node's relay reads it from the outbox by
 //! id and applies it to theirs. On PostgreSQL a `NOTIFY` at commit wakes the relays;
 //! a relay whose listening connection drops listens again and then catches up from
-//! the last id it applied, so nothing is lost. SQLite serves one node: its events
-//! are applied in-process and kept in the same outbox.
+//! the last id it applied (and polls while it cannot listen). What a relay cannot
+//! deliver it makes good where it can: events pruned before a long-cut-off node read
+//! them resync its streams, and an agent that attaches (after moving between nodes,
+//! say) gets the current CRL and kills for its sessions that no longer stand. A kill
+//! for a gateway that holds no stream anywhere at that moment is otherwise not kept.
+//! SQLite serves one node: its events are applied in-process and kept in the same
+//! outbox.
 
 use crate::agent_hub::AgentHub;
 use crate::context::CoreContext;
@@ -48,6 +53,9 @@ pub enum FleetEvent {
         code: i32,
         /// The message it ends with.
         message: String,
+        /// A stream opened with this token (the new one, after a rotation) is kept.
+        #[serde(default)]
+        keep_token_selector: Option<String>,
     },
 }
 
@@ -195,18 +203,21 @@ impl FleetRelay {
     }
 
     /// Ends a gateway's stream, wherever it lives, with `status`, after what is already
-    /// queued for it (such as the kills of its sessions).
+    /// queued for it (such as the kills of its sessions); a stream opened with the token
+    /// of `keep_token_selector` is kept (an agent already back with its new token).
     pub async fn end_stream(
         &self,
         store: &Store,
         hub: &AgentHub,
         gateway_id: &str,
         status: &tonic::Status,
+        keep_token_selector: Option<&str>,
     ) -> CoreResult<()> {
         let event = FleetEvent::EndStream {
             gateway_id: gateway_id.to_owned(),
             code: status.code() as i32,
             message: status.message().to_owned(),
+            keep_token_selector: keep_token_selector.map(str::to_owned),
         };
         self.publish(store, hub, event).await
     }
@@ -223,7 +234,9 @@ impl FleetRelay {
             let listener = match store.fleet_listener(&this.node_id).await {
                 Ok(listener) => listener,
                 Err(error) => {
-                    tracing::warn!(%error, "cannot listen for the fleet's events; retrying");
+                    // Without a listener, read the outbox at each retry instead.
+                    tracing::warn!(%error, "cannot listen for the fleet's events; polling and retrying");
+                    this.catch_up(store, hub).await;
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                         () = &mut stop => return Ok(()),
@@ -290,8 +303,10 @@ impl FleetRelay {
         }
     }
 
-    /// Drops old events from the outbox (any node may; it is idempotent).
+    /// Drops old events from the outbox and the rows of nodes long gone (any node may;
+    /// it is idempotent).
     pub async fn prune(&self, store: &Store) -> CoreResult<u64> {
+        store.prune_nodes(crate::store::unix_now() - NODE_GONE_AFTER_SECONDS * 10).await?;
         store.prune_fleet_events(crate::store::unix_now() - EVENT_RETENTION_SECONDS).await
     }
 }
@@ -319,9 +334,11 @@ fn apply(hub: &AgentHub, event: &FleetEvent) {
             request_id: 0,
             body: Some(Body::CrlUpdate(CrlUpdate { pem: pem.clone(), number: *number })),
         }),
-        FleetEvent::EndStream { gateway_id, code, message } => {
-            hub.disconnect(gateway_id, tonic::Status::new(tonic::Code::from_i32(*code), message.clone()));
-        }
+        FleetEvent::EndStream { gateway_id, code, message, keep_token_selector } => hub.disconnect(
+            gateway_id,
+            tonic::Status::new(tonic::Code::from_i32(*code), message.clone()),
+            keep_token_selector.as_deref(),
+        ),
     }
 }
 
@@ -342,7 +359,12 @@ mod tests {
                 reason: "the certificate was revoked".into(),
             },
             FleetEvent::Crl { pem: "-----BEGIN X509 CRL-----".into(), number: 7 },
-            FleetEvent::EndStream { gateway_id: "gw-1".into(), code: 5, message: "this gateway was deleted".into() },
+            FleetEvent::EndStream {
+                gateway_id: "gw-1".into(),
+                code: 16,
+                message: "this agent's token was rotated".into(),
+                keep_token_selector: Some("abcd".into()),
+            },
         ];
         for event in events {
             let text = serde_json::to_string(&event).unwrap();

@@ -19,6 +19,8 @@ pub struct SimulatedAgent {
     outbound: mpsc::Sender<AgentMessage>,
     inbound: Streaming<CoreMessage>,
     next_request_id: u64,
+    /// The CRL the core sent right after the first snapshot (by [`SimulatedAgent::connect`]).
+    pub opening_crl: Option<CrlUpdate>,
 }
 
 fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
@@ -34,10 +36,11 @@ impl SimulatedAgent {
         outbound.send(AgentMessage { request_id: 0, body: Some(first) }).await.unwrap();
         let mut client = GatewayAgentServiceClient::new(core.channel().await);
         let inbound = client.open_stream(with_token(ReceiverStream::new(receiver), token)).await?.into_inner();
-        Ok(SimulatedAgent { outbound, inbound, next_request_id: 1 })
+        Ok(SimulatedAgent { outbound, inbound, next_request_id: 1, opening_crl: None })
     }
 
-    /// Opens a stream with a plain hello and consumes the welcome; returns the first snapshot.
+    /// Opens a stream with a plain hello and consumes the opening: the welcome, the first
+    /// snapshot (returned) and the current CRL (kept in `opening_crl`).
     pub async fn connect(
         core: &Core,
         token: &str,
@@ -47,6 +50,10 @@ impl SimulatedAgent {
         let mut agent = SimulatedAgent::open(core, token, hello).await.unwrap();
         assert!(matches!(agent.next().await.body, Some(CoreBody::Welcome(_))), "welcome comes first");
         let snapshot = agent.next_snapshot().await;
+        match agent.next().await.body {
+            Some(CoreBody::CrlUpdate(crl)) => agent.opening_crl = Some(crl),
+            other => panic!("the CRL follows the first snapshot, not {other:?}"),
+        }
         (agent, snapshot)
     }
 
@@ -654,4 +661,36 @@ async fn a_unary_connect_report_of_a_certificate_that_no_longer_stands_is_refuse
         matches!(message.body, Some(CoreBody::KillSession(ref kill)) if kill.serial == serial && kill.reason.contains("revoked"))
     });
     assert!(killed, "the gateway's stream was not told to kill the session");
+}
+
+#[tokio::test]
+async fn an_agent_coming_back_gets_the_crl_and_kills_for_sessions_that_no_longer_stand() {
+    let core = Core::start(Backend::Sqlite).await;
+    let fleet = fleet(&core, 1, 1).await;
+    let (gateway_id, token) = fleet.gateways[0].clone();
+    let revoked = alice_serial(&core, &fleet, &gateway_id).await;
+    let good = alice_serial(&core, &fleet, &gateway_id).await;
+    // Revoked while the agent held no stream (moving between nodes, say).
+    core.post("/admin/pki/revoke", &fleet.admin, json!({"serial": revoked})).await.expect(StatusCode::OK);
+    let live = |key: &str, serial: &str| ClientConnected {
+        session_key: key.into(),
+        common_name: "alice@example.com".into(),
+        serial: serial.into(),
+        vpn_address: "10.8.0.2".into(),
+        client_address: "192.0.2.7".into(),
+        connected_at: None,
+    };
+    let (mut agent, _) =
+        SimulatedAgent::connect(&core, &token, vec![live("back-1", &revoked), live("back-2", &good)]).await;
+    let crl = agent.opening_crl.clone().expect("no CRL at the opening");
+    assert!(crl.pem.contains("X509 CRL") && crl.number >= 1, "{crl:?}");
+    let messages = agent.drain().await;
+    let kills: Vec<_> = messages
+        .iter()
+        .filter_map(|m| match &m.body {
+            Some(CoreBody::KillSession(kill)) => Some(kill.serial.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kills, [revoked], "exactly the session on the revoked certificate is ended");
 }

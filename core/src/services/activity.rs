@@ -145,15 +145,15 @@ impl AdminVpnSessionService for AdminVpnSessionApi {
                     serial: session.serial.clone(),
                 };
                 self.0.kill_sessions(std::slice::from_ref(&open), DISCONNECT_REASON).await?;
-                // Held here, or by another node (its heartbeats are current).
-                let online_since = crate::store::unix_now() - self.0.settings.offline_after_seconds();
-                let ordered = self.0.hub.holds(&session.gateway_id)
-                    || self
-                        .0
-                        .store
-                        .find_gateway(&session.gateway_id)
-                        .await?
-                        .is_some_and(|gateway| gateway.last_heartbeat.is_some_and(|at| at >= online_since));
+                // Its stream is held here, or by another node that is alive.
+                let ordered = self.0.hub.holds(&session.gateway_id) || {
+                    let holder = self.0.store.find_gateway(&session.gateway_id).await?.and_then(|g| g.stream_node);
+                    let alive_since = crate::store::unix_now() - crate::fleet::NODE_GONE_AFTER_SECONDS;
+                    match holder {
+                        Some(node) => self.0.store.live_nodes(alive_since).await?.iter().any(|live| live.id == node),
+                        None => false,
+                    }
+                };
                 tracing::info!(
                     session = %session_id(&session.gateway_id, &session.session_key),
                     common_name = %session.common_name,

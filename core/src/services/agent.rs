@@ -136,7 +136,11 @@ impl Drop for StreamGuard {
         }
         self.context.hub.detach(&self.gateway_id, self.connection);
         let (context, gateway_id) = (self.context.clone(), self.gateway_id.clone());
+        // A newer stream of the same gateway on this node keeps the holder as it is.
         tokio::spawn(async move {
+            if context.hub.holds(&gateway_id) {
+                return;
+            }
             if let Err(error) = context.store.record_stream_holder(&gateway_id, context.fleet.node_id(), false).await {
                 tracing::debug!(%error, "cannot record that the stream ended");
             }
@@ -284,7 +288,7 @@ impl GatewayAgentService for GatewayAgentApi {
 
     async fn open_stream(&self, request: Request<Streaming<AgentMessage>>) -> GrpcResult<CoreMessageStream> {
         let context = self.0.clone();
-        let gateway = context.auth.authenticate_gateway(&request).await?;
+        let (gateway, token_selector) = context.auth.authenticate_gateway_token(&request).await?;
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(AgentMessage { body: Some(AgentBody::Hello(hello)), .. }))) => hello,
@@ -295,7 +299,7 @@ impl GatewayAgentService for GatewayAgentApi {
         context.store.reconcile_sessions(&gateway.id, &live).await?;
         context.store.record_heartbeat(&gateway.id).await?;
         context.store.record_stream_holder(&gateway.id, context.fleet.node_id(), true).await?;
-        let link = context.hub.attach(&gateway.id);
+        let link = context.hub.attach(&gateway.id, &token_selector);
         // From here on, whatever happens, the hub forgets this stream when it ends.
         let mut guard = StreamGuard {
             context: context.clone(),
@@ -317,6 +321,19 @@ impl GatewayAgentService for GatewayAgentApi {
         let _ = link.outbound.send(Ok(message(0, CoreBody::Welcome(welcome))));
         let snapshot = policy::snapshot(&context.store, &gateway).await?;
         let _ = link.outbound.send(Ok(message(0, CoreBody::RuleSnapshot(snapshot))));
+        // What the agent may have missed while it held no stream (between nodes, say):
+        // the current CRL, and kills for the live sessions whose certificates no longer
+        // stand.
+        let crl = crate::pki::lifecycle::current_crl(&context.store, &context.authority).await?;
+        let update = CrlUpdate { pem: crl.signed.pem, number: crl.number };
+        let _ = link.outbound.send(Ok(message(0, CoreBody::CrlUpdate(update))));
+        for session in &live {
+            if let Some(reason) = self.kill_reason(session).await? {
+                let kill =
+                    KillSession { common_name: session.common_name.clone(), serial: session.serial.clone(), reason };
+                let _ = link.outbound.send(Ok(message(0, CoreBody::KillSession(kill))));
+            }
+        }
 
         let (snapshot_sender, snapshot_receiver) = mpsc::channel(1);
         let pusher =
@@ -430,6 +447,9 @@ impl GatewayAgentService for GatewayAgentApi {
                         serial: session.serial.clone(),
                     };
                     self.0.kill_sessions(&[open], &reason).await?;
+                    // OpenVPN runs no client-disconnect after a refused client-connect.
+                    let ended = SessionTotals { disconnected_at: unix_now(), ..Default::default() };
+                    self.0.store.record_session_disconnected(&gateway.id, &session.session_key, ended).await?;
                     return Err(CoreError::Forbidden(reason));
                 }
                 self.session_changed(&gateway.id, gateway.role, &session.session_key, &session.common_name, true)

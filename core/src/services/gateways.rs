@@ -131,7 +131,8 @@ pub(super) async fn applied_changes(
 pub(super) async fn rotate_agent_token(context: &CoreContext, id: &str) -> CoreResult<(GatewayRecord, MintedToken)> {
     let token = mint_token(GATEWAY_TOKEN_PREFIX);
     let record = context.store.set_gateway_token(id, &token).await?;
-    context.end_stream(&record.id, &tonic::Status::unauthenticated("this agent's token was rotated")).await?;
+    let rotated = tonic::Status::unauthenticated("this agent's token was rotated");
+    context.end_stream(&record.id, &rotated, Some(&token.selector)).await?;
     Ok((record, token))
 }
 
@@ -148,7 +149,7 @@ pub(super) async fn delete_and_cut(context: &CoreContext, record: &GatewayRecord
     let sessions = context.store.open_sessions_on_gateway(&record.id).await?;
     context.store.delete_gateway(&record.id).await?;
     context.kill_sessions(&sessions, &format!("the {role} was deleted")).await?;
-    context.end_stream(&record.id, &tonic::Status::not_found(format!("this {role} was deleted"))).await?;
+    context.end_stream(&record.id, &tonic::Status::not_found(format!("this {role} was deleted")), None).await?;
     tracing::info!(id = %record.id, role, spokes = spokes.len(), "deleted");
     Ok(())
 }

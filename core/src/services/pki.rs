@@ -81,6 +81,17 @@ impl AdminPkiService for AdminPkiApi {
                 if let Some(event) = FleetEvent::kill(&sessions, REVOKED) {
                     fleet.applied_here(&self.0.hub, &event);
                 }
+                // A session recorded while the revocation was committing (its connect
+                // checked the certificate before the commit) is ended too.
+                let late: Vec<OpenSession> = self
+                    .0
+                    .store
+                    .open_sessions_with_serial(&serial)
+                    .await?
+                    .into_iter()
+                    .filter(|session| !sessions.contains(session))
+                    .collect();
+                self.0.kill_sessions(&late, REVOKED).await?;
                 // Repeating a revocation repeats its effects, so a half-finished one (CRL
                 // signing failed after the commit) is completed by retrying.
                 self.0.publish_crl().await?;

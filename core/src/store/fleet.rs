@@ -177,19 +177,26 @@ impl Store {
         Ok(())
     }
 
+    /// Drops the rows of nodes not seen since `since` (they died without saying so).
+    pub async fn prune_nodes(&self, since: i64) -> CoreResult<u64> {
+        let done =
+            sqlx::query("DELETE FROM core_nodes WHERE last_seen_at < $1").bind(since).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
     /// Removes the row of a node that stops.
     pub async fn remove_node(&self, node_id: &str) -> CoreResult<()> {
         sqlx::query("DELETE FROM core_nodes WHERE id = $1").bind(node_id).execute(&self.pool).await?;
         Ok(())
     }
 
-    /// The nodes seen since `since` (Unix seconds), oldest first; older rows (nodes that
-    /// died without saying so) are dropped on the way.
+    /// The nodes seen since `since` (Unix seconds), oldest first.
     pub async fn live_nodes(&self, since: i64) -> CoreResult<Vec<NodeRecord>> {
-        sqlx::query("DELETE FROM core_nodes WHERE last_seen_at < $1").bind(since).execute(&self.pool).await?;
         let rows = sqlx::query(
-            "SELECT id, grpc_address, started_at, last_seen_at, gateways_held FROM core_nodes ORDER BY started_at, id",
+            "SELECT id, grpc_address, started_at, last_seen_at, gateways_held FROM core_nodes \
+             WHERE last_seen_at >= $1 ORDER BY started_at, id",
         )
+        .bind(since)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -209,14 +216,15 @@ impl Store {
 impl Store {
     /// Takes one request's allowance from the cluster-wide bucket `key` (GCRA:
     /// `per_minute` a minute, a burst of as many): `None` when allowed, else the
-    /// milliseconds until the next request would be. One atomic upsert; PostgreSQL only.
+    /// milliseconds until the next request would be. One atomic upsert, timed by the
+    /// database's clock (so nodes whose clocks differ agree); PostgreSQL only.
     pub async fn take_shared_allowance(&self, key: &str, per_minute: u32) -> CoreResult<Option<i64>> {
         const WINDOW_MS: i64 = 60_000;
         let interval_ms = WINDOW_MS / i64::from(per_minute.max(1));
-        let now_ms = i64::try_from(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
-        )
-        .unwrap_or(i64::MAX);
+        let now_ms: i64 = sqlx::query("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS now_ms")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("now_ms")?;
         let taken = sqlx::query(
             "INSERT INTO rate_limit_buckets (bucket, tat_ms) VALUES ($1, $2 + $3) \
              ON CONFLICT (bucket) DO UPDATE SET tat_ms = GREATEST(rate_limit_buckets.tat_ms, $2) + $3 \
@@ -239,11 +247,17 @@ impl Store {
         Ok(Some(tat_ms.max(now_ms) + interval_ms - now_ms - WINDOW_MS))
     }
 
-    /// Drops the buckets whose allowance is whole again.
+    /// Drops the buckets whose allowance is whole again (by the database's clock on
+    /// PostgreSQL, the only backend that keeps them).
     pub async fn prune_shared_allowances(&self) -> CoreResult<u64> {
-        let now_ms = unix_now().saturating_mul(1000);
-        let done =
-            sqlx::query("DELETE FROM rate_limit_buckets WHERE tat_ms < $1").bind(now_ms).execute(&self.pool).await?;
+        if self.backend != "postgres" {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "DELETE FROM rate_limit_buckets WHERE tat_ms < CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 }
