@@ -13,8 +13,13 @@ use tokio::net::UnixStream;
 /// `GATEKEY_RUNTIME_DIR` when the client is not run through `sudo` (root makes that
 /// directory the user's own, so under sudo a user must not choose it).
 pub fn runtime_dir(uid: u32) -> PathBuf {
-    match std::env::var_os("GATEKEY_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() && std::env::var_os("SUDO_UID").is_none() => PathBuf::from(dir),
+    chosen_runtime_dir(uid, std::env::var_os("GATEKEY_RUNTIME_DIR"), std::env::var_os("SUDO_UID").is_some())
+}
+
+/// [`runtime_dir`] from the override asked for and whether `sudo` runs the client.
+fn chosen_runtime_dir(uid: u32, asked: Option<std::ffi::OsString>, under_sudo: bool) -> PathBuf {
+    match asked {
+        Some(dir) if !dir.is_empty() && !under_sudo => PathBuf::from(dir),
         _ => PathBuf::from(format!("/run/gatekey/{uid}")),
     }
 }
@@ -117,4 +122,18 @@ pub async fn ask(uid: u32, question: &str) -> Result<String, Failure> {
 pub async fn status(uid: u32) -> Result<Status, Failure> {
     let reply = ask(uid, "status").await?;
     serde_json::from_str(&reply).map_err(|e| Failure::Local(format!("the running client answered nonsense: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_sudo_the_runtime_directory_cannot_be_chosen() {
+        let asked = Some(std::ffi::OsString::from("/etc/sudoers.d"));
+        assert_eq!(chosen_runtime_dir(1000, asked.clone(), true), PathBuf::from("/run/gatekey/1000"));
+        assert_eq!(chosen_runtime_dir(0, asked, false), PathBuf::from("/etc/sudoers.d"));
+        assert_eq!(chosen_runtime_dir(1000, None, false), PathBuf::from("/run/gatekey/1000"));
+        assert_eq!(chosen_runtime_dir(1000, Some("".into()), false), PathBuf::from("/run/gatekey/1000"));
+    }
 }
