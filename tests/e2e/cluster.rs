@@ -362,3 +362,63 @@ async fn a_standalone_facade_balances_over_the_nodes_and_leaves_a_dead_one_out()
     }
     println!("node killed → 20 requests in a row through the facade after {} ms", killed.elapsed().as_millis());
 }
+
+#[tokio::test]
+async fn conflicting_admin_writes_on_two_nodes_leave_each_request_whole_or_absent() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let a = Core::start_with(Backend::Postgres, &["--no-rate-limits"]).await;
+    let b = a.join(&["--no-rate-limits"]).await;
+    let admin = a.admin_token().await;
+    let nodes = [&a, &b];
+
+    // Ten creations of one name, alternating nodes, at once: exactly one gateway.
+    let creations = (0..10).map(|i| {
+        nodes[i % 2].post(
+            "/admin/gateways",
+            &admin,
+            json!({"name": "edge", "hostname": format!("edge{i}.example.com")}),
+        )
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(creations).await.into_iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT), "{statuses:?}");
+    let listed = a.get("/admin/gateways?per_page=100", &admin).await.expect(StatusCode::OK);
+    assert_eq!(listed.body["data"].as_array().unwrap().iter().filter(|g| g["name"] == "edge").count(), 1);
+
+    // Replacing a network's CIDR list and a user's groups from both nodes at once: the
+    // result is one request's list exactly, never a mix of two.
+    let network = a.post("/admin/networks", &admin, json!({"name": "lan", "cidrs": ["10.70.0.0/24"]})).await;
+    let network_id = network.body["data"]["id"].as_str().unwrap().to_owned();
+    let (user_id, _) = a.create_user(&admin, "carol", &["start"]).await;
+    let lists: Vec<Vec<String>> =
+        (0..8).map(|i| (0..4).map(|j| format!("10.{}.{}.0/24", 71 + i, j)).collect()).collect();
+    let groups: Vec<Vec<String>> = (0..8).map(|i| (0..4).map(|j| format!("team{i}-{j}")).collect()).collect();
+    let writes = (0..8).map(|i| {
+        let node = nodes[i % 2];
+        let (network_path, user_path) = (format!("/admin/networks/{network_id}"), format!("/admin/users/{user_id}"));
+        let (cidrs, teams, admin) = (lists[i].clone(), groups[i].clone(), admin.clone());
+        async move {
+            let (network, user) = tokio::join!(
+                node.put(&network_path, &admin, json!({"cidrs": cidrs})),
+                node.put(&user_path, &admin, json!({"groups": teams}))
+            );
+            (network.status, user.status)
+        }
+    });
+    for (network, user) in futures::future::join_all(writes).await {
+        assert_eq!((network, user), (StatusCode::OK, StatusCode::OK));
+    }
+    let network = b.get(&format!("/admin/networks/{network_id}"), &admin).await.expect(StatusCode::OK);
+    let cidrs: Vec<String> = serde_json::from_value(network.body["data"]["cidrs"].clone()).unwrap();
+    let mut sorted_lists = lists.clone();
+    sorted_lists.iter_mut().for_each(|list| list.sort());
+    let mut cidrs_sorted = cidrs.clone();
+    cidrs_sorted.sort();
+    assert!(sorted_lists.contains(&cidrs_sorted), "the CIDRs are a mix of requests: {cidrs:?}");
+    let user = b.get(&format!("/admin/users/{user_id}"), &admin).await.expect(StatusCode::OK);
+    let mut teams: Vec<String> = serde_json::from_value(user.body["data"]["groups"].clone()).unwrap();
+    teams.sort();
+    assert!(groups.contains(&teams), "the groups are a mix of requests: {teams:?}");
+}

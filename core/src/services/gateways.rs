@@ -118,12 +118,12 @@ pub(super) async fn applied_changes(
     record: &GatewayRecord,
     deactivated: bool,
 ) -> CoreResult<()> {
-    context.rules_changed([record.id.clone()]).await?;
+    // The kill goes out first: it is what must not be lost if anything after fails.
     if deactivated {
         let sessions = context.store.open_sessions_on_gateway(&record.id).await?;
         context.kill_sessions(&sessions, &format!("the {} was deactivated", record.role.as_str())).await?;
     }
-    Ok(())
+    context.rules_changed([record.id.clone()]).await
 }
 
 /// Gives a gateway or hub a new agent token; the old one is dead, and so is any stream

@@ -120,14 +120,15 @@ impl AdminUserService for AdminUserApi {
                 let disabling = changes.disabled == Some(true);
                 let mut affected = self.0.store.gateways_granted_to_user(id).await?;
                 let user = self.0.store.update_user(id, changes).await?;
-                affected.extend(self.0.store.gateways_granted_to_user(id).await?);
-                self.0.rules_changed(affected).await?;
+                // The kill goes out first: it is what must not be lost if anything after fails.
                 if disabling || user.email != target.email {
                     // Sessions run under the old certificate name; they must not outlive the change.
                     let sessions = self.0.store.open_sessions_of(&target.email).await?;
                     let reason = if disabling { "the user was disabled" } else { "the user's e-mail address changed" };
                     self.0.kill_sessions(&sessions, reason).await?;
                 }
+                affected.extend(self.0.store.gateways_granted_to_user(id).await?);
+                self.0.rules_changed(affected).await?;
                 Ok(convert::user(user))
             }
             .await,

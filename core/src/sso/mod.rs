@@ -198,13 +198,14 @@ pub async fn sign_in_external(
                 CoreError::Conflict(_) => refused(format!("`{email}` belongs to another account")),
                 other => other,
             })?;
-            affected.extend(store.gateways_granted_to_user(&user.id).await?);
-            context.rules_changed(affected).await?;
+            // The kill goes out first: it is what must not be lost if anything after fails.
             if user.email != existing.email {
                 // Sessions run under the old certificate name; they must not outlive the change.
                 let sessions = store.open_sessions_of(&existing.email).await?;
                 context.kill_sessions(&sessions, "the user's e-mail address changed").await?;
             }
+            affected.extend(store.gateways_granted_to_user(&user.id).await?);
+            context.rules_changed(affected).await?;
             user
         }
         None => {
