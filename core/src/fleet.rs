@@ -161,16 +161,24 @@ impl FleetRelay {
         Ok(())
     }
 
-    /// `event` as this node writes it to the outbox, for a change that records it in its
-    /// own transaction (then [`FleetRelay::applied_here`] once it committed).
-    pub fn outbox_entry(&self, event: &FleetEvent) -> CoreResult<OutboxEntry> {
+    /// `event` as this node writes it to the outbox.
+    fn outbox_entry(&self, event: &FleetEvent) -> CoreResult<OutboxEntry> {
         let payload = serde_json::to_string(event).map_err(|e| CoreError::Internal(e.to_string()))?;
         Ok(OutboxEntry { node_id: self.node_id.clone(), payload })
     }
 
-    /// Applies an event this node recorded itself to the streams it holds.
-    pub fn applied_here(&self, hub: &AgentHub, event: &FleetEvent) {
-        apply(hub, event);
+    /// The outbox entry ending `sessions` for `reason` (none when there are none), for a
+    /// change that writes it in its own transaction; once that committed,
+    /// [`FleetRelay::killed_here`] applies it to this node's streams.
+    pub fn kill_entry(&self, sessions: &[OpenSession], reason: &str) -> CoreResult<Option<OutboxEntry>> {
+        FleetEvent::kill(sessions, reason).map(|event| self.outbox_entry(&event)).transpose()
+    }
+
+    /// Applies the order ending `sessions`, recorded by this node, to its own streams.
+    pub fn killed_here(&self, hub: &AgentHub, sessions: &[OpenSession], reason: &str) {
+        if let Some(event) = FleetEvent::kill(sessions, reason) {
+            apply(hub, &event);
+        }
     }
 
     /// Records that these gateways' rules changed and wakes their pushers everywhere.

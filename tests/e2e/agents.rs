@@ -669,7 +669,11 @@ async fn an_agent_coming_back_gets_the_crl_and_kills_for_sessions_that_no_longer
     let fleet = fleet(&core, 1, 1).await;
     let (gateway_id, token) = fleet.gateways[0].clone();
     let revoked = alice_serial(&core, &fleet, &gateway_id).await;
-    let good = alice_serial(&core, &fleet, &gateway_id).await;
+    core.post("/configs/generate", &fleet.alice, json!({"gateway_id": gateway_id})).await.expect(StatusCode::CREATED);
+    let configs = core.get("/configs", &fleet.alice).await;
+    let good =
+        configs.body["data"].as_array().unwrap().iter().find_map(|c| c["serial"].as_str().filter(|s| *s != revoked));
+    let good = good.expect("a second profile").to_owned();
     // Revoked while the agent held no stream (moving between nodes, say).
     core.post("/admin/pki/revoke", &fleet.admin, json!({"serial": revoked})).await.expect(StatusCode::OK);
     let live = |key: &str, serial: &str| ClientConnected {

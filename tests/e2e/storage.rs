@@ -35,6 +35,14 @@ fn gateway(name: &str) -> NewGateway {
 
 const PAGE: Page = Page { number: 1, size: 100 };
 
+/// An `update_user` follow-up that writes no event.
+fn no_outbox(
+    _: gatekey_core::store::VpnSessionsEnd,
+    _: &[gatekey_core::store::OpenSession],
+) -> Result<Option<gatekey_core::store::OutboxEntry>, CoreError> {
+    Ok(None)
+}
+
 /// Runs `check` against a fresh store of every backend.
 async fn on_every_backend<F, Fut>(check: F)
 where
@@ -61,19 +69,24 @@ async fn users_groups_and_uniqueness() {
         assert!(matches!(duplicate, CoreError::Conflict(_)), "{duplicate:?}");
         assert_eq!(store.list_users(PAGE, "").await.unwrap().total, 1, "a failed insert leaves nothing behind");
 
-        let changed = store
+        let (changed, ended) = store
             .update_user(
                 &alice.id,
                 UserChanges { groups: Some(vec!["sec".into()]), is_admin: Some(true), ..Default::default() },
+                no_outbox,
             )
             .await
             .unwrap();
+        assert!(ended.is_none(), "nothing ends VPN sessions");
         assert_eq!(changed.groups, ["sec"]);
         assert!(changed.is_admin);
         assert_eq!(changed.email, "alice@example.com");
         let (id, hash) = store.password_hash_for("alice").await.unwrap().unwrap();
         assert_eq!((id.as_str(), hash.as_deref()), (alice.id.as_str(), Some("$argon2id$placeholder")));
-        assert!(matches!(store.update_user("usr-none", UserChanges::default()).await, Err(CoreError::NotFound(_))));
+        assert!(matches!(
+            store.update_user("usr-none", UserChanges::default(), no_outbox).await,
+            Err(CoreError::NotFound(_))
+        ));
     })
     .await;
 }
@@ -88,7 +101,8 @@ async fn sessions_and_api_keys() {
         assert_eq!(session.verifier, token.verifier);
 
         // Disabling a user removes its sessions.
-        store.update_user(&alice.id, UserChanges { disabled: Some(true), ..Default::default() }).await.unwrap();
+        let disabled = UserChanges { disabled: Some(true), ..Default::default() };
+        store.update_user(&alice.id, disabled, no_outbox).await.unwrap();
         assert!(store.find_session(&token.selector).await.unwrap().is_none());
 
         let expired = mint_token("gks_");
@@ -200,7 +214,7 @@ async fn the_sign_in_record_is_pruned_by_age_and_size_and_takes_any_input() {
 }
 
 #[tokio::test]
-async fn a_revocation_and_the_order_to_end_its_sessions_commit_together_or_not_at_all() {
+async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_together_or_not_at_all() {
     use gatekey_core::store::{CertificateRecord, OutboxEntry, SessionReport};
     on_every_backend(|store| async move {
         let alice = store.create_user(user("alice", &[])).await.unwrap();
@@ -250,6 +264,24 @@ async fn a_revocation_and_the_order_to_end_its_sessions_commit_together_or_not_a
         let events = store.fleet_events_after(before, 10).await.unwrap();
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!((events[0].node_id.as_str(), events[0].payload.as_str()), ("node-test", entry.payload.as_str()));
+
+        // Disabling the user: the same, both or neither.
+        let before = store.latest_fleet_event_id().await.unwrap();
+        let disable = || UserChanges { disabled: Some(true), ..Default::default() };
+        let failed = store.update_user(&alice.id, disable(), |_, _| Err(CoreError::Internal("no outbox".into()))).await;
+        assert!(failed.is_err());
+        assert!(!store.find_user(&alice.id).await.unwrap().unwrap().disabled, "disabled without its kill");
+        assert_eq!(store.latest_fleet_event_id().await.unwrap(), before, "an event without its change");
+        let (user, ended) = store
+            .update_user(&alice.id, disable(), |why, open| {
+                assert_eq!(why, gatekey_core::store::VpnSessionsEnd::Disabled);
+                Ok(Some(entry.clone()).filter(|_| !open.is_empty()))
+            })
+            .await
+            .unwrap();
+        assert!(user.disabled);
+        assert_eq!(ended.map(|(_, sessions)| sessions.len()), Some(1));
+        assert_eq!(store.fleet_events_after(before, 10).await.unwrap().len(), 1);
     })
     .await;
 }

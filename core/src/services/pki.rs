@@ -5,7 +5,6 @@ use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert;
 use crate::error::CoreError;
-use crate::fleet::FleetEvent;
 use crate::pki::lifecycle::current_crl;
 use crate::pki::{RevocationReasonName, serial};
 use crate::store::OpenSession;
@@ -70,17 +69,13 @@ impl AdminPkiService for AdminPkiApi {
                 let reason = RevocationReasonName::parse(&input.reason)?;
                 // The order to end the sessions running on it commits with the revocation.
                 let fleet = &self.0.fleet;
-                let kill = |sessions: &[OpenSession]| {
-                    FleetEvent::kill(sessions, REVOKED).map(|event| fleet.outbox_entry(&event)).transpose()
-                };
+                let kill = |sessions: &[OpenSession]| fleet.kill_entry(sessions, REVOKED);
                 let (certificate, newly_revoked, sessions) =
                     self.0.store.revoke_certificate(&serial, reason.as_str(), kill).await?;
                 if newly_revoked {
                     tracing::info!(%serial, reason = reason.as_str(), by = %caller.user.id, "revoked certificate");
                 }
-                if let Some(event) = FleetEvent::kill(&sessions, REVOKED) {
-                    fleet.applied_here(&self.0.hub, &event);
-                }
+                fleet.killed_here(&self.0.hub, &sessions, REVOKED);
                 // A session recorded while the revocation was committing (its connect
                 // checked the certificate before the commit) is ended too.
                 let late: Vec<OpenSession> = self

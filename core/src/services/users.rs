@@ -5,7 +5,7 @@ use crate::auth::{Access, Credential};
 use crate::context::CoreContext;
 use crate::error::CoreError;
 use crate::secrets::hash_password;
-use crate::store::{NewUser, UserChanges};
+use crate::store::{NewUser, OpenSession, UserChanges, VpnSessionsEnd};
 use crate::{convert, validate};
 use gatekey::v1::admin_user_service_server::AdminUserService;
 use gatekey::v1::{CreateUserRequest, GetUserRequest, ListUsersRequest, ListUsersResponse, UpdateUserRequest, User};
@@ -117,15 +117,14 @@ impl AdminUserService for AdminUserApi {
                         _ => None,
                     },
                 };
-                let disabling = changes.disabled == Some(true);
                 let mut affected = self.0.store.gateways_granted_to_user(id).await?;
-                let user = self.0.store.update_user(id, changes).await?;
-                // The kill goes out first: it is what must not be lost if anything after fails.
-                if disabling || user.email != target.email {
-                    // Sessions run under the old certificate name; they must not outlive the change.
-                    let sessions = self.0.store.open_sessions_of(&target.email).await?;
-                    let reason = if disabling { "the user was disabled" } else { "the user's e-mail address changed" };
-                    self.0.kill_sessions(&sessions, reason).await?;
+                // Sessions run under the old certificate name, and a disabled user has none:
+                // the order ending them commits with the change.
+                let fleet = &self.0.fleet;
+                let end = |why: VpnSessionsEnd, sessions: &[OpenSession]| fleet.kill_entry(sessions, why.reason());
+                let (user, ended) = self.0.store.update_user(id, changes, end).await?;
+                if let Some((why, sessions)) = ended {
+                    fleet.killed_here(&self.0.hub, &sessions, why.reason());
                 }
                 affected.extend(self.0.store.gateways_granted_to_user(id).await?);
                 self.0.rules_changed(affected).await?;

@@ -17,7 +17,9 @@ use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::{random_bytes, token_matches, token_verifier};
 use crate::services::LOCAL_PROVIDER;
-use crate::store::{AuthProviderRecord, LoginFlow, LoginFlowStage, NewUser, UserChanges, UserRecord};
+use crate::store::{
+    AuthProviderRecord, LoginFlow, LoginFlowStage, NewUser, OpenSession, UserChanges, UserRecord, VpnSessionsEnd,
+};
 use crate::validate;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -194,15 +196,16 @@ pub async fn sign_in_external(
                 ..Default::default()
             };
             let mut affected = store.gateways_granted_to_user(&existing.id).await?;
-            let user = store.update_user(&existing.id, changes).await.map_err(|error| match error {
+            // Sessions run under the old certificate name; the order ending them commits
+            // with the change of address.
+            let fleet = &context.fleet;
+            let end = |why: VpnSessionsEnd, sessions: &[OpenSession]| fleet.kill_entry(sessions, why.reason());
+            let (user, ended) = store.update_user(&existing.id, changes, end).await.map_err(|error| match error {
                 CoreError::Conflict(_) => refused(format!("`{email}` belongs to another account")),
                 other => other,
             })?;
-            // The kill goes out first: it is what must not be lost if anything after fails.
-            if user.email != existing.email {
-                // Sessions run under the old certificate name; they must not outlive the change.
-                let sessions = store.open_sessions_of(&existing.email).await?;
-                context.kill_sessions(&sessions, "the user's e-mail address changed").await?;
+            if let Some((why, sessions)) = ended {
+                fleet.killed_here(&context.hub, &sessions, why.reason());
             }
             affected.extend(store.gateways_granted_to_user(&user.id).await?);
             context.rules_changed(affected).await?;

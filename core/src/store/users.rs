@@ -1,6 +1,6 @@
 //! Users and their groups.
 
-use super::{Listing, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
+use super::{Listing, OpenSession, OutboxEntry, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use sqlx::any::AnyRow;
@@ -101,6 +101,25 @@ pub struct UserChanges {
 /// Columns of a user row, as [`Store::users_from_rows`] reads them.
 pub(super) const USER_COLUMNS: &str = "id, username, email, name, is_admin, disabled, provider, email_verified_by, awaiting_subject_of, created_at, last_login_at";
 
+/// Why a user change ends their VPN sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VpnSessionsEnd {
+    /// The user was disabled.
+    Disabled,
+    /// The user's e-mail address (their certificates' name) changed.
+    EmailChanged,
+}
+
+impl VpnSessionsEnd {
+    /// What the client is told.
+    pub fn reason(self) -> &'static str {
+        match self {
+            VpnSessionsEnd::Disabled => "the user was disabled",
+            VpnSessionsEnd::EmailChanged => "the user's e-mail address changed",
+        }
+    }
+}
+
 impl Store {
     /// Creates a user; a duplicate username or e-mail is a conflict.
     pub async fn create_user(&self, user: NewUser) -> CoreResult<UserRecord> {
@@ -171,9 +190,25 @@ impl Store {
 
     /// Applies changes to a user, in one transaction. A new password ends the user's
     /// sessions but `keep_session`; disabling ends them all and revokes the user's API
-    /// keys (enabling the user again does not bring them back).
-    pub async fn update_user(&self, id: &str, changes: UserChanges) -> CoreResult<UserRecord> {
+    /// keys (enabling the user again does not bring them back). When the change disables
+    /// the user or changes their e-mail address, `end_vpn_sessions` turns the VPN
+    /// sessions open under the old address into the outbox event that ends them,
+    /// committed in the same transaction. Returns the user and those sessions with why.
+    pub async fn update_user(
+        &self,
+        id: &str,
+        changes: UserChanges,
+        end_vpn_sessions: impl FnOnce(VpnSessionsEnd, &[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
+    ) -> CoreResult<(UserRecord, Option<(VpnSessionsEnd, Vec<OpenSession>)>)> {
         let mut tx = self.pool.begin().await?;
+        let old_email: String = sqlx::query("SELECT email FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("user `{id}` not found")))?
+            .try_get("email")?;
+        let disabling = changes.disabled == Some(true);
+        let email_changes = changes.email.as_ref().is_some_and(|email| *email != old_email);
         let email_for_message = changes.email.clone().unwrap_or_default();
         let new_password = changes.password_hash.is_some();
         let done = sqlx::query(
@@ -215,8 +250,23 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let ended = match (disabling, email_changes) {
+            (true, _) => Some(VpnSessionsEnd::Disabled),
+            (false, true) => Some(VpnSessionsEnd::EmailChanged),
+            (false, false) => None,
+        };
+        let ended = match ended {
+            Some(why) => {
+                let sessions = super::vpn_sessions::open_sessions_where(&mut *tx, "common_name", &old_email).await?;
+                if let Some(entry) = end_vpn_sessions(why, &sessions)? {
+                    self.insert_fleet_event(&mut tx, &entry, &[]).await?;
+                }
+                Some((why, sessions))
+            }
+            None => None,
+        };
         tx.commit().await?;
-        self.require_user(id).await
+        Ok((self.require_user(id).await?, ended))
     }
 
     /// Records a successful sign-in.
