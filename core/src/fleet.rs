@@ -174,6 +174,18 @@ impl FleetRelay {
         FleetEvent::kill(sessions, reason).map(|event| self.outbox_entry(&event)).transpose()
     }
 
+    /// The outbox entry saying these gateways' rules changed, for a change that bumps
+    /// their versions and writes it in its own transaction; once that committed,
+    /// [`FleetRelay::rules_changed_here`] wakes this node's pushers.
+    pub fn rules_entry(&self, gateway_ids: &[String]) -> CoreResult<OutboxEntry> {
+        self.outbox_entry(&FleetEvent::RulesChanged { gateway_ids: gateway_ids.to_vec() })
+    }
+
+    /// Applies a rule change recorded by this node to its own streams.
+    pub fn rules_changed_here(&self, hub: &AgentHub, gateway_ids: &[String]) {
+        hub.wake_pushers(gateway_ids);
+    }
+
     /// Applies the order ending `sessions`, recorded by this node, to its own streams.
     pub fn killed_here(&self, hub: &AgentHub, sessions: &[OpenSession], reason: &str) {
         if let Some(event) = FleetEvent::kill(sessions, reason) {

@@ -285,3 +285,43 @@ async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_toge
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_rule_change_and_the_new_rule_versions_of_its_gateways_commit_together_or_not_at_all() {
+    use gatekey_core::store::{AccessRuleFields, OutboxEntry};
+    on_every_backend(|store| async move {
+        let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
+        let network = NewNetwork { name: "lan".into(), description: String::new(), cidrs: vec!["10.9.0.0/24".into()] };
+        let net = store.create_network(network).await.unwrap();
+        store.link_gateway(&gw.id, GatewayLink::Network, &net.id).await.unwrap();
+        let fields = AccessRuleFields {
+            name: "web".into(),
+            description: String::new(),
+            network_id: net.id.clone(),
+            user_ids: vec![],
+            groups: vec!["eng".into()],
+            destination_type: "ip".into(),
+            destination: "10.9.0.5".into(),
+            protocol: "tcp".into(),
+            port_from: 443,
+            port_to: 443,
+        };
+        let version = store.rules_version(&gw.id).await.unwrap();
+        let before = store.latest_fleet_event_id().await.unwrap();
+        let failed = store.create_access_rule(fields.clone(), |_| Err(CoreError::Internal("no outbox".into()))).await;
+        assert!(failed.is_err());
+        assert_eq!(store.list_access_rules(PAGE).await.unwrap().total, 0, "a rule without its push");
+        assert_eq!(store.rules_version(&gw.id).await.unwrap(), version);
+        assert_eq!(store.latest_fleet_event_id().await.unwrap(), before, "an event without its change");
+
+        let entry = |ids: &[String]| Ok(OutboxEntry { node_id: "node-test".into(), payload: ids.join(",") });
+        let (rule, gateways) = store.create_access_rule(fields, entry).await.unwrap();
+        assert_eq!(gateways, std::slice::from_ref(&gw.id));
+        assert!(store.rules_version(&gw.id).await.unwrap() > version);
+        let gateways = store.delete_access_rule(&rule.id, entry).await.unwrap();
+        assert_eq!(gateways, std::slice::from_ref(&gw.id));
+        let events = store.fleet_events_after(before, 10).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>(), [gw.id.as_str(), gw.id.as_str()]);
+    })
+    .await;
+}

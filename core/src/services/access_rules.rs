@@ -117,15 +117,6 @@ impl AdminAccessRuleApi {
             port_to,
         })
     }
-
-    /// Pushes new rules to every gateway these networks are attached to.
-    async fn push(&self, network_ids: &[&str]) -> CoreResult<()> {
-        let mut gateways = Vec::new();
-        for network_id in network_ids {
-            gateways.extend(self.0.store.gateways_of_network(network_id).await?);
-        }
-        self.0.rules_changed(gateways).await
-    }
 }
 
 #[tonic::async_trait]
@@ -150,8 +141,9 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let fields = self.fields(request.into_inner()).await?;
-                let rule = self.0.store.create_access_rule(fields).await?;
-                self.push(&[&rule.fields.network_id]).await?;
+                let fleet = &self.0.fleet;
+                let (rule, gateways) = self.0.store.create_access_rule(fields, |ids| fleet.rules_entry(ids)).await?;
+                fleet.rules_changed_here(&self.0.hub, &gateways);
                 Ok(convert::access_rule(rule))
             }
             .await,
@@ -176,8 +168,10 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
                 let input = request.into_inner();
                 let before = self.0.store.require_access_rule(validate::id("id", &input.id)?).await?;
                 let fields = self.fields(input).await?;
-                let rule = self.0.store.replace_access_rule(&before.id, fields).await?;
-                self.push(&[&before.fields.network_id, &rule.fields.network_id]).await?;
+                let fleet = &self.0.fleet;
+                let (rule, gateways) =
+                    self.0.store.replace_access_rule(&before.id, fields, |ids| fleet.rules_entry(ids)).await?;
+                fleet.rules_changed_here(&self.0.hub, &gateways);
                 Ok(convert::access_rule(rule))
             }
             .await,
@@ -192,8 +186,9 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let rule = self.0.store.require_access_rule(validate::id("id", &request.into_inner().id)?).await?;
-                self.0.store.delete_access_rule(&rule.id).await?;
-                self.push(&[&rule.fields.network_id]).await?;
+                let fleet = &self.0.fleet;
+                let gateways = self.0.store.delete_access_rule(&rule.id, |ids| fleet.rules_entry(ids)).await?;
+                fleet.rules_changed_here(&self.0.hub, &gateways);
                 Ok(DeleteAccessRuleResponse {})
             }
             .await,

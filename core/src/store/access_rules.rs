@@ -1,7 +1,7 @@
 //! Access rules: who (users, groups) may reach what (destination, protocol, ports)
 //! inside a network.
 
-use super::{AnyQuery, Listing, Page, Store, conflict_on_duplicate, total_of, unix_now};
+use super::{AnyQuery, Listing, OutboxEntry, Page, Store, conflict_on_duplicate, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use sqlx::any::AnyRow;
@@ -61,8 +61,14 @@ fn bind_rule_fields<'q>(query: AnyQuery<'q>, fields: &AccessRuleFields) -> AnyQu
 }
 
 impl Store {
-    /// Creates a rule; a duplicate name is a conflict.
-    pub async fn create_access_rule(&self, fields: AccessRuleFields) -> CoreResult<AccessRuleRecord> {
+    /// Creates a rule; a duplicate name is a conflict. The gateways of its network get a
+    /// new rule version and the event `rules_changed` makes for them, in the same
+    /// transaction; answers the rule and those gateways.
+    pub async fn create_access_rule(
+        &self,
+        fields: AccessRuleFields,
+        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
+    ) -> CoreResult<(AccessRuleRecord, Vec<String>)> {
         let id = new_id(IdKind::AccessRule);
         let now = unix_now();
         let mut tx = self.pool.begin().await?;
@@ -75,13 +81,27 @@ impl Store {
             conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name))
         })?;
         replace_subjects(&mut tx, &id, &fields).await?;
+        let gateways = self.networks_rules_changed(&mut tx, &[&fields.network_id], rules_changed).await?;
         tx.commit().await?;
-        self.require_access_rule(&id).await
+        Ok((self.require_access_rule(&id).await?, gateways))
     }
 
-    /// Replaces every writable field of a rule.
-    pub async fn replace_access_rule(&self, id: &str, fields: AccessRuleFields) -> CoreResult<AccessRuleRecord> {
+    /// Replaces every writable field of a rule; the gateways of its old and new network
+    /// get a new rule version and the event `rules_changed` makes for them, in the same
+    /// transaction.
+    pub async fn replace_access_rule(
+        &self,
+        id: &str,
+        fields: AccessRuleFields,
+        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
+    ) -> CoreResult<(AccessRuleRecord, Vec<String>)> {
         let mut tx = self.pool.begin().await?;
+        let old_network: String = sqlx::query("SELECT network_id FROM access_rules WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("access rule `{id}` not found")))?
+            .try_get("network_id")?;
         let update = sqlx::query(
             "UPDATE access_rules SET name = $1, description = $2, network_id = $3, destination_type = $4,
                  destination = $5, protocol = $6, port_from = $7, port_to = $8, updated_at = $9 WHERE id = $10",
@@ -94,17 +114,30 @@ impl Store {
             return Err(CoreError::NotFound(format!("access rule `{id}` not found")));
         }
         replace_subjects(&mut tx, id, &fields).await?;
+        let networks = [old_network.as_str(), fields.network_id.as_str()];
+        let gateways = self.networks_rules_changed(&mut tx, &networks, rules_changed).await?;
         tx.commit().await?;
-        self.require_access_rule(id).await
+        Ok((self.require_access_rule(id).await?, gateways))
     }
 
-    /// Deletes a rule.
-    pub async fn delete_access_rule(&self, id: &str) -> CoreResult<()> {
-        let done = sqlx::query("DELETE FROM access_rules WHERE id = $1").bind(id).execute(&self.pool).await?;
-        if done.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("access rule `{id}` not found")));
-        }
-        Ok(())
+    /// Deletes a rule; the gateways of its network get a new rule version and the event
+    /// `rules_changed` makes for them, in the same transaction.
+    pub async fn delete_access_rule(
+        &self,
+        id: &str,
+        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
+    ) -> CoreResult<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let network: String = sqlx::query("SELECT network_id FROM access_rules WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("access rule `{id}` not found")))?
+            .try_get("network_id")?;
+        sqlx::query("DELETE FROM access_rules WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let gateways = self.networks_rules_changed(&mut tx, &[&network], rules_changed).await?;
+        tx.commit().await?;
+        Ok(gateways)
     }
 
     /// A rule by id, or `NotFound`.

@@ -98,6 +98,32 @@ impl Store {
         Ok(id)
     }
 
+    /// Inside `tx`, the transaction of a change to these networks' rules: the gateways
+    /// the networks are attached to get a new rule version, and the event saying so
+    /// (made by `entry` from their ids) is written with it. Answers the gateways.
+    pub(super) async fn networks_rules_changed(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        network_ids: &[&str],
+        entry: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
+    ) -> CoreResult<Vec<String>> {
+        let mut gateways = std::collections::BTreeSet::new();
+        for network_id in network_ids {
+            let rows = sqlx::query("SELECT gateway_id FROM gateway_networks WHERE network_id = $1")
+                .bind(network_id)
+                .fetch_all(&mut **tx)
+                .await?;
+            for row in rows {
+                gateways.insert(row.try_get::<String, _>("gateway_id")?);
+            }
+        }
+        let gateways: Vec<String> = gateways.into_iter().collect();
+        if !gateways.is_empty() {
+            self.insert_fleet_event(tx, &entry(&gateways)?, &gateways).await?;
+        }
+        Ok(gateways)
+    }
+
     /// The newest event's id (0 when there is none).
     pub async fn latest_fleet_event_id(&self) -> CoreResult<i64> {
         let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS latest FROM fleet_events").fetch_one(&self.pool).await?;
