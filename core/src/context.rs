@@ -90,15 +90,4 @@ impl CoreContext {
     pub async fn kill_sessions(&self, sessions: &[OpenSession], reason: &str) -> CoreResult<()> {
         self.fleet.kill_sessions(&self.store, &self.hub, sessions, reason).await
     }
-
-    /// Ends a gateway's stream with `status`, after what is already queued for it,
-    /// unless it was opened with the token of `keep_token_selector`.
-    pub async fn end_stream(
-        &self,
-        gateway_id: &str,
-        status: &tonic::Status,
-        keep_token_selector: Option<&str>,
-    ) -> CoreResult<()> {
-        self.fleet.end_stream(&self.store, &self.hub, gateway_id, status, keep_token_selector).await
-    }
 }

@@ -59,7 +59,28 @@ pub enum FleetEvent {
     },
 }
 
+/// An event and its outbox entry, for a change that writes it in its own transaction.
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    /// The event.
+    pub event: FleetEvent,
+    /// What goes into the outbox.
+    pub entry: OutboxEntry,
+}
+
 impl FleetEvent {
+    /// The order ending a gateway's stream with `status`, after what is already queued for
+    /// it (such as the kills of its sessions); a stream opened with the token of
+    /// `keep_token_selector` is kept (an agent already back with its new token).
+    pub fn end_stream(gateway_id: &str, status: &tonic::Status, keep_token_selector: Option<&str>) -> FleetEvent {
+        FleetEvent::EndStream {
+            gateway_id: gateway_id.to_owned(),
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            keep_token_selector: keep_token_selector.map(str::to_owned),
+        }
+    }
+
     /// The order to end `sessions` for `reason`; none when there are none.
     pub fn kill(sessions: &[OpenSession], reason: &str) -> Option<FleetEvent> {
         if sessions.is_empty() {
@@ -186,6 +207,17 @@ impl FleetRelay {
         hub.wake_pushers(gateway_ids);
     }
 
+    /// `event` ready for a change that writes it in its own transaction; once that
+    /// committed, [`FleetRelay::applied_here`] applies it to this node's streams.
+    pub fn prepare(&self, event: FleetEvent) -> CoreResult<PreparedEvent> {
+        Ok(PreparedEvent { entry: self.outbox_entry(&event)?, event })
+    }
+
+    /// Applies an event this node prepared, once its change committed, to its own streams.
+    pub fn applied_here(&self, hub: &AgentHub, prepared: &PreparedEvent) {
+        apply(hub, &prepared.event);
+    }
+
     /// Applies the order ending `sessions`, recorded by this node, to its own streams.
     pub fn killed_here(&self, hub: &AgentHub, sessions: &[OpenSession], reason: &str) {
         if let Some(event) = FleetEvent::kill(sessions, reason) {
@@ -220,26 +252,6 @@ impl FleetRelay {
             Some(event) => self.publish(store, hub, event).await,
             None => Ok(()),
         }
-    }
-
-    /// Ends a gateway's stream, wherever it lives, with `status`, after what is already
-    /// queued for it (such as the kills of its sessions); a stream opened with the token
-    /// of `keep_token_selector` is kept (an agent already back with its new token).
-    pub async fn end_stream(
-        &self,
-        store: &Store,
-        hub: &AgentHub,
-        gateway_id: &str,
-        status: &tonic::Status,
-        keep_token_selector: Option<&str>,
-    ) -> CoreResult<()> {
-        let event = FleetEvent::EndStream {
-            gateway_id: gateway_id.to_owned(),
-            code: status.code() as i32,
-            message: status.message().to_owned(),
-            keep_token_selector: keep_token_selector.map(str::to_owned),
-        };
-        self.publish(store, hub, event).await
     }
 
     /// Relays the other nodes' events to the streams this node holds until `stop`

@@ -182,9 +182,9 @@ async fn gateways_grants_networks_and_visibility() {
         assert_eq!(net.gateway_ids, vec![east.id.clone()]);
 
         assert!(matches!(store.unlink_gateway(&east.id, GatewayLink::Group, "eng").await, Err(CoreError::NotFound(_))));
-        store.delete_gateway(&east.id).await.unwrap();
+        store.delete_gateway(&east.id, |_| Ok(vec![])).await.unwrap();
         assert!(store.require_network(&net.id).await.unwrap().gateway_ids.is_empty());
-        assert!(matches!(store.delete_gateway(&east.id).await, Err(CoreError::NotFound(_))));
+        assert!(matches!(store.delete_gateway(&east.id, |_| Ok(vec![])).await, Err(CoreError::NotFound(_))));
         store.delete_network(&net.id).await.unwrap();
         assert_eq!(store.list_networks(PAGE).await.unwrap().total, 0);
     })

@@ -5,8 +5,11 @@ use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
 use crate::error::{CoreError, CoreResult};
+use crate::fleet::FleetEvent;
 use crate::secrets::{GATEWAY_TOKEN_PREFIX, MintedToken, mint_token};
-use crate::store::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, Listing, NewGateway, Page};
+use crate::store::{
+    GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, Listing, NewGateway, OpenSession, OutboxEntry, Page,
+};
 use crate::validate;
 use gatekey::v1::admin_gateway_service_server::AdminGatewayService;
 use gatekey::v1::gateway_service_server::GatewayService;
@@ -130,9 +133,11 @@ pub(super) async fn applied_changes(
 /// it opened.
 pub(super) async fn rotate_agent_token(context: &CoreContext, id: &str) -> CoreResult<(GatewayRecord, MintedToken)> {
     let token = mint_token(GATEWAY_TOKEN_PREFIX);
-    let record = context.store.set_gateway_token(id, &token).await?;
     let rotated = tonic::Status::unauthenticated("this agent's token was rotated");
-    context.end_stream(&record.id, &rotated, Some(&token.selector)).await?;
+    // The order ending the stream on the old token commits with the new token.
+    let end = context.fleet.prepare(FleetEvent::end_stream(id, &rotated, Some(&token.selector)))?;
+    let record = context.store.set_gateway_token(id, &token, &end.entry).await?;
+    context.fleet.applied_here(&context.hub, &end);
     Ok((record, token))
 }
 
@@ -146,10 +151,19 @@ pub(super) async fn delete_and_cut(context: &CoreContext, record: &GatewayRecord
         GatewayRole::Gateway => Vec::new(),
     };
     super::mesh::retire_spokes(context, &spokes).await?;
-    let sessions = context.store.open_sessions_on_gateway(&record.id).await?;
-    context.store.delete_gateway(&record.id).await?;
-    context.kill_sessions(&sessions, &format!("the {role} was deleted")).await?;
-    context.end_stream(&record.id, &tonic::Status::not_found(format!("this {role} was deleted")), None).await?;
+    // The orders cutting its tunnels and ending its stream commit with the deletion.
+    let (fleet, cut) = (&context.fleet, format!("the {role} was deleted"));
+    let end = fleet.prepare(FleetEvent::end_stream(
+        &record.id,
+        &tonic::Status::not_found(format!("this {role} was deleted")),
+        None,
+    ))?;
+    let ends = |sessions: &[OpenSession]| -> CoreResult<Vec<OutboxEntry>> {
+        Ok(fleet.kill_entry(sessions, &cut)?.into_iter().chain([end.entry.clone()]).collect())
+    };
+    let sessions = context.store.delete_gateway(&record.id, ends).await?;
+    fleet.killed_here(&context.hub, &sessions, &cut);
+    fleet.applied_here(&context.hub, &end);
     tracing::info!(id = %record.id, role, spokes = spokes.len(), "deleted");
     Ok(())
 }

@@ -4,8 +4,8 @@ use super::{Listing, Page, Store, conflict_on_duplicate, flag, total_of, unix_no
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
-use crate::store::UserRecord;
 use crate::store::users::USER_COLUMNS;
+use crate::store::{OpenSession, OutboxEntry, UserRecord};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -347,24 +347,39 @@ impl Store {
     }
 
     /// Replaces a gateway's agent token.
-    pub async fn set_gateway_token(&self, id: &str, token: &MintedToken) -> CoreResult<GatewayRecord> {
+    pub async fn set_gateway_token(
+        &self,
+        id: &str,
+        token: &MintedToken,
+        end_old_stream: &OutboxEntry,
+    ) -> CoreResult<GatewayRecord> {
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("UPDATE gateways SET token_selector = $1, token_verifier = $2, updated_at = $3 WHERE id = $4")
                 .bind(&token.selector)
                 .bind(&token.verifier)
                 .bind(unix_now())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
         }
+        self.insert_fleet_event(&mut tx, end_old_stream, &[]).await?;
+        tx.commit().await?;
         self.require_gateway(id).await
     }
 
-    /// Deletes a gateway (or hub) with its grants, attachments and spokes.
-    pub async fn delete_gateway(&self, id: &str) -> CoreResult<()> {
+    /// Deletes a gateway (or hub) with its grants, attachments and spokes; `ends` turns
+    /// the sessions open on it into the outbox events that cut them and end its agent's
+    /// stream, committed in the same transaction. Answers those sessions.
+    pub async fn delete_gateway(
+        &self,
+        id: &str,
+        ends: impl FnOnce(&[OpenSession]) -> CoreResult<Vec<OutboxEntry>>,
+    ) -> CoreResult<Vec<OpenSession>> {
         let mut tx = self.pool.begin().await?;
+        let sessions = super::vpn_sessions::open_sessions_where(&mut *tx, "gateway_id", id).await?;
         sqlx::query("DELETE FROM mesh_spokes WHERE hub_id = $1").bind(id).execute(&mut *tx).await?;
         for link in [GatewayLink::User, GatewayLink::Group, GatewayLink::Network] {
             let (table, _) = link.table_and_column();
@@ -374,8 +389,11 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
         }
+        for entry in ends(&sessions)? {
+            self.insert_fleet_event(&mut tx, &entry, &[]).await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(sessions)
     }
 
     /// Links a gateway to a user, group or network; linking twice changes nothing.
