@@ -5,7 +5,7 @@ use gatekey_core::error::CoreError;
 use gatekey_core::secrets::mint_token;
 use gatekey_core::store::{
     GatewayChanges, GatewayLink, GatewayRole, LoginEvent, NetworkChanges, NewApiKey, NewGateway, NewNetwork, NewUser,
-    Page, Store, UserChanges,
+    OutboxEntry, Page, Store, UserChanges,
 };
 
 fn user(name: &str, groups: &[&str]) -> NewUser {
@@ -171,21 +171,24 @@ async fn gateways_grants_networks_and_visibility() {
         let linked = store.link_gateway(&east.id, GatewayLink::Network, &net.id).await.unwrap();
         assert_eq!(linked.network_ids, vec![net.id.clone()]);
         assert_eq!(linked.user_ids, vec![alice.id.clone()]);
-        let net = store
+        let entry = |ids: &[String]| Ok(OutboxEntry { node_id: "node-test".into(), payload: ids.join(",") });
+        let (net, pushed) = store
             .update_network(
                 &net.id,
                 NetworkChanges { cidrs: Some(vec!["10.2.0.0/16".into(), "10.3.0.0/16".into()]), ..Default::default() },
+                entry,
             )
             .await
             .unwrap();
         assert_eq!(net.cidrs, ["10.2.0.0/16", "10.3.0.0/16"]);
         assert_eq!(net.gateway_ids, vec![east.id.clone()]);
+        assert_eq!(pushed, net.gateway_ids, "the attached gateways get the change");
 
         assert!(matches!(store.unlink_gateway(&east.id, GatewayLink::Group, "eng").await, Err(CoreError::NotFound(_))));
         store.delete_gateway(&east.id, |_| Ok(vec![])).await.unwrap();
         assert!(store.require_network(&net.id).await.unwrap().gateway_ids.is_empty());
         assert!(matches!(store.delete_gateway(&east.id, |_| Ok(vec![])).await, Err(CoreError::NotFound(_))));
-        store.delete_network(&net.id).await.unwrap();
+        assert!(store.delete_network(&net.id, entry).await.unwrap().is_empty(), "no gateway was attached any more");
         assert_eq!(store.list_networks(PAGE).await.unwrap().total, 0);
     })
     .await;

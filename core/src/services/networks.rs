@@ -95,8 +95,10 @@ impl AdminNetworkService for AdminNetworkApi {
                         })?;
                     }
                 }
-                let network = self.0.store.update_network(id, changes).await?;
-                self.0.rules_changed(network.gateway_ids.clone()).await?;
+                let fleet = &self.0.fleet;
+                let (network, gateways) =
+                    self.0.store.update_network(id, changes, |ids| fleet.rules_entry(ids)).await?;
+                fleet.rules_changed_here(&self.0.hub, &gateways);
                 Ok(convert::network(network))
             }
             .await,
@@ -108,8 +110,9 @@ impl AdminNetworkService for AdminNetworkApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let network = self.0.store.require_network(validate::id("id", &request.into_inner().id)?).await?;
-                self.0.store.delete_network(&network.id).await?;
-                self.0.rules_changed(network.gateway_ids).await?;
+                let fleet = &self.0.fleet;
+                let gateways = self.0.store.delete_network(&network.id, |ids| fleet.rules_entry(ids)).await?;
+                fleet.rules_changed_here(&self.0.hub, &gateways);
                 Ok(DeleteNetworkResponse {})
             }
             .await,
