@@ -35,6 +35,11 @@ fn gateway(name: &str) -> NewGateway {
 
 const PAGE: Page = Page { number: 1, size: 100 };
 
+/// A rule-change event for the outbox, as a node would write it.
+fn pushed() -> OutboxEntry {
+    OutboxEntry { node_id: "node-test".into(), payload: "{}".into() }
+}
+
 /// An `update_user` follow-up that writes no event.
 fn no_outbox(
     _: gatekey_core::store::VpnSessionsEnd,
@@ -141,9 +146,9 @@ async fn gateways_grants_networks_and_visibility() {
             Err(CoreError::Conflict(_))
         ));
 
-        store.link_gateway(&east.id, GatewayLink::User, &alice.id).await.unwrap();
-        store.link_gateway(&east.id, GatewayLink::User, &alice.id).await.unwrap();
-        store.link_gateway(&west.id, GatewayLink::Group, "eng").await.unwrap();
+        store.link_gateway(&east.id, GatewayLink::User, &alice.id, &pushed()).await.unwrap();
+        store.link_gateway(&east.id, GatewayLink::User, &alice.id, &pushed()).await.unwrap();
+        store.link_gateway(&west.id, GatewayLink::Group, "eng", &pushed()).await.unwrap();
         let visible = store.list_gateways_for_user(Some(GatewayRole::Gateway), &alice.id, PAGE).await.unwrap();
         assert_eq!(visible.total, 2);
         assert_eq!(visible.items.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["east", "west"]);
@@ -168,11 +173,11 @@ async fn gateways_grants_networks_and_visibility() {
             })
             .await
             .unwrap();
-        let linked = store.link_gateway(&east.id, GatewayLink::Network, &net.id).await.unwrap();
+        let linked = store.link_gateway(&east.id, GatewayLink::Network, &net.id, &pushed()).await.unwrap();
         assert_eq!(linked.network_ids, vec![net.id.clone()]);
         assert_eq!(linked.user_ids, vec![alice.id.clone()]);
         let entry = |ids: &[String]| Ok(OutboxEntry { node_id: "node-test".into(), payload: ids.join(",") });
-        let (net, pushed) = store
+        let (net, pushed_to) = store
             .update_network(
                 &net.id,
                 NetworkChanges { cidrs: Some(vec!["10.2.0.0/16".into(), "10.3.0.0/16".into()]), ..Default::default() },
@@ -182,9 +187,12 @@ async fn gateways_grants_networks_and_visibility() {
             .unwrap();
         assert_eq!(net.cidrs, ["10.2.0.0/16", "10.3.0.0/16"]);
         assert_eq!(net.gateway_ids, vec![east.id.clone()]);
-        assert_eq!(pushed, net.gateway_ids, "the attached gateways get the change");
+        assert_eq!(pushed_to, net.gateway_ids, "the attached gateways get the change");
 
-        assert!(matches!(store.unlink_gateway(&east.id, GatewayLink::Group, "eng").await, Err(CoreError::NotFound(_))));
+        assert!(matches!(
+            store.unlink_gateway(&east.id, GatewayLink::Group, "eng", &pushed()).await,
+            Err(CoreError::NotFound(_))
+        ));
         store.delete_gateway(&east.id, |_| Ok(vec![])).await.unwrap();
         assert!(store.require_network(&net.id).await.unwrap().gateway_ids.is_empty());
         assert!(matches!(store.delete_gateway(&east.id, |_| Ok(vec![])).await, Err(CoreError::NotFound(_))));
@@ -296,7 +304,7 @@ async fn a_rule_change_and_the_new_rule_versions_of_its_gateways_commit_together
         let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
         let network = NewNetwork { name: "lan".into(), description: String::new(), cidrs: vec!["10.9.0.0/24".into()] };
         let net = store.create_network(network).await.unwrap();
-        store.link_gateway(&gw.id, GatewayLink::Network, &net.id).await.unwrap();
+        store.link_gateway(&gw.id, GatewayLink::Network, &net.id, &pushed()).await.unwrap();
         let fields = AccessRuleFields {
             name: "web".into(),
             description: String::new(),

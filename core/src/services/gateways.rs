@@ -76,6 +76,8 @@ impl AdminGatewayApi {
         let gateway_id = validate::id("gateway_id", gateway_id)?;
         self.0.store.require_gateway(gateway_id).await?;
         let changed = [gateway_id.to_owned()];
+        // The gateway's new rule version and the event saying so commit with the link.
+        let pushed = self.0.fleet.rules_entry(&changed)?;
         let record = if attach {
             match link {
                 GatewayLink::User => {
@@ -86,11 +88,11 @@ impl AdminGatewayApi {
                 }
                 GatewayLink::Group => {}
             }
-            self.0.store.link_gateway(gateway_id, link, target).await?
+            self.0.store.link_gateway(gateway_id, link, target, &pushed).await?
         } else {
-            self.0.store.unlink_gateway(gateway_id, link, target).await?
+            self.0.store.unlink_gateway(gateway_id, link, target, &pushed).await?
         };
-        self.0.rules_changed(changed).await?;
+        self.0.fleet.rules_changed_here(&self.0.hub, &changed);
         Ok(self.admin_view(record))
     }
 }

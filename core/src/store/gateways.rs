@@ -397,14 +397,24 @@ impl Store {
     }
 
     /// Links a gateway to a user, group or network; linking twice changes nothing.
-    /// The caller checks that both ends exist.
-    pub async fn link_gateway(&self, gateway_id: &str, link: GatewayLink, target: &str) -> CoreResult<GatewayRecord> {
+    /// The caller checks that both ends exist. The gateway gets a new rule version and
+    /// the event `rules_changed` in the same transaction.
+    pub async fn link_gateway(
+        &self,
+        gateway_id: &str,
+        link: GatewayLink,
+        target: &str,
+        rules_changed: &OutboxEntry,
+    ) -> CoreResult<GatewayRecord> {
         let (table, column) = link.table_and_column();
+        let mut tx = self.pool.begin().await?;
         query_fmt!("INSERT INTO {table} (gateway_id, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(gateway_id)
             .bind(target)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        self.insert_fleet_event(&mut tx, rules_changed, &[gateway_id.to_owned()]).await?;
+        tx.commit().await?;
         self.require_gateway(gateway_id).await
     }
 
@@ -424,17 +434,27 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a link; removing one that does not exist is `NotFound`.
-    pub async fn unlink_gateway(&self, gateway_id: &str, link: GatewayLink, target: &str) -> CoreResult<GatewayRecord> {
+    /// Removes a link; removing one that does not exist is `NotFound`. The gateway gets
+    /// a new rule version and the event `rules_changed` in the same transaction.
+    pub async fn unlink_gateway(
+        &self,
+        gateway_id: &str,
+        link: GatewayLink,
+        target: &str,
+        rules_changed: &OutboxEntry,
+    ) -> CoreResult<GatewayRecord> {
         let (table, column) = link.table_and_column();
+        let mut tx = self.pool.begin().await?;
         let done = query_fmt!("DELETE FROM {table} WHERE gateway_id = $1 AND {column} = $2")
             .bind(gateway_id)
             .bind(target)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("gateway `{gateway_id}` has no such grant or network `{target}`")));
         }
+        self.insert_fleet_event(&mut tx, rules_changed, &[gateway_id.to_owned()]).await?;
+        tx.commit().await?;
         self.require_gateway(gateway_id).await
     }
 
