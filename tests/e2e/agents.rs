@@ -698,3 +698,35 @@ async fn an_agent_coming_back_gets_the_crl_and_kills_for_sessions_that_no_longer
         .collect();
     assert_eq!(kills, [revoked], "exactly the session on the revoked certificate is ended");
 }
+
+#[tokio::test]
+async fn deactivating_a_gateway_cuts_its_tunnels_and_pushes_its_rules() {
+    let core = Core::start(Backend::Sqlite).await;
+    let fleet = fleet(&core, 1, 1).await;
+    let (gateway_id, token) = fleet.gateways[0].clone();
+    let serial = alice_serial(&core, &fleet, &gateway_id).await;
+    let live = ClientConnected {
+        session_key: "live-1".into(),
+        common_name: "alice@example.com".into(),
+        serial: serial.clone(),
+        vpn_address: "10.8.0.2".into(),
+        client_address: "192.0.2.7".into(),
+        connected_at: None,
+    };
+    let (mut agent, first) = SimulatedAgent::connect(&core, &token, vec![live]).await;
+    core.put(&format!("/admin/gateways/{gateway_id}"), &fleet.admin, json!({"is_active": false}))
+        .await
+        .expect(StatusCode::OK);
+    let messages = agent.drain().await;
+    let kill = messages.iter().find_map(|m| match &m.body {
+        Some(CoreBody::KillSession(kill)) => Some(kill.clone()),
+        _ => None,
+    });
+    let kill = kill.unwrap_or_else(|| panic!("no kill for the live session: {messages:?}"));
+    assert_eq!(kill.serial, serial);
+    assert!(kill.reason.contains("deactivated"), "{kill:?}");
+    let pushed =
+        messages.iter().any(|m| matches!(&m.body, Some(CoreBody::RuleSnapshot(s)) if s.version > first.version));
+    // The snapshot comes from the gateway's pusher, maybe after the drain's reply.
+    assert!(pushed || agent.next_snapshot().await.version > first.version, "no fresh rules after the change");
+}

@@ -116,19 +116,23 @@ pub(super) fn checked_changes(
     })
 }
 
-/// After a gateway or hub changed: its agent gets fresh rules, and if it was just
-/// deactivated, every tunnel through it is cut.
-pub(super) async fn applied_changes(
+/// Applies changes to a gateway or hub in one transaction with what its agent must hear:
+/// fresh rules, and when the change deactivates it, every tunnel through it cut.
+pub(super) async fn update_and_push(
     context: &CoreContext,
-    record: &GatewayRecord,
-    deactivated: bool,
-) -> CoreResult<()> {
-    // The kill goes out first: it is what must not be lost if anything after fails.
-    if deactivated {
-        let sessions = context.store.open_sessions_on_gateway(&record.id).await?;
-        context.kill_sessions(&sessions, &format!("the {} was deactivated", record.role.as_str())).await?;
-    }
-    context.rules_changed([record.id.clone()]).await
+    id: &str,
+    role: GatewayRole,
+    changes: GatewayChanges,
+) -> CoreResult<GatewayRecord> {
+    let fleet = &context.fleet;
+    let changed = [id.to_owned()];
+    let pushed = fleet.rules_entry(&changed)?;
+    let cut_reason = format!("the {} was deactivated", role.as_str());
+    let cut = |sessions: &[OpenSession]| fleet.kill_entry(sessions, &cut_reason);
+    let (record, sessions) = context.store.update_gateway(id, changes, &pushed, cut).await?;
+    fleet.killed_here(&context.hub, &sessions, &cut_reason);
+    fleet.rules_changed_here(&context.hub, &changed);
+    Ok(record)
 }
 
 /// Gives a gateway or hub a new agent token; the old one is dead, and so is any stream
@@ -248,15 +252,12 @@ impl AdminGatewayService for AdminGatewayApi {
                     is_active: input.is_active,
                     ..checked_changes(&input.name, &input.description, &input.hostname, input.port, &input.vpn_subnet)?
                 };
-                let deactivated = changes.is_active == Some(false);
                 let id = validate::id("id", &input.id)?;
                 let before = self.0.store.require_gateway(id).await?;
                 if let (GatewayRole::Hub, Some(pool)) = (before.role, &changes.vpn_subnet) {
                     super::mesh::clash_with_spokes(&self.0, id, "vpn_subnet", std::slice::from_ref(pool)).await?;
                 }
-                let record = self.0.store.update_gateway(id, changes).await?;
-                applied_changes(&self.0, &record, deactivated).await?;
-                Ok(self.admin_view(record))
+                Ok(self.admin_view(update_and_push(&self.0, id, before.role, changes).await?))
             }
             .await,
         )

@@ -4,7 +4,7 @@
 //! A hub is a `gateways` row in the hub role, so its agent, stream, verify path, rule
 //! pushes, grants and session reports are the gateway ones.
 
-use super::gateways::{DEFAULT_PORT, applied_changes, checked_changes, delete_and_cut, rotate_agent_token};
+use super::gateways::{DEFAULT_PORT, checked_changes, delete_and_cut, rotate_agent_token, update_and_push};
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
@@ -194,14 +194,15 @@ impl AdminMeshService for AdminMeshApi {
                 if let Some(pool) = &changes.vpn_subnet {
                     clash_with_spokes(&self.0, &hub.id, "vpn_subnet", std::slice::from_ref(pool)).await?;
                 }
-                let deactivated = changes.is_active == Some(false);
                 let values = |list: Option<gatekey::v1::StringList>| list.map(|list| list.values);
                 let access = self
                     .checked_access(values(input.network_ids), values(input.user_ids), values(input.groups))
                     .await?;
-                self.0.store.update_gateway(&hub.id, changes).await?;
+                update_and_push(&self.0, &hub.id, GatewayRole::Hub, changes).await?;
+                // The lists are replaced in transactions of their own (not yet with the
+                // change above), and pushed after.
                 let record = self.replace_access(&hub.id, access).await?;
-                applied_changes(&self.0, &record, deactivated).await?;
+                self.0.rules_changed([record.id.clone()]).await?;
                 self.admin_view(record).await
             }
             .await,

@@ -319,9 +319,20 @@ impl Store {
         }
     }
 
-    /// Applies changes to a gateway.
-    pub async fn update_gateway(&self, id: &str, changes: GatewayChanges) -> CoreResult<GatewayRecord> {
+    /// Applies changes to a gateway. In the same transaction its rule version goes up
+    /// with the event `rules_changed`, and when the change deactivates it, `cut` turns the
+    /// sessions open on it into the event that ends them. Answers the gateway and those
+    /// sessions.
+    pub async fn update_gateway(
+        &self,
+        id: &str,
+        changes: GatewayChanges,
+        rules_changed: &OutboxEntry,
+        cut: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
+    ) -> CoreResult<(GatewayRecord, Vec<OpenSession>)> {
         let name_for_message = changes.name.clone().unwrap_or_default();
+        let deactivating = changes.is_active == Some(false);
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE gateways SET name = COALESCE($1, name), description = COALESCE($2, description),
                  hostname = COALESCE($3, hostname), port = COALESCE($4, port), protocol = COALESCE($5, protocol),
@@ -337,13 +348,22 @@ impl Store {
         .bind(changes.is_active.map(i64::from))
         .bind(unix_now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("a gateway named `{name_for_message}` already exists")))?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
         }
-        self.require_gateway(id).await
+        let sessions = match deactivating {
+            true => super::vpn_sessions::open_sessions_where(&mut *tx, "gateway_id", id).await?,
+            false => Vec::new(),
+        };
+        if let Some(entry) = cut(&sessions)? {
+            self.insert_fleet_event(&mut tx, &entry, &[]).await?;
+        }
+        self.insert_fleet_event(&mut tx, rules_changed, &[id.to_owned()]).await?;
+        tx.commit().await?;
+        Ok((self.require_gateway(id).await?, sessions))
     }
 
     /// Replaces a gateway's agent token.
