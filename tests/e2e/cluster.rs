@@ -16,6 +16,21 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// `N` core nodes on one fresh PostgreSQL database, each started with `flags`; none when
+/// the test setup has no PostgreSQL (reported by `backends`).
+async fn cluster_of<const N: usize>(flags: &[&str]) -> Option<[Core; N]> {
+    if !backends().contains(&Backend::Postgres) {
+        return None;
+    }
+    let first = Core::start_with(Backend::Postgres, flags).await;
+    let mut nodes = Vec::with_capacity(N);
+    for _ in 1..N {
+        nodes.push(first.join(flags).await);
+    }
+    nodes.insert(0, first);
+    nodes.try_into().ok()
+}
+
 /// Reads until a message `wanted` picks arrives (within 10 s).
 async fn until<T>(agent: &mut SimulatedAgent, mut wanted: impl FnMut(&CoreMessage) -> Option<T>) -> T {
     loop {
@@ -43,12 +58,9 @@ async fn terminate_listener(database_url: &str, node_id: &str) -> i64 {
 
 #[tokio::test]
 async fn changes_through_one_node_reach_agents_on_the_others() {
-    if !backends().contains(&Backend::Postgres) {
+    let Some([a, b, c]) = cluster_of::<3>(&[]).await else {
         return;
-    }
-    let a = Core::start(Backend::Postgres).await;
-    let b = a.join(&[]).await;
-    let c = a.join(&[]).await;
+    };
     let cluster = fleet(&a, 3, 3).await;
     let mut agents = Vec::new();
     let mut versions = Vec::new();
@@ -162,13 +174,10 @@ async fn changes_through_one_node_reach_agents_on_the_others() {
 
 #[tokio::test]
 async fn the_sign_in_limit_holds_across_nodes() {
-    if !backends().contains(&Backend::Postgres) {
-        return;
-    }
     let limit = ["--auth-rate-limit-per-minute", "6"];
-    let a = Core::start_with(Backend::Postgres, &limit).await;
-    let b = a.join(&limit).await;
-    let c = a.join(&limit).await;
+    let Some([a, b, c]) = cluster_of::<3>(&limit).await else {
+        return;
+    };
     async fn guess(node: &Core) -> crate::kit::Reply {
         let body = json!({"username": "admin", "password": "a-wrong-guess-123"});
         node.call(reqwest::Method::POST, "/auth/local/login", None, Some(body)).await
@@ -255,11 +264,9 @@ async fn an_agent_moves_to_another_node_when_its_node_is_killed() {
 
 #[tokio::test]
 async fn session_reports_resent_to_another_node_are_stored_once() {
-    if !backends().contains(&Backend::Postgres) {
+    let Some([a, b]) = cluster_of::<2>(&[]).await else {
         return;
-    }
-    let a = Core::start(Backend::Postgres).await;
-    let b = a.join(&[]).await;
+    };
     let cluster = fleet(&a, 1, 1).await;
     let token = &cluster.gateways[0].1;
     let report = |i: usize| ClientConnected {
@@ -303,12 +310,10 @@ async fn session_reports_resent_to_another_node_are_stored_once() {
 
 #[tokio::test]
 async fn a_standalone_facade_balances_over_the_nodes_and_leaves_a_dead_one_out() {
-    if !backends().contains(&Backend::Postgres) {
-        return;
-    }
     let flags = ["--no-http", "--no-rate-limits"];
-    let a = Core::start_with(Backend::Postgres, &flags).await;
-    let b = a.join(&flags).await;
+    let Some([a, b]) = cluster_of::<2>(&flags).await else {
+        return;
+    };
     let mut facade = tokio::process::Command::new(binary("gatekey-rest"))
         .args(["--core", &format!("http://{},http://{}", a.grpc_address, b.grpc_address)])
         .args(["--listen", "127.0.0.1:0", "--plain-http-cookies"])
@@ -365,11 +370,9 @@ async fn a_standalone_facade_balances_over_the_nodes_and_leaves_a_dead_one_out()
 
 #[tokio::test]
 async fn conflicting_admin_writes_on_two_nodes_leave_each_request_whole_or_absent() {
-    if !backends().contains(&Backend::Postgres) {
+    let Some([a, b]) = cluster_of::<2>(&["--no-rate-limits"]).await else {
         return;
-    }
-    let a = Core::start_with(Backend::Postgres, &["--no-rate-limits"]).await;
-    let b = a.join(&["--no-rate-limits"]).await;
+    };
     let admin = a.admin_token().await;
     let nodes = [&a, &b];
 
