@@ -74,22 +74,30 @@ async fn users_groups_and_uniqueness() {
         assert!(matches!(duplicate, CoreError::Conflict(_)), "{duplicate:?}");
         assert_eq!(store.list_users(PAGE, "").await.unwrap().total, 1, "a failed insert leaves nothing behind");
 
-        let (changed, ended) = store
+        // A gateway granted to group `sec`: joining it changes that gateway's rules.
+        let gw = store.create_gateway(gateway("sec-gw"), &mint_token("gkgw_"), &[]).await.unwrap();
+        store.link_gateway(&gw.id, GatewayLink::Group, "sec", &pushed()).await.unwrap();
+        let version = store.rules_version(&gw.id).await.unwrap();
+        let update = store
             .update_user(
                 &alice.id,
                 UserChanges { groups: Some(vec!["sec".into()]), is_admin: Some(true), ..Default::default() },
                 no_outbox,
+                |_| Ok(pushed()),
             )
             .await
             .unwrap();
-        assert!(ended.is_none(), "nothing ends VPN sessions");
+        assert!(update.ended.is_none(), "nothing ends VPN sessions");
+        assert_eq!(update.gateways_changed, std::slice::from_ref(&gw.id), "the gateway granted through the new group");
+        assert!(store.rules_version(&gw.id).await.unwrap() > version, "with a new rule version");
+        let changed = update.user;
         assert_eq!(changed.groups, ["sec"]);
         assert!(changed.is_admin);
         assert_eq!(changed.email, "alice@example.com");
         let (id, hash) = store.password_hash_for("alice").await.unwrap().unwrap();
         assert_eq!((id.as_str(), hash.as_deref()), (alice.id.as_str(), Some("$argon2id$placeholder")));
         assert!(matches!(
-            store.update_user("usr-none", UserChanges::default(), no_outbox).await,
+            store.update_user("usr-none", UserChanges::default(), no_outbox, |_| Ok(pushed())).await,
             Err(CoreError::NotFound(_))
         ));
     })
@@ -107,7 +115,7 @@ async fn sessions_and_api_keys() {
 
         // Disabling a user removes its sessions.
         let disabled = UserChanges { disabled: Some(true), ..Default::default() };
-        store.update_user(&alice.id, disabled, no_outbox).await.unwrap();
+        store.update_user(&alice.id, disabled, no_outbox, |_| Ok(pushed())).await.unwrap();
         assert!(store.find_session(&token.selector).await.unwrap().is_none());
 
         let expired = mint_token("gks_");
@@ -286,19 +294,26 @@ async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_toge
         // Disabling the user: the same, both or neither.
         let before = store.latest_fleet_event_id().await.unwrap();
         let disable = || UserChanges { disabled: Some(true), ..Default::default() };
-        let failed = store.update_user(&alice.id, disable(), |_, _| Err(CoreError::Internal("no outbox".into()))).await;
+        let failed = store
+            .update_user(&alice.id, disable(), |_, _| Err(CoreError::Internal("no outbox".into())), |_| Ok(pushed()))
+            .await;
         assert!(failed.is_err());
         assert!(!store.find_user(&alice.id).await.unwrap().unwrap().disabled, "disabled without its kill");
         assert_eq!(store.latest_fleet_event_id().await.unwrap(), before, "an event without its change");
-        let (user, ended) = store
-            .update_user(&alice.id, disable(), |why, open| {
-                assert_eq!(why, gatekey_core::store::VpnSessionsEnd::Disabled);
-                Ok(Some(entry.clone()).filter(|_| !open.is_empty()))
-            })
+        let update = store
+            .update_user(
+                &alice.id,
+                disable(),
+                |why, open| {
+                    assert_eq!(why, gatekey_core::store::VpnSessionsEnd::Disabled);
+                    Ok(Some(entry.clone()).filter(|_| !open.is_empty()))
+                },
+                |_| Ok(pushed()),
+            )
             .await
             .unwrap();
-        assert!(user.disabled);
-        assert_eq!(ended.map(|(_, sessions)| sessions.len()), Some(1));
+        assert!(update.user.disabled);
+        assert_eq!(update.ended.map(|(_, sessions)| sessions.len()), Some(1));
         assert_eq!(store.fleet_events_after(before, 10).await.unwrap().len(), 1);
     })
     .await;

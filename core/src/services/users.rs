@@ -117,17 +117,17 @@ impl AdminUserService for AdminUserApi {
                         _ => None,
                     },
                 };
-                let mut affected = self.0.store.gateways_granted_to_user(id).await?;
                 // Sessions run under the old certificate name, and a disabled user has none:
-                // the order ending them commits with the change.
+                // the order ending them commits with the change, and so do the new rules
+                // of the gateways granted to the user before or after.
                 let fleet = &self.0.fleet;
                 let end = |why: VpnSessionsEnd, sessions: &[OpenSession]| fleet.kill_entry(sessions, why.reason());
-                let (user, ended) = self.0.store.update_user(id, changes, end).await?;
-                if let Some((why, sessions)) = ended {
-                    fleet.killed_here(&self.0.hub, &sessions, why.reason());
+                let update = self.0.store.update_user(id, changes, end, |ids| fleet.rules_entry(ids)).await?;
+                if let Some((why, sessions)) = &update.ended {
+                    fleet.killed_here(&self.0.hub, sessions, why.reason());
                 }
-                affected.extend(self.0.store.gateways_granted_to_user(id).await?);
-                self.0.rules_changed(affected).await?;
+                fleet.rules_changed_here(&self.0.hub, &update.gateways_changed);
+                let user = update.user;
                 Ok(convert::user(user))
             }
             .await,

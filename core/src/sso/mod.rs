@@ -195,21 +195,23 @@ pub async fn sign_in_external(
                 is_admin: Some(is_admin),
                 ..Default::default()
             };
-            let mut affected = store.gateways_granted_to_user(&existing.id).await?;
             // Sessions run under the old certificate name; the order ending them commits
-            // with the change of address.
+            // with the change of address, and so do the new rules of the gateways granted
+            // to the user before or after (groups follow the provider).
             let fleet = &context.fleet;
             let end = |why: VpnSessionsEnd, sessions: &[OpenSession]| fleet.kill_entry(sessions, why.reason());
-            let (user, ended) = store.update_user(&existing.id, changes, end).await.map_err(|error| match error {
-                CoreError::Conflict(_) => refused(format!("`{email}` belongs to another account")),
-                other => other,
-            })?;
-            if let Some((why, sessions)) = ended {
-                fleet.killed_here(&context.hub, &sessions, why.reason());
+            let update =
+                store.update_user(&existing.id, changes, end, |ids| fleet.rules_entry(ids)).await.map_err(|error| {
+                    match error {
+                        CoreError::Conflict(_) => refused(format!("`{email}` belongs to another account")),
+                        other => other,
+                    }
+                })?;
+            if let Some((why, sessions)) = &update.ended {
+                fleet.killed_here(&context.hub, sessions, why.reason());
             }
-            affected.extend(store.gateways_granted_to_user(&user.id).await?);
-            context.rules_changed(affected).await?;
-            user
+            fleet.rules_changed_here(&context.hub, &update.gateways_changed);
+            update.user
         }
         None => {
             let new_user = NewUser {

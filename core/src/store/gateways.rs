@@ -266,21 +266,6 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Ids of every gateway granted to a user directly or through its groups, active or not.
-    pub async fn gateways_granted_to_user(&self, user_id: &str) -> CoreResult<Vec<String>> {
-        sqlx::query(
-            "SELECT gateway_id FROM gateway_users WHERE user_id = $1
-             UNION SELECT gg.gateway_id FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
-             WHERE ug.user_id = $1",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| row.try_get("gateway_id").map_err(CoreError::from))
-        .collect()
-    }
-
     /// Ids of every gateway.
     pub async fn all_gateway_ids(&self) -> CoreResult<Vec<String>> {
         sqlx::query("SELECT id FROM gateways ORDER BY id")
@@ -549,4 +534,23 @@ async fn insert_links(
             .await?;
     }
     Ok(())
+}
+
+/// The gateways granted to a user, directly or through a group, read through `executor`
+/// (the pool, or a change's own transaction).
+pub(super) async fn gateways_granted_to_user<'e, E>(executor: E, user_id: &str) -> CoreResult<Vec<String>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "SELECT gateway_id FROM gateway_users WHERE user_id = $1
+         UNION SELECT gg.gateway_id FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
+         WHERE ug.user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(executor)
+    .await?
+    .iter()
+    .map(|row| row.try_get("gateway_id").map_err(CoreError::from))
+    .collect()
 }

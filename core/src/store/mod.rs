@@ -39,7 +39,7 @@ pub use networks::{NetworkChanges, NetworkRecord, NewNetwork};
 pub use pki::{AuthorityRecord, CertificateRecord, CrlRecord};
 pub use sessions::SessionRecord;
 pub use sso::{AuthProviderFields, AuthProviderRecord, LoginEvent, LoginFlow, LoginFlowStage};
-pub use users::{NewUser, UserChanges, UserRecord, VpnSessionsEnd};
+pub use users::{NewUser, UserChanges, UserRecord, UserUpdate, VpnSessionsEnd};
 pub use vpn_sessions::{OpenSession, SessionReport, SessionTotals};
 
 use crate::error::{CoreError, CoreResult};

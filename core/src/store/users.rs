@@ -101,6 +101,17 @@ pub struct UserChanges {
 /// Columns of a user row, as [`Store::users_from_rows`] reads them.
 pub(super) const USER_COLUMNS: &str = "id, username, email, name, is_admin, disabled, provider, email_verified_by, awaiting_subject_of, created_at, last_login_at";
 
+/// What a user's change did.
+#[derive(Debug)]
+pub struct UserUpdate {
+    /// The user as it is now.
+    pub user: UserRecord,
+    /// The VPN sessions the change ends, and why; none when it ends none.
+    pub ended: Option<(VpnSessionsEnd, Vec<OpenSession>)>,
+    /// The gateways granted to the user before or after, whose rules changed.
+    pub gateways_changed: Vec<String>,
+}
+
 /// Why a user change ends their VPN sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VpnSessionsEnd {
@@ -190,16 +201,18 @@ impl Store {
 
     /// Applies changes to a user, in one transaction. A new password ends the user's
     /// sessions but `keep_session`; disabling ends them all and revokes the user's API
-    /// keys (enabling the user again does not bring them back). When the change disables
-    /// the user or changes their e-mail address, `end_vpn_sessions` turns the VPN
-    /// sessions open under the old address into the outbox event that ends them,
-    /// committed in the same transaction. Returns the user and those sessions with why.
+    /// keys (enabling the user again does not bring them back). In the same transaction:
+    /// when the change disables the user or changes their e-mail address,
+    /// `end_vpn_sessions` turns the VPN sessions open under the old address into the
+    /// outbox event that ends them; and the gateways granted to the user before or after
+    /// get a new rule version with the event `rules_changed` makes for them.
     pub async fn update_user(
         &self,
         id: &str,
         changes: UserChanges,
         end_vpn_sessions: impl FnOnce(VpnSessionsEnd, &[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
-    ) -> CoreResult<(UserRecord, Option<(VpnSessionsEnd, Vec<OpenSession>)>)> {
+        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
+    ) -> CoreResult<UserUpdate> {
         let mut tx = self.pool.begin().await?;
         let old_email: String = sqlx::query("SELECT email FROM users WHERE id = $1")
             .bind(id)
@@ -207,6 +220,7 @@ impl Store {
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user `{id}` not found")))?
             .try_get("email")?;
+        let mut granted = super::gateways::gateways_granted_to_user(&mut *tx, id).await?;
         let disabling = changes.disabled == Some(true);
         let email_changes = changes.email.as_ref().is_some_and(|email| *email != old_email);
         let email_for_message = changes.email.clone().unwrap_or_default();
@@ -265,8 +279,14 @@ impl Store {
             }
             None => None,
         };
+        granted.extend(super::gateways::gateways_granted_to_user(&mut *tx, id).await?);
+        granted.sort();
+        granted.dedup();
+        if !granted.is_empty() {
+            self.insert_fleet_event(&mut tx, &rules_changed(&granted)?, &granted).await?;
+        }
         tx.commit().await?;
-        Ok((self.require_user(id).await?, ended))
+        Ok(UserUpdate { user: self.require_user(id).await?, ended, gateways_changed: granted })
     }
 
     /// Records a successful sign-in.
