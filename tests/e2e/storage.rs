@@ -168,12 +168,13 @@ async fn gateways_grants_networks_and_visibility() {
         assert_eq!((second_page.total, second_page.items[0].name.as_str()), (2, "west"));
 
         let off = GatewayChanges { is_active: Some(false), ..Default::default() };
-        store.update_gateway(&west.id, off, &pushed(), |_| Ok(None)).await.unwrap();
+        store.update_gateway(&west.id, off, &[], &pushed(), |_| Ok(None)).await.unwrap();
         assert_eq!(store.list_gateways_for_user(Some(GatewayRole::Gateway), &alice.id, PAGE).await.unwrap().total, 1);
         let renamed = store
             .update_gateway(
                 &east.id,
                 GatewayChanges { name: Some("west".into()), ..Default::default() },
+                &[],
                 &pushed(),
                 |_| Ok(None),
             )

@@ -116,20 +116,22 @@ pub(super) fn checked_changes(
     })
 }
 
-/// Applies changes to a gateway or hub in one transaction with what its agent must hear:
-/// fresh rules, and when the change deactivates it, every tunnel through it cut.
+/// Applies changes to a gateway or hub (and replaces the link lists given) in one
+/// transaction with what its agent must hear: fresh rules, and when the change
+/// deactivates it, every tunnel through it cut.
 pub(super) async fn update_and_push(
     context: &CoreContext,
     id: &str,
     role: GatewayRole,
     changes: GatewayChanges,
+    links: &[(GatewayLink, Vec<String>)],
 ) -> CoreResult<GatewayRecord> {
     let fleet = &context.fleet;
     let changed = [id.to_owned()];
     let pushed = fleet.rules_entry(&changed)?;
     let cut_reason = format!("the {} was deactivated", role.as_str());
     let cut = |sessions: &[OpenSession]| fleet.kill_entry(sessions, &cut_reason);
-    let (record, sessions) = context.store.update_gateway(id, changes, &pushed, cut).await?;
+    let (record, sessions) = context.store.update_gateway(id, changes, links, &pushed, cut).await?;
     fleet.killed_here(&context.hub, &sessions, &cut_reason);
     fleet.rules_changed_here(&context.hub, &changed);
     Ok(record)
@@ -257,7 +259,7 @@ impl AdminGatewayService for AdminGatewayApi {
                 if let (GatewayRole::Hub, Some(pool)) = (before.role, &changes.vpn_subnet) {
                     super::mesh::clash_with_spokes(&self.0, id, "vpn_subnet", std::slice::from_ref(pool)).await?;
                 }
-                Ok(self.admin_view(update_and_push(&self.0, id, before.role, changes).await?))
+                Ok(self.admin_view(update_and_push(&self.0, id, before.role, changes, &[]).await?))
             }
             .await,
         )

@@ -119,18 +119,6 @@ impl AdminMeshApi {
         }
         Ok(replacements)
     }
-
-    /// Applies replacements from [`Self::checked_access`] and reads the hub back.
-    async fn replace_access(
-        &self,
-        hub_id: &str,
-        replacements: Vec<(GatewayLink, Vec<String>)>,
-    ) -> CoreResult<GatewayRecord> {
-        for (link, targets) in replacements {
-            self.0.store.replace_gateway_links(hub_id, link, &targets).await?;
-        }
-        self.0.store.require_gateway(hub_id).await
-    }
 }
 
 #[tonic::async_trait]
@@ -198,11 +186,7 @@ impl AdminMeshService for AdminMeshApi {
                 let access = self
                     .checked_access(values(input.network_ids), values(input.user_ids), values(input.groups))
                     .await?;
-                update_and_push(&self.0, &hub.id, GatewayRole::Hub, changes).await?;
-                // The lists are replaced in transactions of their own (not yet with the
-                // change above), and pushed after.
-                let record = self.replace_access(&hub.id, access).await?;
-                self.0.rules_changed([record.id.clone()]).await?;
+                let record = update_and_push(&self.0, &hub.id, GatewayRole::Hub, changes, &access).await?;
                 self.admin_view(record).await
             }
             .await,

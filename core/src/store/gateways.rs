@@ -304,14 +304,16 @@ impl Store {
         }
     }
 
-    /// Applies changes to a gateway. In the same transaction its rule version goes up
-    /// with the event `rules_changed`, and when the change deactivates it, `cut` turns the
-    /// sessions open on it into the event that ends them. Answers the gateway and those
-    /// sessions.
+    /// Applies changes to a gateway and replaces the link lists given (e.g. all attached
+    /// networks; the caller checks that the targets exist). In the same transaction its
+    /// rule version goes up with the event `rules_changed`, and when the change
+    /// deactivates it, `cut` turns the sessions open on it into the event that ends them.
+    /// Answers the gateway and those sessions.
     pub async fn update_gateway(
         &self,
         id: &str,
         changes: GatewayChanges,
+        links: &[(GatewayLink, Vec<String>)],
         rules_changed: &OutboxEntry,
         cut: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
     ) -> CoreResult<(GatewayRecord, Vec<OpenSession>)> {
@@ -338,6 +340,11 @@ impl Store {
         .map_err(|e| conflict_on_duplicate(e, || format!("a gateway named `{name_for_message}` already exists")))?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
+        }
+        for (link, targets) in links {
+            let (table, _) = link.table_and_column();
+            query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(id).execute(&mut *tx).await?;
+            insert_links(&mut tx, id, *link, targets).await?;
         }
         let sessions = match deactivating {
             true => super::vpn_sessions::open_sessions_where(&mut *tx, "gateway_id", id).await?,
@@ -421,22 +428,6 @@ impl Store {
         self.insert_fleet_event(&mut tx, rules_changed, &[gateway_id.to_owned()]).await?;
         tx.commit().await?;
         self.require_gateway(gateway_id).await
-    }
-
-    /// Replaces every link of one kind (e.g. all attached networks) in one transaction.
-    /// The caller checks that the targets exist.
-    pub async fn replace_gateway_links(
-        &self,
-        gateway_id: &str,
-        link: GatewayLink,
-        targets: &[String],
-    ) -> CoreResult<()> {
-        let (table, _) = link.table_and_column();
-        let mut tx = self.pool.begin().await?;
-        query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(gateway_id).execute(&mut *tx).await?;
-        insert_links(&mut tx, gateway_id, link, targets).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Removes a link; removing one that does not exist is `NotFound`. The gateway gets
