@@ -5,6 +5,7 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
 use crate::sso::oidc::client_secret_context;
 use crate::store::{AuthProviderFields, AuthProviderRecord};
 use crate::validate;
@@ -174,7 +175,8 @@ fn issuer(fields: &AuthProviderFields) -> (String, String) {
 
 impl AdminAuthProviderApi {
     /// Creates a provider, or replaces the one with the same id (`replace`), sealing a
-    /// new client secret; an empty secret on replace keeps the old one.
+    /// new client secret (bound to the provider's id, made here for a new one); an empty
+    /// secret on replace keeps the old one. One write either way.
     pub async fn save(
         &self,
         input: &AuthProvider,
@@ -182,23 +184,22 @@ impl AdminAuthProviderApi {
     ) -> CoreResult<AuthProviderRecord> {
         let mut fields = fields(input)?;
         let store = &self.0.store;
-        let record = match replace {
+        let id = replace.map_or_else(|| new_id(IdKind::AuthProvider), |existing| existing.id.clone());
+        fields.sealed_client_secret = match (input.client_secret.is_empty(), replace) {
+            (false, _) => Some(self.0.sealer.seal(&client_secret_context(&id), input.client_secret.as_bytes())?),
+            (true, Some(existing)) => existing.fields.sealed_client_secret.clone(),
+            (true, None) => None,
+        };
+        match replace {
             Some(existing) => {
-                fields.sealed_client_secret.clone_from(&existing.fields.sealed_client_secret);
                 let issuer_changed = issuer(&existing.fields) != issuer(&fields);
                 if issuer_changed {
                     tracing::warn!(provider = %existing.fields.name, "the provider's issuer changed; its linked subjects are forgotten");
                 }
-                store.replace_auth_provider(&existing.id, &fields, issuer_changed).await?
+                store.replace_auth_provider(&id, &fields, issuer_changed).await
             }
-            None => store.create_auth_provider(&fields).await?,
-        };
-        if input.client_secret.is_empty() {
-            return Ok(record);
+            None => store.create_auth_provider(&id, &fields).await,
         }
-        fields.sealed_client_secret =
-            Some(self.0.sealer.seal(&client_secret_context(&record.id), input.client_secret.as_bytes())?);
-        store.replace_auth_provider(&record.id, &fields, false).await
     }
 }
 

@@ -158,19 +158,19 @@ fn bind_provider_fields<'q>(query: AnyQuery<'q>, fields: &AuthProviderFields) ->
 }
 
 impl Store {
-    /// Creates a provider; a duplicate name is a conflict.
-    pub async fn create_auth_provider(&self, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
-        let id = new_id(IdKind::AuthProvider);
+    /// Creates provider `id` (made by the caller, whose sealed secret is bound to it); a
+    /// duplicate name is a conflict.
+    pub async fn create_auth_provider(&self, id: &str, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
         let insert = sqlx::query(
             "INSERT INTO auth_providers (name, kind, issuer_url, client_id, sealed_client_secret, scopes, groups_claim,
                  admin_group, allowed_groups, saml_idp_metadata, saml_entity_id, link_by_email, allow_unverified_email,
                  id, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
         );
-        bind_provider_fields(insert, fields).bind(&id).bind(unix_now()).execute(&self.pool).await.map_err(|e| {
+        bind_provider_fields(insert, fields).bind(id).bind(unix_now()).execute(&self.pool).await.map_err(|e| {
             conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name))
         })?;
-        self.require_auth_provider(&id).await
+        self.require_auth_provider(id).await
     }
 
     /// Replaces a provider's settings; a new name follows onto the accounts it made.
