@@ -119,11 +119,6 @@ impl Store {
         open_sessions_where(&self.pool, "serial", serial).await
     }
 
-    /// Open sessions on a gateway.
-    pub async fn open_sessions_on_gateway(&self, gateway_id: &str) -> CoreResult<Vec<OpenSession>> {
-        open_sessions_where(&self.pool, "gateway_id", gateway_id).await
-    }
-
     /// Open sessions of an identity (certificate CN).
     pub async fn open_sessions_of(&self, common_name: &str) -> CoreResult<Vec<OpenSession>> {
         open_sessions_where(&self.pool, "common_name", common_name).await
