@@ -359,3 +359,59 @@ async fn a_rule_change_and_the_new_rule_versions_of_its_gateways_commit_together
     })
     .await;
 }
+
+/// A database migrated by a release before `sqlx::migrate!` (its versions in
+/// `schema_migrations`) is adopted without re-running anything, and an applied migration
+/// whose recorded checksum no longer matches its file stops the start-up.
+#[tokio::test]
+async fn migrations_adopt_the_legacy_record_and_refuse_edited_ones() {
+    for backend in backends() {
+        let dir = TempDir::new("store");
+        let url = fresh_database_url(backend, dir.path()).await;
+        let store = Store::open(&url).await.unwrap();
+        store.create_user(user("kept", &[])).await.unwrap();
+        store.close().await;
+
+        // Rewind the record to what the hand-written runner left behind.
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+        assert!(applied >= 10, "{backend:?}: {applied} migrations recorded");
+        sqlx::query("DROP TABLE _sqlx_migrations").execute(&pool).await.unwrap();
+        sqlx::query("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for version in 1..=applied {
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)")
+                .bind(version)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+
+        // Re-running any migration would fail on its existing tables.
+        let store = Store::open(&url).await.unwrap_or_else(|e| panic!("{backend:?}: adoption failed: {e}"));
+        assert_eq!(store.list_users(PAGE, "").await.unwrap().total, 1, "{backend:?}: data kept");
+        store.close().await;
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+        assert_eq!(recorded, applied, "{backend:?}");
+        assert!(
+            sqlx::query("SELECT version FROM schema_migrations").fetch_all(&pool).await.is_err(),
+            "{backend:?}: the legacy table is dropped once adopted"
+        );
+
+        // An applied migration edited since: the node refuses to start.
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = 1")
+            .bind(vec![0_u8; 48])
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let refused = Store::open(&url).await.unwrap_err();
+        assert!(refused.to_string().contains("migration"), "{backend:?}: {refused}");
+    }
+}

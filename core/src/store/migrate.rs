@@ -1,94 +1,73 @@
-//! Schema migrations, embedded in the binary and applied in order at start-up.
-//! The SQL is portable between SQLite and PostgreSQL, so one list serves both.
+//! Schema migrations: `core/migrations/*.sql`, embedded by `sqlx::migrate!` and applied
+//! in order at start-up. The SQL is portable between SQLite and PostgreSQL, so one list
+//! serves both. sqlx records each applied migration with its checksum in
+//! `_sqlx_migrations`, refuses to start on an applied migration that was edited since, and
+//! on PostgreSQL holds an advisory lock so nodes starting together do not race.
 
-use super::{Store, unix_now};
-use crate::error::CoreResult;
+use super::Store;
+use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
+use sqlx::migrate::Migrator;
 
 /// Every migration, by version. Append only; never edit an applied one.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/0001_foundation.sql")),
-    (2, include_str!("../../migrations/0002_pki.sql")),
-    (3, include_str!("../../migrations/0003_agents.sql")),
-    (4, include_str!("../../migrations/0004_sso.sql")),
-    (5, include_str!("../../migrations/0005_geo_fence.sql")),
-    (6, include_str!("../../migrations/0006_mesh.sql")),
-    (7, include_str!("../../migrations/0007_sign_in_hardening.sql")),
-    (8, include_str!("../../migrations/0008_activity.sql")),
-    (9, include_str!("../../migrations/0009_client_logins.sql")),
-    (10, include_str!("../../migrations/0010_fleet_outbox.sql")),
-];
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The table in which releases before `sqlx::migrate!` recorded applied versions.
+const LEGACY_TABLE: &str = "schema_migrations";
+
+/// A session-level PostgreSQL advisory lock held while a legacy record is adopted.
+const ADOPTION_LOCK: i64 = 7_406_190;
 
 impl Store {
     /// Applies every migration this database has not seen, each in its own transaction.
-    /// On PostgreSQL an advisory lock keeps nodes starting together from racing.
+    /// A database migrated by an earlier release (its versions in `schema_migrations`) is
+    /// adopted first: those versions are recorded as applied, without running them again.
     pub async fn migrate(&self) -> CoreResult<()> {
         let mut connection = self.pool.acquire().await?;
         let postgres = self.backend == "postgres";
         if postgres {
-            sqlx::query("SELECT pg_advisory_lock(7406190)").execute(&mut *connection).await?;
+            sqlx::query("SELECT pg_advisory_lock($1)").bind(ADOPTION_LOCK).execute(&mut *connection).await?;
         }
-        let outcome = apply_migrations(&mut connection).await;
+        let adopted = adopt_legacy_record(&mut connection, postgres).await;
         if postgres {
-            sqlx::query("SELECT pg_advisory_unlock(7406190)").execute(&mut *connection).await?;
+            sqlx::query("SELECT pg_advisory_unlock($1)").bind(ADOPTION_LOCK).execute(&mut *connection).await?;
         }
-        outcome
+        adopted?;
+        MIGRATOR.run(&mut *connection).await.map_err(migration_failed)
     }
 }
 
-async fn apply_migrations(connection: &mut sqlx::AnyConnection) -> CoreResult<()> {
-    use sqlx::Connection;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&mut *connection)
-    .await?;
-    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-        .fetch_all(&mut *connection)
-        .await?
-        .iter()
-        .map(|row| row.try_get("version"))
-        .collect::<Result<_, _>>()?;
-    for (version, sql) in MIGRATIONS {
-        if applied.contains(version) {
-            continue;
-        }
-        let mut tx = connection.begin().await?;
-        for statement in split_statements(sql) {
-            sqlx::query(statement).execute(&mut *tx).await?;
-        }
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-            .bind(*version)
-            .bind(unix_now())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(version, "applied migration");
+/// Records the versions of the legacy table as applied in sqlx's table, then drops the
+/// legacy table, so that this runs once.
+async fn adopt_legacy_record(connection: &mut sqlx::AnyConnection, postgres: bool) -> CoreResult<()> {
+    let exists = if postgres {
+        sqlx::query("SELECT to_regclass($1) IS NOT NULL AS present")
+            .bind(LEGACY_TABLE)
+            .fetch_one(&mut *connection)
+            .await?
+            .try_get::<bool, _>("present")?
+    } else {
+        sqlx::query("SELECT COUNT(*) AS total FROM sqlite_master WHERE type = 'table' AND name = $1")
+            .bind(LEGACY_TABLE)
+            .fetch_one(&mut *connection)
+            .await?
+            .try_get::<i64, _>("total")?
+            > 0
+    };
+    if !exists {
+        return Ok(());
     }
+    let newest: Option<i64> =
+        sqlx::query("SELECT MAX(version) AS newest FROM schema_migrations").fetch_one(&mut *connection).await?.try_get("newest")?;
+    if let Some(newest) = newest {
+        MIGRATOR.skip(&mut *connection, Some(newest)).await.map_err(migration_failed)?;
+        tracing::info!(newest, "adopted the migration record of an earlier release");
+    }
+    sqlx::query("DROP TABLE schema_migrations").execute(&mut *connection).await?;
     Ok(())
 }
 
-/// Splits a migration into statements, dropping `--` comment lines.
-fn split_statements(sql: &str) -> impl Iterator<Item = &str> {
-    sql.split(';').filter_map(|chunk| {
-        let meaningful = chunk.lines().any(|line| {
-            let line = line.trim();
-            !line.is_empty() && !line.starts_with("--")
-        });
-        meaningful.then_some(chunk.trim())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statements_are_split_and_comments_dropped() {
-        let sql = "-- header\nCREATE TABLE a (x TEXT);\n\n-- only a comment\n;CREATE INDEX i ON a (x);\n";
-        let statements: Vec<_> = split_statements(sql).collect();
-        assert_eq!(statements.len(), 2);
-        assert!(statements[0].ends_with("CREATE TABLE a (x TEXT)"));
-        assert_eq!(statements[1], "CREATE INDEX i ON a (x)");
-    }
+/// A migration that could not be applied, e.g. an applied one whose file was edited.
+fn migration_failed(error: sqlx::migrate::MigrateError) -> CoreError {
+    CoreError::Internal(format!("database migration failed: {error}"))
 }
