@@ -4,7 +4,6 @@ use crate::agent_hub::AgentHub;
 use crate::auth::Authenticator;
 use crate::auth::{Access, Caller};
 use crate::error::CoreResult;
-use crate::fleet::FleetEvent;
 use crate::pki::CertificateAuthority;
 use crate::ratelimit::RateLimits;
 use crate::sealing::SecretBox;
@@ -71,13 +70,6 @@ impl CoreContext {
         caller.require_admin()?;
         self.limits.admin.check(&caller.user.id)?;
         Ok(caller)
-    }
-
-    /// Signs a CRL with every revocation so far and sends it to every agent, on every node.
-    pub async fn publish_crl(&self) -> CoreResult<()> {
-        let crl = crate::pki::lifecycle::rebuild_crl(&self.store, &self.authority).await?;
-        let event = FleetEvent::Crl { pem: crl.signed.pem, number: crl.number };
-        self.fleet.publish(&self.store, &self.hub, event).await
     }
 
     /// Records that these gateways' rules changed; their agents get fresh snapshots,

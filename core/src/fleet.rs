@@ -218,6 +218,18 @@ impl FleetRelay {
         apply(hub, &prepared.event);
     }
 
+    /// The outbox entry handing the CRL numbered `number` to every agent, for a change
+    /// that signs it in its own transaction; once that committed,
+    /// [`FleetRelay::crl_here`] hands it to this node's agents.
+    pub fn crl_entry(&self, pem: &str, number: u64) -> CoreResult<OutboxEntry> {
+        self.outbox_entry(&FleetEvent::Crl { pem: pem.to_owned(), number })
+    }
+
+    /// Hands a CRL stored by this node to its own agents.
+    pub fn crl_here(&self, hub: &AgentHub, pem: &str, number: u64) {
+        apply(hub, &FleetEvent::Crl { pem: pem.to_owned(), number });
+    }
+
     /// Applies the order ending `sessions`, recorded by this node, to its own streams.
     pub fn killed_here(&self, hub: &AgentHub, sessions: &[OpenSession], reason: &str) {
         if let Some(event) = FleetEvent::kill(sessions, reason) {

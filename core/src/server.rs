@@ -170,6 +170,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
             move || render_metrics(context.clone())
         }),
     );
+    crate::pki::lifecycle::refresh_crl_if_due(&context).await?;
     // Before any stream can attach: see FleetRelay::start_after_outbox.
     context.fleet.start_after_outbox(&store).await?;
     let routes = grpc_routes(context.clone()).await?;
@@ -287,9 +288,9 @@ fn no_delay(listener: TcpListener) -> TcpIncoming {
 /// Background upkeep until the server stops: every few seconds, writes the batched
 /// stream heartbeats; every minute, drops expired sessions, login flows and the sealed
 /// content of configs whose download window has passed, and forgets rate-limit keys
-/// whose allowance is whole again; every hour, prunes the
-/// sign-in record and the fleet's outbox. Also keeps this node's heartbeat row. Ends
-/// when `stop` resolves.
+/// whose allowance is whole again; every hour, prunes the sign-in record and the
+/// fleet's outbox and re-signs the CRL when it is a day old. Also keeps this node's
+/// heartbeat row. Ends when `stop` resolves.
 async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(HEARTBEAT_FLUSH_SECONDS));
     tokio::pin!(stop);
@@ -328,6 +329,9 @@ async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Outp
             }
             if let Err(error) = context.fleet.prune(&context.store).await {
                 tracing::warn!(%error, "pruning the fleet's outbox failed");
+            }
+            if let Err(error) = crate::pki::lifecycle::refresh_crl_if_due(&context).await {
+                tracing::warn!(%error, "refreshing the CRL failed");
             }
         }
     }

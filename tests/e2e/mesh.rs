@@ -70,6 +70,12 @@ fn certificate_serial(profile: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("serial=").to_owned()
 }
 
+/// The current CRL, PEM.
+async fn crl_pem(core: &Core) -> String {
+    let url = format!("{}/api/v1/pki/crl.pem", core.http_base);
+    reqwest::get(url).await.unwrap().error_for_status().unwrap().text().await.unwrap()
+}
+
 /// Whether a serial is revoked, and why, from the public check.
 async fn check_serial(core: &Core, serial: &str) -> (bool, String) {
     let check = core.call(reqwest::Method::GET, &format!("/pki/check/{serial}"), None, None).await;
@@ -295,7 +301,15 @@ async fn administer_mesh_on(backend: Backend) {
     assert_eq!(provision(&core, &spoke_token, &[]).await.unwrap_err().code(), Code::Unauthenticated);
     let west = core.post(&spokes, &admin, json!({"name": "west", "local_cidrs": ["10.70.9.0/24"]})).await;
     let west_token = west.expect(StatusCode::CREATED).body["data"]["token"].as_str().unwrap().to_owned();
+    let west_serial = certificate_serial(&provision(&core, &west_token, &[]).await.unwrap().openvpn_config);
+    let crl_before = crl_pem(&core).await;
     core.delete(&format!("/admin/mesh/hubs/{hub_id}"), &admin).await.expect(StatusCode::OK);
+    assert_eq!(
+        check_serial(&core, &west_serial).await,
+        (true, "cessation_of_operation".to_owned()),
+        "a deleted hub's spokes lose their certificates"
+    );
+    assert_ne!(crl_pem(&core).await, crl_before, "a new CRL came with the deletion");
     assert_eq!(core.get("/admin/mesh/hubs", &admin).await.body["meta"]["total"], 0);
     assert_eq!(
         provision(&core, &west_token, &[]).await.unwrap_err().code(),

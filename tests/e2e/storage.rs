@@ -4,8 +4,8 @@ use crate::kit::{TempDir, backends, fresh_database_url};
 use gatekey_core::error::CoreError;
 use gatekey_core::secrets::mint_token;
 use gatekey_core::store::{
-    GatewayChanges, GatewayLink, GatewayRole, LoginEvent, NetworkChanges, NewApiKey, NewGateway, NewNetwork, NewUser,
-    OutboxEntry, Page, Store, UserChanges,
+    CertificateRecord, CrlRecord, GatewayChanges, GatewayLink, GatewayRole, LoginEvent, NetworkChanges, NewApiKey,
+    NewGateway, NewNetwork, NewUser, OutboxEntry, Page, Store, UserChanges,
 };
 
 fn user(name: &str, groups: &[&str]) -> NewUser {
@@ -46,6 +46,13 @@ fn no_outbox(
     _: &[gatekey_core::store::OpenSession],
 ) -> Result<Option<gatekey_core::store::OutboxEntry>, CoreError> {
     Ok(None)
+}
+
+/// A stand-in for the CA's CRL signing: the "CRL" lists the revoked serials as text.
+fn unsigned_crl(number: i64, revoked: &[CertificateRecord]) -> Result<(CrlRecord, OutboxEntry), CoreError> {
+    let serials = revoked.iter().map(|certificate| certificate.serial.as_str()).collect::<Vec<_>>().join(",");
+    let crl = CrlRecord { number, der_base64: serials, this_update: 1, next_update: 2 };
+    Ok((crl, OutboxEntry { node_id: "node-test".into(), payload: format!("{{\"crl\":{number}}}") }))
 }
 
 /// Runs `check` against a fresh store of every backend.
@@ -209,9 +216,13 @@ async fn gateways_grants_networks_and_visibility() {
             store.unlink_gateway(&east.id, GatewayLink::Group, "eng", &pushed()).await,
             Err(CoreError::NotFound(_))
         ));
-        store.delete_gateway(&east.id, |_| Ok(vec![])).await.unwrap();
+        let (_, crl) = store.delete_gateway(&east.id, |_| Ok(vec![]), unsigned_crl).await.unwrap();
+        assert!(crl.is_none(), "a gateway without spokes revokes nothing");
         assert!(store.require_network(&net.id).await.unwrap().gateway_ids.is_empty());
-        assert!(matches!(store.delete_gateway(&east.id, |_| Ok(vec![])).await, Err(CoreError::NotFound(_))));
+        assert!(matches!(
+            store.delete_gateway(&east.id, |_| Ok(vec![]), unsigned_crl).await,
+            Err(CoreError::NotFound(_))
+        ));
         assert!(store.delete_network(&net.id, entry).await.unwrap().is_empty(), "no gateway was attached any more");
         assert_eq!(store.list_networks(PAGE).await.unwrap().total, 0);
     })
@@ -242,7 +253,7 @@ async fn the_sign_in_record_is_pruned_by_age_and_size_and_takes_any_input() {
 
 #[tokio::test]
 async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_together_or_not_at_all() {
-    use gatekey_core::store::{CertificateRecord, OutboxEntry, SessionReport};
+    use gatekey_core::store::SessionReport;
     on_every_backend(|store| async move {
         let alice = store.create_user(user("alice", &[])).await.unwrap();
         let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
@@ -269,28 +280,54 @@ async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_toge
         store.record_session_connected(&gw.id, &session).await.unwrap();
         let before = store.latest_fleet_event_id().await.unwrap();
 
-        // The order cannot be written: nothing is revoked either.
-        let failed =
-            store.revoke_certificate("0a0b", "key_compromise", |_| Err(CoreError::Internal("no outbox".into()))).await;
-        assert!(failed.is_err());
+        // The order cannot be written, or the CRL cannot be signed: nothing is revoked either.
+        let no_outbox = |_: &[_]| Err(CoreError::Internal("no outbox".into()));
+        let no_crl = |_, _: &[CertificateRecord]| Err(CoreError::Internal("no signature".into()));
+        let entry = OutboxEntry { node_id: "node-test".into(), payload: "{\"kill\":\"s-1\"}".into() };
+        let kill = |open: &[gatekey_core::store::OpenSession]| Ok(Some(entry.clone()).filter(|_| !open.is_empty()));
+        assert!(store.revoke_certificate("0a0b", "key_compromise", no_outbox, unsigned_crl).await.is_err());
+        assert!(store.revoke_certificate("0a0b", "key_compromise", kill, no_crl).await.is_err());
         assert!(
             store.find_certificate("0a0b").await.unwrap().unwrap().revoked_at.is_none(),
-            "revoked without its kill"
+            "revoked without its kill or its CRL"
         );
         assert_eq!(store.latest_fleet_event_id().await.unwrap(), before, "an event without its change");
+        assert!(store.latest_crl().await.unwrap().is_none(), "a CRL without its revocation");
 
-        // Written: both are there, the order naming the session that was open.
-        let entry = OutboxEntry { node_id: "node-test".into(), payload: "{\"kill\":\"s-1\"}".into() };
-        let (record, newly, sessions) = store
-            .revoke_certificate("0a0b", "key_compromise", |open| Ok(Some(entry.clone()).filter(|_| !open.is_empty())))
-            .await
-            .unwrap();
+        // Written: all three are there, the order naming the session that was open and
+        // the CRL listing the certificate.
+        let (record, newly, sessions, crl) =
+            store.revoke_certificate("0a0b", "key_compromise", kill, unsigned_crl).await.unwrap();
         assert!(newly && record.revoked_at.is_some());
         assert_eq!(sessions.len(), 1);
         assert_eq!(sessions[0].gateway_id, gw.id);
+        let crl = crl.expect("a new CRL");
+        assert_eq!((crl.number, crl.der_base64.as_str()), (1, "0a0b"));
+        assert_eq!(store.latest_crl().await.unwrap().map(|latest| latest.number), Some(1));
         let events = store.fleet_events_after(before, 10).await.unwrap();
-        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!((events[0].node_id.as_str(), events[0].payload.as_str()), ("node-test", entry.payload.as_str()));
+        assert_eq!(events[1].payload, "{\"crl\":1}");
+
+        // Revoking it again changes nothing and signs no CRL.
+        let (_, newly, _, crl) = store.revoke_certificate("0a0b", "superseded", kill, no_crl).await.unwrap();
+        assert!(!newly && crl.is_none());
+
+        // Revocations racing on two connections: consecutive CRLs, the later listing both.
+        for (serial, subject) in [("0c0c", "bob"), ("0d0d", "carol")] {
+            let certificate =
+                CertificateRecord { serial: serial.into(), subject: subject.into(), ..certificate.clone() };
+            store.record_certificate(&certificate).await.unwrap();
+        }
+        let none = |_: &[gatekey_core::store::OpenSession]| Ok(None);
+        let (first, second) = tokio::join!(
+            store.revoke_certificate("0c0c", "key_compromise", none, unsigned_crl),
+            store.revoke_certificate("0d0d", "key_compromise", none, unsigned_crl),
+        );
+        let mut crls = [first.unwrap().3.unwrap(), second.unwrap().3.unwrap()];
+        crls.sort_by_key(|crl| crl.number);
+        assert_eq!([crls[0].number, crls[1].number], [2, 3]);
+        assert_eq!(crls[1].der_base64, "0a0b,0c0c,0d0d", "the later CRL lists every revocation before it");
 
         // Disabling the user: the same, both or neither.
         let before = store.latest_fleet_event_id().await.unwrap();
@@ -374,8 +411,7 @@ async fn migrations_adopt_the_legacy_record_and_refuse_edited_ones() {
 
         // Rewind the record to what the hand-written runner left behind.
         let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
         assert!(applied >= 10, "{backend:?}: {applied} migrations recorded");
         sqlx::query("DROP TABLE _sqlx_migrations").execute(&pool).await.unwrap();
         sqlx::query("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
@@ -396,8 +432,7 @@ async fn migrations_adopt_the_legacy_record_and_refuse_edited_ones() {
         assert_eq!(store.list_users(PAGE, "").await.unwrap().total, 1, "{backend:?}: data kept");
         store.close().await;
         let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        let recorded: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+        let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
         assert_eq!(recorded, applied, "{backend:?}");
         assert!(
             sqlx::query("SELECT version FROM schema_migrations").fetch_all(&pool).await.is_err(),

@@ -2,9 +2,11 @@
 //! keeping a current signed CRL, and each gateway's tls-crypt key.
 
 use super::{CertificateAuthority, RevocationReasonName, RevokedEntry, SignedCrl, new_tls_crypt_key};
+use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
+use crate::fleet::FleetRelay;
 use crate::sealing::SecretBox;
-use crate::store::{AuthorityRecord, CrlRecord, Store, unix_now};
+use crate::store::{AuthorityRecord, CertificateRecord, CrlRecord, OutboxEntry, Store, unix_now};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -56,40 +58,60 @@ pub struct CurrentCrl {
     pub next_update: i64,
 }
 
-/// The newest CRL, signing a fresh one if there is none or it is more than a day old.
-pub async fn current_crl(store: &Store, authority: &CertificateAuthority) -> CoreResult<CurrentCrl> {
-    match store.latest_crl().await? {
-        Some(record) if unix_now() - record.this_update < CRL_REFRESH_SECONDS => {
-            let der = STANDARD
-                .decode(&record.der_base64)
-                .map_err(|_| CoreError::Internal("stored CRL is not base64".into()))?;
-            let pem = pem_of_crl(&der);
-            Ok(CurrentCrl {
-                number: u64::try_from(record.number).unwrap_or(0),
-                signed: SignedCrl { der, pem },
-                this_update: record.this_update,
-                next_update: record.next_update,
-            })
-        }
-        _ => rebuild_crl(store, authority).await,
+impl CurrentCrl {
+    /// A stored CRL, decoded.
+    pub fn from_record(record: &CrlRecord) -> CoreResult<CurrentCrl> {
+        let der =
+            STANDARD.decode(&record.der_base64).map_err(|_| CoreError::Internal("stored CRL is not base64".into()))?;
+        let pem = pem_of_crl(&der);
+        Ok(CurrentCrl {
+            number: u64::try_from(record.number).unwrap_or(0),
+            signed: SignedCrl { der, pem },
+            this_update: record.this_update,
+            next_update: record.next_update,
+        })
     }
 }
 
-/// Signs and stores a CRL listing every revoked, unexpired certificate under the next
-/// number. Retries when another node took that number, so the newest CRL always
-/// includes every committed revocation.
-pub async fn rebuild_crl(store: &Store, authority: &CertificateAuthority) -> CoreResult<CurrentCrl> {
-    for _ in 0..5 {
-        let number = store.latest_crl().await?.map_or(1, |latest| latest.number + 1);
-        let revoked = store
-            .revoked_unexpired_certificates()
-            .await?
-            .into_iter()
+/// The newest CRL (signing the first one if there is none).
+pub async fn current_crl(context: &CoreContext) -> CoreResult<CurrentCrl> {
+    match context.store.latest_crl().await? {
+        Some(record) => CurrentCrl::from_record(&record),
+        None => refresh_crl(context).await,
+    }
+}
+
+/// Signs a fresh CRL when there is none or the newest is more than a day old (it is
+/// valid for a week), and hands it to every agent on every node. Runs at start-up,
+/// before anything reads the CRL, and then every hour.
+pub async fn refresh_crl_if_due(context: &CoreContext) -> CoreResult<()> {
+    match context.store.latest_crl().await? {
+        Some(record) if unix_now() - record.this_update < CRL_REFRESH_SECONDS => Ok(()),
+        _ => refresh_crl(context).await.map(|_| ()),
+    }
+}
+
+/// Signs and stores the next CRL, with its event, and hands it to this node's agents.
+async fn refresh_crl(context: &CoreContext) -> CoreResult<CurrentCrl> {
+    let record = context.store.refresh_crl(crl_signer(&context.authority, &context.fleet)).await?;
+    crl_committed(context, &record)
+}
+
+/// What the store calls, inside a transaction that changed the revocations, to sign
+/// the CRL numbered `number` listing `revoked`: the CRL and the outbox event handing
+/// it to the agents of every node.
+pub fn crl_signer<'a>(
+    authority: &'a CertificateAuthority,
+    fleet: &'a FleetRelay,
+) -> impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)> + 'a {
+    move |number, revoked| {
+        let revoked = revoked
+            .iter()
             .map(|certificate| {
                 Ok(RevokedEntry {
                     revoked_at: certificate.revoked_at.unwrap_or_else(unix_now),
                     reason: RevocationReasonName::parse(certificate.revocation_reason.as_deref().unwrap_or_default())?,
-                    serial: certificate.serial,
+                    serial: certificate.serial.clone(),
                 })
             })
             .collect::<CoreResult<Vec<_>>>()?;
@@ -97,12 +119,17 @@ pub async fn rebuild_crl(store: &Store, authority: &CertificateAuthority) -> Cor
         let next_update = this_update + CRL_VALIDITY_SECONDS;
         let number_unsigned = u64::try_from(number).map_err(|_| CoreError::Internal("negative CRL number".into()))?;
         let signed = authority.sign_crl(number_unsigned, &revoked, this_update, next_update)?;
-        let record = CrlRecord { number, der_base64: STANDARD.encode(&signed.der), this_update, next_update };
-        if store.insert_crl(&record).await? {
-            return Ok(CurrentCrl { number: number_unsigned, signed, this_update, next_update });
-        }
+        let entry = fleet.crl_entry(&signed.pem, number_unsigned)?;
+        Ok((CrlRecord { number, der_base64: STANDARD.encode(&signed.der), this_update, next_update }, entry))
     }
-    Err(CoreError::Internal("could not store a new CRL after five attempts".into()))
+}
+
+/// Hands a CRL that a committed change stored to this node's agents (the other nodes'
+/// relays read its event from the outbox); answers it decoded.
+pub fn crl_committed(context: &CoreContext, record: &CrlRecord) -> CoreResult<CurrentCrl> {
+    let crl = CurrentCrl::from_record(record)?;
+    context.fleet.crl_here(&context.hub, &crl.signed.pem, crl.number);
+    Ok(crl)
 }
 
 fn pem_of_crl(der: &[u8]) -> String {

@@ -324,7 +324,7 @@ impl GatewayAgentService for GatewayAgentApi {
         // What the agent may have missed while it held no stream (between nodes, say):
         // the current CRL, and kills for the live sessions whose certificates no longer
         // stand.
-        let crl = crate::pki::lifecycle::current_crl(&context.store, &context.authority).await?;
+        let crl = current_crl(&context).await?;
         let update = CrlUpdate { pem: crl.signed.pem, number: crl.number };
         let _ = link.outbound.send(Ok(message(0, CoreBody::CrlUpdate(update))));
         for session in &live {
@@ -389,7 +389,7 @@ impl GatewayAgentService for GatewayAgentApi {
                     })
                     .await?;
                 let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &gateway.id).await?;
-                let crl = current_crl(&context.store, &context.authority).await?;
+                let crl = current_crl(context).await?;
                 tracing::info!(gateway = %gateway.id, serial = %issued.serial, "provisioned gateway");
                 Ok(ProvisionResponse {
                     config_version: config_version(&gateway),

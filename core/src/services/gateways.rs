@@ -6,6 +6,7 @@ use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
 use crate::error::{CoreError, CoreResult};
 use crate::fleet::FleetEvent;
+use crate::pki::lifecycle::{crl_committed, crl_signer};
 use crate::secrets::{GATEWAY_TOKEN_PREFIX, MintedToken, mint_token};
 use crate::store::{
     GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, Listing, NewGateway, OpenSession, OutboxEntry, Page,
@@ -149,17 +150,13 @@ pub(super) async fn rotate_agent_token(context: &CoreContext, id: &str) -> CoreR
     Ok((record, token))
 }
 
-/// Deletes a gateway or hub: a hub's spokes are retired first (certificates revoked,
-/// tunnels cut), its users' tunnels are cut, then its agent's stream ends (the stream's
-/// queue delivers the kills first).
+/// Deletes a gateway or hub: its tunnels (a hub's spokes' among them) are cut, then its
+/// agent's stream ends (the stream's queue delivers the kills first); a hub's spokes
+/// lose their certificates.
 pub(super) async fn delete_and_cut(context: &CoreContext, record: &GatewayRecord) -> CoreResult<()> {
     let role = record.role.as_str();
-    let spokes = match record.role {
-        GatewayRole::Hub => context.store.spokes_of_hub(&record.id).await?,
-        GatewayRole::Gateway => Vec::new(),
-    };
-    super::mesh::retire_spokes(context, &spokes).await?;
-    // The orders cutting its tunnels and ending its stream commit with the deletion.
+    // The orders cutting its tunnels and ending its stream, and the CRL revoking its
+    // spokes, commit with the deletion.
     let (fleet, cut) = (&context.fleet, format!("the {role} was deleted"));
     let end = fleet.prepare(FleetEvent::end_stream(
         &record.id,
@@ -169,10 +166,14 @@ pub(super) async fn delete_and_cut(context: &CoreContext, record: &GatewayRecord
     let ends = |sessions: &[OpenSession]| -> CoreResult<Vec<OutboxEntry>> {
         Ok(fleet.kill_entry(sessions, &cut)?.into_iter().chain([end.entry.clone()]).collect())
     };
-    let sessions = context.store.delete_gateway(&record.id, ends).await?;
+    let sign = crl_signer(&context.authority, fleet);
+    let (sessions, crl) = context.store.delete_gateway(&record.id, ends, sign).await?;
     fleet.killed_here(&context.hub, &sessions, &cut);
     fleet.applied_here(&context.hub, &end);
-    tracing::info!(id = %record.id, role, spokes = spokes.len(), "deleted");
+    if let Some(crl) = crl {
+        crl_committed(context, &crl)?;
+    }
+    tracing::info!(id = %record.id, role, "deleted");
     Ok(())
 }
 

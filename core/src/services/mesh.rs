@@ -12,11 +12,12 @@ use crate::convert::{self, GatewayView};
 use crate::error::{CoreError, CoreResult};
 use crate::ovpn::{ClientProfile, render_client_profile};
 use crate::pki::CertificatePurpose;
-use crate::pki::lifecycle::gateway_tls_crypt_key;
+use crate::pki::lifecycle::{crl_committed, crl_signer, gateway_tls_crypt_key};
 use crate::policy::{GatewayPolicy, SPOKE_CERTIFICATE, advertised_networks};
 use crate::secrets::{GATEWAY_TOKEN_PREFIX, SPOKE_TOKEN_PREFIX, mint_token};
 use crate::store::{
-    CertificateRecord, GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway, SpokeRecord, unix_now,
+    CertificateRecord, GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway, OpenSession, SpokeRecord,
+    unix_now,
 };
 use crate::validate;
 use gatekey::v1::admin_mesh_service_server::AdminMeshService;
@@ -322,27 +323,21 @@ impl AdminMeshService for AdminMeshApi {
                 let input = request.into_inner();
                 let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
-                retire_spokes(&self.0, std::slice::from_ref(&spoke)).await?;
-                self.0.store.delete_spoke(&hub.id, &spoke.id).await?;
+                // Its certificates' revocation, the new CRL and the order cutting its
+                // tunnels commit with the deletion.
+                let (fleet, cut) = (&self.0.fleet, "the spoke was removed");
+                let kill = |sessions: &[OpenSession]| fleet.kill_entry(sessions, cut);
+                let sign = crl_signer(&self.0.authority, fleet);
+                let (sessions, crl) = self.0.store.delete_spoke(&hub.id, &spoke.id, kill, sign).await?;
+                fleet.killed_here(&self.0.hub, &sessions, cut);
+                if let Some(crl) = crl {
+                    crl_committed(&self.0, &crl)?;
+                }
                 tracing::info!(hub = %hub.id, spoke = %spoke.id, "deleted mesh spoke");
                 Ok(DeleteMeshHubResponse {})
             }
             .await,
         )
-    }
-}
-
-/// Revokes the certificates of spokes about to be removed and cuts their tunnels;
-/// first, so that a failure leaves the spokes in place for a retry.
-pub(super) async fn retire_spokes(context: &CoreContext, spokes: &[SpokeRecord]) -> CoreResult<()> {
-    for spoke in spokes {
-        context.store.revoke_certificates_of(&spoke.id, "cessation_of_operation").await?;
-        let sessions = context.store.open_sessions_of(&spoke.id).await?;
-        context.kill_sessions(&sessions, "the spoke was removed").await?;
-    }
-    match spokes.is_empty() {
-        true => Ok(()),
-        false => context.publish_crl().await,
     }
 }
 
@@ -427,12 +422,14 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                 // The new certificate is the spoke's only valid one: earlier ones (and a
                 // tunnel on one) end, and the hub learns the advertised networks anew
                 // when the agent reconnects with it.
-                let (spoke, superseded) =
-                    context.store.record_spoke_provisioning(&spoke, &advertised, &certificate).await?;
-                let sessions = context.store.open_sessions_of(&spoke.id).await?;
-                context.kill_sessions(&sessions, "the spoke's certificate was renewed").await?;
-                if superseded > 0 {
-                    context.publish_crl().await?;
+                let (fleet, cut) = (&context.fleet, "the spoke's certificate was renewed");
+                let kill = |sessions: &[OpenSession]| fleet.kill_entry(sessions, cut);
+                let sign = crl_signer(&context.authority, fleet);
+                let (spoke, sessions, crl) =
+                    context.store.record_spoke_provisioning(&spoke, &advertised, &certificate, kill, sign).await?;
+                fleet.killed_here(&context.hub, &sessions, cut);
+                if let Some(crl) = crl {
+                    crl_committed(context, &crl)?;
                 }
                 let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &hub.id).await?;
                 let openvpn_config = render_client_profile(&ClientProfile {

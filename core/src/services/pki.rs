@@ -5,7 +5,7 @@ use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert;
 use crate::error::CoreError;
-use crate::pki::lifecycle::current_crl;
+use crate::pki::lifecycle::{crl_committed, crl_signer, current_crl};
 use crate::pki::{RevocationReasonName, serial};
 use crate::store::OpenSession;
 use gatekey::v1::admin_pki_service_server::AdminPkiService;
@@ -30,7 +30,7 @@ impl PkiService for PkiApi {
     async fn get_crl(&self, _: Request<GetCrlRequest>) -> GrpcResult<GetCrlResponse> {
         respond(
             async {
-                let crl = current_crl(&self.0.store, &self.0.authority).await?;
+                let crl = current_crl(&self.0).await?;
                 Ok(GetCrlResponse {
                     der: crl.signed.der,
                     pem: crl.signed.pem,
@@ -70,8 +70,9 @@ impl AdminPkiService for AdminPkiApi {
                 // The order to end the sessions running on it commits with the revocation.
                 let fleet = &self.0.fleet;
                 let kill = |sessions: &[OpenSession]| fleet.kill_entry(sessions, REVOKED);
-                let (certificate, newly_revoked, sessions) =
-                    self.0.store.revoke_certificate(&serial, reason.as_str(), kill).await?;
+                let sign = crl_signer(&self.0.authority, fleet);
+                let (certificate, newly_revoked, sessions, crl) =
+                    self.0.store.revoke_certificate(&serial, reason.as_str(), kill, sign).await?;
                 if newly_revoked {
                     tracing::info!(%serial, reason = reason.as_str(), by = %caller.user.id, "revoked certificate");
                 }
@@ -87,9 +88,9 @@ impl AdminPkiService for AdminPkiApi {
                     .filter(|session| !sessions.contains(session))
                     .collect();
                 self.0.kill_sessions(&late, REVOKED).await?;
-                // Repeating a revocation repeats its effects, so a half-finished one (CRL
-                // signing failed after the commit) is completed by retrying.
-                self.0.publish_crl().await?;
+                if let Some(crl) = crl {
+                    crl_committed(&self.0, &crl)?;
+                }
                 Ok(convert::serial_status(certificate))
             }
             .await,

@@ -60,6 +60,15 @@ impl Store {
         Ok(id)
     }
 
+    /// Inside `tx`, waits for and takes the outbox lock (PostgreSQL; SQLite's writer is
+    /// alone anyway), held until `tx` ends: events get ids in commit order.
+    pub(super) async fn lock_outbox(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> CoreResult<()> {
+        if self.backend == "postgres" {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OUTBOX_LOCK).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Inserts an event inside `tx`, the transaction of the change it follows (so it
     /// exists exactly when the change commits), after bumping the rule versions of
     /// `gateways_to_bump`; answers its id.
@@ -79,9 +88,7 @@ impl Store {
             }
             bump.execute(&mut **tx).await?;
         }
-        if postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OUTBOX_LOCK).execute(&mut **tx).await?;
-        }
+        self.lock_outbox(tx).await?;
         let row = sqlx::query(
             "INSERT INTO fleet_events (id, node_id, payload, created_at) \
              SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM fleet_events RETURNING id",

@@ -5,7 +5,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
 use crate::store::users::USER_COLUMNS;
-use crate::store::{OpenSession, OutboxEntry, UserRecord};
+use crate::store::{CertificateRecord, CrlRecord, OpenSession, OutboxEntry, UserRecord};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -384,14 +384,26 @@ impl Store {
 
     /// Deletes a gateway (or hub) with its grants, attachments and spokes; `ends` turns
     /// the sessions open on it into the outbox events that cut them and end its agent's
-    /// stream, committed in the same transaction. Answers those sessions.
+    /// stream, committed in the same transaction. A hub's spokes lose their
+    /// certificates, with the next CRL (made by `sign`, see [`Store::store_next_crl`]).
+    /// Answers those sessions and the new CRL, if a certificate was revoked.
     pub async fn delete_gateway(
         &self,
         id: &str,
         ends: impl FnOnce(&[OpenSession]) -> CoreResult<Vec<OutboxEntry>>,
-    ) -> CoreResult<Vec<OpenSession>> {
+        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
+    ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
         let mut tx = self.pool.begin().await?;
         let sessions = super::vpn_sessions::open_sessions_where(&mut *tx, "gateway_id", id).await?;
+        let spoke_certificates_revoked = sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = 'cessation_of_operation'
+             WHERE revoked_at IS NULL AND subject IN (SELECT id FROM mesh_spokes WHERE hub_id = $2)",
+        )
+        .bind(unix_now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         sqlx::query("DELETE FROM mesh_spokes WHERE hub_id = $1").bind(id).execute(&mut *tx).await?;
         for link in [GatewayLink::User, GatewayLink::Group, GatewayLink::Network] {
             let (table, _) = link.table_and_column();
@@ -404,8 +416,12 @@ impl Store {
         for entry in ends(&sessions)? {
             self.insert_fleet_event(&mut tx, &entry, &[]).await?;
         }
+        let crl = match spoke_certificates_revoked {
+            0 => None,
+            _ => Some(self.store_next_crl(&mut tx, sign).await?),
+        };
         tx.commit().await?;
-        Ok(sessions)
+        Ok((sessions, crl))
     }
 
     /// Links a gateway to a user, group or network; linking twice changes nothing.

@@ -2,7 +2,8 @@
 
 use super::pki::insert_certificate;
 use super::{
-    CertificateRecord, Listing, Page, Store, conflict_on_duplicate, join_list, split_list, total_of, unix_now,
+    CertificateRecord, CrlRecord, Listing, OpenSession, OutboxEntry, Page, Store, conflict_on_duplicate, join_list,
+    split_list, total_of, unix_now,
 };
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
@@ -147,14 +148,18 @@ impl Store {
     /// Records what a spoke's agent provisioned, in one transaction that starts by
     /// locking the spoke's row (so concurrent provisionings of one spoke serialise):
     /// the networks it advertises, its new certificate in the ledger, and that
-    /// certificate as its only valid one (every earlier one revoked as superseded).
-    /// Returns the spoke and how many certificates were superseded.
+    /// certificate as its only valid one. Earlier ones are revoked as superseded (the
+    /// next CRL made by `sign`, see [`Store::store_next_crl`]) and the tunnels the spoke
+    /// has open are ended (the outbox event made by `kill`). Returns the spoke, those
+    /// tunnels and the new CRL, if any certificate was superseded.
     pub async fn record_spoke_provisioning(
         &self,
         spoke: &SpokeRecord,
         advertised: &[String],
         certificate: &CertificateRecord,
-    ) -> CoreResult<(SpokeRecord, u64)> {
+        kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
+        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
+    ) -> CoreResult<(SpokeRecord, Vec<OpenSession>, Option<CrlRecord>)> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE mesh_spokes SET advertised_cidrs = $1, certificate_serial = $2, updated_at = $3 WHERE id = $4",
@@ -169,9 +174,10 @@ impl Store {
             return Err(CoreError::NotFound(format!("spoke `{}` no longer exists", spoke.id)));
         }
         insert_certificate(&mut *tx, certificate).await?;
-        let superseded = revoke_certificates_of(&mut *tx, &spoke.id, "superseded", &certificate.serial).await?;
+        let (sessions, crl) =
+            self.retire_spoke_certificates(&mut tx, &spoke.id, "superseded", &certificate.serial, kill, sign).await?;
         tx.commit().await?;
-        Ok((self.require_spoke(&spoke.hub_id, &spoke.id).await?, superseded))
+        Ok((self.require_spoke(&spoke.hub_id, &spoke.id).await?, sessions, crl))
     }
 
     /// Replaces a spoke's agent token.
@@ -186,45 +192,63 @@ impl Store {
         self.require_spoke(&spoke.hub_id, &spoke.id).await
     }
 
-    /// Deletes a hub's spoke.
-    pub async fn delete_spoke(&self, hub_id: &str, id: &str) -> CoreResult<()> {
+    /// Deletes a hub's spoke in one transaction with its certificates' revocation (the
+    /// next CRL made by `sign`) and the order ending its tunnels (made by `kill`).
+    /// Returns those tunnels and the new CRL, if a certificate was revoked.
+    pub async fn delete_spoke(
+        &self,
+        hub_id: &str,
+        id: &str,
+        kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
+        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
+    ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM mesh_spokes WHERE hub_id = $1 AND id = $2")
             .bind(hub_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("hub `{hub_id}` has no spoke `{id}`")));
         }
-        Ok(())
+        let retired = self.retire_spoke_certificates(&mut tx, id, "cessation_of_operation", "", kill, sign).await?;
+        tx.commit().await?;
+        Ok(retired)
     }
 
-    /// Revokes every unrevoked certificate issued to `subject` (a spoke being
-    /// removed); returns how many it revoked.
-    pub async fn revoke_certificates_of(&self, subject: &str, reason: &str) -> CoreResult<u64> {
-        revoke_certificates_of(&self.pool, subject, reason, "").await
+    /// Inside `tx`: revokes every unrevoked certificate of the spoke `spoke_id` but the
+    /// one with serial `keep` (empty keeps none), writes the next CRL if one was, and
+    /// the order (made by `kill`) ending the tunnels the spoke has open.
+    async fn retire_spoke_certificates(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        spoke_id: &str,
+        reason: &str,
+        keep: &str,
+        kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
+        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
+    ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
+        let revoked = sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
+             WHERE subject = $3 AND revoked_at IS NULL AND serial <> $4",
+        )
+        .bind(unix_now())
+        .bind(reason)
+        .bind(spoke_id)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        let sessions = super::vpn_sessions::open_sessions_where(&mut **tx, "common_name", spoke_id).await?;
+        if let Some(entry) = kill(&sessions)? {
+            self.insert_fleet_event(tx, &entry, &[]).await?;
+        }
+        let crl = match revoked {
+            0 => None,
+            _ => Some(self.store_next_crl(tx, sign).await?),
+        };
+        Ok((sessions, crl))
     }
-}
-
-/// Revokes every unrevoked certificate of `subject` but the one with serial `keep`
-/// (empty keeps none), through any executor; returns how many it revoked.
-async fn revoke_certificates_of<'e>(
-    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    subject: &str,
-    reason: &str,
-    keep: &str,
-) -> CoreResult<u64> {
-    let done = sqlx::query(
-        "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
-         WHERE subject = $3 AND revoked_at IS NULL AND serial <> $4",
-    )
-    .bind(unix_now())
-    .bind(reason)
-    .bind(subject)
-    .bind(keep)
-    .execute(executor)
-    .await?;
-    Ok(done.rows_affected())
 }
 
 fn spoke_from_row(row: &AnyRow) -> CoreResult<SpokeRecord> {

@@ -33,7 +33,9 @@ impl Store {
             sqlx::query("SELECT pg_advisory_unlock($1)").bind(ADOPTION_LOCK).execute(&mut *connection).await?;
         }
         adopted?;
-        MIGRATOR.run(&mut *connection).await.map_err(migration_failed)
+        // `run_direct` is `run` on a connection we hold; `run`'s `Acquire` bound would keep
+        // the futures of callers (the server's) from being provably `Send`.
+        MIGRATOR.run_direct(None, &mut *connection, false).await.map_err(migration_failed)
     }
 }
 
@@ -57,10 +59,13 @@ async fn adopt_legacy_record(connection: &mut sqlx::AnyConnection, postgres: boo
     if !exists {
         return Ok(());
     }
-    let newest: Option<i64> =
-        sqlx::query("SELECT MAX(version) AS newest FROM schema_migrations").fetch_one(&mut *connection).await?.try_get("newest")?;
+    let newest: Option<i64> = sqlx::query("SELECT MAX(version) AS newest FROM schema_migrations")
+        .fetch_one(&mut *connection)
+        .await?
+        .try_get("newest")?;
     if let Some(newest) = newest {
-        MIGRATOR.skip(&mut *connection, Some(newest)).await.map_err(migration_failed)?;
+        // Marks versions up to `newest` as applied without running them (`skip`).
+        MIGRATOR.run_direct(Some(newest), &mut *connection, true).await.map_err(migration_failed)?;
         tracing::info!(newest, "adopted the migration record of an earlier release");
     }
     sqlx::query("DROP TABLE schema_migrations").execute(&mut *connection).await?;

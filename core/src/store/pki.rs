@@ -138,15 +138,17 @@ impl Store {
     }
 
     /// Revokes a certificate (keeping the first revocation if repeated) and purges any
-    /// rendered config that carries its key; `kill` turns the sessions still open on it
-    /// into the outbox event that ends them, committed in the same transaction. Returns
-    /// the record, whether this call revoked it, and those sessions.
+    /// rendered config that carries its key. In the same transaction: `kill` turns the
+    /// sessions still open on it into the outbox event that ends them, and, when this
+    /// call revoked it, `sign` makes the next CRL (see [`Store::store_next_crl`]).
+    /// Returns the record, whether this call revoked it, those sessions and the new CRL.
     pub async fn revoke_certificate(
         &self,
         serial: &str,
         reason: &str,
         kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
-    ) -> CoreResult<(CertificateRecord, bool, Vec<OpenSession>)> {
+        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
+    ) -> CoreResult<(CertificateRecord, bool, Vec<OpenSession>, Option<CrlRecord>)> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 WHERE serial = $3 AND revoked_at IS NULL",
@@ -165,55 +167,70 @@ impl Store {
         if let Some(entry) = kill(&sessions)? {
             self.insert_fleet_event(&mut tx, &entry, &[]).await?;
         }
+        let newly_revoked = done.rows_affected() > 0;
+        let crl = match newly_revoked {
+            true => Some(self.store_next_crl(&mut tx, sign).await?),
+            false => None,
+        };
         tx.commit().await?;
         let record = self
             .find_certificate(serial)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("no certificate with serial `{serial}` was issued")))?;
-        Ok((record, done.rows_affected() > 0, sessions))
+        Ok((record, newly_revoked, sessions, crl))
     }
 
-    /// Revoked certificates that have not expired yet, for the CRL.
-    pub async fn revoked_unexpired_certificates(&self) -> CoreResult<Vec<CertificateRecord>> {
-        query_fmt!("SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE revoked_at IS NOT NULL AND expires_at > $1 ORDER BY serial")
-            .bind(unix_now())
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(certificate_from_row)
-            .collect()
+    /// Inside `tx`, a transaction that changed the revocations: `sign` is given the next
+    /// CRL number and every revoked, unexpired certificate as `tx` sees them, and makes
+    /// the CRL and the outbox event handing it to the agents; both are written. The
+    /// outbox lock, taken before the number is read, keeps concurrent transactions in
+    /// line: each CRL lists every revocation committed before it. The ten newest are kept.
+    pub(super) async fn store_next_crl(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
+    ) -> CoreResult<CrlRecord> {
+        // A write first: on SQLite it takes the write lock before anything is read.
+        sqlx::query("DELETE FROM crls WHERE number < (SELECT COALESCE(MAX(number), 0) - 9 FROM crls)")
+            .execute(&mut **tx)
+            .await?;
+        self.lock_outbox(tx).await?;
+        let number = latest_crl_in(&mut **tx).await?.map_or(1, |latest| latest.number + 1);
+        let revoked = query_fmt!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE revoked_at IS NOT NULL AND expires_at > $1 ORDER BY serial"
+        )
+        .bind(unix_now())
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(certificate_from_row)
+        .collect::<CoreResult<Vec<_>>>()?;
+        let (crl, entry) = sign(number, &revoked)?;
+        sqlx::query("INSERT INTO crls (number, der_base64, this_update, next_update) VALUES ($1, $2, $3, $4)")
+            .bind(crl.number)
+            .bind(&crl.der_base64)
+            .bind(crl.this_update)
+            .bind(crl.next_update)
+            .execute(&mut **tx)
+            .await?;
+        self.insert_fleet_event(tx, &entry, &[]).await?;
+        Ok(crl)
+    }
+
+    /// Signs and stores the next CRL on its own (the daily refresh), with its event.
+    pub async fn refresh_crl(
+        &self,
+        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
+    ) -> CoreResult<CrlRecord> {
+        let mut tx = self.pool.begin().await?;
+        let crl = self.store_next_crl(&mut tx, sign).await?;
+        tx.commit().await?;
+        Ok(crl)
     }
 
     /// The newest CRL.
     pub async fn latest_crl(&self) -> CoreResult<Option<CrlRecord>> {
-        let row =
-            sqlx::query("SELECT number, der_base64, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|row| {
-            Ok(CrlRecord {
-                number: row.try_get("number")?,
-                der_base64: row.try_get("der_base64")?,
-                this_update: row.try_get("this_update")?,
-                next_update: row.try_get("next_update")?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Stores a CRL; false if another node already stored that number.
-    pub async fn insert_crl(&self, crl: &CrlRecord) -> CoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO crls (number, der_base64, this_update, next_update) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(crl.number)
-        .bind(&crl.der_base64)
-        .bind(crl.this_update)
-        .bind(crl.next_update)
-        .execute(&self.pool)
-        .await?;
-        sqlx::query("DELETE FROM crls WHERE number < $1").bind(crl.number - 10).execute(&self.pool).await?;
-        Ok(done.rows_affected() > 0)
+        latest_crl_in(&self.pool).await
     }
 
     /// A gateway's sealed tls-crypt key, if it has one.
@@ -237,4 +254,20 @@ impl Store {
             .await?
             .ok_or_else(|| CoreError::Internal(format!("gateway `{gateway_id}` has no tls-crypt key")))
     }
+}
+
+/// The newest CRL, through any executor.
+async fn latest_crl_in<'e>(executor: impl sqlx::Executor<'e, Database = sqlx::Any>) -> CoreResult<Option<CrlRecord>> {
+    let row = sqlx::query("SELECT number, der_base64, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1")
+        .fetch_optional(executor)
+        .await?;
+    row.map(|row| {
+        Ok(CrlRecord {
+            number: row.try_get("number")?,
+            der_base64: row.try_get("der_base64")?,
+            this_update: row.try_get("this_update")?,
+            next_update: row.try_get("next_update")?,
+        })
+    })
+    .transpose()
 }
