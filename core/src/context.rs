@@ -22,8 +22,9 @@ pub struct Settings {
     pub server_certificate_ttl_seconds: i64,
     /// Seconds a generated config stays downloadable (once) before it is purged.
     pub config_download_window_seconds: i64,
-    /// The URL browsers reach the REST facade at (for SSO callbacks), no trailing `/`.
-    pub public_url: String,
+    /// The facade's endpoints as browsers and identity providers reach them (SSO
+    /// callbacks, sign-in pages).
+    pub public_routes: gatekey_rest::public_routes::PublicRoutes,
     /// Whose word on a request's client address is believed.
     pub client_address_trust: crate::auth::ClientAddressTrust,
 }

@@ -111,9 +111,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     let public_url = args
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", reachable(http_address.unwrap_or(grpc_address))))
-        .trim_end_matches('/')
-        .to_owned();
+        .unwrap_or_else(|| format!("http://{}", reachable(http_address.unwrap_or(grpc_address))));
 
     // The in-process facade proves itself with a key made now; standalone facades with
     // the configured one.
@@ -129,7 +127,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
             spoke_certificate_ttl_seconds: args.spoke_cert_ttl_seconds,
             server_certificate_ttl_seconds: args.server_cert_ttl_seconds,
             config_download_window_seconds: args.config_download_window_seconds,
-            public_url,
+            public_routes: gatekey_rest::public_routes::PublicRoutes::new(&public_url),
             client_address_trust: ClientAddressTrust {
                 facade_key_verifiers: [Some(&internal_facade_key), external_facade_key.as_ref()]
                     .into_iter()

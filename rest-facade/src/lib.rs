@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod guard;
 mod openapi;
+pub mod public_routes;
 mod routes;
 mod views;
 

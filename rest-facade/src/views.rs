@@ -469,8 +469,8 @@ pub struct GeneratedConfigFields {
 impl From<v1::GenerateConfigResponse> for GeneratedConfigView {
     fn from(generated: v1::GenerateConfigResponse) -> Self {
         let fields = GeneratedConfigFields {
+            download_url: crate::public_routes::config_download_path(&generated.config_id),
             config_id: generated.config_id,
-            download_url: generated.download_url,
             expires_at: rfc3339(generated.expires_at),
         };
         GeneratedConfigView {

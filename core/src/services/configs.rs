@@ -34,11 +34,6 @@ pub struct ConfigApi(pub Arc<CoreContext>);
 #[derive(Debug, Clone)]
 pub struct AdminConfigApi(pub Arc<CoreContext>);
 
-/// The REST path of a config's download.
-pub fn download_url(config_id: &str) -> String {
-    format!("/api/v1/configs/download/{config_id}")
-}
-
 impl ConfigApi {
     async fn generate(
         &self,
@@ -112,7 +107,6 @@ impl ConfigApi {
             user_id: user.id.clone(),
         }));
         Ok(GenerateConfigResponse {
-            download_url: download_url(&config_id),
             config_id,
             expires_at: Some(convert::timestamp(issued.not_after)),
             serial: issued.serial.clone(),

@@ -21,7 +21,7 @@ pub use agent::GatewayAgentApi;
 pub use api_keys::ApiKeyApi;
 pub use auth::AuthApi;
 pub use auth_providers::AdminAuthProviderApi;
-pub use configs::{AdminConfigApi, ConfigApi, download_url};
+pub use configs::{AdminConfigApi, ConfigApi};
 pub use gateways::{AdminGatewayApi, GatewayApi};
 pub use geo_fence::AdminGeoFenceApi;
 pub use mesh::{AdminMeshApi, MeshApi, MeshSpokeAgentApi};

@@ -21,6 +21,7 @@ use crate::store::{ClientLoginRecord, UserRecord, unix_now};
 use crate::validate;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatekey_rest::public_routes::CLIENT_CONSENT_PATH;
 use openidconnect::url::{Host, Url};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -29,8 +30,6 @@ use subtle::ConstantTimeEq;
 const FLOW_SECONDS: i64 = 600;
 /// How long a code waits for the client.
 const CODE_SECONDS: i64 = 120;
-/// The console page where a signed-in user answers a client's sign-in.
-pub const CONSENT_PATH: &str = "/client-login";
 
 fn invalid(message: impl Into<String>) -> CoreError {
     CoreError::InvalidArgument(message.into())
@@ -125,12 +124,12 @@ pub async fn start(context: &CoreContext, request: ClientLoginRequest<'_>) -> Co
         code_expires_at: None,
     };
     context.store.create_client_login(&state_hash(&flow), &record).await?;
-    let login = format!("{}/api/v1/auth/{}/login", context.settings.public_url, provider.fields.kind);
+    let login = context.settings.public_routes.sso_login(&provider.fields.kind);
     let mut url =
         Url::parse(&login).map_err(|e| CoreError::Internal(format!("the public URL makes no login URL: {e}")))?;
     url.query_pairs_mut()
         .append_pair("provider", &provider.fields.name)
-        .append_pair("redirect_to", &format!("{CONSENT_PATH}?flow={flow}"));
+        .append_pair("redirect_to", &format!("{CLIENT_CONSENT_PATH}?flow={flow}"));
     Ok((url.to_string(), expires_at))
 }
 

@@ -49,7 +49,7 @@ fn unavailable(provider: &AuthProviderRecord, error: impl std::fmt::Display) -> 
 
 /// The callback URL registered with providers.
 pub fn redirect_url(context: &CoreContext) -> String {
-    format!("{}/api/v1/auth/oidc/callback", context.settings.public_url.trim_end_matches('/'))
+    context.settings.public_routes.oidc_callback()
 }
 
 async fn discover(provider: &AuthProviderRecord, http: &reqwest::Client) -> CoreResult<CoreProviderMetadata> {

@@ -30,6 +30,7 @@ mod sign_in;
 mod users;
 
 use crate::FacadeState;
+use crate::public_routes::CLIENT_CONSENT_PATH;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -50,7 +51,7 @@ pub(crate) fn router() -> Router<FacadeState> {
         .route("/", get(portal::home))
         .route("/login", post(sign_in::local))
         .route("/logout", post(sign_in::logout))
-        .route("/client-login", get(client_login::page).post(client_login::answer))
+        .route(CLIENT_CONSENT_PATH, get(client_login::page).post(client_login::answer))
         .route("/portal/gateways", get(portal::gateway_rows))
         .route("/portal/gateways/{id}/profile", post(portal::download_profile))
         .route("/portal/configs", get(configs::mine))

@@ -6,6 +6,7 @@ use super::form::ConsoleForm;
 use super::page::{AdminViewer, ConfirmPage, FieldErrors, Nav, Viewer, render, render_form};
 use super::users::form_failure;
 use crate::FacadeState;
+use crate::public_routes::PublicRoutes;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -180,30 +181,27 @@ impl ProviderFields {
 }
 
 /// Where the identity providers send browsers back, for the help text.
-struct Endpoints {
-    /// The origin browsers reach GateKey at, or "" when not configured.
-    origin: String,
-}
+struct Endpoints(PublicRoutes);
 
 impl Endpoints {
     /// The endpoints of this facade.
     fn of(state: &FacadeState) -> Self {
-        Endpoints { origin: state.options.public_origin.clone().unwrap_or_default() }
+        Endpoints(PublicRoutes::new(state.options.public_origin.as_deref().unwrap_or_default()))
     }
 
     /// The OIDC redirect URI to register.
     fn oidc_callback(&self) -> String {
-        format!("{}/api/v1/auth/oidc/callback", self.origin)
+        self.0.oidc_callback()
     }
 
     /// The SAML SP metadata URL of provider `name` (also the default SP entity id).
     fn saml_metadata(&self, name: &str) -> String {
-        format!("{}/api/v1/auth/saml/metadata/{}", self.origin, placeholder(name))
+        self.0.saml_metadata(placeholder(name))
     }
 
     /// The SAML assertion consumer service URL of provider `name`.
     fn saml_acs(&self, name: &str) -> String {
-        format!("{}/api/v1/auth/saml/acs/{}", self.origin, placeholder(name))
+        self.0.saml_acs(placeholder(name))
     }
 }
 
@@ -388,7 +386,7 @@ mod tests {
 
     #[test]
     fn endpoints_name_the_provider_or_a_placeholder() {
-        let endpoints = Endpoints { origin: "https://vpn.example.com".into() };
+        let endpoints = Endpoints(PublicRoutes::new("https://vpn.example.com"));
         assert_eq!(endpoints.saml_acs("corp"), "https://vpn.example.com/api/v1/auth/saml/acs/corp");
         assert_eq!(endpoints.saml_metadata(""), "https://vpn.example.com/api/v1/auth/saml/metadata/<name>");
         assert_eq!(endpoints.oidc_callback(), "https://vpn.example.com/api/v1/auth/oidc/callback");
@@ -409,7 +407,7 @@ mod tests {
             id: "idp-1".into(),
             fields: ProviderFields::from(provider),
             errors: FieldErrors::none(),
-            endpoints: Endpoints { origin: String::new() },
+            endpoints: Endpoints(PublicRoutes::new("")),
             editing: true,
         };
         let html = page.render().unwrap();

@@ -89,13 +89,13 @@ pub fn parse_idp_metadata(xml: &str) -> CoreResult<IdpMetadata> {
 
 /// The assertion consumer URL of a provider.
 pub fn acs_url(context: &CoreContext, provider: &AuthProviderRecord) -> String {
-    format!("{}/api/v1/auth/saml/acs/{}", context.settings.public_url, provider.fields.name)
+    context.settings.public_routes.saml_acs(&provider.fields.name)
 }
 
 /// The SP entity id a provider uses (configured, or the metadata URL).
 pub fn sp_entity_id(context: &CoreContext, provider: &AuthProviderRecord) -> String {
     match provider.fields.saml_entity_id.as_str() {
-        "" => format!("{}/api/v1/auth/saml/metadata/{}", context.settings.public_url, provider.fields.name),
+        "" => context.settings.public_routes.saml_metadata(&provider.fields.name),
         configured => configured.to_owned(),
     }
 }
