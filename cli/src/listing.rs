@@ -62,8 +62,10 @@ pub async fn hubs(client: &Client, as_json: bool) -> Result<String, Failure> {
         let rows: Vec<_> = hubs
             .iter()
             .map(|hub| {
-                json!({"id": hub.id, "name": hub.name, "hostname": hub.hostname, "port": hub.port,
-                       "protocol": hub.protocol, "status": hub.status, "networks": hub.advertised_cidrs})
+                let gateway = hub.gateway.clone().unwrap_or_default();
+                json!({"id": gateway.id, "name": gateway.name, "hostname": gateway.hostname, "port": gateway.port,
+                       "protocol": protocol_word(&gateway), "status": status_word(&gateway),
+                       "networks": hub.advertised_cidrs})
             })
             .collect();
         return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default());
@@ -73,11 +75,12 @@ pub async fn hubs(client: &Client, as_json: bool) -> Result<String, Failure> {
     }
     let mut out = format!("{:<24} {:<8} {:<32} {}\n", "NAME", "STATUS", "ADDRESS", "NETWORKS");
     for hub in &hubs {
-        let address = format!("{}:{}/{}", hub.hostname, hub.port, hub.protocol);
+        let gateway = hub.gateway.clone().unwrap_or_default();
+        let address = format!("{}:{}/{}", gateway.hostname, gateway.port, protocol_word(&gateway));
         out.push_str(&format!(
             "{:<24} {:<8} {:<32} {}\n",
-            hub.name,
-            hub.status,
+            gateway.name,
+            status_word(&gateway),
             address,
             hub.advertised_cidrs.join(", ")
         ));
@@ -90,14 +93,7 @@ pub async fn hubs(client: &Client, as_json: bool) -> Result<String, Failure> {
 pub async fn choose(client: &Client, wanted: Option<&str>) -> Result<Gateway, Failure> {
     let mut choices = client.gateways().await.map_err(|error| Failure::from_sdk("listing gateways", error))?;
     let hubs = client.hubs().await.map_err(|error| Failure::from_sdk("listing mesh hubs", error))?;
-    choices.extend(hubs.into_iter().map(|hub| Gateway {
-        id: hub.id,
-        name: hub.name,
-        description: hub.description,
-        hostname: hub.hostname,
-        port: hub.port,
-        ..Default::default()
-    }));
+    choices.extend(hubs.into_iter().filter_map(|hub| hub.gateway));
     let names = |list: &[Gateway]| list.iter().map(|gateway| gateway.name.as_str()).collect::<Vec<_>>().join(", ");
     let Some(wanted) = wanted else {
         return match choices.len() {

@@ -55,21 +55,6 @@ pub enum GatewayView {
     Admin,
 }
 
-/// Moves the fields only admins see from a gateway record into a gateway or hub
-/// message (the two messages are different types with the same field names).
-macro_rules! admin_fields {
-    ($message:ident, $record:ident, $online:expr) => {
-        $message.vpn_subnet = $record.vpn_subnet;
-        $message.is_active = $record.is_active;
-        $message.network_ids = $record.network_ids;
-        $message.user_ids = $record.user_ids;
-        $message.groups = $record.groups;
-        $message.created_at = Some(timestamp($record.created_at));
-        $message.updated_at = Some(timestamp($record.updated_at));
-        $message.stream_node = $record.stream_node.filter(|_| $online).unwrap_or_default();
-    };
-}
-
 /// A gateway message; `offline_after_seconds` without a heartbeat makes it offline.
 pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: i64) -> v1::Gateway {
     let online = heard_from(record.last_heartbeat, offline_after_seconds);
@@ -92,7 +77,14 @@ pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: 
         ..Default::default()
     };
     if view == GatewayView::Admin {
-        admin_fields!(message, record, online);
+        message.vpn_subnet = record.vpn_subnet;
+        message.is_active = record.is_active;
+        message.network_ids = record.network_ids;
+        message.user_ids = record.user_ids;
+        message.groups = record.groups;
+        message.created_at = Some(timestamp(record.created_at));
+        message.updated_at = Some(timestamp(record.updated_at));
+        message.stream_node = record.stream_node.filter(|_| online).unwrap_or_default();
     }
     message
 }
@@ -115,23 +107,7 @@ pub fn mesh_hub(
     offline_after_seconds: i64,
     advertised_cidrs: Vec<String>,
 ) -> v1::MeshHub {
-    let online = heard_from(record.last_heartbeat, offline_after_seconds);
-    let mut message = v1::MeshHub {
-        status: status_word(online),
-        id: record.id,
-        name: record.name,
-        description: record.description,
-        hostname: record.hostname,
-        port: u32::from(record.port),
-        protocol: record.protocol,
-        last_heartbeat: optional_timestamp(record.last_heartbeat),
-        advertised_cidrs,
-        ..Default::default()
-    };
-    if view == GatewayView::Admin {
-        admin_fields!(message, record, online);
-    }
-    message
+    v1::MeshHub { gateway: Some(gateway(record, view, offline_after_seconds)), advertised_cidrs }
 }
 
 /// A mesh spoke message; `online` while its tunnel to the hub is up.

@@ -283,77 +283,33 @@ impl From<v1::CreateGatewayResponse> for GatewayWithTokenView {
     }
 }
 
-/// A mesh hub as a user sees it; `advertised_cidrs` are the connected spokes'
-/// networks the viewer's rules reach.
+/// A mesh hub as a user sees it: the gateway it is (`role` `hub`), and
+/// `advertised_cidrs`, the connected spokes' networks the viewer's rules reach.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeshHubView {
-    id: String,
-    name: String,
-    description: String,
-    hostname: String,
-    port: u32,
-    protocol: String,
-    /// `online` or `offline`.
-    status: String,
-    #[schema(format = DateTime)]
-    last_heartbeat: Option<String>,
+    #[serde(flatten)]
+    gateway: GatewayView,
     advertised_cidrs: Vec<String>,
 }
 
-impl From<&mut v1::MeshHub> for MeshHubView {
-    fn from(hub: &mut v1::MeshHub) -> Self {
-        MeshHubView {
-            id: std::mem::take(&mut hub.id),
-            name: std::mem::take(&mut hub.name),
-            description: std::mem::take(&mut hub.description),
-            hostname: std::mem::take(&mut hub.hostname),
-            port: hub.port,
-            protocol: std::mem::take(&mut hub.protocol),
-            status: std::mem::take(&mut hub.status),
-            last_heartbeat: rfc3339(hub.last_heartbeat),
-            advertised_cidrs: std::mem::take(&mut hub.advertised_cidrs),
-        }
-    }
-}
-
 impl From<v1::MeshHub> for MeshHubView {
-    fn from(mut hub: v1::MeshHub) -> Self {
-        MeshHubView::from(&mut hub)
+    fn from(hub: v1::MeshHub) -> Self {
+        MeshHubView { gateway: hub.gateway.unwrap_or_default().into(), advertised_cidrs: hub.advertised_cidrs }
     }
 }
 
-/// A mesh hub as admins see it: every connected spoke's networks, pool, state,
-/// grants and networks.
+/// A mesh hub as admins see it: the gateway it is, as admins see gateways, and every
+/// connected spoke's networks.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdminMeshHubView {
     #[serde(flatten)]
-    base: MeshHubView,
-    vpn_subnet: String,
-    is_active: bool,
-    network_ids: Vec<String>,
-    user_ids: Vec<String>,
-    groups: Vec<String>,
-    #[schema(format = DateTime)]
-    created_at: Option<String>,
-    #[schema(format = DateTime)]
-    updated_at: Option<String>,
-    /// The core node holding its agent's stream, while it is online.
-    stream_node: Option<String>,
+    gateway: AdminGatewayView,
+    advertised_cidrs: Vec<String>,
 }
 
 impl From<v1::MeshHub> for AdminMeshHubView {
-    fn from(mut hub: v1::MeshHub) -> Self {
-        AdminMeshHubView {
-            base: MeshHubView::from(&mut hub),
-            vpn_subnet: hub.vpn_subnet,
-            is_active: hub.is_active,
-            network_ids: hub.network_ids,
-            user_ids: hub.user_ids,
-            groups: hub.groups,
-            created_at: rfc3339(hub.created_at),
-            updated_at: rfc3339(hub.updated_at),
-            stream_node: Some(hub.stream_node).filter(|node| !node.is_empty()),
-        }
+    fn from(hub: v1::MeshHub) -> Self {
+        AdminMeshHubView { gateway: hub.gateway.unwrap_or_default().into(), advertised_cidrs: hub.advertised_cidrs }
     }
 }
 

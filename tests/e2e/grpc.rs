@@ -9,7 +9,8 @@ use gatekey::v1::admin_mesh_service_client::AdminMeshServiceClient;
 use gatekey::v1::auth_service_client::AuthServiceClient;
 use gatekey::v1::gateway_service_client::GatewayServiceClient;
 use gatekey::v1::{
-    CreateGatewayRequest, DeleteGatewayRequest, ListGatewaysRequest, ListHubsRequest, LocalLoginRequest, MeshHub,
+    CreateGatewayRequest, CreateMeshHubRequest, DeleteGatewayRequest, ListGatewaysRequest, ListHubsRequest,
+    LocalLoginRequest, TransportProtocol,
 };
 use std::process::Stdio;
 use tokio_stream::StreamExt;
@@ -70,20 +71,29 @@ async fn rust_grpc_client_signs_in_and_manages_gateways() {
     // Hubs are not gateways: each admin service sees only its own kind.
     let hub = AdminMeshServiceClient::new(channel.clone())
         .create_hub(with_token(
-            MeshHub { name: "grpc-hub".into(), hostname: "h.example.com".into(), ..Default::default() },
+            CreateMeshHubRequest {
+                hub: Some(CreateGatewayRequest {
+                    name: "grpc-hub".into(),
+                    hostname: "h.example.com".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
             &token,
         ))
         .await
         .unwrap()
         .into_inner();
-    let hub = hub.hub.unwrap();
-    assert!(hub.id.starts_with("hub-") && hub.protocol == "udp" && hub.vpn_subnet == "10.9.0.0/24", "{hub:?}");
+    let hub = hub.hub.unwrap().gateway.unwrap();
+    assert!(hub.id.starts_with("hub-") && hub.vpn_subnet == "10.9.0.0/24", "{hub:?}");
+    assert_eq!((hub.protocol(), hub.role()), (TransportProtocol::Udp, gatekey::v1::GatewayRole::Hub));
     let hubs = AdminMeshServiceClient::new(channel.clone())
         .list_hubs(with_token(ListHubsRequest::default(), &token))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(hubs.hubs.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["grpc-hub"]);
+    let names: Vec<_> = hubs.hubs.iter().filter_map(|h| h.gateway.as_ref()).map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["grpc-hub"]);
     // A hub is a gateway in the hub role on the gateway service too.
     let gateways = admin.list_gateways(with_token(ListGatewaysRequest::default(), &token)).await.unwrap().into_inner();
     let listed = gateways.gateways.iter().find(|g| g.name == "grpc-hub").expect("the hub among the gateways");

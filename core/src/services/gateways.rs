@@ -98,22 +98,38 @@ impl AdminGatewayApi {
     }
 }
 
-/// Checked changes of the fields gateways and hubs share (all but the protocol and
-/// the active flag, whose forms differ).
-pub(super) fn checked_changes(
-    name: &Option<String>,
-    description: &Option<String>,
-    hostname: &Option<String>,
-    port: Option<u32>,
-    vpn_subnet: &Option<String>,
-) -> CoreResult<GatewayChanges> {
+/// A new gateway or hub in `role` from a creation request's fields, checked; with
+/// 1194/udp when it names no port or protocol, and `default_subnet` when no pool.
+pub(super) fn new_gateway(
+    role: GatewayRole,
+    input: CreateGatewayRequest,
+    default_subnet: &str,
+) -> CoreResult<NewGateway> {
+    Ok(NewGateway {
+        role,
+        name: validate::name("name", &input.name)?,
+        description: validate::text("description", &input.description, 500)?,
+        hostname: validate::hostname(&input.hostname)?,
+        port: if input.port == 0 { DEFAULT_PORT } else { validate::port(input.port)? },
+        protocol: protocol(input.protocol, Some("udp"))?,
+        vpn_subnet: if input.vpn_subnet.is_empty() {
+            default_subnet.into()
+        } else {
+            validate::vpn_subnet(&input.vpn_subnet)?
+        },
+    })
+}
+
+/// The checked changes an update request of a gateway or hub asks for.
+pub(super) fn gateway_changes(input: &UpdateGatewayRequest) -> CoreResult<GatewayChanges> {
     Ok(GatewayChanges {
-        name: name.as_deref().map(|n| validate::name("name", n)).transpose()?,
-        description: description.as_deref().map(|d| validate::text("description", d, 500)).transpose()?,
-        hostname: hostname.as_deref().map(validate::hostname).transpose()?,
-        port: port.map(validate::port).transpose()?,
-        vpn_subnet: vpn_subnet.as_deref().map(validate::vpn_subnet).transpose()?,
-        ..Default::default()
+        name: input.name.as_deref().map(|n| validate::name("name", n)).transpose()?,
+        description: input.description.as_deref().map(|d| validate::text("description", d, 500)).transpose()?,
+        hostname: input.hostname.as_deref().map(validate::hostname).transpose()?,
+        port: input.port.map(validate::port).transpose()?,
+        protocol: input.protocol.map(|p| protocol(p, None)).transpose()?,
+        vpn_subnet: input.vpn_subnet.as_deref().map(validate::vpn_subnet).transpose()?,
+        is_active: input.is_active,
     })
 }
 
@@ -223,20 +239,7 @@ impl AdminGatewayService for AdminGatewayApi {
         respond(
             async {
                 self.admin_write(&request).await?;
-                let input = request.into_inner();
-                let gateway = NewGateway {
-                    role: GatewayRole::Gateway,
-                    name: validate::name("name", &input.name)?,
-                    description: validate::text("description", &input.description, 500)?,
-                    hostname: validate::hostname(&input.hostname)?,
-                    port: if input.port == 0 { DEFAULT_PORT } else { validate::port(input.port)? },
-                    protocol: protocol(input.protocol, Some("udp"))?,
-                    vpn_subnet: if input.vpn_subnet.is_empty() {
-                        DEFAULT_VPN_SUBNET.into()
-                    } else {
-                        validate::vpn_subnet(&input.vpn_subnet)?
-                    },
-                };
+                let gateway = new_gateway(GatewayRole::Gateway, request.into_inner(), DEFAULT_VPN_SUBNET)?;
                 let token = mint_token(GATEWAY_TOKEN_PREFIX);
                 let record = self.0.store.create_gateway(gateway, &token, &[]).await?;
                 Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })
@@ -250,11 +253,7 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.admin_write(&request).await?;
                 let input = request.into_inner();
-                let changes = GatewayChanges {
-                    protocol: input.protocol.map(|p| protocol(p, None)).transpose()?,
-                    is_active: input.is_active,
-                    ..checked_changes(&input.name, &input.description, &input.hostname, input.port, &input.vpn_subnet)?
-                };
+                let changes = gateway_changes(&input)?;
                 let id = validate::id("id", &input.id)?;
                 let before = self.0.store.require_gateway(id).await?;
                 if let (GatewayRole::Hub, Some(pool)) = (before.role, &changes.vpn_subnet) {

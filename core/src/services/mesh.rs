@@ -4,7 +4,7 @@
 //! A hub is a `gateways` row in the hub role, so its agent, stream, verify path, rule
 //! pushes, grants and session reports are the gateway ones.
 
-use super::gateways::{DEFAULT_PORT, checked_changes, delete_and_cut, rotate_agent_token, update_and_push};
+use super::gateways::{delete_and_cut, gateway_changes, new_gateway, rotate_agent_token, update_and_push};
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
@@ -15,16 +15,13 @@ use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{crl_committed, crl_signer, gateway_tls_crypt_key};
 use crate::policy::{GatewayPolicy, SPOKE_CERTIFICATE, advertised_networks};
 use crate::secrets::{GATEWAY_TOKEN_PREFIX, SPOKE_TOKEN_PREFIX, mint_token};
-use crate::store::{
-    CertificateRecord, GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway, OpenSession, SpokeRecord,
-    unix_now,
-};
+use crate::store::{CertificateRecord, GatewayLink, GatewayRecord, GatewayRole, OpenSession, SpokeRecord, unix_now};
 use crate::validate;
 use gatekey::v1::admin_mesh_service_server::AdminMeshService;
 use gatekey::v1::mesh_service_server::MeshService;
 use gatekey::v1::mesh_spoke_agent_service_server::MeshSpokeAgentService;
 use gatekey::v1::{
-    CreateMeshHubResponse, CreateMeshSpokeResponse, DeleteMeshHubRequest, DeleteMeshHubResponse,
+    CreateMeshHubRequest, CreateMeshHubResponse, CreateMeshSpokeResponse, DeleteMeshHubRequest, DeleteMeshHubResponse,
     DeleteMeshSpokeRequest, DescribeSpokeRequest, GetMeshHubRequest, GetMeshSpokeRequest, ListHubsRequest,
     ListHubsResponse, ListMeshSpokesRequest, ListMeshSpokesResponse, MeshHub, MeshSpoke, ProvisionSpokeRequest,
     ProvisionSpokeResponse, RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest, UpdateMeshHubRequest,
@@ -47,14 +44,6 @@ pub struct AdminMeshApi(pub Arc<CoreContext>);
 /// Implements `MeshSpokeAgentService`.
 #[derive(Debug, Clone)]
 pub struct MeshSpokeAgentApi(pub Arc<CoreContext>);
-
-/// A hub's transport protocol; empty means `when_empty`, if given.
-fn protocol(value: &str, when_empty: Option<&str>) -> CoreResult<String> {
-    match (value, when_empty) {
-        ("", Some(default)) => Ok(default.into()),
-        _ => validate::one_of("protocol", value, &["udp", "tcp"]),
-    }
-}
 
 #[tonic::async_trait]
 impl MeshService for MeshApi {
@@ -140,24 +129,12 @@ impl AdminMeshService for AdminMeshApi {
         )
     }
 
-    async fn create_hub(&self, request: Request<MeshHub>) -> GrpcResult<CreateMeshHubResponse> {
+    async fn create_hub(&self, request: Request<CreateMeshHubRequest>) -> GrpcResult<CreateMeshHubResponse> {
         respond(
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
-                let hub = NewGateway {
-                    role: GatewayRole::Hub,
-                    name: validate::name("name", &input.name)?,
-                    description: validate::text("description", &input.description, 500)?,
-                    hostname: validate::hostname(&input.hostname)?,
-                    port: if input.port == 0 { DEFAULT_PORT } else { validate::port(input.port)? },
-                    protocol: protocol(&input.protocol, Some("udp"))?,
-                    vpn_subnet: if input.vpn_subnet.is_empty() {
-                        DEFAULT_HUB_SUBNET.into()
-                    } else {
-                        validate::vpn_subnet(&input.vpn_subnet)?
-                    },
-                };
+                let hub = new_gateway(GatewayRole::Hub, input.hub.unwrap_or_default(), DEFAULT_HUB_SUBNET)?;
                 let access =
                     self.checked_access(Some(input.network_ids), Some(input.user_ids), Some(input.groups)).await?;
                 let token = mint_token(GATEWAY_TOKEN_PREFIX);
@@ -174,12 +151,9 @@ impl AdminMeshService for AdminMeshApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
-                let hub = self.require_hub("id", &input.id).await?;
-                let changes = GatewayChanges {
-                    protocol: input.protocol.as_deref().map(|p| protocol(p, None)).transpose()?,
-                    is_active: input.is_active,
-                    ..checked_changes(&input.name, &input.description, &input.hostname, input.port, &input.vpn_subnet)?
-                };
+                let fields = input.hub.unwrap_or_default();
+                let hub = self.require_hub("hub.id", &fields.id).await?;
+                let changes = gateway_changes(&fields)?;
                 if let Some(pool) = &changes.vpn_subnet {
                     clash_with_spokes(&self.0, &hub.id, "vpn_subnet", std::slice::from_ref(pool)).await?;
                 }

@@ -31,19 +31,22 @@ const DEFAULT_GATEWAY_SUBNET: &str = "10.8.0.0/24";
 /// The port of the core's gRPC API in a default deployment.
 const CORE_GRPC_PORT: u16 = 9090;
 
-/// A gateway as the admin list shows it.
-struct GatewayRow {
-    id: String,
-    name: String,
-    description: String,
-    is_hub: bool,
-    hostname: String,
-    port: u32,
-    protocol: &'static str,
-    online: bool,
-    last_heartbeat: String,
-    vpn_subnet: String,
-    is_active: bool,
+/// A gateway (or hub) as the console lists it, to admins and in the portal.
+pub(super) struct GatewayRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub is_hub: bool,
+    pub hostname: String,
+    pub port: u32,
+    /// `udp` or `tcp`.
+    pub protocol: &'static str,
+    pub online: bool,
+    pub last_heartbeat: String,
+    /// Admin views only.
+    pub vpn_subnet: String,
+    /// Admin views only.
+    pub is_active: bool,
 }
 
 impl From<Gateway> for GatewayRow {
@@ -126,10 +129,22 @@ impl GatewayFields {
             _ => Err(ApiError::invalid_request("protocol: choose UDP or TCP")),
         }
     }
+
+    /// The creation request of a gateway or hub with these fields.
+    pub(super) fn create_request(&self) -> Result<CreateGatewayRequest, ApiError> {
+        Ok(CreateGatewayRequest {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            hostname: self.hostname.clone(),
+            port: self.port()?,
+            protocol: self.transport()?.into(),
+            vpn_subnet: self.vpn_subnet.clone(),
+        })
+    }
 }
 
 /// `udp` or `tcp`, as the lists and forms say it (unset is UDP, the core's default).
-fn protocol_word(protocol: TransportProtocol) -> &'static str {
+pub(super) fn protocol_word(protocol: TransportProtocol) -> &'static str {
     match protocol {
         TransportProtocol::Tcp => "tcp",
         _ => "udp",
@@ -349,18 +364,8 @@ pub(super) async fn create(
     form: ConsoleForm,
 ) -> Response {
     let fields = GatewayFields::of(&form.data);
-    let outcome = match fields.port().and_then(|port| Ok((port, fields.transport()?))) {
-        Ok((port, protocol)) => {
-            let request = form.viewer.call.request(CreateGatewayRequest {
-                name: fields.name.clone(),
-                description: fields.description.clone(),
-                hostname: fields.hostname.clone(),
-                port,
-                protocol: protocol.into(),
-                vpn_subnet: fields.vpn_subnet.clone(),
-            });
-            client(&state).create_gateway(request).await.map_err(ApiError::from)
-        }
+    let outcome = match fields.create_request() {
+        Ok(request) => client(&state).create_gateway(form.viewer.call.request(request)).await.map_err(ApiError::from),
         Err(error) => Err(error),
     };
     match outcome {

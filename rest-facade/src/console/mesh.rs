@@ -5,7 +5,7 @@
 
 use super::configs::{PageParam, Paging};
 use super::form::ConsoleForm;
-use super::gateways::{Agent, AgentSetup, AgentTokenPage, CoreAddress, GatewayFields};
+use super::gateways::{Agent, AgentSetup, AgentTokenPage, CoreAddress, GatewayFields, GatewayRow};
 use super::networks::shown_on_form;
 use super::page::{AdminViewer, ConfirmPage, FieldErrors, Nav, Viewer, at, render, render_form};
 use crate::FacadeState;
@@ -16,26 +16,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gatekey::v1::admin_mesh_service_client::AdminMeshServiceClient;
 use gatekey::v1::{
-    DeleteMeshHubRequest, DeleteMeshSpokeRequest, GetMeshHubRequest, ListHubsRequest, ListMeshSpokesRequest, MeshHub,
-    MeshSpoke, PageRequest,
+    CreateMeshHubRequest, DeleteMeshHubRequest, DeleteMeshSpokeRequest, GetMeshHubRequest, ListHubsRequest,
+    ListMeshSpokesRequest, MeshHub, MeshSpoke, PageRequest,
 };
 use tonic::transport::Channel;
 
 /// The address pool a new hub gets when the form leaves it empty.
 const DEFAULT_HUB_SUBNET: &str = "10.9.0.0/24";
 
-/// A hub as the console shows it.
+/// A hub as the console shows it: the gateway it is, and its mesh side.
 struct HubRow {
-    id: String,
-    name: String,
-    description: String,
-    hostname: String,
-    port: u32,
-    protocol: String,
-    online: bool,
-    last_heartbeat: String,
-    vpn_subnet: String,
-    is_active: bool,
+    gateway: GatewayRow,
     advertised: String,
     created_at: String,
     /// How many spokes it has, when the core said.
@@ -44,19 +35,11 @@ struct HubRow {
 
 impl From<MeshHub> for HubRow {
     fn from(hub: MeshHub) -> Self {
+        let gateway = hub.gateway.unwrap_or_default();
         HubRow {
-            online: hub.status == "online",
-            last_heartbeat: at(hub.last_heartbeat),
             advertised: hub.advertised_cidrs.join(", "),
-            created_at: at(hub.created_at),
-            id: hub.id,
-            name: hub.name,
-            description: hub.description,
-            hostname: hub.hostname,
-            port: hub.port,
-            protocol: hub.protocol,
-            vpn_subnet: hub.vpn_subnet,
-            is_active: hub.is_active,
+            created_at: at(gateway.created_at),
+            gateway: GatewayRow::from(gateway),
             spokes: None,
         }
     }
@@ -121,6 +104,11 @@ struct HubPage {
     errors: FieldErrors,
 }
 
+/// A hub's id.
+fn hub_id(hub: &MeshHub) -> String {
+    hub.gateway.as_ref().map(|gateway| gateway.id.clone()).unwrap_or_default()
+}
+
 fn client(state: &FacadeState) -> AdminMeshServiceClient<Channel> {
     AdminMeshServiceClient::new(state.channel.clone())
 }
@@ -145,8 +133,7 @@ async fn list_page(
         Ok(listed) => listed.into_inner(),
         Err(status) => return viewer.failed(status).into_response(),
     };
-    let counts =
-        futures::future::join_all(listed.hubs.iter().map(|hub| spoke_count(state, viewer, hub.id.clone()))).await;
+    let counts = futures::future::join_all(listed.hubs.iter().map(|hub| spoke_count(state, viewer, hub_id(hub)))).await;
     let hubs =
         listed.hubs.into_iter().zip(counts).map(|(hub, spokes)| HubRow { spokes, ..HubRow::from(hub) }).collect();
     let status = error.as_ref().map_or(StatusCode::OK, ApiError::status);
@@ -179,17 +166,9 @@ pub(super) async fn create(
     form: ConsoleForm,
 ) -> Response {
     let fields = GatewayFields::of(&form.data);
-    let outcome = match fields.port() {
-        Ok(port) => {
-            let request = form.viewer.call.request(MeshHub {
-                name: fields.name.clone(),
-                description: fields.description.clone(),
-                hostname: fields.hostname.clone(),
-                port,
-                protocol: fields.protocol.clone(),
-                vpn_subnet: fields.vpn_subnet.clone(),
-                ..MeshHub::default()
-            });
+    let outcome = match fields.create_request() {
+        Ok(hub) => {
+            let request = form.viewer.call.request(CreateMeshHubRequest { hub: Some(hub), ..Default::default() });
             client(&state).create_hub(request).await.map_err(ApiError::from)
         }
         Err(error) => Err(error),
@@ -197,7 +176,7 @@ pub(super) async fn create(
     match outcome {
         Ok(created) => {
             let created = created.into_inner();
-            let (id, name) = created.hub.map(|hub| (hub.id, hub.name)).unwrap_or_default();
+            let (id, name) = created.hub.and_then(|hub| hub.gateway).map(|hub| (hub.id, hub.name)).unwrap_or_default();
             render(&AgentTokenPage {
                 nav: Some(form.viewer.nav()),
                 heading: format!("Mesh hub {name} is created"),
@@ -236,7 +215,7 @@ async fn hub_page(
     let page = HubPage {
         nav: Some(viewer.nav()),
         csrf: viewer.csrf.clone(),
-        path: format!("/admin/mesh/{}", hub.id),
+        path: format!("/admin/mesh/{}", hub_id(&hub)),
         hub: HubRow { spokes: Some(paging.total), ..HubRow::from(hub) },
         spokes: listed.spokes.into_iter().map(SpokeRow::from).collect(),
         paging,
@@ -309,7 +288,7 @@ pub(super) async fn confirm_delete(
         Ok(hub) => render(&ConfirmPage {
             nav: Some(viewer.nav()),
             csrf: viewer.csrf.clone(),
-            what: format!("the mesh hub {}", hub.into_inner().name),
+            what: format!("the mesh hub {}", hub.into_inner().gateway.unwrap_or_default().name),
             consequences: "Its spokes are deleted and their certificates revoked, every tunnel through it is cut, \
                            and its agent stops: its token no longer works."
                 .into(),
@@ -332,7 +311,13 @@ mod tests {
 
     #[test]
     fn the_hub_page_lists_spokes_and_keeps_a_refused_spoke_form() {
-        let hub = MeshHub { id: "gw-9".into(), name: "hub".into(), status: "online".into(), ..MeshHub::default() };
+        let gateway = gatekey::v1::Gateway {
+            id: "gw-9".into(),
+            name: "hub".into(),
+            status: gatekey::v1::GatewayStatus::Online.into(),
+            ..Default::default()
+        };
+        let hub = MeshHub { gateway: Some(gateway), ..MeshHub::default() };
         let spoke = MeshSpoke {
             id: "spoke-1".into(),
             name: "branch".into(),

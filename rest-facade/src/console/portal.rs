@@ -2,7 +2,8 @@
 //! kept current), and a one-click profile download that keeps the one-time rule.
 
 use super::form::ConsoleForm;
-use super::page::{Nav, Refusal, Viewer, at, render};
+use super::gateways::GatewayRow;
+use super::page::{Nav, Refusal, Viewer, render};
 use super::sign_in::{SignInQuery, signed_in_viewer};
 use crate::FacadeState;
 use crate::extract::CoreCall;
@@ -16,33 +17,6 @@ use gatekey::v1::config_service_client::ConfigServiceClient;
 use gatekey::v1::gateway_service_client::GatewayServiceClient;
 use gatekey::v1::mesh_service_client::MeshServiceClient;
 use gatekey::v1::{DownloadConfigRequest, GenerateConfigRequest, ListGatewaysRequest, ListHubsRequest, PageRequest};
-
-/// A gateway (or hub) as the portal lists it.
-pub(super) struct GatewayRow {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub hostname: String,
-    pub port: u32,
-    pub protocol: String,
-    pub online: bool,
-    pub last_heartbeat: String,
-}
-
-impl From<gatekey::v1::Gateway> for GatewayRow {
-    fn from(gateway: gatekey::v1::Gateway) -> Self {
-        GatewayRow {
-            online: gateway.status() == gatekey::v1::GatewayStatus::Online,
-            protocol: gateway.protocol().as_str_name().trim_start_matches("TRANSPORT_PROTOCOL_").to_ascii_lowercase(),
-            last_heartbeat: at(gateway.last_heartbeat),
-            id: gateway.id,
-            name: gateway.name,
-            description: gateway.description,
-            hostname: gateway.hostname,
-            port: gateway.port,
-        }
-    }
-}
 
 /// The user's gateways.
 #[derive(Template)]
@@ -137,17 +111,8 @@ pub(super) async fn hubs(State(state): State<FacadeState>, viewer: Viewer) -> Re
         .hubs
         .into_iter()
         .map(|hub| HubRow {
-            networks: hub.advertised_cidrs.clone(),
-            gateway: GatewayRow {
-                online: hub.status == "online",
-                last_heartbeat: at(hub.last_heartbeat),
-                id: hub.id,
-                name: hub.name,
-                description: hub.description,
-                hostname: hub.hostname,
-                port: hub.port,
-                protocol: hub.protocol,
-            },
+            networks: hub.advertised_cidrs,
+            gateway: GatewayRow::from(hub.gateway.unwrap_or_default()),
         })
         .collect();
     render(&HubsPage { nav: Some(viewer.nav()), csrf: viewer.csrf.clone(), hubs })

@@ -27,16 +27,6 @@ pub enum Protocol {
     Tcp,
 }
 
-impl Protocol {
-    /// The word, as hubs store it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-        }
-    }
-}
-
 impl From<Protocol> for i32 {
     fn from(protocol: Protocol) -> i32 {
         match protocol {

@@ -15,9 +15,9 @@ use axum::http::StatusCode;
 use gatekey::v1::admin_mesh_service_client::AdminMeshServiceClient;
 use gatekey::v1::mesh_service_client::MeshServiceClient;
 use gatekey::v1::{
-    DeleteMeshHubRequest, DeleteMeshSpokeRequest, GetMeshHubRequest, GetMeshSpokeRequest, ListHubsRequest,
-    ListMeshSpokesRequest, MeshHub, MeshSpoke, RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest, StringList,
-    UpdateMeshHubRequest,
+    CreateGatewayRequest, CreateMeshHubRequest, DeleteMeshHubRequest, DeleteMeshSpokeRequest, GetMeshHubRequest,
+    GetMeshSpokeRequest, ListHubsRequest, ListMeshSpokesRequest, MeshSpoke, RotateMeshHubTokenRequest,
+    RotateMeshSpokeTokenRequest, StringList, UpdateGatewayRequest, UpdateMeshHubRequest,
 };
 use serde::Deserialize;
 use tonic::transport::Channel;
@@ -120,17 +120,19 @@ pub async fn create(
     call: CoreCall,
     ApiJson(body): ApiJson<CreateHubBody>,
 ) -> ApiResult<(StatusCode, Json<Data<MeshHubWithTokenView>>)> {
-    let request = call.request(MeshHub {
+    let hub = CreateGatewayRequest {
         name: body.name,
         description: body.description,
         hostname: body.hostname,
         port: body.port.unwrap_or(0),
-        protocol: body.protocol.map(Protocol::as_str).unwrap_or_default().into(),
+        protocol: body.protocol.map_or(0, i32::from),
         vpn_subnet: body.vpn_subnet.unwrap_or_default(),
+    };
+    let request = call.request(CreateMeshHubRequest {
+        hub: Some(hub),
         network_ids: body.network_ids,
         user_ids: body.user_ids,
         groups: body.groups,
-        ..Default::default()
     });
     let created = admin(state).create_hub(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(Data { data: created.into() })))
@@ -155,15 +157,18 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateHubBody>,
 ) -> ApiResult<Json<Data<AdminMeshHubView>>> {
     let list = |values: Option<Vec<String>>| values.map(|values| StringList { values });
-    let request = call.request(UpdateMeshHubRequest {
+    let hub = UpdateGatewayRequest {
         id,
         name: body.name,
         description: body.description,
         hostname: body.hostname,
         port: body.port,
-        protocol: body.protocol.map(|protocol| protocol.as_str().to_owned()),
+        protocol: body.protocol.map(i32::from),
         vpn_subnet: body.vpn_subnet,
         is_active: body.is_active,
+    };
+    let request = call.request(UpdateMeshHubRequest {
+        hub: Some(hub),
         network_ids: list(body.network_ids),
         user_ids: list(body.user_ids),
         groups: list(body.groups),
