@@ -59,7 +59,10 @@ pub enum GatewayView {
 pub fn gateway(record: GatewayRecord, view: GatewayView, offline_after_seconds: i64) -> v1::Gateway {
     let online = heard_from(record.last_heartbeat, offline_after_seconds);
     let status = if online { v1::GatewayStatus::Online } else { v1::GatewayStatus::Offline };
-    let protocol = if record.protocol == "tcp" { v1::TransportProtocol::Tcp } else { v1::TransportProtocol::Udp };
+    let protocol = match record.protocol {
+        crate::domain::Transport::Udp => v1::TransportProtocol::Udp,
+        crate::domain::Transport::Tcp => v1::TransportProtocol::Tcp,
+    };
     let mut message = v1::Gateway {
         id: record.id,
         name: record.name,
@@ -127,9 +130,9 @@ pub fn mesh_spoke(record: SpokeRecord, online: bool) -> v1::MeshSpoke {
 pub fn geo_fence_settings(settings: GeoFenceSettingsRecord) -> v1::GeoFenceSettings {
     v1::GeoFenceSettings {
         enabled: settings.enabled,
-        mode: settings.mode,
+        mode: settings.mode.as_str().into(),
         database_path: settings.database_path,
-        unknown_location_policy: settings.unknown_location_policy,
+        unknown_location_policy: settings.unknown_location_policy.as_str().into(),
     }
 }
 
@@ -137,10 +140,10 @@ pub fn geo_fence_settings(settings: GeoFenceSettingsRecord) -> v1::GeoFenceSetti
 pub fn geo_fence_rule(rule: GeoFenceRuleRecord) -> v1::GeoFenceRule {
     v1::GeoFenceRule {
         id: rule.id,
-        action: rule.action,
+        action: rule.action.as_str().into(),
         countries: rule.countries,
         cidrs: rule.cidrs,
-        scope: rule.scope,
+        scope: rule.scope.as_str().into(),
         subject: rule.subject,
     }
 }
@@ -172,7 +175,7 @@ pub fn config(record: ConfigRecord) -> v1::VpnConfig {
         gateway_id: record.gateway_id,
         gateway_name: record.gateway_name,
         serial: record.certificate.serial,
-        protocol: record.protocol,
+        protocol: record.protocol.as_str().into(),
         created_at: Some(timestamp(record.created_at)),
         expires_at: Some(timestamp(record.expires_at)),
         revoked: record.certificate.revoked_at.is_some(),
@@ -201,9 +204,9 @@ pub fn access_rule(record: AccessRuleRecord) -> v1::AccessRule {
         network_id: rule.network_id,
         user_ids: rule.user_ids,
         groups: rule.groups,
-        destination_type: rule.destination_type,
+        destination_type: rule.destination_type.as_str().into(),
         destination: rule.destination,
-        protocol: rule.protocol,
+        protocol: rule.protocol.as_str().into(),
         port_from: u32::from(rule.port_from),
         port_to: u32::from(rule.port_to),
         created_at: Some(timestamp(record.created_at)),

@@ -7,6 +7,7 @@
 //! allowed. Without a database only CIDRs can match, and the unknown-location policy
 //! does not apply.
 
+use crate::domain::{GeoFenceAction, GeoFenceMode, GeoFenceScope};
 use crate::error::{CoreError, CoreResult};
 use crate::store::{GeoFenceRuleRecord, GeoFenceSettingsRecord, Store, UserRecord};
 use maxminddb::Reader;
@@ -119,7 +120,7 @@ impl GeoFence {
             return Ok(None);
         }
         let parsed = address.parse::<IpAddr>().ok().map(|address| address.to_canonical());
-        let audit = settings.mode == "audit";
+        let audit = settings.mode == GeoFenceMode::Audit;
         let verdict = match self.judge_under(&settings, store, user, parsed).await {
             Ok(verdict) => verdict,
             Err(error) if audit => {
@@ -160,12 +161,12 @@ fn matches(rule: &GeoFenceRuleRecord, address: Option<IpAddr>, country: Option<&
 }
 
 /// Whether a rule applies to a user at all.
-fn applies(rule: &GeoFenceRuleRecord, user: &UserRecord, scope: &str) -> bool {
+fn applies(rule: &GeoFenceRuleRecord, user: &UserRecord, scope: GeoFenceScope) -> bool {
     rule.scope == scope
         && match scope {
-            "user" => rule.subject == user.id,
-            "group" => user.groups.contains(&rule.subject),
-            _ => true,
+            GeoFenceScope::User => rule.subject == user.id,
+            GeoFenceScope::Group => user.groups.contains(&rule.subject),
+            GeoFenceScope::Global => true,
         }
 }
 
@@ -189,21 +190,21 @@ pub fn judge(
         explanation,
     };
     let mut has_allow_rules = false;
-    for scope in ["user", "group", "global"] {
+    for scope in [GeoFenceScope::User, GeoFenceScope::Group, GeoFenceScope::Global] {
         let scoped: Vec<&GeoFenceRuleRecord> = rules.iter().filter(|rule| applies(rule, user, scope)).collect();
-        has_allow_rules |= scoped.iter().any(|rule| rule.action == "allow");
-        let matching = |action: &str| {
+        has_allow_rules |= scoped.iter().any(|rule| rule.action == GeoFenceAction::Allow);
+        let matching = |action: GeoFenceAction| {
             scoped.iter().find(|rule| rule.action == action && matches(rule, address, country.as_deref()))
         };
-        if let Some(rule) = matching("deny") {
+        if let Some(rule) = matching(GeoFenceAction::Deny) {
             return verdict(false, Some(&rule.id), format!("{place} is denied by {scope} rule {}", rule.id));
         }
-        if let Some(rule) = matching("allow") {
+        if let Some(rule) = matching(GeoFenceAction::Allow) {
             return verdict(true, Some(&rule.id), format!("{place} is allowed by {scope} rule {}", rule.id));
         }
     }
     if country.is_none() && !settings.database_path.is_empty() {
-        let allowed = settings.unknown_location_policy == "allow";
+        let allowed = settings.unknown_location_policy == GeoFenceAction::Allow;
         let action = if allowed { "allows" } else { "denies" };
         return verdict(allowed, None, format!("{place}: the unknown-location policy {action} it"));
     }
@@ -231,10 +232,10 @@ mod tests {
     ) -> GeoFenceRuleRecord {
         GeoFenceRuleRecord {
             id: id.into(),
-            action: action.into(),
+            action: GeoFenceAction::from_stored(action).unwrap(),
             countries: countries.iter().map(|c| (*c).to_owned()).collect(),
             cidrs: cidrs.iter().map(|c| (*c).to_owned()).collect(),
-            scope: scope.into(),
+            scope: GeoFenceScope::from_stored(scope).unwrap(),
             subject: subject.into(),
         }
     }
@@ -270,7 +271,7 @@ mod tests {
         assert_eq!(at(&rules, "10.1.2.3", None).rule_id.as_deref(), Some("office"));
         // No country and no matching CIDR: the unknown-location policy (deny by default).
         assert!(!at(&rules, "192.0.2.1", None).allowed);
-        let lenient = GeoFenceSettingsRecord { unknown_location_policy: "allow".into(), ..settings() };
+        let lenient = GeoFenceSettingsRecord { unknown_location_policy: GeoFenceAction::Allow, ..settings() };
         assert!(judge(&lenient, &rules, &user(), None, None).allowed);
     }
 

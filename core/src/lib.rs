@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod context;
 pub mod convert;
+pub mod domain;
 pub mod error;
 pub mod events;
 pub mod fleet;

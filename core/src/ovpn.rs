@@ -2,6 +2,8 @@
 //! carries no routes: the gateway pushes them when the tunnel comes up, from the
 //! rules in force then, so there is one source and it is current.
 
+use crate::domain::Transport;
+
 /// What goes into a client profile.
 pub struct ClientProfile<'a> {
     /// The gateway's public host name, also the server certificate's CN.
@@ -9,7 +11,7 @@ pub struct ClientProfile<'a> {
     /// Public port.
     pub port: u16,
     /// `udp` or `tcp`.
-    pub protocol: &'a str,
+    pub protocol: Transport,
     /// CA certificate, PEM.
     pub ca_certificate_pem: &'a str,
     /// Client certificate, PEM.
@@ -23,7 +25,10 @@ pub struct ClientProfile<'a> {
 /// The profile text. Only AEAD data ciphers, TLS 1.2 or newer, the server's
 /// certificate must carry serverAuth and name the gateway's host.
 pub fn render_client_profile(profile: &ClientProfile<'_>) -> String {
-    let proto = if profile.protocol == "tcp" { "tcp-client" } else { "udp" };
+    let proto = match profile.protocol {
+        Transport::Tcp => "tcp-client",
+        Transport::Udp => "udp",
+    };
     let mut text = format!(
         "# GateKey VPN profile for {hostname}. Contains a private key: keep it secret.\n\
          client\n\
@@ -63,7 +68,7 @@ mod tests {
         let text = render_client_profile(&ClientProfile {
             hostname: "vpn.example.com",
             port: 443,
-            protocol: "tcp",
+            protocol: Transport::Tcp,
             ca_certificate_pem: "CA",
             client_certificate_pem: "CERT",
             client_private_key_pem: "KEY",

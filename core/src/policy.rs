@@ -4,6 +4,7 @@
 //! hub the routes are further limited to the networks of the spokes connected now,
 //! and a spoke's own certificate admits it with its advertised networks routed to it.
 
+use crate::domain::{CertificateKind, DestinationType};
 use crate::error::CoreResult;
 use crate::geofence::GeoFence;
 use crate::pki::serial;
@@ -14,11 +15,6 @@ use crate::store::{
 use gatekey::v1::{ClientRules, FirewallRule, RuleSnapshot, VerifyRequest, VerifyResponse};
 use ipnet::IpNet;
 use std::collections::BTreeSet;
-
-/// `kind` of a user's VPN certificate in the ledger.
-pub const CLIENT_CERTIFICATE: &str = "client";
-/// `kind` of a mesh spoke's certificate in the ledger.
-pub const SPOKE_CERTIFICATE: &str = "spoke";
 
 /// What one user may reach at one gateway.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,14 +32,14 @@ fn names(rule: &AccessRuleFields, user: &UserRecord) -> bool {
 
 /// The firewall form of a rule's destination: a CIDR for `ip`, as given otherwise.
 fn firewall_rule(rule: &AccessRuleFields) -> FirewallRule {
-    let destination = match rule.destination_type.as_str() {
-        "ip" if rule.destination.contains(':') => format!("{}/128", rule.destination),
-        "ip" => format!("{}/32", rule.destination),
-        _ => rule.destination.clone(),
+    let destination = match rule.destination_type {
+        DestinationType::Ip if rule.destination.contains(':') => format!("{}/128", rule.destination),
+        DestinationType::Ip => format!("{}/32", rule.destination),
+        DestinationType::Cidr | DestinationType::Hostname => rule.destination.clone(),
     };
     FirewallRule {
         destination,
-        protocol: rule.protocol.clone(),
+        protocol: rule.protocol.as_str().into(),
         port_from: u32::from(rule.port_from),
         port_to: u32::from(rule.port_to),
     }
@@ -173,7 +169,7 @@ pub async fn certificate_standing(
     let Some(certificate) = store.find_certificate(serial).await? else {
         return Ok(Err(format!("certificate {serial} was not issued by GateKey")));
     };
-    if certificate.kind != CLIENT_CERTIFICATE && certificate.kind != SPOKE_CERTIFICATE {
+    if certificate.kind == CertificateKind::Server {
         return Ok(Err(format!("certificate {serial} is not a client certificate")));
     }
     if certificate.revoked_at.is_some() {
@@ -182,7 +178,7 @@ pub async fn certificate_standing(
     if certificate.expires_at <= unix_now() {
         return Ok(Err(format!("certificate {serial} has expired")));
     }
-    if certificate.kind == SPOKE_CERTIFICATE {
+    if certificate.kind == CertificateKind::Spoke {
         return Ok(current_spoke(store, &certificate).await?.map(|spoke| (certificate, Holder::Spoke(spoke))));
     }
     let Some(user) = (match &certificate.user_id {
@@ -319,13 +315,14 @@ async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::RuleProtocol;
 
     fn rule(
         id: &str,
         network: &str,
         users: &[&str],
         groups: &[&str],
-        kind: &str,
+        kind: DestinationType,
         destination: &str,
     ) -> AccessRuleRecord {
         AccessRuleRecord {
@@ -336,9 +333,9 @@ mod tests {
                 network_id: network.into(),
                 user_ids: users.iter().map(|u| (*u).to_owned()).collect(),
                 groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-                destination_type: kind.into(),
+                destination_type: kind,
                 destination: destination.into(),
-                protocol: "tcp".into(),
+                protocol: RuleProtocol::Tcp,
                 port_from: 443,
                 port_to: 443,
             },
@@ -362,9 +359,9 @@ mod tests {
     #[test]
     fn users_get_exactly_the_rules_that_name_them_or_their_groups() {
         let rules = [
-            rule("r1", "n1", &["alice"], &[], "ip", "10.0.0.5"),
-            rule("r2", "n2", &[], &["eng"], "cidr", "10.1.0.0/24"),
-            rule("r3", "n2", &["bob"], &[], "ip", "10.1.0.9"),
+            rule("r1", "n1", &["alice"], &[], DestinationType::Ip, "10.0.0.5"),
+            rule("r2", "n2", &[], &["eng"], DestinationType::Cidr, "10.1.0.0/24"),
+            rule("r3", "n2", &["bob"], &[], DestinationType::Ip, "10.1.0.9"),
         ];
         let networks = [network("n1", "10.0.0.0/24"), network("n2", "10.1.0.0/16")];
         let alice = entitlement(&UserRecord::sample("alice", &["eng"]), &rules, &networks);

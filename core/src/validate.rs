@@ -209,14 +209,6 @@ pub fn vpn_subnet(value: &str) -> CoreResult<String> {
     }
 }
 
-/// One of a fixed set of words.
-pub fn one_of(field: &str, value: &str, allowed: &[&str]) -> CoreResult<String> {
-    if allowed.contains(&value) {
-        return Ok(value.to_owned());
-    }
-    Err(invalid(field, format!("`{value}` is not one of {}", allowed.join(", "))))
-}
-
 /// ISO 3166-1 alpha-2 country codes, upper-cased, sorted, without duplicates.
 pub fn country_codes(field: &str, values: &[String]) -> CoreResult<Vec<String>> {
     let mut codes = Vec::with_capacity(values.len());

@@ -28,7 +28,7 @@ fn gateway(name: &str) -> NewGateway {
         description: String::new(),
         hostname: format!("{name}.example.com"),
         port: 1194,
-        protocol: "udp".into(),
+        protocol: gatekey_core::domain::Transport::Udp,
         vpn_subnet: "10.8.0.0/24".into(),
     }
 }
@@ -259,7 +259,7 @@ async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_toge
         let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
         let certificate = CertificateRecord {
             serial: "0a0b".into(),
-            kind: "client".into(),
+            kind: gatekey_core::domain::CertificateKind::Client,
             subject: "alice@example.com".into(),
             user_id: Some(alice.id.clone()),
             gateway_id: Some(gw.id.clone()),
@@ -371,9 +371,9 @@ async fn a_rule_change_and_the_new_rule_versions_of_its_gateways_commit_together
             network_id: net.id.clone(),
             user_ids: vec![],
             groups: vec!["eng".into()],
-            destination_type: "ip".into(),
+            destination_type: gatekey_core::domain::DestinationType::Ip,
             destination: "10.9.0.5".into(),
-            protocol: "tcp".into(),
+            protocol: gatekey_core::domain::RuleProtocol::Tcp,
             port_from: 443,
             port_to: 443,
         };

@@ -5,6 +5,7 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert;
+use crate::domain::{DestinationType, RuleProtocol};
 use crate::error::{CoreError, CoreResult};
 use crate::store::{AccessRuleFields, NetworkRecord};
 use crate::validate;
@@ -32,13 +33,13 @@ fn inside(network: &NetworkRecord, destination: &IpNet) -> bool {
 }
 
 /// The destination, normalised, after checking it fits its type and the network.
-pub(super) fn destination(kind: &str, value: &str, network: &NetworkRecord) -> CoreResult<String> {
+pub(super) fn destination(kind: DestinationType, value: &str, network: &NetworkRecord) -> CoreResult<String> {
     let value = value.trim();
     let outside = || {
         invalid(format!("destination: `{value}` is outside network `{}` ({})", network.name, network.cidrs.join(", ")))
     };
     match kind {
-        "ip" => {
+        DestinationType::Ip => {
             let address: IpAddr =
                 value.parse().map_err(|_| invalid(format!("destination: `{value}` is not an IP address")))?;
             if !inside(network, &IpNet::from(address)) {
@@ -46,7 +47,7 @@ pub(super) fn destination(kind: &str, value: &str, network: &NetworkRecord) -> C
             }
             Ok(address.to_string())
         }
-        "cidr" => {
+        DestinationType::Cidr => {
             let cidr = validate::cidr("destination", value)?;
             let parsed: IpNet = cidr.parse().map_err(|_| invalid("destination: not a CIDR"))?;
             if !inside(network, &parsed) {
@@ -54,35 +55,36 @@ pub(super) fn destination(kind: &str, value: &str, network: &NetworkRecord) -> C
             }
             Ok(cidr)
         }
-        "hostname" => {
+        DestinationType::Hostname => {
             if value.parse::<IpAddr>().is_ok() {
                 return Err(invalid("destination: use destination_type `ip` for an address"));
             }
             validate::hostname(value).map_err(|_| invalid(format!("destination: `{value}` is not a host name")))
         }
-        other => Err(invalid(format!("destination_type: `{other}` is not one of ip, cidr, hostname"))),
     }
 }
 
-/// The protocol and port range, checked together.
-fn protocol_and_ports(protocol: &str, port_from: u32, port_to: u32) -> CoreResult<(String, u16, u16)> {
-    let protocol = if protocol.is_empty() { "any" } else { protocol };
+/// The protocol and port range, checked together; no protocol means any.
+fn protocol_and_ports(protocol: &str, port_from: u32, port_to: u32) -> CoreResult<(RuleProtocol, u16, u16)> {
+    let protocol =
+        if protocol.is_empty() { RuleProtocol::Any } else { RuleProtocol::parse_field("protocol", protocol)? };
     match protocol {
-        "tcp" | "udp" => {
+        RuleProtocol::Tcp | RuleProtocol::Udp => {
             let port_to = if port_to == 0 { port_from } else { port_to };
             if port_from == 0 && port_to == 0 {
-                return Ok((protocol.into(), 0, 0));
+                return Ok((protocol, 0, 0));
             }
             let from = validate::port(port_from).map_err(|_| invalid("port_from: must be between 1 and 65535"))?;
             let to = validate::port(port_to).map_err(|_| invalid("port_to: must be between 1 and 65535"))?;
             if to < from {
                 return Err(invalid("port_to: must not be below port_from"));
             }
-            Ok((protocol.into(), from, to))
+            Ok((protocol, from, to))
         }
-        "icmp" | "any" if port_from == 0 && port_to == 0 => Ok((protocol.into(), 0, 0)),
-        "icmp" | "any" => Err(invalid(format!("port_from: ports apply to tcp and udp only, not `{protocol}`"))),
-        other => Err(invalid(format!("protocol: `{other}` is not one of tcp, udp, icmp, any"))),
+        RuleProtocol::Icmp | RuleProtocol::Any if port_from == 0 && port_to == 0 => Ok((protocol, 0, 0)),
+        RuleProtocol::Icmp | RuleProtocol::Any => {
+            Err(invalid(format!("port_from: ports apply to tcp and udp only, not `{protocol}`")))
+        }
     }
 }
 
@@ -101,8 +103,11 @@ impl AdminAccessRuleApi {
         if user_ids.is_empty() && groups.is_empty() {
             return Err(invalid("user_ids: name at least one user or group (in user_ids or groups)"));
         }
-        let destination_type = if rule.destination_type.is_empty() { "ip".to_owned() } else { rule.destination_type };
-        let destination = destination(&destination_type, &rule.destination, &network)?;
+        let destination_type = match rule.destination_type.as_str() {
+            "" => DestinationType::Ip,
+            word => DestinationType::parse_field("destination_type", word)?,
+        };
+        let destination = destination(destination_type, &rule.destination, &network)?;
         let (protocol, port_from, port_to) = protocol_and_ports(&rule.protocol, rule.port_from, rule.port_to)?;
         Ok(AccessRuleFields {
             name: validate::name("name", &rule.name)?,
@@ -202,9 +207,9 @@ mod tests {
 
     #[test]
     fn ports_fit_their_protocol() {
-        assert_eq!(protocol_and_ports("tcp", 443, 0).unwrap(), ("tcp".into(), 443, 443));
-        assert_eq!(protocol_and_ports("udp", 0, 0).unwrap(), ("udp".into(), 0, 0));
-        assert_eq!(protocol_and_ports("", 0, 0).unwrap(), ("any".into(), 0, 0));
+        assert_eq!(protocol_and_ports("tcp", 443, 0).unwrap(), (RuleProtocol::Tcp, 443, 443));
+        assert_eq!(protocol_and_ports("udp", 0, 0).unwrap(), (RuleProtocol::Udp, 0, 0));
+        assert_eq!(protocol_and_ports("", 0, 0).unwrap(), (RuleProtocol::Any, 0, 0));
         assert!(protocol_and_ports("tcp", 500, 400).is_err());
         assert!(protocol_and_ports("tcp", 70000, 0).is_err());
         assert!(protocol_and_ports("icmp", 22, 22).is_err());
@@ -222,12 +227,11 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        assert_eq!(destination("ip", "10.20.1.5", &network).unwrap(), "10.20.1.5");
-        assert_eq!(destination("cidr", "10.20.1.7/24", &network).unwrap(), "10.20.1.0/24");
-        assert!(destination("ip", "10.21.0.1", &network).is_err());
-        assert!(destination("cidr", "10.0.0.0/8", &network).is_err());
-        assert!(destination("hostname", "db.internal.example", &network).is_ok());
-        assert!(destination("hostname", "10.20.1.5", &network).is_err());
-        assert!(destination("url", "x", &network).is_err());
+        assert_eq!(destination(DestinationType::Ip, "10.20.1.5", &network).unwrap(), "10.20.1.5");
+        assert_eq!(destination(DestinationType::Cidr, "10.20.1.7/24", &network).unwrap(), "10.20.1.0/24");
+        assert!(destination(DestinationType::Ip, "10.21.0.1", &network).is_err());
+        assert!(destination(DestinationType::Cidr, "10.0.0.0/8", &network).is_err());
+        assert!(destination(DestinationType::Hostname, "db.internal.example", &network).is_ok());
+        assert!(destination(DestinationType::Hostname, "10.20.1.5", &network).is_err());
     }
 }

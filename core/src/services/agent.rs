@@ -378,7 +378,7 @@ impl GatewayAgentService for GatewayAgentApi {
                     .store
                     .record_certificate(&CertificateRecord {
                         serial: issued.serial.clone(),
-                        kind: "server".into(),
+                        kind: crate::domain::CertificateKind::Server,
                         subject: gateway.hostname.clone(),
                         user_id: None,
                         gateway_id: Some(gateway.id.clone()),
@@ -400,7 +400,7 @@ impl GatewayAgentService for GatewayAgentApi {
                     tls_crypt_key,
                     vpn_subnet: gateway.vpn_subnet,
                     port: u32::from(gateway.port),
-                    protocol: gateway.protocol,
+                    protocol: gateway.protocol.as_str().into(),
                     crl_pem: crl.signed.pem,
                     role: gateway.role.as_str().into(),
                 })

@@ -5,6 +5,7 @@ use super::{GrpcResult, respond};
 use crate::auth::{Access, Credential, OpenedSession, client_address};
 use crate::context::CoreContext;
 use crate::convert;
+use crate::domain::ProviderKind;
 use crate::error::{CoreError, CoreResult};
 use crate::sso::{self, ExternalIdentity, oidc, saml};
 use crate::store::AuthProviderRecord;
@@ -157,7 +158,7 @@ impl AuthService for AuthApi {
                 self.admit(&request).await?;
                 let input = request.into_inner();
                 let redirect_to = sso::same_site_path(&input.redirect_to)?;
-                let provider = sso::select_provider(&self.0, "oidc", &input.provider).await?;
+                let provider = sso::select_provider(&self.0, ProviderKind::Oidc, &input.provider).await?;
                 let (authorization_url, binding) = oidc::start(&self.0, &provider, &redirect_to).await?;
                 Ok(StartOidcLoginResponse { authorization_url, browser_binding: binding.secret })
             }
@@ -191,7 +192,7 @@ impl AuthService for AuthApi {
                 self.admit(&request).await?;
                 let input = request.into_inner();
                 let redirect_to = sso::same_site_path(&input.redirect_to)?;
-                let provider = sso::select_provider(&self.0, "saml", &input.provider).await?;
+                let provider = sso::select_provider(&self.0, ProviderKind::Saml, &input.provider).await?;
                 let (redirect_url, binding) = saml::start(&self.0, &provider, &redirect_to).await?;
                 Ok(StartSamlLoginResponse { redirect_url, browser_binding: binding.secret })
             }
@@ -240,9 +241,9 @@ impl AuthService for AuthApi {
         respond(
             async {
                 let mut providers = Vec::new();
-                for kind in ["oidc", "saml"] {
+                for kind in ProviderKind::ALL.iter().copied() {
                     for provider in self.0.store.auth_providers_of_kind(kind).await? {
-                        providers.push(SignInProvider { name: provider.fields.name, kind: kind.to_owned() });
+                        providers.push(SignInProvider { name: provider.fields.name, kind: kind.as_str().to_owned() });
                     }
                 }
                 providers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -336,7 +337,8 @@ impl AuthService for AuthApi {
     async fn get_saml_metadata(&self, request: Request<GetSamlMetadataRequest>) -> GrpcResult<GetSamlMetadataResponse> {
         respond(
             async {
-                let provider = sso::select_provider(&self.0, "saml", &request.into_inner().provider).await?;
+                let provider =
+                    sso::select_provider(&self.0, ProviderKind::Saml, &request.into_inner().provider).await?;
                 Ok(GetSamlMetadataResponse { xml: saml::sp_metadata(&self.0, &provider) })
             }
             .await,

@@ -4,6 +4,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
+use crate::domain::ProviderKind;
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::sso::oidc::client_secret_context;
@@ -34,7 +35,7 @@ fn view(record: AuthProviderRecord) -> AuthProvider {
     AuthProvider {
         id: record.id,
         name: fields.name,
-        r#type: fields.kind,
+        r#type: fields.kind.as_str().into(),
         issuer_url: fields.issuer_url,
         client_id: fields.client_id,
         client_secret: String::new(),
@@ -74,8 +75,8 @@ fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
     if input.client_secret.chars().count() > MAX_CLIENT_SECRET_CHARACTERS {
         return Err(invalid(format!("client_secret: must be at most {MAX_CLIENT_SECRET_CHARACTERS} characters")));
     }
-    match input.r#type.as_str() {
-        "oidc" => {
+    match ProviderKind::parse_field("type", &input.r#type)? {
+        ProviderKind::Oidc => {
             let issuer = input.issuer_url.trim();
             let parsed = openidconnect::url::Url::parse(issuer)
                 .map_err(|_| invalid(format!("issuer_url: `{issuer}` is not a URL")))?;
@@ -99,7 +100,7 @@ fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
             }
             Ok(AuthProviderFields {
                 name,
-                kind: "oidc".into(),
+                kind: ProviderKind::Oidc,
                 issuer_url: issuer.trim_end_matches('/').to_owned(),
                 client_id,
                 sealed_client_secret: None,
@@ -113,11 +114,11 @@ fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
                 allow_unverified_email,
             })
         }
-        "saml" => {
+        ProviderKind::Saml => {
             crate::sso::saml::parse_idp_metadata(&input.saml_idp_metadata)?;
             Ok(AuthProviderFields {
                 name,
-                kind: "saml".into(),
+                kind: ProviderKind::Saml,
                 issuer_url: String::new(),
                 client_id: String::new(),
                 sealed_client_secret: None,
@@ -131,7 +132,6 @@ fn fields(input: &AuthProvider) -> CoreResult<AuthProviderFields> {
                 allow_unverified_email,
             })
         }
-        other => Err(invalid(format!("type: `{other}` is not one of oidc, saml"))),
     }
 }
 

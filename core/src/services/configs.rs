@@ -4,12 +4,12 @@ use super::{GrpcResult, respond};
 use crate::auth::{Access, client_address};
 use crate::context::CoreContext;
 use crate::convert;
+use crate::domain::{CertificateKind, VpnProtocol};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::ovpn::{ClientProfile, render_client_profile};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::gateway_tls_crypt_key;
-use crate::policy::CLIENT_CERTIFICATE;
 use crate::store::{CertificateRecord, NewConfig, unix_now};
 use crate::validate;
 use gatekey::ErrorCode;
@@ -22,9 +22,6 @@ use gatekey::v1::{
 };
 use std::sync::Arc;
 use tonic::Request;
-
-/// The VPN protocols configs can be generated for.
-const SUPPORTED_PROTOCOLS: [&str; 1] = ["openvpn"];
 
 /// Implements `ConfigService`.
 #[derive(Debug, Clone)]
@@ -41,13 +38,10 @@ impl ConfigApi {
         input: GenerateConfigRequest,
     ) -> CoreResult<GenerateConfigResponse> {
         let context = &self.0;
-        let protocol = if input.protocol.is_empty() { "openvpn" } else { input.protocol.as_str() };
-        if !SUPPORTED_PROTOCOLS.contains(&protocol) {
-            return Err(CoreError::InvalidArgument(format!(
-                "protocol: `{protocol}` is not supported; accepted values: {}",
-                SUPPORTED_PROTOCOLS.join(", ")
-            )));
-        }
+        let protocol = match input.protocol.as_str() {
+            "" => VpnProtocol::OpenVpn,
+            word => VpnProtocol::parse_field("protocol", word)?,
+        };
         // A hub's id works too: users connect to hubs like to gateways.
         let gateway_id = validate::id("gateway_id", &input.gateway_id)?;
         let gateway = context.store.require_gateway(gateway_id).await?;
@@ -66,7 +60,7 @@ impl ConfigApi {
         let profile = render_client_profile(&ClientProfile {
             hostname: &gateway.hostname,
             port: gateway.port,
-            protocol: &gateway.protocol,
+            protocol: gateway.protocol,
             ca_certificate_pem: context.authority.certificate_pem(),
             client_certificate_pem: &issued.certificate_pem,
             client_private_key_pem: &issued.private_key_pem,
@@ -77,7 +71,7 @@ impl ConfigApi {
         let now = unix_now();
         let certificate = CertificateRecord {
             serial: issued.serial.clone(),
-            kind: CLIENT_CERTIFICATE.into(),
+            kind: CertificateKind::Client,
             subject: user.email.clone(),
             user_id: Some(user.id.clone()),
             gateway_id: Some(gateway.id.clone()),

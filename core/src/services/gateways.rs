@@ -4,6 +4,7 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
+use crate::domain::Transport;
 use crate::error::{CoreError, CoreResult};
 use crate::fleet::FleetEvent;
 use crate::pki::lifecycle::{crl_committed, crl_signer};
@@ -111,7 +112,7 @@ pub(super) fn new_gateway(
         description: validate::text("description", &input.description, 500)?,
         hostname: validate::hostname(&input.hostname)?,
         port: if input.port == 0 { DEFAULT_PORT } else { validate::port(input.port)? },
-        protocol: protocol(input.protocol, Some("udp"))?,
+        protocol: protocol(input.protocol, Some(Transport::Udp))?,
         vpn_subnet: if input.vpn_subnet.is_empty() {
             default_subnet.into()
         } else {
@@ -194,11 +195,11 @@ pub(super) async fn delete_and_cut(context: &CoreContext, record: &GatewayRecord
 }
 
 /// A protocol from the contract's enum; unspecified means `when_unspecified`, if given.
-fn protocol(value: i32, when_unspecified: Option<&str>) -> CoreResult<String> {
+fn protocol(value: i32, when_unspecified: Option<Transport>) -> CoreResult<Transport> {
     match (TransportProtocol::try_from(value), when_unspecified) {
-        (Ok(TransportProtocol::Udp), _) => Ok("udp".into()),
-        (Ok(TransportProtocol::Tcp), _) => Ok("tcp".into()),
-        (Ok(TransportProtocol::Unspecified), Some(default)) => Ok(default.into()),
+        (Ok(TransportProtocol::Udp), _) => Ok(Transport::Udp),
+        (Ok(TransportProtocol::Tcp), _) => Ok(Transport::Tcp),
+        (Ok(TransportProtocol::Unspecified), Some(default)) => Ok(default),
         _ => Err(CoreError::InvalidArgument("protocol: must be `udp` or `tcp`".into())),
     }
 }

@@ -3,6 +3,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
+use crate::domain::{GeoFenceAction, GeoFenceMode, GeoFenceScope};
 use crate::error::{CoreError, CoreResult};
 use crate::store::{GeoFenceRuleRecord, GeoFenceSettingsRecord};
 use crate::{convert, validate};
@@ -22,7 +23,7 @@ pub struct AdminGeoFenceApi(pub Arc<CoreContext>);
 impl AdminGeoFenceApi {
     /// A rule as the admin wrote it, checked field by field.
     async fn validated_rule(&self, input: GeoFenceRule) -> CoreResult<GeoFenceRuleRecord> {
-        let action = validate::one_of("action", &input.action, &["allow", "deny"])?;
+        let action = GeoFenceAction::parse_field("action", &input.action)?;
         let countries = validate::country_codes("countries", &input.countries)?;
         let cidrs = input.cidrs.iter().map(|cidr| validate::cidr("cidrs", cidr)).collect::<CoreResult<Vec<_>>>()?;
         if countries.is_empty() && cidrs.is_empty() {
@@ -31,14 +32,16 @@ impl AdminGeoFenceApi {
         if cidrs.len() > 64 {
             return Err(CoreError::InvalidArgument("cidrs: at most 64 CIDRs".into()));
         }
-        let scope = validate::one_of("scope", &input.scope, &["global", "group", "user"])?;
-        let subject = match scope.as_str() {
-            "global" if input.subject.is_empty() => String::new(),
-            "global" => return Err(CoreError::InvalidArgument("subject: must be empty for a global rule".into())),
-            "group" => validate::groups("subject", std::slice::from_ref(&input.subject))?
+        let scope = GeoFenceScope::parse_field("scope", &input.scope)?;
+        let subject = match scope {
+            GeoFenceScope::Global if input.subject.is_empty() => String::new(),
+            GeoFenceScope::Global => {
+                return Err(CoreError::InvalidArgument("subject: must be empty for a global rule".into()));
+            }
+            GeoFenceScope::Group => validate::groups("subject", std::slice::from_ref(&input.subject))?
                 .pop()
                 .ok_or_else(|| CoreError::InvalidArgument("subject: a group rule names its group".into()))?,
-            _ => self.0.store.require_user(validate::id("subject", &input.subject)?).await?.id,
+            GeoFenceScope::User => self.0.store.require_user(validate::id("subject", &input.subject)?).await?.id,
         };
         Ok(GeoFenceRuleRecord { id: input.id, action, countries, cidrs, scope, subject })
     }
@@ -63,12 +66,11 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 let input = request.into_inner();
                 let settings = GeoFenceSettingsRecord {
                     enabled: input.enabled,
-                    mode: validate::one_of("mode", &input.mode, &["enforce", "audit"])?,
+                    mode: GeoFenceMode::parse_field("mode", &input.mode)?,
                     database_path: validate::text("database_path", input.database_path.trim(), 4096)?,
-                    unknown_location_policy: validate::one_of(
+                    unknown_location_policy: GeoFenceAction::parse_field(
                         "unknown_location_policy",
                         &input.unknown_location_policy,
-                        &["allow", "deny"],
                     )?,
                 };
                 if !settings.database_path.is_empty() {

@@ -9,11 +9,12 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
+use crate::domain::CertificateKind;
 use crate::error::{CoreError, CoreResult};
 use crate::ovpn::{ClientProfile, render_client_profile};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{crl_committed, crl_signer, gateway_tls_crypt_key};
-use crate::policy::{GatewayPolicy, SPOKE_CERTIFICATE, advertised_networks};
+use crate::policy::{GatewayPolicy, advertised_networks};
 use crate::secrets::{GATEWAY_TOKEN_PREFIX, SPOKE_TOKEN_PREFIX, mint_token};
 use crate::store::{CertificateRecord, GatewayLink, GatewayRecord, GatewayRole, OpenSession, SpokeRecord, unix_now};
 use crate::validate;
@@ -384,7 +385,7 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                 )?;
                 let certificate = CertificateRecord {
                     serial: issued.serial.clone(),
-                    kind: SPOKE_CERTIFICATE.into(),
+                    kind: CertificateKind::Spoke,
                     subject: spoke.id.clone(),
                     user_id: None,
                     gateway_id: Some(hub.id.clone()),
@@ -409,7 +410,7 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                 let openvpn_config = render_client_profile(&ClientProfile {
                     hostname: &hub.hostname,
                     port: hub.port,
-                    protocol: &hub.protocol,
+                    protocol: hub.protocol,
                     ca_certificate_pem: context.authority.certificate_pem(),
                     client_certificate_pem: &issued.certificate_pem,
                     client_private_key_pem: &issued.private_key_pem,

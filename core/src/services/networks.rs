@@ -83,7 +83,7 @@ impl AdminNetworkService for AdminNetworkApi {
                     reshaped.cidrs.clone_from(cidrs);
                     for rule in self.0.store.access_rules_of_network(id).await? {
                         super::access_rules::destination(
-                            &rule.fields.destination_type,
+                            rule.fields.destination_type,
                             &rule.fields.destination,
                             &reshaped,
                         )

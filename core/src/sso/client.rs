@@ -15,6 +15,7 @@
 
 use super::state_hash;
 use crate::context::CoreContext;
+use crate::domain::ProviderKind;
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::random_bytes;
 use crate::store::{ClientLoginRecord, UserRecord, unix_now};
@@ -124,7 +125,7 @@ pub async fn start(context: &CoreContext, request: ClientLoginRequest<'_>) -> Co
         code_expires_at: None,
     };
     context.store.create_client_login(&state_hash(&flow), &record).await?;
-    let login = context.settings.public_routes.sso_login(&provider.fields.kind);
+    let login = context.settings.public_routes.sso_login(provider.fields.kind.as_str());
     let mut url =
         Url::parse(&login).map_err(|e| CoreError::Internal(format!("the public URL makes no login URL: {e}")))?;
     url.query_pairs_mut()
@@ -143,8 +144,8 @@ async fn provider(context: &CoreContext, name: &str) -> CoreResult<crate::store:
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("no identity provider named `{name}`")));
     }
-    let mut providers = context.store.auth_providers_of_kind("oidc").await?;
-    providers.extend(context.store.auth_providers_of_kind("saml").await?);
+    let mut providers = context.store.auth_providers_of_kind(ProviderKind::Oidc).await?;
+    providers.extend(context.store.auth_providers_of_kind(ProviderKind::Saml).await?);
     match providers.len() {
         0 => Err(invalid("provider: no identity provider is configured; sign in with a password instead")),
         1 => Ok(providers.remove(0)),

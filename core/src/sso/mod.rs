@@ -14,6 +14,7 @@ pub mod oidc;
 pub mod saml;
 
 use crate::context::CoreContext;
+use crate::domain::ProviderKind;
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::{random_bytes, token_matches, token_verifier};
 use crate::services::LOCAL_PROVIDER;
@@ -126,7 +127,7 @@ pub fn state_hash(state: &str) -> String {
 }
 
 /// The provider of `kind` named `name`, or the only one of that kind when `name` is empty.
-pub async fn select_provider(context: &CoreContext, kind: &str, name: &str) -> CoreResult<AuthProviderRecord> {
+pub async fn select_provider(context: &CoreContext, kind: ProviderKind, name: &str) -> CoreResult<AuthProviderRecord> {
     if !name.is_empty() {
         let name = validate::name("provider", name)?;
         return match context.store.find_auth_provider_by_name(&name).await? {

@@ -116,7 +116,7 @@ pub async fn complete(
         return Err(CoreError::LoginFailed("the login took too long; start again".into()));
     }
     let provider = context.store.require_auth_provider(&flow.provider_id).await?;
-    if provider.fields.kind != "oidc" {
+    if provider.fields.kind != crate::domain::ProviderKind::Oidc {
         return Err(CoreError::LoginFailed("this login state does not belong to an OIDC login".into()));
     }
     let secrets: FlowSecrets =

@@ -2,6 +2,7 @@
 //! inside a network.
 
 use super::{AnyQuery, Listing, OutboxEntry, Page, Store, conflict_on_duplicate, total_of, unix_now};
+use crate::domain::{DestinationType, RuleProtocol};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use sqlx::any::AnyRow;
@@ -33,12 +34,12 @@ pub struct AccessRuleFields {
     pub user_ids: Vec<String>,
     /// Groups granted.
     pub groups: Vec<String>,
-    /// `ip`, `cidr` or `hostname`.
-    pub destination_type: String,
+    /// What the destination is.
+    pub destination_type: DestinationType,
     /// The destination.
     pub destination: String,
     /// The protocol.
-    pub protocol: String,
+    pub protocol: RuleProtocol,
     /// First port.
     pub port_from: u16,
     /// Last port.
@@ -53,9 +54,9 @@ fn bind_rule_fields<'q>(query: AnyQuery<'q>, fields: &AccessRuleFields) -> AnyQu
         .bind(&fields.name)
         .bind(&fields.description)
         .bind(&fields.network_id)
-        .bind(&fields.destination_type)
+        .bind(fields.destination_type.as_str())
         .bind(&fields.destination)
-        .bind(&fields.protocol)
+        .bind(fields.protocol.as_str())
         .bind(i64::from(fields.port_from))
         .bind(i64::from(fields.port_to))
 }
@@ -205,9 +206,9 @@ impl Store {
                         name: row.try_get("name")?,
                         description: row.try_get("description")?,
                         network_id: row.try_get("network_id")?,
-                        destination_type: row.try_get("destination_type")?,
+                        destination_type: super::word(row, "destination_type", DestinationType::from_stored)?,
                         destination: row.try_get("destination")?,
-                        protocol: row.try_get("protocol")?,
+                        protocol: super::word(row, "protocol", RuleProtocol::from_stored)?,
                         port_from: port("port_from")?,
                         port_to: port("port_to")?,
                     },

@@ -3,6 +3,7 @@
 
 use super::pki::{CertificateRecord, insert_certificate};
 use super::{Listing, Page, Store, total_of, unix_now};
+use crate::domain::{CertificateKind, VpnProtocol};
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -20,8 +21,8 @@ pub struct ConfigRecord {
     pub gateway_id: String,
     /// The gateway's name when issued.
     pub gateway_name: String,
-    /// `openvpn`.
-    pub protocol: String,
+    /// The VPN it is for.
+    pub protocol: VpnProtocol,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds of the certificate's expiry.
@@ -46,8 +47,8 @@ pub struct NewConfig<'a> {
     pub gateway_id: &'a str,
     /// The gateway's name.
     pub gateway_name: &'a str,
-    /// `openvpn`.
-    pub protocol: &'a str,
+    /// The VPN it is for.
+    pub protocol: VpnProtocol,
     /// The sealed `.ovpn`.
     pub sealed_content: &'a str,
     /// Unix seconds after which the content is purged.
@@ -69,7 +70,7 @@ fn config_from_row(row: &AnyRow) -> CoreResult<ConfigRecord> {
         user_email: row.try_get("user_email")?,
         gateway_id: row.try_get("gateway_id")?,
         gateway_name: row.try_get("gateway_name")?,
-        protocol: row.try_get("protocol")?,
+        protocol: super::word(row, "protocol", VpnProtocol::from_stored)?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         sealed_content: row.try_get("sealed_content")?,
@@ -77,7 +78,7 @@ fn config_from_row(row: &AnyRow) -> CoreResult<ConfigRecord> {
         downloaded_at: row.try_get("downloaded_at")?,
         certificate: CertificateRecord {
             serial: row.try_get("serial")?,
-            kind: row.try_get("kind")?,
+            kind: super::word(row, "kind", CertificateKind::from_stored)?,
             subject: row.try_get("subject")?,
             user_id: row.try_get("cert_user_id")?,
             gateway_id: row.try_get("cert_gateway_id")?,
@@ -105,7 +106,7 @@ impl Store {
         .bind(config.gateway_id)
         .bind(config.gateway_name)
         .bind(&certificate.serial)
-        .bind(config.protocol)
+        .bind(config.protocol.as_str())
         .bind(certificate.issued_at)
         .bind(certificate.expires_at)
         .bind(config.sealed_content)

@@ -1,6 +1,7 @@
 //! Gateways, their grants to users and groups, and their attached networks.
 
 use super::{Listing, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
+use crate::domain::Transport;
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
@@ -52,8 +53,8 @@ pub struct GatewayRecord {
     pub hostname: String,
     /// Public port.
     pub port: u16,
-    /// `udp` or `tcp`.
-    pub protocol: String,
+    /// UDP or TCP.
+    pub protocol: Transport,
     /// Client address pool.
     pub vpn_subnet: String,
     /// Whether users may use it.
@@ -86,8 +87,8 @@ pub struct NewGateway {
     pub hostname: String,
     /// Public port.
     pub port: u16,
-    /// `udp` or `tcp`.
-    pub protocol: String,
+    /// UDP or TCP.
+    pub protocol: Transport,
     /// Client address pool.
     pub vpn_subnet: String,
 }
@@ -104,7 +105,7 @@ pub struct GatewayChanges {
     /// New port.
     pub port: Option<u16>,
     /// New protocol.
-    pub protocol: Option<String>,
+    pub protocol: Option<Transport>,
     /// New address pool.
     pub vpn_subnet: Option<String>,
     /// New active flag.
@@ -165,7 +166,7 @@ impl Store {
         .bind(&gateway.description)
         .bind(&gateway.hostname)
         .bind(i64::from(gateway.port))
-        .bind(&gateway.protocol)
+        .bind(gateway.protocol.as_str())
         .bind(&gateway.vpn_subnet)
         .bind(&token.selector)
         .bind(&token.verifier)
@@ -330,7 +331,7 @@ impl Store {
         .bind(changes.description)
         .bind(changes.hostname)
         .bind(changes.port.map(i64::from))
-        .bind(changes.protocol)
+        .bind(changes.protocol.map(Transport::as_str))
         .bind(changes.vpn_subnet)
         .bind(changes.is_active.map(i64::from))
         .bind(unix_now())
@@ -488,7 +489,7 @@ impl Store {
             description: row.try_get("description")?,
             hostname: row.try_get("hostname")?,
             port: u16::try_from(port).map_err(|_| CoreError::Internal(format!("stored port {port} out of range")))?,
-            protocol: row.try_get("protocol")?,
+            protocol: super::word(row, "protocol", Transport::from_stored)?,
             vpn_subnet: row.try_get("vpn_subnet")?,
             is_active: flag(row, "is_active")?,
             last_heartbeat: row.try_get("last_heartbeat")?,

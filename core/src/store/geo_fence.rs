@@ -1,6 +1,7 @@
 //! Geo-fence settings (one row) and rules.
 
 use super::{Store, join_list, split_list, unix_now};
+use crate::domain::{GeoFenceAction, GeoFenceMode, GeoFenceScope};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use sqlx::Row;
@@ -11,21 +12,21 @@ use sqlx::any::AnyRow;
 pub struct GeoFenceSettingsRecord {
     /// Whether geo-fencing applies.
     pub enabled: bool,
-    /// `enforce` or `audit`.
-    pub mode: String,
+    /// Refusing, or only recording.
+    pub mode: GeoFenceMode,
     /// Path of the MaxMind-format country database.
     pub database_path: String,
-    /// `allow` or `deny` for addresses with no known location.
-    pub unknown_location_policy: String,
+    /// What becomes of addresses with no known location.
+    pub unknown_location_policy: GeoFenceAction,
 }
 
 impl Default for GeoFenceSettingsRecord {
     fn default() -> Self {
         GeoFenceSettingsRecord {
             enabled: false,
-            mode: "enforce".into(),
+            mode: GeoFenceMode::Enforce,
             database_path: String::new(),
-            unknown_location_policy: "deny".into(),
+            unknown_location_policy: GeoFenceAction::Deny,
         }
     }
 }
@@ -35,14 +36,14 @@ impl Default for GeoFenceSettingsRecord {
 pub struct GeoFenceRuleRecord {
     /// `geo-…`
     pub id: String,
-    /// `allow` or `deny`.
-    pub action: String,
+    /// Admit or refuse.
+    pub action: GeoFenceAction,
     /// ISO country codes, upper case.
     pub countries: Vec<String>,
     /// CIDRs.
     pub cidrs: Vec<String>,
-    /// `global`, `group` or `user`.
-    pub scope: String,
+    /// Whom it applies to.
+    pub scope: GeoFenceScope,
     /// The group name or user id for those scopes.
     pub subject: String,
 }
@@ -50,10 +51,10 @@ pub struct GeoFenceRuleRecord {
 fn rule_from_row(row: &AnyRow) -> CoreResult<GeoFenceRuleRecord> {
     Ok(GeoFenceRuleRecord {
         id: row.try_get("id")?,
-        action: row.try_get("action")?,
+        action: super::word(row, "action", GeoFenceAction::from_stored)?,
         countries: split_list(&row.try_get::<String, _>("countries")?),
         cidrs: split_list(&row.try_get::<String, _>("cidrs")?),
-        scope: row.try_get("scope")?,
+        scope: super::word(row, "scope", GeoFenceScope::from_stored)?,
         subject: row.try_get("subject")?,
     })
 }
@@ -69,9 +70,9 @@ impl Store {
         Ok(match row {
             Some(row) => GeoFenceSettingsRecord {
                 enabled: row.try_get::<i64, _>("enabled")? != 0,
-                mode: row.try_get("mode")?,
+                mode: super::word(&row, "mode", GeoFenceMode::from_stored)?,
                 database_path: row.try_get("database_path")?,
-                unknown_location_policy: row.try_get("unknown_location_policy")?,
+                unknown_location_policy: super::word(&row, "unknown_location_policy", GeoFenceAction::from_stored)?,
             },
             None => GeoFenceSettingsRecord::default(),
         })
@@ -86,9 +87,9 @@ impl Store {
                  database_path = excluded.database_path, unknown_location_policy = excluded.unknown_location_policy",
         )
         .bind(i64::from(settings.enabled))
-        .bind(&settings.mode)
+        .bind(settings.mode.as_str())
         .bind(&settings.database_path)
-        .bind(&settings.unknown_location_policy)
+        .bind(settings.unknown_location_policy.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -131,10 +132,10 @@ impl Store {
             )
         };
         let query = query
-            .bind(&rule.action)
+            .bind(rule.action.as_str())
             .bind(join_list(&rule.countries))
             .bind(join_list(&rule.cidrs))
-            .bind(&rule.scope)
+            .bind(rule.scope.as_str())
             .bind(&rule.subject)
             .bind(&id);
         let query = if replace { query } else { query.bind(unix_now()) };

@@ -194,6 +194,11 @@ fn total_of(row: &AnyRow) -> CoreResult<u64> {
     Ok(u64::try_from(total).unwrap_or(0))
 }
 
+/// Reads a column holding a domain word (see [`crate::domain`]) with `from_stored`.
+fn word<T>(row: &AnyRow, column: &str, from_stored: fn(&str) -> CoreResult<T>) -> CoreResult<T> {
+    from_stored(&row.try_get::<String, _>(column)?)
+}
+
 /// Reads a BIGINT 0/1 column as a bool.
 fn flag(row: &AnyRow, column: &str) -> CoreResult<bool> {
     Ok(row.try_get::<i64, _>(column)? != 0)

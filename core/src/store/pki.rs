@@ -1,6 +1,7 @@
 //! The CA row, the certificate ledger, signed CRLs and gateways' tls-crypt keys.
 
 use super::{OpenSession, OutboxEntry, Store, unix_now};
+use crate::domain::CertificateKind;
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -21,8 +22,8 @@ pub struct AuthorityRecord {
 pub struct CertificateRecord {
     /// Canonical serial.
     pub serial: String,
-    /// `client` or `server`.
-    pub kind: String,
+    /// Whom it was issued to.
+    pub kind: CertificateKind,
     /// The CN.
     pub subject: String,
     /// The owner, for client certificates.
@@ -65,7 +66,7 @@ pub(super) async fn insert_certificate<'e>(
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&certificate.serial)
-    .bind(&certificate.kind)
+    .bind(certificate.kind.as_str())
     .bind(&certificate.subject)
     .bind(&certificate.user_id)
     .bind(&certificate.gateway_id)
@@ -79,7 +80,7 @@ pub(super) async fn insert_certificate<'e>(
 fn certificate_from_row(row: &AnyRow) -> CoreResult<CertificateRecord> {
     Ok(CertificateRecord {
         serial: row.try_get("serial")?,
-        kind: row.try_get("kind")?,
+        kind: super::word(row, "kind", CertificateKind::from_stored)?,
         subject: row.try_get("subject")?,
         user_id: row.try_get("user_id")?,
         gateway_id: row.try_get("gateway_id")?,

@@ -6,6 +6,7 @@ use super::{
     AnyQuery, Listing, NewUser, Page, Store, UserRecord, conflict_on_duplicate, flag, join_list, split_list, total_of,
     unix_now,
 };
+use crate::domain::ProviderKind;
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use sqlx::Row;
@@ -16,8 +17,8 @@ use sqlx::any::AnyRow;
 pub struct AuthProviderFields {
     /// Unique name, used as `?provider=`.
     pub name: String,
-    /// `oidc` or `saml`.
-    pub kind: String,
+    /// Its protocol.
+    pub kind: ProviderKind,
     /// OIDC issuer URL.
     pub issuer_url: String,
     /// OIDC client id.
@@ -121,7 +122,7 @@ fn provider_from_row(row: &AnyRow) -> CoreResult<AuthProviderRecord> {
         id: row.try_get("id")?,
         fields: AuthProviderFields {
             name: row.try_get("name")?,
-            kind: row.try_get("kind")?,
+            kind: super::word(row, "kind", ProviderKind::from_stored)?,
             issuer_url: row.try_get("issuer_url")?,
             client_id: row.try_get("client_id")?,
             sealed_client_secret: row.try_get("sealed_client_secret")?,
@@ -143,7 +144,7 @@ fn provider_from_row(row: &AnyRow) -> CoreResult<AuthProviderRecord> {
 fn bind_provider_fields<'q>(query: AnyQuery<'q>, fields: &AuthProviderFields) -> AnyQuery<'q> {
     query
         .bind(&fields.name)
-        .bind(&fields.kind)
+        .bind(fields.kind.as_str())
         .bind(&fields.issuer_url)
         .bind(&fields.client_id)
         .bind(&fields.sealed_client_secret)
@@ -239,9 +240,9 @@ impl Store {
     }
 
     /// Every provider of a kind, by name.
-    pub async fn auth_providers_of_kind(&self, kind: &str) -> CoreResult<Vec<AuthProviderRecord>> {
+    pub async fn auth_providers_of_kind(&self, kind: ProviderKind) -> CoreResult<Vec<AuthProviderRecord>> {
         query_fmt!("SELECT {PROVIDER_COLUMNS} FROM auth_providers WHERE kind = $1 ORDER BY name")
-            .bind(kind)
+            .bind(kind.as_str())
             .fetch_all(&self.pool)
             .await?
             .iter()

@@ -179,7 +179,10 @@ pub async fn accept(
         .await?
         .ok_or_else(|| CoreError::LoginFailed("unknown, expired or already used RelayState".into()))?;
     let provider = context.store.require_auth_provider(&flow.provider_id).await?;
-    if provider.fields.kind != "saml" || provider.fields.name != provider_name || flow.expires_at <= unix_now() {
+    if provider.fields.kind != crate::domain::ProviderKind::Saml
+        || provider.fields.name != provider_name
+        || flow.expires_at <= unix_now()
+    {
         return Err(CoreError::LoginFailed("the login flow does not match this provider or has expired".into()));
     }
     let request_id = context.sealer.open_text(&format!("login-flow:{hash}"), &flow.sealed_secrets)?;
