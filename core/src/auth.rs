@@ -2,6 +2,7 @@
 //! the `authorization` metadata), what the credential allows, and local sign-in.
 
 use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
 use crate::secrets::{
     API_KEY_PREFIX, GATEWAY_TOKEN_PREFIX, MintedToken, SESSION_TOKEN_PREFIX, SPOKE_TOKEN_PREFIX, hash_password,
     mint_token, random_password, token_matches, token_selector, verify_password,
@@ -194,7 +195,8 @@ impl Authenticator {
         self.store.touch_last_login(&user.id).await?;
         let token = mint_token(SESSION_TOKEN_PREFIX);
         let expires_at = unix_now() + self.session_ttl_seconds;
-        self.store.create_session(&user.id, &token, expires_at).await?;
+        let id = new_id(IdKind::Session);
+        self.store.create_session(&id, &user.id, &token, expires_at).await?;
         Ok(OpenedSession { user, token, expires_at })
     }
 

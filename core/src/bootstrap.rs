@@ -1,6 +1,7 @@
 //! First start: the local admin account.
 
 use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
 use crate::secrets::{hash_password, random_password};
 use crate::services::LOCAL_PROVIDER;
 use crate::store::{NewUser, Store};
@@ -49,6 +50,7 @@ pub async fn ensure_admin(store: &Store, given_password: Option<&str>) -> CoreRe
     let password_hash = hash_password(&password).map_err(|e| CoreError::Internal(e.to_string()))?;
     store
         .create_user(NewUser {
+            id: new_id(IdKind::User),
             username: ADMIN_USERNAME.into(),
             email: "admin@gatekey.invalid".into(),
             name: "GateKey administrator".into(),

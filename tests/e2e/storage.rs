@@ -2,6 +2,7 @@
 
 use crate::kit::{TempDir, backends, fresh_database_url};
 use gatekey_core::error::CoreError;
+use gatekey_core::ids::{IdKind, new_id};
 use gatekey_core::secrets::mint_token;
 use gatekey_core::store::{
     CertificateRecord, CrlRecord, GatewayChanges, GatewayLink, GatewayRole, LoginEvent, NetworkChanges, NewApiKey,
@@ -10,6 +11,7 @@ use gatekey_core::store::{
 
 fn user(name: &str, groups: &[&str]) -> NewUser {
     NewUser {
+        id: new_id(IdKind::User),
         username: name.into(),
         email: format!("{name}@example.com"),
         name: name.into(),
@@ -23,6 +25,7 @@ fn user(name: &str, groups: &[&str]) -> NewUser {
 
 fn gateway(name: &str) -> NewGateway {
     NewGateway {
+        id: new_id(IdKind::Gateway),
         role: GatewayRole::Gateway,
         name: name.into(),
         description: String::new(),
@@ -116,7 +119,7 @@ async fn sessions_and_api_keys() {
     on_every_backend(|store| async move {
         let alice = store.create_user(user("alice", &[])).await.unwrap();
         let token = mint_token("gks_");
-        store.create_session(&alice.id, &token, i64::MAX / 2).await.unwrap();
+        store.create_session(&new_id(IdKind::Session), &alice.id, &token, i64::MAX / 2).await.unwrap();
         let session = store.find_session(&token.selector).await.unwrap().unwrap();
         assert_eq!(session.verifier, token.verifier);
 
@@ -126,17 +129,23 @@ async fn sessions_and_api_keys() {
         assert!(store.find_session(&token.selector).await.unwrap().is_none());
 
         let expired = mint_token("gks_");
-        store.create_session(&alice.id, &expired, 1).await.unwrap();
+        store.create_session(&new_id(IdKind::Session), &alice.id, &expired, 1).await.unwrap();
         assert_eq!(store.purge_expired_sessions().await.unwrap(), 1);
 
         let key_token = mint_token("gk_");
         let scopes = vec!["read".to_owned()];
-        let new_key =
-            || NewApiKey { user_id: &alice.id, name: "ci", scopes: &scopes, expires_at: None, token: &key_token };
-        let key = store.create_api_key(new_key()).await.unwrap();
+        let new_key = |id: &'static str| NewApiKey {
+            id,
+            user_id: &alice.id,
+            name: "ci",
+            scopes: &scopes,
+            expires_at: None,
+            token: &key_token,
+        };
+        let key = store.create_api_key(new_key("key-1")).await.unwrap();
         assert_eq!(key.scopes, ["read"]);
         assert!(key.prefix.starts_with("gk_") && key.prefix.len() == 11);
-        assert!(matches!(store.create_api_key(new_key()).await, Err(CoreError::Conflict(_))));
+        assert!(matches!(store.create_api_key(new_key("key-2")).await, Err(CoreError::Conflict(_))), "same name");
         store.touch_api_key(&key).await.unwrap();
         let used = store.find_api_key_by_selector(&key_token.selector).await.unwrap().unwrap();
         assert!(used.last_used_at.is_some());
@@ -190,6 +199,7 @@ async fn gateways_grants_networks_and_visibility() {
 
         let net = store
             .create_network(NewNetwork {
+                id: new_id(IdKind::Network),
                 name: "office".into(),
                 description: String::new(),
                 cidrs: vec!["10.1.0.0/16".into()],
@@ -235,6 +245,7 @@ async fn the_sign_in_record_is_pruned_by_age_and_size_and_takes_any_input() {
         for n in 0..5 {
             let subject = format!("user{n}\u{0}\r\n{}", "x".repeat(500));
             let event = LoginEvent {
+                id: new_id(IdKind::LoginEvent),
                 provider: "local",
                 subject: &subject,
                 client_address: "192.0.2.1",
@@ -362,7 +373,12 @@ async fn a_rule_change_and_the_new_rule_versions_of_its_gateways_commit_together
     use gatekey_core::store::{AccessRuleFields, OutboxEntry};
     on_every_backend(|store| async move {
         let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
-        let network = NewNetwork { name: "lan".into(), description: String::new(), cidrs: vec!["10.9.0.0/24".into()] };
+        let network = NewNetwork {
+            id: new_id(IdKind::Network),
+            name: "lan".into(),
+            description: String::new(),
+            cidrs: vec!["10.9.0.0/24".into()],
+        };
         let net = store.create_network(network).await.unwrap();
         store.link_gateway(&gw.id, GatewayLink::Network, &net.id, &pushed()).await.unwrap();
         let fields = AccessRuleFields {
@@ -379,14 +395,15 @@ async fn a_rule_change_and_the_new_rule_versions_of_its_gateways_commit_together
         };
         let version = store.rules_version(&gw.id).await.unwrap();
         let before = store.latest_fleet_event_id().await.unwrap();
-        let failed = store.create_access_rule(fields.clone(), |_| Err(CoreError::Internal("no outbox".into()))).await;
+        let failed =
+            store.create_access_rule("rule-1", fields.clone(), |_| Err(CoreError::Internal("no outbox".into()))).await;
         assert!(failed.is_err());
         assert_eq!(store.list_access_rules(PAGE).await.unwrap().total, 0, "a rule without its push");
         assert_eq!(store.rules_version(&gw.id).await.unwrap(), version);
         assert_eq!(store.latest_fleet_event_id().await.unwrap(), before, "an event without its change");
 
         let entry = |ids: &[String]| Ok(OutboxEntry { node_id: "node-test".into(), payload: ids.join(",") });
-        let (rule, gateways) = store.create_access_rule(fields, entry).await.unwrap();
+        let (rule, gateways) = store.create_access_rule("rule-1", fields, entry).await.unwrap();
         assert_eq!(gateways, std::slice::from_ref(&gw.id));
         assert!(store.rules_version(&gw.id).await.unwrap() > version);
         let gateways = store.delete_access_rule(&rule.id, entry).await.unwrap();

@@ -7,6 +7,7 @@ use crate::context::CoreContext;
 use crate::convert;
 use crate::domain::{DestinationType, RuleProtocol};
 use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
 use crate::store::{AccessRuleFields, NetworkRecord};
 use crate::validate;
 use gatekey::v1::admin_access_rule_service_server::AdminAccessRuleService;
@@ -147,7 +148,9 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
                 self.0.admin(&request, Access::Write).await?;
                 let fields = self.fields(request.into_inner()).await?;
                 let fleet = &self.0.fleet;
-                let (rule, gateways) = self.0.store.create_access_rule(fields, |ids| fleet.rules_entry(ids)).await?;
+                let id = new_id(IdKind::AccessRule);
+                let (rule, gateways) =
+                    self.0.store.create_access_rule(&id, fields, |ids| fleet.rules_entry(ids)).await?;
                 fleet.rules_changed_here(&self.0.hub, &gateways);
                 Ok(convert::access_rule(rule))
             }

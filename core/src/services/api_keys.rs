@@ -4,6 +4,7 @@ use super::{GrpcResult, respond};
 use crate::auth::{Access, Credential};
 use crate::context::CoreContext;
 use crate::error::CoreError;
+use crate::ids::{IdKind, new_id};
 use crate::secrets::{API_KEY_PREFIX, mint_token};
 use crate::store::{NewApiKey, unix_now};
 use crate::{convert, validate};
@@ -71,6 +72,7 @@ impl ApiKeyService for ApiKeyApi {
                     .0
                     .store
                     .create_api_key(NewApiKey {
+                        id: &new_id(IdKind::ApiKey),
                         user_id: &caller.user.id,
                         name: &name,
                         scopes: &scopes,

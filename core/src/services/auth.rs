@@ -7,6 +7,7 @@ use crate::context::CoreContext;
 use crate::convert;
 use crate::domain::ProviderKind;
 use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
 use crate::sso::{self, ExternalIdentity, oidc, saml};
 use crate::store::AuthProviderRecord;
 use crate::store::LoginEvent;
@@ -72,8 +73,14 @@ impl AuthApi {
             Ok(_) => "ok".to_owned(),
             Err(error) => error.to_string(),
         };
-        let event =
-            LoginEvent { provider, subject, client_address: address, success: outcome.is_ok(), reason: &reason };
+        let event = LoginEvent {
+            id: new_id(IdKind::LoginEvent),
+            provider,
+            subject,
+            client_address: address,
+            success: outcome.is_ok(),
+            reason: &reason,
+        };
         match self.0.store.record_login_event(event).await {
             Ok(record) => self.0.events.publish(event::Kind::SignIn(super::activity::sign_in(record))),
             Err(error) => tracing::error!(%error, "cannot record a login attempt"),

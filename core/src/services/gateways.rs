@@ -7,6 +7,7 @@ use crate::convert::{self, GatewayView};
 use crate::domain::Transport;
 use crate::error::{CoreError, CoreResult};
 use crate::fleet::FleetEvent;
+use crate::ids::{IdKind, new_id};
 use crate::pki::lifecycle::{crl_committed, crl_signer};
 use crate::secrets::{GATEWAY_TOKEN_PREFIX, MintedToken, mint_token};
 use crate::store::{
@@ -106,7 +107,12 @@ pub(super) fn new_gateway(
     input: CreateGatewayRequest,
     default_subnet: &str,
 ) -> CoreResult<NewGateway> {
+    let kind = match role {
+        GatewayRole::Gateway => IdKind::Gateway,
+        GatewayRole::Hub => IdKind::MeshHub,
+    };
     Ok(NewGateway {
+        id: new_id(kind),
         role,
         name: validate::name("name", &input.name)?,
         description: validate::text("description", &input.description, 500)?,

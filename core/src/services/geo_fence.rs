@@ -5,6 +5,7 @@ use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::domain::{GeoFenceAction, GeoFenceMode, GeoFenceScope};
 use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
 use crate::store::{GeoFenceRuleRecord, GeoFenceSettingsRecord};
 use crate::{convert, validate};
 use gatekey::v1::admin_geo_fence_service_server::AdminGeoFenceService;
@@ -105,7 +106,10 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
         respond(
             async {
                 self.0.admin(&request, Access::Write).await?;
-                let rule = self.validated_rule(request.into_inner()).await?;
+                let rule = GeoFenceRuleRecord {
+                    id: new_id(IdKind::GeoFenceRule),
+                    ..self.validated_rule(request.into_inner()).await?
+                };
                 let rule = self.0.store.save_geo_fence_rule(&rule, false).await?;
                 tracing::info!(rule = %rule.id, action = %rule.action, scope = %rule.scope, "geo-fence rule created");
                 Ok(convert::geo_fence_rule(rule))

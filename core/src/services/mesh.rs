@@ -11,6 +11,7 @@ use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
 use crate::domain::CertificateKind;
 use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
 use crate::ovpn::{ClientProfile, render_client_profile};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{crl_committed, crl_signer, gateway_tls_crypt_key};
@@ -258,7 +259,8 @@ impl AdminMeshService for AdminMeshApi {
                     )));
                 }
                 let token = mint_token(SPOKE_TOKEN_PREFIX);
-                let spoke = self.0.store.create_spoke(&hub.id, &name, &local_cidrs, &token).await?;
+                let id = new_id(IdKind::MeshSpoke);
+                let spoke = self.0.store.create_spoke(&id, &hub.id, &name, &local_cidrs, &token).await?;
                 tracing::info!(hub = %hub.id, spoke = %spoke.id, networks = ?spoke.local_cidrs, "created mesh spoke");
                 Ok(CreateMeshSpokeResponse {
                     spoke: Some(convert::mesh_spoke(spoke, false)),

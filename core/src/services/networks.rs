@@ -4,6 +4,7 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::error::CoreError;
+use crate::ids::{IdKind, new_id};
 use crate::store::{NetworkChanges, NewNetwork};
 use crate::{convert, validate};
 use gatekey::v1::admin_network_service_server::AdminNetworkService;
@@ -52,6 +53,7 @@ impl AdminNetworkService for AdminNetworkApi {
                 self.0.admin(&request, Access::Write).await?;
                 let input = request.into_inner();
                 let network = NewNetwork {
+                    id: new_id(IdKind::Network),
                     name: validate::name("name", &input.name)?,
                     description: validate::text("description", &input.description, 500)?,
                     cidrs: validate::cidrs("cidrs", &input.cidrs)?,

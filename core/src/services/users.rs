@@ -4,6 +4,7 @@ use super::{GrpcResult, respond};
 use crate::auth::{Access, Credential};
 use crate::context::CoreContext;
 use crate::error::CoreError;
+use crate::ids::{IdKind, new_id};
 use crate::secrets::hash_password;
 use crate::store::{NewUser, OpenSession, UserChanges, VpnSessionsEnd};
 use crate::{convert, validate};
@@ -63,6 +64,7 @@ impl AdminUserService for AdminUserApi {
                     .0
                     .store
                     .create_user(NewUser {
+                        id: new_id(IdKind::User),
                         name: if name.is_empty() { username.clone() } else { name },
                         username,
                         email,

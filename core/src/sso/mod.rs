@@ -16,6 +16,7 @@ pub mod saml;
 use crate::context::CoreContext;
 use crate::domain::ProviderKind;
 use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
 use crate::secrets::{random_bytes, token_matches, token_verifier};
 use crate::services::LOCAL_PROVIDER;
 use crate::store::{
@@ -216,6 +217,7 @@ pub async fn sign_in_external(
         }
         None => {
             let new_user = NewUser {
+                id: new_id(IdKind::User),
                 username: email.clone(),
                 email: email.clone(),
                 name,

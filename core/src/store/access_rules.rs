@@ -4,7 +4,6 @@
 use super::{AnyQuery, Listing, OutboxEntry, Page, Store, conflict_on_duplicate, total_of, unix_now};
 use crate::domain::{DestinationType, RuleProtocol};
 use crate::error::{CoreError, CoreResult};
-use crate::ids::{IdKind, new_id};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -62,15 +61,15 @@ fn bind_rule_fields<'q>(query: AnyQuery<'q>, fields: &AccessRuleFields) -> AnyQu
 }
 
 impl Store {
-    /// Creates a rule; a duplicate name is a conflict. The gateways of its network get a
+    /// Creates rule `id`; a duplicate name is a conflict. The gateways of its network get a
     /// new rule version and the event `rules_changed` makes for them, in the same
     /// transaction; answers the rule and those gateways.
     pub async fn create_access_rule(
         &self,
+        id: &str,
         fields: AccessRuleFields,
         rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
     ) -> CoreResult<(AccessRuleRecord, Vec<String>)> {
-        let id = new_id(IdKind::AccessRule);
         let now = unix_now();
         let mut tx = self.pool.begin().await?;
         let insert = sqlx::query(
@@ -78,13 +77,13 @@ impl Store {
                                        port_from, port_to, id, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
         );
-        bind_rule_fields(insert, &fields).bind(&id).bind(now).execute(&mut *tx).await.map_err(|e| {
+        bind_rule_fields(insert, &fields).bind(id).bind(now).execute(&mut *tx).await.map_err(|e| {
             conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name))
         })?;
-        replace_subjects(&mut tx, &id, &fields).await?;
+        replace_subjects(&mut tx, id, &fields).await?;
         let gateways = self.networks_rules_changed(&mut tx, &[&fields.network_id], rules_changed).await?;
         tx.commit().await?;
-        Ok((self.require_access_rule(&id).await?, gateways))
+        Ok((self.require_access_rule(id).await?, gateways))
     }
 
     /// Replaces every writable field of a rule; the gateways of its old and new network

@@ -2,7 +2,6 @@
 
 use super::{Listing, Page, Store, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
-use crate::ids::{IdKind, new_id};
 use crate::secrets::{API_KEY_PREFIX, MintedToken};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -37,6 +36,8 @@ pub struct ApiKeyRecord {
 
 /// A key to store.
 pub struct NewApiKey<'a> {
+    /// `key-…`, made by the caller.
+    pub id: &'a str,
     /// The owner.
     pub user_id: &'a str,
     /// Owner-chosen name.
@@ -61,7 +62,7 @@ impl Store {
     /// Stores a new key; a duplicate name for the same owner, or an owner who already
     /// holds [`MAX_ACTIVE_API_KEYS`] usable keys, is a conflict.
     pub async fn create_api_key(&self, key: NewApiKey<'_>) -> CoreResult<ApiKeyRecord> {
-        let id = new_id(IdKind::ApiKey);
+        let id = key.id;
         let now = unix_now();
         let mut tx = self.pool.begin().await?;
         let active = total_of(
@@ -83,7 +84,7 @@ impl Store {
             "INSERT INTO api_keys (id, user_id, name, selector, verifier, scopes, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(key.user_id)
         .bind(key.name)
         .bind(&key.token.selector)
@@ -95,7 +96,7 @@ impl Store {
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("you already have an API key named `{}`", key.name)))?;
         tx.commit().await?;
-        self.find_api_key(&id).await?.ok_or_else(|| CoreError::Internal("stored API key vanished".into()))
+        self.find_api_key(id).await?.ok_or_else(|| CoreError::Internal("stored API key vanished".into()))
     }
 
     /// A key by id.

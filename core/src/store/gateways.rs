@@ -3,7 +3,6 @@
 use super::{Listing, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
 use crate::domain::Transport;
 use crate::error::{CoreError, CoreResult};
-use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
 use crate::store::users::USER_COLUMNS;
 use crate::store::{CertificateRecord, CrlRecord, OpenSession, OutboxEntry, UserRecord};
@@ -77,6 +76,8 @@ pub struct GatewayRecord {
 
 /// A gateway or hub to create.
 pub struct NewGateway {
+    /// `gw-…` or `hub-…`, made by the caller.
+    pub id: String,
     /// Gateway or hub.
     pub role: GatewayRole,
     /// Unique name.
@@ -151,10 +152,7 @@ impl Store {
         token: &MintedToken,
         links: &[(GatewayLink, Vec<String>)],
     ) -> CoreResult<GatewayRecord> {
-        let id = new_id(match gateway.role {
-            GatewayRole::Gateway => IdKind::Gateway,
-            GatewayRole::Hub => IdKind::MeshHub,
-        });
+        let id = gateway.id.clone();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO gateways (id, name, description, hostname, port, protocol, vpn_subnet, is_active,

@@ -3,7 +3,6 @@
 use super::{Store, join_list, split_list, unix_now};
 use crate::domain::{GeoFenceAction, GeoFenceMode, GeoFenceScope};
 use crate::error::{CoreError, CoreResult};
-use crate::ids::{IdKind, new_id};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -115,13 +114,13 @@ impl Store {
         rule_from_row(&row)
     }
 
-    /// Stores a new rule (its id is ignored) or replaces the one with `rule.id`.
+    /// Stores a new rule, or replaces the one with `rule.id`.
     pub async fn save_geo_fence_rule(
         &self,
         rule: &GeoFenceRuleRecord,
         replace: bool,
     ) -> CoreResult<GeoFenceRuleRecord> {
-        let id = if replace { rule.id.clone() } else { new_id(IdKind::GeoFenceRule) };
+        let id = rule.id.clone();
         let query = if replace {
             sqlx::query(
                 "UPDATE geo_fence_rules SET action = $1, countries = $2, cidrs = $3, scope = $4, subject = $5 WHERE id = $6",

@@ -6,7 +6,6 @@ use super::{
     split_list, total_of, unix_now,
 };
 use crate::error::{CoreError, CoreResult};
-use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -37,22 +36,22 @@ const CONNECTED: &str = "AND EXISTS (SELECT 1 FROM vpn_sessions v
          WHERE v.gateway_id = s.hub_id AND v.common_name = s.id AND v.disconnected_at IS NULL)";
 
 impl Store {
-    /// Adds a spoke to a hub with agent token `token`; it advertises nothing until its
+    /// Adds spoke `id` to a hub with agent token `token`; it advertises nothing until its
     /// agent provisions. A duplicate name within the hub is a conflict.
     pub async fn create_spoke(
         &self,
+        id: &str,
         hub_id: &str,
         name: &str,
         local_cidrs: &[String],
         token: &MintedToken,
     ) -> CoreResult<SpokeRecord> {
-        let id = new_id(IdKind::MeshSpoke);
         sqlx::query(
             "INSERT INTO mesh_spokes (id, hub_id, name, local_cidrs, advertised_cidrs, token_selector, token_verifier,
                                       created_at, updated_at)
              VALUES ($1, $2, $3, $4, '', $5, $6, $7, $7)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(hub_id)
         .bind(name)
         .bind(join_list(local_cidrs))
@@ -62,7 +61,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("the hub already has a spoke named `{name}`")))?;
-        self.require_spoke(hub_id, &id).await
+        self.require_spoke(hub_id, id).await
     }
 
     /// A hub's spoke.

@@ -2,7 +2,6 @@
 
 use super::{Listing, OutboxEntry, Page, Store, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
-use crate::ids::{IdKind, new_id};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -27,6 +26,8 @@ pub struct NetworkRecord {
 
 /// A network to create.
 pub struct NewNetwork {
+    /// `net-…`, made by the caller.
+    pub id: String,
     /// Unique name.
     pub name: String,
     /// Free text.
@@ -51,7 +52,7 @@ const NETWORK_COLUMNS: &str = "id, name, description, cidrs, created_at, updated
 impl Store {
     /// Creates a network; a duplicate name is a conflict.
     pub async fn create_network(&self, network: NewNetwork) -> CoreResult<NetworkRecord> {
-        let id = new_id(IdKind::Network);
+        let id = network.id.clone();
         sqlx::query(
             "INSERT INTO networks (id, name, description, cidrs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
         )

@@ -2,7 +2,6 @@
 
 use super::{Store, unix_now};
 use crate::error::CoreResult;
-use crate::ids::{IdKind, new_id};
 use crate::secrets::MintedToken;
 use sqlx::Row;
 
@@ -20,18 +19,18 @@ pub struct SessionRecord {
 }
 
 impl Store {
-    /// Stores a session for `token` that ends at `expires_at`.
+    /// Stores session `id` for `token` that ends at `expires_at`.
     pub async fn create_session(
         &self,
+        id: &str,
         user_id: &str,
         token: &MintedToken,
         expires_at: i64,
     ) -> CoreResult<SessionRecord> {
-        let id = new_id(IdKind::Session);
         sqlx::query(
             "INSERT INTO sessions (id, user_id, selector, verifier, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(user_id)
         .bind(&token.selector)
         .bind(&token.verifier)
@@ -39,7 +38,12 @@ impl Store {
         .bind(expires_at)
         .execute(&self.pool)
         .await?;
-        Ok(SessionRecord { id, user_id: user_id.to_owned(), verifier: token.verifier.clone(), expires_at })
+        Ok(SessionRecord {
+            id: id.to_owned(),
+            user_id: user_id.to_owned(),
+            verifier: token.verifier.clone(),
+            expires_at,
+        })
     }
 
     /// The session with this selector, if any.

@@ -8,7 +8,6 @@ use super::{
 };
 use crate::domain::ProviderKind;
 use crate::error::{CoreError, CoreResult};
-use crate::ids::{IdKind, new_id};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -102,6 +101,8 @@ pub struct LoginFlow {
 /// One login attempt, for the record.
 #[derive(Debug, Clone)]
 pub struct LoginEvent<'a> {
+    /// `login-…`, made by the caller.
+    pub id: String,
     /// `local` or a provider name.
     pub provider: &'a str,
     /// Who tried (username or e-mail), as far as known.
@@ -348,7 +349,7 @@ impl Store {
     pub async fn record_login_event(&self, event: LoginEvent<'_>) -> CoreResult<super::LoginEventRecord> {
         let recordable = |text: &str| -> String { text.escape_default().take(256).collect() };
         let record = super::LoginEventRecord {
-            id: new_id(IdKind::LoginEvent),
+            id: event.id,
             at: unix_now(),
             provider: recordable(event.provider),
             subject: recordable(event.subject),

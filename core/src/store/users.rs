@@ -2,7 +2,6 @@
 
 use super::{Listing, OpenSession, OutboxEntry, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
-use crate::ids::{IdKind, new_id};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -59,6 +58,8 @@ impl UserRecord {
 
 /// A user to create.
 pub struct NewUser {
+    /// `usr-…`, made by the caller.
+    pub id: String,
     /// Unique login name.
     pub username: String,
     /// Unique e-mail.
@@ -335,7 +336,7 @@ impl Store {
 /// Inserts a user and its groups in `tx`; returns the new id. A duplicate username
 /// or e-mail is a conflict.
 pub(super) async fn insert_user(tx: &mut Transaction<'_, Any>, user: NewUser) -> CoreResult<String> {
-    let id = new_id(IdKind::User);
+    let id = user.id.clone();
     sqlx::query(
         "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, provider, email_verified_by,
              created_at, updated_at)
