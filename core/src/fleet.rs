@@ -389,6 +389,69 @@ fn apply(hub: &AgentHub, event: &FleetEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
+
+    /// A kill of alice's session at gateway `gw-here`, for `reason`.
+    fn kill(reason: &str) -> FleetEvent {
+        let session = OpenSession {
+            gateway_id: "gw-here".into(),
+            common_name: "alice@example.com".into(),
+            serial: "0a1b".into(),
+        };
+        FleetEvent::kill(&[session], reason).unwrap()
+    }
+
+    fn entry_of(node_id: &str, event: &FleetEvent) -> OutboxEntry {
+        OutboxEntry { node_id: node_id.into(), payload: serde_json::to_string(event).unwrap() }
+    }
+
+    /// The kill reasons queued for a stream, draining it.
+    fn kills(link: &mut crate::agent_hub::AgentLink) -> Vec<String> {
+        let mut reasons = Vec::new();
+        while let Ok(Ok(message)) = link.outbound_receiver.try_recv() {
+            if let Some(Body::KillSession(kill)) = message.body {
+                reasons.push(kill.reason);
+            }
+        }
+        reasons
+    }
+
+    #[tokio::test]
+    async fn the_relay_applies_other_nodes_events_once_in_order_and_resyncs_after_a_gap() {
+        let path =
+            std::env::temp_dir().join(format!("gatekey-relay-{}.db", hex::encode(crate::secrets::random_bytes::<8>())));
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
+        let hub = AgentHub::new(Arc::new(crate::metrics::Metrics::for_node("node-here")));
+        let mut here = hub.attach("gw-here", "selector-1");
+        let bystander = hub.attach("gw-bystander", "selector-2");
+        let relay = FleetRelay::new("127.0.0.1:9090".into());
+        store.append_fleet_event(&entry_of("node-elsewhere", &kill("before this node started")), &[]).await.unwrap();
+        relay.start_after_outbox(&store).await.unwrap();
+
+        // Another node's events arrive in order; this node's own were applied when made.
+        store.append_fleet_event(&entry_of("node-elsewhere", &kill("first")), &[]).await.unwrap();
+        store.append_fleet_event(&entry_of(relay.node_id(), &kill("made here")), &[]).await.unwrap();
+        store.append_fleet_event(&entry_of("node-elsewhere", &kill("second")), &[]).await.unwrap();
+        relay.catch_up(&store, &hub).await;
+        assert_eq!(kills(&mut here), ["first", "second"]);
+        relay.catch_up(&store, &hub).await;
+        assert!(kills(&mut here).is_empty(), "nothing is applied twice");
+        assert!(bystander.rules_changed.notified().now_or_never().is_none(), "no resync without a gap");
+
+        // Events pruned before this node read them: every stream here resyncs, and
+        // what is left is applied.
+        for reason in ["pruned", "pruned too", "kept"] {
+            store.append_fleet_event(&entry_of("node-elsewhere", &kill(reason)), &[]).await.unwrap();
+        }
+        assert_eq!(store.prune_fleet_events(crate::store::unix_now() + 1).await.unwrap(), 6);
+        relay.catch_up(&store, &hub).await;
+        assert_eq!(kills(&mut here), ["kept"]);
+        assert!(bystander.rules_changed.notified().now_or_never().is_some(), "a gap resyncs every stream");
+        store.close().await;
+        for file in [path.clone(), path.with_extension("db-wal"), path.with_extension("db-shm")] {
+            let _ = std::fs::remove_file(file);
+        }
+    }
 
     #[test]
     fn events_read_back_as_written() {
