@@ -61,6 +61,8 @@ pub struct CoreContext {
     pub events: crate::events::EventBus,
     /// What agents must be told, relayed between the core nodes.
     pub fleet: std::sync::Arc<crate::fleet::FleetRelay>,
+    /// Reads the rule snapshots that the pushers ask for, in batches.
+    pub snapshots: crate::snapshot_batch::SnapshotBatcher,
 }
 
 impl CoreContext {

@@ -23,6 +23,7 @@ pub mod sealing;
 pub mod secrets;
 pub mod server;
 pub mod services;
+pub mod snapshot_batch;
 pub mod sso;
 pub mod store;
 pub mod validate;

@@ -14,7 +14,7 @@ use crate::store::{
 };
 use gatekey::v1::{ClientRules, FirewallRule, RuleSnapshot, VerifyRequest, VerifyResponse};
 use ipnet::IpNet;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// What one user may reach at one gateway.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -207,25 +207,66 @@ enum Admitted {
     Spoke(SpokeRecord),
 }
 
-/// The gateway's rules for every identity that may use it, at its current version.
-pub async fn snapshot(store: &Store, gateway: &GatewayRecord) -> CoreResult<RuleSnapshot> {
-    let version = store.rules_version(&gateway.id).await?;
-    let mut clients = Vec::new();
-    if gateway.is_active {
-        let policy = GatewayPolicy::load(store, gateway).await?;
-        for user in store.users_granted_gateway(&gateway.id).await? {
-            let entitlement = policy.entitlement(&user);
-            if !entitlement.rules.is_empty() {
-                clients.push(ClientRules {
-                    common_name: user.email.clone(),
-                    user_id: user.id.clone(),
-                    rules: entitlement.rules,
-                    push_routes: entitlement.routes,
-                });
+/// The rules of a gateway for every identity that may use it, at its current version.
+pub async fn snapshot(store: &Store, gateway_id: &str) -> CoreResult<RuleSnapshot> {
+    snapshots(store, &[gateway_id.to_owned()])
+        .await?
+        .remove(gateway_id)
+        .ok_or_else(|| crate::error::CoreError::NotFound(format!("gateway `{gateway_id}` not found")))
+}
+
+/// The rule snapshots of these gateways (of those that exist), read in a handful of
+/// queries however many they are, and derived in memory. Each carries the rule version
+/// read with its gateway, before anything else: a change that commits meanwhile has a
+/// higher version, and brings its own push.
+pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<HashMap<String, RuleSnapshot>> {
+    let gateways = store.gateways_with_rule_versions(gateway_ids).await?;
+    let active: Vec<&GatewayRecord> = gateways.iter().map(|(gateway, _)| gateway).filter(|g| g.is_active).collect();
+    let network_ids: Vec<String> = active
+        .iter()
+        .flat_map(|gateway| gateway.network_ids.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let networks: HashMap<String, NetworkRecord> =
+        store.networks_with_ids(&network_ids).await?.into_iter().map(|network| (network.id.clone(), network)).collect();
+    let mut rules_of_network: HashMap<String, Vec<AccessRuleRecord>> = HashMap::new();
+    for rule in store.access_rules_of_networks(&network_ids).await? {
+        rules_of_network.entry(rule.fields.network_id.clone()).or_default().push(rule);
+    }
+    let active_ids: Vec<String> = active.iter().map(|gateway| gateway.id.clone()).collect();
+    let (granted, users) = store.users_granted_gateways(&active_ids).await?;
+    let mut snapshots = HashMap::with_capacity(gateways.len());
+    for (gateway, version) in gateways {
+        let mut clients = Vec::new();
+        if gateway.is_active {
+            let mut rules: Vec<AccessRuleRecord> = gateway
+                .network_ids
+                .iter()
+                .flat_map(|id| rules_of_network.get(id).into_iter().flatten().cloned())
+                .collect();
+            rules.sort_by(|a, b| a.fields.name.cmp(&b.fields.name));
+            let spoke_networks = match gateway.role {
+                GatewayRole::Gateway => None,
+                GatewayRole::Hub => Some(advertised_networks(&store.connected_spokes(&gateway.id).await?)),
+            };
+            let networks = gateway.network_ids.iter().filter_map(|id| networks.get(id).cloned()).collect();
+            let policy = GatewayPolicy { rules, networks, spoke_networks };
+            for user in granted.get(&gateway.id).into_iter().flatten().filter_map(|id| users.get(id)) {
+                let entitlement = policy.entitlement(user);
+                if !entitlement.rules.is_empty() {
+                    clients.push(ClientRules {
+                        common_name: user.email.clone(),
+                        user_id: user.id.clone(),
+                        rules: entitlement.rules,
+                        push_routes: entitlement.routes,
+                    });
+                }
             }
         }
+        snapshots.insert(gateway.id, RuleSnapshot { version, clients });
     }
-    Ok(RuleSnapshot { version, clients })
+    Ok(snapshots)
 }
 
 /// Decides whether a connecting client may use `gateway`. Every denial carries a reason

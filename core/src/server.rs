@@ -146,6 +146,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         metrics: metrics.clone(),
         events: crate::events::EventBus::default(),
         fleet,
+        snapshots: crate::snapshot_batch::SnapshotBatcher::default(),
     });
     if let Some(path) = &args.providers_file {
         crate::providers_file::apply(&context, path).await?;

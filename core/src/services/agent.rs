@@ -159,12 +159,8 @@ async fn push_rules(
     sender: mpsc::Sender<CoreMessage>,
 ) {
     push_coalesced(changed, sender, || async {
-        match context.store.find_gateway(&gateway_id).await? {
-            Some(gateway) => {
-                Ok(Some(message(0, CoreBody::RuleSnapshot(policy::snapshot(&context.store, &gateway).await?))))
-            }
-            None => Ok(None),
-        }
+        let snapshot = context.snapshots.snapshot(&context.store, &gateway_id).await?;
+        Ok(snapshot.map(|snapshot| message(0, CoreBody::RuleSnapshot(snapshot))))
     })
     .await;
 }
@@ -319,7 +315,7 @@ impl GatewayAgentService for GatewayAgentApi {
             config_version: config_version(&gateway),
         };
         let _ = link.outbound.send(Ok(message(0, CoreBody::Welcome(welcome))));
-        let snapshot = policy::snapshot(&context.store, &gateway).await?;
+        let snapshot = policy::snapshot(&context.store, &gateway.id).await?;
         let _ = link.outbound.send(Ok(message(0, CoreBody::RuleSnapshot(snapshot))));
         // What the agent may have missed while it held no stream (between nodes, say):
         // the current CRL, and kills for the live sessions whose certificates no longer
@@ -482,7 +478,7 @@ impl GatewayAgentService for GatewayAgentApi {
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 let common_name = &request.get_ref().common_name;
-                policy::snapshot(&self.0.store, &gateway)
+                policy::snapshot(&self.0.store, &gateway.id)
                     .await?
                     .clients
                     .into_iter()
@@ -497,7 +493,7 @@ impl GatewayAgentService for GatewayAgentApi {
         respond(
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
-                policy::snapshot(&self.0.store, &gateway).await
+                policy::snapshot(&self.0.store, &gateway.id).await
             }
             .await,
         )

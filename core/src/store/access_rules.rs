@@ -71,7 +71,7 @@ impl Store {
         rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
     ) -> CoreResult<(AccessRuleRecord, Vec<String>)> {
         let now = unix_now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let insert = sqlx::query(
             "INSERT INTO access_rules (name, description, network_id, destination_type, destination, protocol,
                                        port_from, port_to, id, created_at, updated_at)
@@ -95,7 +95,7 @@ impl Store {
         fields: AccessRuleFields,
         rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
     ) -> CoreResult<(AccessRuleRecord, Vec<String>)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let old_network: String = sqlx::query("SELECT network_id FROM access_rules WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -127,7 +127,7 @@ impl Store {
         id: &str,
         rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
     ) -> CoreResult<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let network: String = sqlx::query("SELECT network_id FROM access_rules WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -184,6 +184,15 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         self.rules_from_rows(&rows).await
+    }
+
+    /// The rules of these networks, by name, with their users and groups: three queries
+    /// for all of them.
+    pub async fn access_rules_of_networks(&self, network_ids: &[String]) -> CoreResult<Vec<AccessRuleRecord>> {
+        let select = format!("SELECT {RULE_COLUMNS} FROM access_rules WHERE network_id");
+        let mut rules = self.rules_from_rows(&self.rows_with_keys(&select, "", network_ids).await?).await?;
+        rules.sort_by(|a, b| a.fields.name.cmp(&b.fields.name));
+        Ok(rules)
     }
 
     /// Rules from rows of [`RULE_COLUMNS`], with their users and groups read in two queries.

@@ -64,7 +64,7 @@ impl Store {
     pub async fn create_api_key(&self, key: NewApiKey<'_>) -> CoreResult<ApiKeyRecord> {
         let id = key.id;
         let now = unix_now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let active = total_of(
             &sqlx::query(
                 "SELECT COUNT(*) AS total FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL

@@ -94,7 +94,7 @@ impl Store {
     /// Records a certificate and the config that carries it, atomically.
     pub async fn create_config(&self, config: NewConfig<'_>) -> CoreResult<()> {
         let certificate = config.certificate;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_certificate(&mut *tx, certificate).await?;
         sqlx::query(
             "INSERT INTO vpn_configs (id, user_id, gateway_id, gateway_name, serial, protocol, created_at, expires_at,

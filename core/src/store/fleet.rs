@@ -54,7 +54,7 @@ impl Store {
     /// Appends an event made by `node_id`, after bumping the rule versions of
     /// `gateways_to_bump`, in one transaction; answers the event's id.
     pub async fn append_fleet_event(&self, entry: &OutboxEntry, gateways_to_bump: &[String]) -> CoreResult<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = self.insert_fleet_event(&mut tx, entry, gateways_to_bump).await?;
         tx.commit().await?;
         Ok(id)

@@ -8,6 +8,7 @@ use crate::store::users::USER_COLUMNS;
 use crate::store::{CertificateRecord, CrlRecord, OpenSession, OutboxEntry, UserRecord};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::collections::{BTreeSet, HashMap};
 
 /// What a row of `gateways` is: a gateway for users, or a mesh hub that spokes and
 /// users connect to. Both run the same agent over the same stream.
@@ -153,7 +154,7 @@ impl Store {
         links: &[(GatewayLink, Vec<String>)],
     ) -> CoreResult<GatewayRecord> {
         let id = gateway.id.clone();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO gateways (id, name, description, hostname, port, protocol, vpn_subnet, is_active,
                                    token_selector, token_verifier, created_at, updated_at, role)
@@ -318,7 +319,7 @@ impl Store {
     ) -> CoreResult<(GatewayRecord, Vec<OpenSession>)> {
         let name_for_message = changes.name.clone().unwrap_or_default();
         let deactivating = changes.is_active == Some(false);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE gateways SET name = COALESCE($1, name), description = COALESCE($2, description),
                  hostname = COALESCE($3, hostname), port = COALESCE($4, port), protocol = COALESCE($5, protocol),
@@ -364,7 +365,7 @@ impl Store {
         token: &MintedToken,
         end_old_stream: &OutboxEntry,
     ) -> CoreResult<GatewayRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE gateways SET token_selector = $1, token_verifier = $2, updated_at = $3 WHERE id = $4")
                 .bind(&token.selector)
@@ -392,7 +393,7 @@ impl Store {
         ends: impl FnOnce(&[OpenSession]) -> CoreResult<Vec<OutboxEntry>>,
         sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
     ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sessions = super::vpn_sessions::open_sessions_where(&mut *tx, "gateway_id", id).await?;
         let spoke_certificates_revoked = sqlx::query(
             "UPDATE certificates SET revoked_at = $1, revocation_reason = 'cessation_of_operation'
@@ -434,7 +435,7 @@ impl Store {
         rules_changed: &OutboxEntry,
     ) -> CoreResult<GatewayRecord> {
         let (table, column) = link.table_and_column();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         query_fmt!("INSERT INTO {table} (gateway_id, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(gateway_id)
             .bind(target)
@@ -455,7 +456,7 @@ impl Store {
         rules_changed: &OutboxEntry,
     ) -> CoreResult<GatewayRecord> {
         let (table, column) = link.table_and_column();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = query_fmt!("DELETE FROM {table} WHERE gateway_id = $1 AND {column} = $2")
             .bind(gateway_id)
             .bind(target)
@@ -470,59 +471,107 @@ impl Store {
     }
 
     async fn gateways_from_rows(&self, rows: &[AnyRow], total: u64) -> CoreResult<Listing<GatewayRecord>> {
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            items.push(self.gateway_from_row(row).await?);
-        }
-        Ok(Listing { items, total })
+        Ok(Listing { items: self.gateway_records(rows).await?, total })
     }
 
     async fn gateway_from_row(&self, row: &AnyRow) -> CoreResult<GatewayRecord> {
-        let id: String = row.try_get("id")?;
-        let port: i64 = row.try_get("port")?;
-        let role: String = row.try_get("role")?;
-        Ok(GatewayRecord {
-            role: GatewayRole::parse(&role)?,
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            hostname: row.try_get("hostname")?,
-            port: u16::try_from(port).map_err(|_| CoreError::Internal(format!("stored port {port} out of range")))?,
-            protocol: super::word(row, "protocol", Transport::from_stored)?,
-            vpn_subnet: row.try_get("vpn_subnet")?,
-            is_active: flag(row, "is_active")?,
-            last_heartbeat: row.try_get("last_heartbeat")?,
-            stream_node: row.try_get("stream_node")?,
-            network_ids: self.gateway_links(&id, GatewayLink::Network).await?,
-            user_ids: self.gateway_links(&id, GatewayLink::User).await?,
-            groups: self.gateway_links(&id, GatewayLink::Group).await?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            id,
-        })
+        self.gateway_records(std::slice::from_ref(row))
+            .await?
+            .pop()
+            .ok_or_else(|| CoreError::Internal("a gateway row made no record".into()))
     }
 
-    async fn gateway_links(&self, gateway_id: &str, link: GatewayLink) -> CoreResult<Vec<String>> {
-        let (table, column) = link.table_and_column();
-        query_fmt!("SELECT {column} AS target FROM {table} WHERE gateway_id = $1 ORDER BY {column}")
-            .bind(gateway_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| row.try_get("target").map_err(CoreError::from))
+    /// Records from rows of [`GATEWAY_COLUMNS`], with their grants and networks read
+    /// in three queries for all of them.
+    async fn gateway_records(&self, rows: &[AnyRow]) -> CoreResult<Vec<GatewayRecord>> {
+        let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
+        let mut links = Vec::with_capacity(3);
+        for link in [GatewayLink::Network, GatewayLink::User, GatewayLink::Group] {
+            let (table, column) = link.table_and_column();
+            links.push(self.related_values(table, "gateway_id", column, &ids).await?);
+        }
+        let [mut networks, mut users, mut groups] =
+            <[_; 3]>::try_from(links).map_err(|_| CoreError::Internal("gateway links".into()))?;
+        rows.iter()
+            .zip(ids)
+            .map(|(row, id)| {
+                Ok(GatewayRecord {
+                    network_ids: networks.remove(&id).unwrap_or_default(),
+                    user_ids: users.remove(&id).unwrap_or_default(),
+                    groups: groups.remove(&id).unwrap_or_default(),
+                    ..gateway_fields(row, id)?
+                })
+            })
             .collect()
     }
 
-    /// Ids of the gateways a network is attached to, sorted.
-    pub async fn gateways_of_network(&self, network_id: &str) -> CoreResult<Vec<String>> {
-        sqlx::query("SELECT gateway_id FROM gateway_networks WHERE network_id = $1 ORDER BY gateway_id")
-            .bind(network_id)
-            .fetch_all(&self.pool)
-            .await?
+    /// The gateways with these ids (those that exist) and the rule version of each,
+    /// read in the same statement.
+    pub async fn gateways_with_rule_versions(&self, ids: &[String]) -> CoreResult<Vec<(GatewayRecord, u64)>> {
+        let rows = self
+            .rows_with_keys(&format!("SELECT {GATEWAY_COLUMNS}, rules_version FROM gateways WHERE id"), "", ids)
+            .await?;
+        let versions = rows
             .iter()
-            .map(|row| row.try_get("gateway_id").map_err(CoreError::from))
-            .collect()
+            .map(|row| Ok(u64::try_from(row.try_get::<i64, _>("rules_version")?).unwrap_or(0)))
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok(self.gateway_records(&rows).await?.into_iter().zip(versions).collect())
+    }
+
+    /// For each of these gateways, the ids of the enabled users granted it directly or
+    /// through a group, sorted; and those users.
+    pub async fn users_granted_gateways(
+        &self,
+        gateway_ids: &[String],
+    ) -> CoreResult<(HashMap<String, Vec<String>>, HashMap<String, UserRecord>)> {
+        let mut granted: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let direct = "SELECT gateway_id, user_id FROM gateway_users WHERE gateway_id";
+        let through_groups = "SELECT gg.gateway_id AS gateway_id, ug.user_id AS user_id FROM gateway_groups gg
+             JOIN user_groups ug ON ug.group_name = gg.group_name WHERE gg.gateway_id";
+        for select in [direct, through_groups] {
+            for row in self.rows_with_keys(select, "", gateway_ids).await? {
+                granted.entry(row.try_get("gateway_id")?).or_default().insert(row.try_get("user_id")?);
+            }
+        }
+        let user_ids: Vec<String> = granted.values().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        let rows = self
+            .rows_with_keys(&format!("SELECT {USER_COLUMNS} FROM users WHERE disabled = 0 AND id"), "", &user_ids)
+            .await?;
+        let users: HashMap<String, UserRecord> =
+            self.users_from_rows(&rows).await?.into_iter().map(|user| (user.id.clone(), user)).collect();
+        let granted = granted
+            .into_iter()
+            .map(|(gateway, ids)| (gateway, ids.into_iter().filter(|id| users.contains_key(id)).collect()))
+            .collect();
+        Ok((granted, users))
     }
 }
+
+/// A gateway's own columns (its links empty).
+fn gateway_fields(row: &AnyRow, id: String) -> CoreResult<GatewayRecord> {
+    let port: i64 = row.try_get("port")?;
+    let role: String = row.try_get("role")?;
+    Ok(GatewayRecord {
+        role: GatewayRole::parse(&role)?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        hostname: row.try_get("hostname")?,
+        port: u16::try_from(port).map_err(|_| CoreError::Internal(format!("stored port {port} out of range")))?,
+        protocol: super::word(row, "protocol", Transport::from_stored)?,
+        vpn_subnet: row.try_get("vpn_subnet")?,
+        is_active: flag(row, "is_active")?,
+        last_heartbeat: row.try_get("last_heartbeat")?,
+        stream_node: row.try_get("stream_node")?,
+        network_ids: Vec::new(),
+        user_ids: Vec::new(),
+        groups: Vec::new(),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        id,
+    })
+}
+
+impl Store {}
 
 /// Links a gateway to each of `targets` inside a transaction; existing links stay.
 async fn insert_links(

@@ -159,7 +159,7 @@ impl Store {
         kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
         sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
     ) -> CoreResult<(SpokeRecord, Vec<OpenSession>, Option<CrlRecord>)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE mesh_spokes SET advertised_cidrs = $1, certificate_serial = $2, updated_at = $3 WHERE id = $4",
         )
@@ -201,7 +201,7 @@ impl Store {
         kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
         sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
     ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM mesh_spokes WHERE hub_id = $1 AND id = $2")
             .bind(hub_id)
             .bind(id)

@@ -188,6 +188,34 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Opens a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), waiting for another writer if need be: a deferred
+    /// transaction that read first cannot wait when it comes to write, and fails with
+    /// "database is locked" while another connection holds the lock.
+    async fn begin_write(&self) -> CoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            "sqlite" => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _ => self.pool.begin().await?,
+        })
+    }
+
+    /// The rows of `{select} IN (…) {suffix}` for every one of `keys`, 500 at a time;
+    /// `select` ends with the column compared (SQL from this module's constants only).
+    async fn rows_with_keys(&self, select: &str, suffix: &str, keys: &[String]) -> CoreResult<Vec<AnyRow>> {
+        let mut rows = Vec::new();
+        for chunk in keys.chunks(500) {
+            let placeholders = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let mut query = query_fmt!("{select} IN ({placeholders}) {suffix}");
+            for key in chunk {
+                query = query.bind(key);
+            }
+            rows.extend(query.fetch_all(&self.pool).await?);
+        }
+        Ok(rows)
+    }
+}
+
 /// Reads a `COUNT(*)` result named `total`.
 fn total_of(row: &AnyRow) -> CoreResult<u64> {
     let total: i64 = row.try_get("total")?;

@@ -85,11 +85,7 @@ impl Store {
             .bind(page.offset())
             .fetch_all(&self.pool)
             .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.network_from_row(row).await?);
-        }
-        Ok(Listing { items, total })
+        Ok(Listing { items: self.network_records(&rows).await?, total })
     }
 
     /// Applies changes to a network; the gateways it is attached to get a new rule
@@ -101,7 +97,7 @@ impl Store {
         rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
     ) -> CoreResult<(NetworkRecord, Vec<String>)> {
         let name_for_message = changes.name.clone().unwrap_or_default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE networks SET name = COALESCE($1, name), description = COALESCE($2, description),
                  cidrs = COALESCE($3, cidrs), updated_at = $4 WHERE id = $5",
@@ -130,7 +126,7 @@ impl Store {
         id: &str,
         rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
     ) -> CoreResult<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let gateways = self.networks_rules_changed(&mut tx, &[id], rules_changed).await?;
         sqlx::query("DELETE FROM gateway_networks WHERE network_id = $1").bind(id).execute(&mut *tx).await?;
         let done = sqlx::query("DELETE FROM networks WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -141,17 +137,39 @@ impl Store {
         Ok(gateways)
     }
 
+    /// The networks with these ids (those that exist), each with its gateways, in two
+    /// queries for all of them.
+    pub async fn networks_with_ids(&self, ids: &[String]) -> CoreResult<Vec<NetworkRecord>> {
+        let rows = self.rows_with_keys(&format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE id"), "", ids).await?;
+        self.network_records(&rows).await
+    }
+
+    /// Records from rows of [`NETWORK_COLUMNS`], with the gateways of all of them read
+    /// in one query.
+    async fn network_records(&self, rows: &[AnyRow]) -> CoreResult<Vec<NetworkRecord>> {
+        let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
+        let mut gateways = self.related_values("gateway_networks", "network_id", "gateway_id", &ids).await?;
+        rows.iter()
+            .zip(ids)
+            .map(|(row, id)| {
+                let cidrs: String = row.try_get("cidrs")?;
+                Ok(NetworkRecord {
+                    name: row.try_get("name")?,
+                    description: row.try_get("description")?,
+                    cidrs: split_list(&cidrs),
+                    gateway_ids: gateways.remove(&id).unwrap_or_default(),
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                    id,
+                })
+            })
+            .collect()
+    }
+
     async fn network_from_row(&self, row: &AnyRow) -> CoreResult<NetworkRecord> {
-        let id: String = row.try_get("id")?;
-        let cidrs: String = row.try_get("cidrs")?;
-        Ok(NetworkRecord {
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            cidrs: split_list(&cidrs),
-            gateway_ids: self.gateways_of_network(&id).await?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            id,
-        })
+        self.network_records(std::slice::from_ref(row))
+            .await?
+            .pop()
+            .ok_or_else(|| CoreError::Internal("a network row made no record".into()))
     }
 }

@@ -150,7 +150,7 @@ impl Store {
         kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
         sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
     ) -> CoreResult<(CertificateRecord, bool, Vec<OpenSession>, Option<CrlRecord>)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 WHERE serial = $3 AND revoked_at IS NULL",
         )
@@ -223,7 +223,7 @@ impl Store {
         &self,
         sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
     ) -> CoreResult<CrlRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let crl = self.store_next_crl(&mut tx, sign).await?;
         tx.commit().await?;
         Ok(crl)

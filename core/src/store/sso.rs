@@ -185,7 +185,7 @@ impl Store {
         forget_identities: bool,
     ) -> CoreResult<AuthProviderRecord> {
         let previous = self.require_auth_provider(id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let update = sqlx::query(
             "UPDATE auth_providers SET name = $1, kind = $2, issuer_url = $3, client_id = $4, sealed_client_secret = $5,
                  scopes = $6, groups_claim = $7, admin_group = $8, allowed_groups = $9, saml_idp_metadata = $10,
@@ -426,7 +426,7 @@ impl Store {
     /// Links a provider's subject to a user, which no longer awaits one; a subject
     /// already linked is a conflict.
     pub async fn link_external_identity(&self, user_id: &str, provider_id: &str, subject: &str) -> CoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_external_identity(&mut *tx, user_id, provider_id, subject).await?;
         sqlx::query("UPDATE users SET awaiting_subject_of = NULL WHERE id = $1")
             .bind(user_id)
@@ -443,7 +443,7 @@ impl Store {
         provider_id: &str,
         subject: &str,
     ) -> CoreResult<UserRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = super::users::insert_user(&mut tx, user).await?;
         insert_external_identity(&mut *tx, &id, provider_id, subject).await?;
         tx.commit().await?;

@@ -135,7 +135,7 @@ impl VpnSessionsEnd {
 impl Store {
     /// Creates a user; a duplicate username or e-mail is a conflict.
     pub async fn create_user(&self, user: NewUser) -> CoreResult<UserRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = insert_user(&mut tx, user).await?;
         tx.commit().await?;
         self.require_user(&id).await
@@ -214,7 +214,7 @@ impl Store {
         end_vpn_sessions: impl FnOnce(VpnSessionsEnd, &[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
         rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
     ) -> CoreResult<UserUpdate> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let old_email: String = sqlx::query("SELECT email FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)

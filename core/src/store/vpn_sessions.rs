@@ -150,7 +150,7 @@ impl Store {
     /// Records heartbeats (gateway, Unix seconds) in one transaction, never moving a
     /// gateway's last heartbeat backwards.
     pub async fn record_heartbeats(&self, heartbeats: &[(String, i64)]) -> CoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (gateway_id, at) in heartbeats {
             sqlx::query(
                 "UPDATE gateways SET last_heartbeat = $1 WHERE id = $2 AND (last_heartbeat IS NULL OR last_heartbeat < $1)",
