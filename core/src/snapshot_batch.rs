@@ -5,7 +5,7 @@
 //! number of gateways) while the others wait for it. A batch is read only after every
 //! request in it was made, so it sees every change committed before any of them.
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::CoreResult;
 use crate::policy;
 use crate::store::Store;
 use gatekey::v1::RuleSnapshot;
@@ -41,10 +41,14 @@ impl SnapshotBatcher {
             batch.gateway_ids.lock().unwrap_or_else(PoisonError::into_inner).insert(gateway_id.to_owned());
             batch
         };
-        let result = batch.result.get_or_init(|| self.read(store, &batch)).await;
-        match result {
+        match batch.result.get_or_init(|| self.read(store, &batch)).await {
             Ok(snapshots) => Ok(snapshots.get(gateway_id).cloned()),
-            Err(error) => Err(CoreError::Internal(error.clone())),
+            Err(error) => {
+                // One gateway's unreadable input must not hold up the others: each
+                // reads its own, and only the one at fault keeps failing.
+                tracing::warn!(%error, gateway = %gateway_id, "a batch of rule snapshots failed; reading this one alone");
+                Ok(policy::snapshots(store, &[gateway_id.to_owned()]).await?.remove(gateway_id))
+            }
         }
     }
 

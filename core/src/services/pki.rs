@@ -76,7 +76,11 @@ impl AdminPkiService for AdminPkiApi {
                 if newly_revoked {
                     tracing::info!(%serial, reason = reason.as_str(), by = %caller.user.id, "revoked certificate");
                 }
+                // This node's agents hear of it at once (the other nodes from the outbox).
                 fleet.killed_here(&self.0.hub, &sessions, REVOKED);
+                if let Some(crl) = crl {
+                    crl_committed(&self.0, &crl)?;
+                }
                 // A session recorded while the revocation was committing (its connect
                 // checked the certificate before the commit) is ended too.
                 let late: Vec<OpenSession> = self
@@ -88,9 +92,6 @@ impl AdminPkiService for AdminPkiApi {
                     .filter(|session| !sessions.contains(session))
                     .collect();
                 self.0.kill_sessions(&late, REVOKED).await?;
-                if let Some(crl) = crl {
-                    crl_committed(&self.0, &crl)?;
-                }
                 Ok(convert::serial_status(certificate))
             }
             .await,

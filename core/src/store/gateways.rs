@@ -395,16 +395,20 @@ impl Store {
     ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
         let mut tx = self.begin_write().await?;
         let sessions = super::vpn_sessions::open_sessions_where(&mut *tx, "gateway_id", id).await?;
-        let spoke_certificates_revoked = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = 'cessation_of_operation'
-             WHERE revoked_at IS NULL AND subject IN (SELECT id FROM mesh_spokes WHERE hub_id = $2)",
-        )
-        .bind(unix_now())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("DELETE FROM mesh_spokes WHERE hub_id = $1").bind(id).execute(&mut *tx).await?;
+        // The spokes first (their rows locked, as a spoke's renewal locks its row first),
+        // then their certificates, a renewal committed meanwhile included.
+        let spoke_ids: Vec<String> = sqlx::query("DELETE FROM mesh_spokes WHERE hub_id = $1 RETURNING id")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let mut spoke_certificates_revoked = 0;
+        for spoke_id in &spoke_ids {
+            spoke_certificates_revoked +=
+                super::mesh::revoke_spoke_certificates(&mut tx, spoke_id, "cessation_of_operation", "").await?;
+        }
         for link in [GatewayLink::User, GatewayLink::Group, GatewayLink::Network] {
             let (table, _) = link.table_and_column();
             query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(id).execute(&mut *tx).await?;

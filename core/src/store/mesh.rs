@@ -175,8 +175,14 @@ impl Store {
         insert_certificate(&mut *tx, certificate).await?;
         let (sessions, crl) =
             self.retire_spoke_certificates(&mut tx, &spoke.id, "superseded", &certificate.serial, kill, sign).await?;
+        let spoke = query_fmt!("SELECT {SPOKE_COLUMNS} FROM mesh_spokes WHERE id = $1")
+            .bind(&spoke.id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(CoreError::from)
+            .and_then(|row| spoke_from_row(&row))?;
         tx.commit().await?;
-        Ok((self.require_spoke(&spoke.hub_id, &spoke.id).await?, sessions, crl))
+        Ok((spoke, sessions, crl))
     }
 
     /// Replaces a spoke's agent token.
@@ -227,17 +233,7 @@ impl Store {
         kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
         sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
     ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
-        let revoked = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
-             WHERE subject = $3 AND revoked_at IS NULL AND serial <> $4",
-        )
-        .bind(unix_now())
-        .bind(reason)
-        .bind(spoke_id)
-        .bind(keep)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        let revoked = revoke_spoke_certificates(tx, spoke_id, reason, keep).await?;
         let sessions = super::vpn_sessions::open_sessions_where(&mut **tx, "common_name", spoke_id).await?;
         if let Some(entry) = kill(&sessions)? {
             self.insert_fleet_event(tx, &entry, &[]).await?;
@@ -248,6 +244,27 @@ impl Store {
         };
         Ok((sessions, crl))
     }
+}
+
+/// Inside `tx`: revokes every unrevoked certificate of the spoke `spoke_id` but the one
+/// with serial `keep` (empty keeps none); answers how many.
+pub(super) async fn revoke_spoke_certificates(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    spoke_id: &str,
+    reason: &str,
+    keep: &str,
+) -> CoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
+         WHERE subject = $3 AND revoked_at IS NULL AND serial <> $4",
+    )
+    .bind(unix_now())
+    .bind(reason)
+    .bind(spoke_id)
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 fn spoke_from_row(row: &AnyRow) -> CoreResult<SpokeRecord> {

@@ -39,8 +39,9 @@ impl Store {
     }
 }
 
-/// Records the versions of the legacy table as applied in sqlx's table, then drops the
-/// legacy table, so that this runs once.
+/// Records the versions of the legacy table as applied in sqlx's table. The legacy
+/// table is kept, so that a node of the earlier release (in a rolling upgrade or after a
+/// rollback) still finds its migrations applied; adopting again changes nothing.
 async fn adopt_legacy_record(connection: &mut sqlx::AnyConnection, postgres: bool) -> CoreResult<()> {
     let exists = if postgres {
         sqlx::query("SELECT to_regclass($1) IS NOT NULL AS present")
@@ -68,7 +69,6 @@ async fn adopt_legacy_record(connection: &mut sqlx::AnyConnection, postgres: boo
         MIGRATOR.run_direct(Some(newest), &mut *connection, true).await.map_err(migration_failed)?;
         tracing::info!(newest, "adopted the migration record of an earlier release");
     }
-    sqlx::query("DROP TABLE schema_migrations").execute(&mut *connection).await?;
     Ok(())
 }
 

@@ -173,11 +173,15 @@ impl Store {
             true => Some(self.store_next_crl(&mut tx, sign).await?),
             false => None,
         };
-        tx.commit().await?;
-        let record = self
-            .find_certificate(serial)
+        let record = query_fmt!("SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE serial = $1")
+            .bind(serial)
+            .fetch_optional(&mut *tx)
             .await?
+            .as_ref()
+            .map(certificate_from_row)
+            .transpose()?
             .ok_or_else(|| CoreError::NotFound(format!("no certificate with serial `{serial}` was issued")))?;
+        tx.commit().await?;
         Ok((record, newly_revoked, sessions, crl))
     }
 
@@ -191,11 +195,12 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
     ) -> CoreResult<CrlRecord> {
-        // A write first: on SQLite it takes the write lock before anything is read.
+        // The lock before any row: a transaction that already holds it (it wrote an
+        // event) must never wait for a row lock held by one waiting for it.
+        self.lock_outbox(tx).await?;
         sqlx::query("DELETE FROM crls WHERE number < (SELECT COALESCE(MAX(number), 0) - 9 FROM crls)")
             .execute(&mut **tx)
             .await?;
-        self.lock_outbox(tx).await?;
         let number = latest_crl_in(&mut **tx).await?.map_or(1, |latest| latest.number + 1);
         let revoked = query_fmt!(
             "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE revoked_at IS NOT NULL AND expires_at > $1 ORDER BY serial"
