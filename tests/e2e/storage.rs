@@ -469,3 +469,73 @@ async fn migrations_adopt_the_legacy_record_and_refuse_edited_ones() {
         assert!(refused.to_string().contains("migration"), "{backend:?}: {refused}");
     }
 }
+
+/// Snapshots asked for together are read together and each is right: its gateway's
+/// version and clients, none for a deleted gateway; and a gateway whose stored row
+/// cannot be read fails alone, the others of its batch still get theirs.
+#[tokio::test]
+async fn batched_snapshots_are_each_gateways_own_and_a_broken_one_fails_alone() {
+    use gatekey_core::snapshot_batch::SnapshotBatcher;
+    for backend in backends() {
+        let dir = TempDir::new("store");
+        let url = fresh_database_url(backend, dir.path()).await;
+        let store = Store::open(&url).await.unwrap();
+        let alice = store.create_user(user("alice", &["eng"])).await.unwrap();
+        let network = NewNetwork {
+            id: new_id(IdKind::Network),
+            name: "lan".into(),
+            description: String::new(),
+            cidrs: vec!["10.9.0.0/24".into()],
+        };
+        let network = store.create_network(network).await.unwrap();
+        let mut gateways = Vec::new();
+        for n in 0..6 {
+            let gateway = store.create_gateway(gateway(&format!("gw{n}")), &mint_token("gkgw_"), &[]).await.unwrap();
+            store.link_gateway(&gateway.id, GatewayLink::Network, &network.id, &pushed()).await.unwrap();
+            // Half are granted to alice's group, half to nobody.
+            if n % 2 == 0 {
+                store.link_gateway(&gateway.id, GatewayLink::Group, "eng", &pushed()).await.unwrap();
+            }
+            gateways.push(gateway.id);
+        }
+        let rule = gatekey_core::store::AccessRuleFields {
+            name: "web".into(),
+            description: String::new(),
+            network_id: network.id.clone(),
+            user_ids: vec![],
+            groups: vec!["eng".into()],
+            destination_type: gatekey_core::domain::DestinationType::Ip,
+            destination: "10.9.0.5".into(),
+            protocol: gatekey_core::domain::RuleProtocol::Tcp,
+            port_from: 443,
+            port_to: 443,
+        };
+        store.create_access_rule("rule-web", rule, |_| Ok(pushed())).await.unwrap();
+
+        let batcher = SnapshotBatcher::default();
+        let asked = futures::future::join_all(gateways.iter().map(|id| batcher.snapshot(&store, id))).await;
+        for (n, (id, snapshot)) in gateways.iter().zip(asked).enumerate() {
+            let snapshot = snapshot.unwrap().expect("a snapshot of an existing gateway");
+            assert_eq!(snapshot.version, store.rules_version(id).await.unwrap(), "{backend:?} {id}");
+            let names: Vec<_> = snapshot.clients.iter().map(|client| client.user_id.as_str()).collect();
+            let expected: Vec<&str> = if n % 2 == 0 { vec![alice.id.as_str()] } else { vec![] };
+            assert_eq!(names, expected, "{backend:?} {id}");
+        }
+        let deleted = gateways.pop().unwrap();
+        store.delete_gateway(&deleted, |_| Ok(vec![]), unsigned_crl).await.unwrap();
+        assert!(batcher.snapshot(&store, &deleted).await.unwrap().is_none(), "{backend:?}: a deleted gateway has none");
+
+        // A row changed behind GateKey's back breaks its own snapshot only.
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::query("UPDATE gateways SET protocol = 'carrier-pigeon' WHERE id = $1")
+            .bind(&gateways[0])
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let asked = futures::future::join_all(gateways.iter().map(|id| batcher.snapshot(&store, id))).await;
+        assert!(asked[0].is_err(), "{backend:?}: the broken gateway's snapshot");
+        assert!(asked[1..].iter().all(|snapshot| matches!(snapshot, Ok(Some(_)))), "{backend:?}: {asked:?}");
+        store.close().await;
+    }
+}
