@@ -51,6 +51,8 @@ pub struct AgentHub {
     next_connection: AtomicU64,
     /// Stream heartbeats not yet written to the store, by gateway (Unix seconds).
     heartbeats: Mutex<HashMap<String, i64>>,
+    /// Rule versions agents applied, not yet written to the store, by gateway.
+    rules_applied: Mutex<HashMap<String, u64>>,
     /// Where rule-push latency is recorded.
     metrics: Arc<Metrics>,
 }
@@ -62,13 +64,18 @@ impl AgentHub {
             links: Mutex::default(),
             next_connection: AtomicU64::default(),
             heartbeats: Mutex::default(),
+            rules_applied: Mutex::default(),
             metrics,
         }
     }
 
-    /// Notes that a gateway acknowledged its rules (stops its push clock).
-    pub fn rules_applied(&self, gateway_id: &str) {
+    /// Notes that a gateway applied rule version `version` (and stops its push clock);
+    /// [`AgentHub::flush_reports`] writes it with the heartbeats.
+    pub fn rules_applied(&self, gateway_id: &str, version: u64) {
         self.metrics.rules_applied(gateway_id);
+        let mut applied = self.rules_applied.lock().unwrap_or_else(PoisonError::into_inner);
+        let newest = applied.entry(gateway_id.to_owned()).or_default();
+        *newest = (*newest).max(version);
     }
 
     fn links(&self) -> std::sync::MutexGuard<'_, HashMap<String, LinkHandles>> {
@@ -128,21 +135,26 @@ impl AgentHub {
         }
     }
 
-    /// Notes a heartbeat; [`AgentHub::flush_heartbeats`] writes them in batches, so
+    /// Notes a heartbeat; [`AgentHub::flush_reports`] writes them in batches, so
     /// a fleet's heartbeats cost one small transaction every few seconds.
     pub fn heartbeat(&self, gateway_id: &str) {
         let now = crate::store::unix_now();
         self.heartbeats.lock().unwrap_or_else(PoisonError::into_inner).insert(gateway_id.to_owned(), now);
     }
 
-    /// Writes the heartbeats noted since the last flush.
-    pub async fn flush_heartbeats(&self, store: &Store) -> CoreResult<()> {
-        let batch: Vec<(String, i64)> =
+    /// Writes the heartbeats and applied rule versions noted since the last flush.
+    pub async fn flush_reports(&self, store: &Store) -> CoreResult<()> {
+        let heartbeats: Vec<(String, i64)> =
             self.heartbeats.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
-        if batch.is_empty() {
-            return Ok(());
+        if !heartbeats.is_empty() {
+            store.record_heartbeats(&heartbeats).await?;
         }
-        store.record_heartbeats(&batch).await
+        let applied: Vec<(String, u64)> =
+            self.rules_applied.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
+        if !applied.is_empty() {
+            store.record_rules_applied(&applied).await?;
+        }
+        Ok(())
     }
 
     /// How many gateways hold a stream to this node.

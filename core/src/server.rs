@@ -261,8 +261,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "requests still running at shutdown were cut");
         tasks.abort_all();
     }
-    if let Err(error) = context.hub.flush_heartbeats(&store).await {
-        tracing::warn!(%error, "writing the last heartbeats failed");
+    if let Err(error) = context.hub.flush_reports(&store).await {
+        tracing::warn!(%error, "writing the last heartbeats and applied rule versions failed");
     }
     if let Err(error) = context.fleet.leave(&store).await {
         tracing::warn!(%error, "removing this node's row failed");
@@ -285,9 +285,9 @@ fn no_delay(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Background upkeep until the server stops: every few seconds, writes the batched
-/// stream heartbeats; every minute, drops expired sessions, login flows and the sealed
-/// content of configs whose download window has passed, and forgets rate-limit keys
-/// whose allowance is whole again; every hour, prunes the sign-in record and the
+/// stream heartbeats and applied rule versions; every minute, drops expired sessions,
+/// login flows and the sealed content of configs whose download window has passed, and
+/// forgets rate-limit keys whose allowance is whole again; every hour, prunes the sign-in record and the
 /// fleet's outbox and re-signs the CRL when it is a day old. Also keeps this node's
 /// heartbeat row. Ends when `stop` resolves.
 async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
@@ -298,8 +298,8 @@ async fn maintain(context: Arc<CoreContext>, stop: impl std::future::Future<Outp
             _ = ticks.tick() => {}
             () = &mut stop => return Ok(()),
         }
-        if let Err(error) = context.hub.flush_heartbeats(&context.store).await {
-            tracing::warn!(%error, "writing heartbeats failed");
+        if let Err(error) = context.hub.flush_reports(&context.store).await {
+            tracing::warn!(%error, "writing heartbeats and applied rule versions failed");
         }
         if let Err(error) = context.fleet.heartbeat(&context.store, context.hub.connected()).await {
             tracing::warn!(%error, "writing this node's heartbeat failed");

@@ -249,8 +249,8 @@ async fn read_agent(
                 Err(error) => Err(error),
             },
             Some(AgentBody::RulesApplied(applied)) => {
-                api.0.hub.rules_applied(&gateway_id);
-                store.record_rules_applied(&gateway_id, applied.version).await
+                api.0.hub.rules_applied(&gateway_id, applied.version);
+                Ok(())
             }
             Some(AgentBody::Hello(_)) | None => {
                 Err(CoreError::InvalidArgument("unexpected message on an open stream".into()))
