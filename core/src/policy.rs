@@ -103,10 +103,9 @@ impl GatewayPolicy {
     /// networks of its connected spokes.
     pub async fn load(store: &Store, gateway: &GatewayRecord) -> CoreResult<GatewayPolicy> {
         let rules = store.access_rules_of_gateway(&gateway.id).await?;
-        let mut networks = Vec::with_capacity(gateway.network_ids.len());
-        for network_id in &gateway.network_ids {
-            networks.push(store.require_network(network_id).await?);
-        }
+        // In the gateway's order (by id), as the snapshots list them.
+        let mut networks = store.networks_with_ids(&gateway.network_ids).await?;
+        networks.sort_by(|a, b| a.id.cmp(&b.id));
         let spoke_networks = match gateway.role {
             GatewayRole::Gateway => None,
             GatewayRole::Hub => Some(advertised_networks(&store.connected_spokes(&gateway.id).await?)),
