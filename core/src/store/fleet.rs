@@ -79,10 +79,20 @@ impl Store {
         gateways_to_bump: &[String],
     ) -> CoreResult<i64> {
         let postgres = self.backend == "postgres";
+        // Rows are locked in id order, as every batch of gateway updates locks them, so
+        // two such transactions never wait for each other in a circle.
+        let mut gateways_to_bump = gateways_to_bump.to_vec();
+        gateways_to_bump.sort();
+        gateways_to_bump.dedup();
         for chunk in gateways_to_bump.chunks(500) {
             let placeholders = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-            let mut bump =
-                query_fmt!("UPDATE gateways SET rules_version = rules_version + 1 WHERE id IN ({placeholders})");
+            // PostgreSQL: lock the rows in id order first (a plain multi-row UPDATE
+            // locks them in whatever order its plan visits them).
+            let rows = match postgres {
+                true => format!("SELECT id FROM gateways WHERE id IN ({placeholders}) ORDER BY id FOR UPDATE"),
+                false => placeholders,
+            };
+            let mut bump = query_fmt!("UPDATE gateways SET rules_version = rules_version + 1 WHERE id IN ({rows})");
             for id in chunk {
                 bump = bump.bind(id);
             }

@@ -148,10 +148,13 @@ impl Store {
     }
 
     /// Records heartbeats (gateway, Unix seconds) in one transaction, never moving a
-    /// gateway's last heartbeat backwards.
+    /// gateway's last heartbeat backwards. Rows are updated in gateway id order, the
+    /// order in which every batch of gateway updates locks them.
     pub async fn record_heartbeats(&self, heartbeats: &[(String, i64)]) -> CoreResult<()> {
+        let mut heartbeats = heartbeats.to_vec();
+        heartbeats.sort();
         let mut tx = self.begin_write().await?;
-        for (gateway_id, at) in heartbeats {
+        for (gateway_id, at) in &heartbeats {
             sqlx::query(
                 "UPDATE gateways SET last_heartbeat = $1 WHERE id = $2 AND (last_heartbeat IS NULL OR last_heartbeat < $1)",
             )
@@ -175,10 +178,12 @@ impl Store {
     }
 
     /// Records the rule versions agents applied (gateway, version) in one transaction,
-    /// never moving one backwards.
+    /// never moving one backwards; in gateway id order, as heartbeats.
     pub async fn record_rules_applied(&self, applied: &[(String, u64)]) -> CoreResult<()> {
+        let mut applied = applied.to_vec();
+        applied.sort();
         let mut tx = self.begin_write().await?;
-        for (gateway_id, version) in applied {
+        for (gateway_id, version) in &applied {
             sqlx::query("UPDATE gateways SET rules_applied_version = $1 WHERE id = $2 AND rules_applied_version < $1")
                 .bind(as_i64(*version))
                 .bind(gateway_id)
