@@ -288,7 +288,7 @@ async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_toge
             client_address: "192.0.2.1".into(),
             connected_at: 1,
         };
-        store.record_session_connected(&gw.id, &session).await.unwrap();
+        store.record_session_connected(&gw.id, &session, None).await.unwrap();
         let before = store.latest_fleet_event_id().await.unwrap();
 
         // The order cannot be written, or the CRL cannot be signed: nothing is revoked either.
@@ -566,6 +566,40 @@ async fn concurrent_batches_of_gateway_updates_never_deadlock() {
             acks.unwrap();
         }
         assert_eq!(store.rules_version(&ids[0]).await.unwrap(), store.rules_version(&ids[39]).await.unwrap());
+    })
+    .await;
+}
+
+/// A session report that changes a hub's routes (a spoke coming or going) commits with
+/// the hub's new rule version and the event saying so; one that does not, changes no
+/// version.
+#[tokio::test]
+async fn a_spokes_session_and_its_hubs_rule_change_commit_together() {
+    use gatekey_core::store::{SessionReport, SessionTotals};
+    on_every_backend(|store| async move {
+        let hub = store.create_gateway(gateway("hub"), &mint_token("gkgw_"), &[]).await.unwrap();
+        let session = SessionReport {
+            session_key: "s-1".into(),
+            common_name: "spoke-1".into(),
+            serial: "0e0e".into(),
+            vpn_address: "10.8.0.2".into(),
+            client_address: "192.0.2.1".into(),
+            connected_at: 1,
+        };
+        let (version, before) =
+            (store.rules_version(&hub.id).await.unwrap(), store.latest_fleet_event_id().await.unwrap());
+        store.record_session_connected(&hub.id, &session, Some(&pushed())).await.unwrap();
+        assert_eq!(store.rules_version(&hub.id).await.unwrap(), version + 1);
+        assert_eq!(store.fleet_events_after(before, 10).await.unwrap().len(), 1);
+        let ended = SessionTotals { disconnected_at: 2, ..Default::default() };
+        store.record_session_disconnected(&hub.id, "s-1", ended, Some(&pushed())).await.unwrap();
+        assert_eq!(store.rules_version(&hub.id).await.unwrap(), version + 2);
+        store
+            .record_session_connected(&hub.id, &SessionReport { session_key: "s-2".into(), ..session }, None)
+            .await
+            .unwrap();
+        assert_eq!(store.rules_version(&hub.id).await.unwrap(), version + 2, "a user's session changes no version");
+        assert_eq!(store.fleet_events_after(before, 10).await.unwrap().len(), 2);
     })
     .await;
 }

@@ -12,7 +12,7 @@ use crate::pki::lifecycle::{current_crl, gateway_tls_crypt_key};
 use crate::pki::serial;
 use crate::policy;
 use crate::store::{
-    CertificateRecord, GatewayRecord, GatewayRole, OpenSession, SessionReport, SessionTotals, unix_now,
+    CertificateRecord, GatewayRecord, GatewayRole, OpenSession, OutboxEntry, SessionReport, SessionTotals, unix_now,
 };
 use crate::validate;
 use gatekey::v1::agent_message::Body as AgentBody;
@@ -93,26 +93,56 @@ impl GatewayAgentApi {
         Ok(policy::certificate_standing(&self.0.store, &session.serial).await?.err())
     }
 
-    /// After a session opened or closed: watchers hear of it, and a hub whose spoke came
-    /// or went gets fresh rules.
-    async fn session_changed(
+    /// At a hub, the event saying its rules changed when `common_name` is one of its
+    /// spokes (the networks it routes to follow its connected spokes).
+    async fn spoke_rules_entry(
         &self,
         gateway_id: &str,
         role: GatewayRole,
-        session_key: &str,
         common_name: &str,
-        open: bool,
+    ) -> CoreResult<Option<OutboxEntry>> {
+        if role != GatewayRole::Hub || self.0.store.find_spoke(gateway_id, common_name).await?.is_none() {
+            return Ok(None);
+        }
+        self.0.fleet.rules_entry(&[gateway_id.to_owned()]).map(Some)
+    }
+
+    /// Records a connection; a hub's spoke coming brings the hub fresh rules, committed
+    /// with it.
+    async fn record_connected(&self, gateway_id: &str, role: GatewayRole, session: &SessionReport) -> CoreResult<()> {
+        let rules = self.spoke_rules_entry(gateway_id, role, &session.common_name).await?;
+        self.0.store.record_session_connected(gateway_id, session, rules.as_ref()).await?;
+        if rules.is_some() {
+            self.0.fleet.rules_changed_here(&self.0.hub, &[gateway_id.to_owned()]);
+        }
+        Ok(())
+    }
+
+    /// Records the end of a connection; a hub's spoke going brings the hub fresh rules,
+    /// committed with it.
+    async fn record_disconnected(
+        &self,
+        gateway_id: &str,
+        role: GatewayRole,
+        (session_key, common_name): (&str, &str),
+        totals: SessionTotals,
     ) -> CoreResult<()> {
+        let rules = self.spoke_rules_entry(gateway_id, role, common_name).await?;
+        self.0.store.record_session_disconnected(gateway_id, session_key, totals, rules.as_ref()).await?;
+        if rules.is_some() {
+            self.0.fleet.rules_changed_here(&self.0.hub, &[gateway_id.to_owned()]);
+        }
+        Ok(())
+    }
+
+    /// Tells the watchers that a session opened or closed.
+    fn announce_session(&self, gateway_id: &str, session_key: &str, common_name: &str, open: bool) {
         self.0.events.publish(event::Kind::Session(SessionChange {
             session_id: super::session_id(gateway_id, session_key),
             gateway_id: gateway_id.to_owned(),
             common_name: common_name.to_owned(),
             open,
         }));
-        if role == GatewayRole::Hub && self.0.store.find_spoke(gateway_id, common_name).await?.is_some() {
-            self.0.rules_changed([gateway_id.to_owned()]).await?;
-        }
-        Ok(())
     }
 
     async fn verify_for(&self, gateway_id: &str, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
@@ -216,7 +246,7 @@ async fn read_agent(
                 Ok(())
             }
             Some(AgentBody::ClientConnected(report)) => match session_report(&report) {
-                Ok(session) => match store.record_session_connected(&gateway_id, &session).await {
+                Ok(session) => match api.record_connected(&gateway_id, role, &session).await {
                     Ok(()) => {
                         let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
                         // A revocation or disable that raced with this connection still ends it.
@@ -228,8 +258,8 @@ async fn read_agent(
                                 Ok(())
                             }
                             Ok(None) => {
-                                api.session_changed(&gateway_id, role, &session.session_key, &session.common_name, true)
-                                    .await
+                                api.announce_session(&gateway_id, &session.session_key, &session.common_name, true);
+                                Ok(())
                             }
                             Err(error) => Err(error),
                         }
@@ -239,10 +269,14 @@ async fn read_agent(
                 Err(error) => Err(error),
             },
             Some(AgentBody::ClientDisconnected(report)) => match session_totals(&report) {
-                Ok(totals) => match store.record_session_disconnected(&gateway_id, &report.session_key, totals).await {
+                Ok(totals) => match api
+                    .record_disconnected(&gateway_id, role, (&report.session_key, &report.common_name), totals)
+                    .await
+                {
                     Ok(()) => {
                         let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
-                        api.session_changed(&gateway_id, role, &report.session_key, &report.common_name, false).await
+                        api.announce_session(&gateway_id, &report.session_key, &report.common_name, false);
+                        Ok(())
                     }
                     Err(error) => Err(error),
                 },
@@ -432,7 +466,7 @@ impl GatewayAgentService for GatewayAgentApi {
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 let session = session_report(request.get_ref())?;
-                self.0.store.record_session_connected(&gateway.id, &session).await?;
+                self.record_connected(&gateway.id, gateway.role, &session).await?;
                 // A revocation or disable that raced with this connection still ends it:
                 // the refusal makes a client-connect hook fail (so OpenVPN drops the
                 // client), and a stream the gateway may hold hears the kill.
@@ -445,11 +479,11 @@ impl GatewayAgentService for GatewayAgentApi {
                     self.0.kill_sessions(&[open], &reason).await?;
                     // OpenVPN runs no client-disconnect after a refused client-connect.
                     let ended = SessionTotals { disconnected_at: unix_now(), ..Default::default() };
-                    self.0.store.record_session_disconnected(&gateway.id, &session.session_key, ended).await?;
+                    let key = (session.session_key.as_str(), session.common_name.as_str());
+                    self.record_disconnected(&gateway.id, gateway.role, key, ended).await?;
                     return Err(CoreError::Forbidden(reason));
                 }
-                self.session_changed(&gateway.id, gateway.role, &session.session_key, &session.common_name, true)
-                    .await?;
+                self.announce_session(&gateway.id, &session.session_key, &session.common_name, true);
                 Ok(ReportResponse {})
             }
             .await,
@@ -461,12 +495,9 @@ impl GatewayAgentService for GatewayAgentApi {
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 let report = request.get_ref();
-                self.0
-                    .store
-                    .record_session_disconnected(&gateway.id, &report.session_key, session_totals(report)?)
-                    .await?;
-                self.session_changed(&gateway.id, gateway.role, &report.session_key, &report.common_name, false)
-                    .await?;
+                let key = (report.session_key.as_str(), report.common_name.as_str());
+                self.record_disconnected(&gateway.id, gateway.role, key, session_totals(report)?).await?;
+                self.announce_session(&gateway.id, &report.session_key, &report.common_name, false);
                 Ok(ReportResponse {})
             }
             .await,

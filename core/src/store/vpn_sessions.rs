@@ -1,7 +1,7 @@
 //! VPN sessions as gateway agents report them, and each gateway's liveness and
 //! rule versions.
 
-use super::{Store, unix_now};
+use super::{OutboxEntry, Store, unix_now};
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
 
@@ -49,8 +49,16 @@ fn as_i64(value: u64) -> i64 {
 }
 
 impl Store {
-    /// Records a connection; reporting it again changes nothing.
-    pub async fn record_session_connected(&self, gateway_id: &str, report: &SessionReport) -> CoreResult<()> {
+    /// Records a connection; reporting it again changes nothing. With `rules_changed`
+    /// (a hub's spoke connecting: the hub's routes change), the gateway's new rule
+    /// version and that event commit with it.
+    pub async fn record_session_connected(
+        &self,
+        gateway_id: &str,
+        report: &SessionReport,
+        rules_changed: Option<&OutboxEntry>,
+    ) -> CoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO vpn_sessions (gateway_id, session_key, common_name, serial, vpn_address, client_address, connected_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -62,18 +70,25 @@ impl Store {
         .bind(&report.vpn_address)
         .bind(&report.client_address)
         .bind(report.connected_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(entry) = rules_changed {
+            self.insert_fleet_event(&mut tx, entry, &[gateway_id.to_owned()]).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Records the end of a connection; the first report wins.
+    /// Records the end of a connection; the first report wins. `rules_changed` as for
+    /// [`Store::record_session_connected`].
     pub async fn record_session_disconnected(
         &self,
         gateway_id: &str,
         session_key: &str,
         totals: SessionTotals,
+        rules_changed: Option<&OutboxEntry>,
     ) -> CoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE vpn_sessions SET disconnected_at = $1, bytes_received = $2, bytes_sent = $3
              WHERE gateway_id = $4 AND session_key = $5 AND disconnected_at IS NULL",
@@ -83,8 +98,12 @@ impl Store {
         .bind(as_i64(totals.bytes_sent))
         .bind(gateway_id)
         .bind(session_key)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(entry) = rules_changed {
+            self.insert_fleet_event(&mut tx, entry, &[gateway_id.to_owned()]).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -92,7 +111,7 @@ impl Store {
     /// session the store still had open on that gateway.
     pub async fn reconcile_sessions(&self, gateway_id: &str, live: &[SessionReport]) -> CoreResult<()> {
         for report in live {
-            self.record_session_connected(gateway_id, report).await?;
+            self.record_session_connected(gateway_id, report, None).await?;
         }
         let open =
             sqlx::query("SELECT session_key FROM vpn_sessions WHERE gateway_id = $1 AND disconnected_at IS NULL")
@@ -107,6 +126,7 @@ impl Store {
                     gateway_id,
                     &key,
                     SessionTotals { disconnected_at: now, ..Default::default() },
+                    None,
                 )
                 .await?;
             }
