@@ -69,10 +69,11 @@ impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let core_code =
             status.metadata().get(ERROR_CODE_METADATA).and_then(|value| value.to_str().ok()).and_then(ErrorCode::parse);
-        // The core labels every error it answers; an unlabelled `Unknown` is a broken
-        // connection to the core (tonic reports transport failures that way).
+        // The core labels every error it answers; an unlabelled `Unknown` or `Cancelled`
+        // is a broken connection to the core (tonic reports transport failures so, the
+        // latter when the connection closes under a request in flight).
         let grpc_code = match (status.code(), core_code) {
-            (Code::Unknown, None) => Code::Unavailable,
+            (Code::Unknown | Code::Cancelled, None) => Code::Unavailable,
             (code, _) => code,
         };
         let (http_status, default_code) = http_for(grpc_code);
@@ -146,6 +147,11 @@ mod tests {
 
         let error = ApiError::from(tonic::Status::already_exists("dup"));
         assert_eq!((error.status, error.code), (StatusCode::CONFLICT, ErrorCode::Conflict));
+
+        for broken in [tonic::Status::unknown("transport error"), tonic::Status::cancelled("operation was canceled")] {
+            let error = ApiError::from(broken);
+            assert_eq!((error.status, error.code), (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable));
+        }
 
         let error = ApiError::from(tonic::Status::internal("db at /var/secret broke"));
         assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
