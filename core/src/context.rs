@@ -75,12 +75,6 @@ impl CoreContext {
         Ok(caller)
     }
 
-    /// Records that these gateways' rules changed; their agents get fresh snapshots,
-    /// whichever node holds their streams.
-    pub async fn rules_changed(&self, gateway_ids: impl IntoIterator<Item = String>) -> CoreResult<()> {
-        self.fleet.rules_changed(&self.store, &self.hub, gateway_ids).await
-    }
-
     /// Orders the gateways holding these sessions to disconnect them, for `reason`.
     pub async fn kill_sessions(&self, sessions: &[OpenSession], reason: &str) -> CoreResult<()> {
         self.fleet.kill_sessions(&self.store, &self.hub, sessions, reason).await

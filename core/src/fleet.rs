@@ -170,14 +170,10 @@ impl FleetRelay {
         store.remove_node(&self.node_id).await
     }
 
-    /// Records `event` in the outbox (bumping the rule versions it names, in the same
-    /// transaction) and applies it to the streams this node holds.
-    pub async fn publish(&self, store: &Store, hub: &AgentHub, event: FleetEvent) -> CoreResult<()> {
-        let bump = match &event {
-            FleetEvent::RulesChanged { gateway_ids } => gateway_ids.as_slice(),
-            _ => &[],
-        };
-        store.append_fleet_event(&self.outbox_entry(&event)?, bump).await?;
+    /// Records `event`, which follows no change of its own, in the outbox and applies it
+    /// to the streams this node holds.
+    async fn publish(&self, store: &Store, hub: &AgentHub, event: FleetEvent) -> CoreResult<()> {
+        store.append_fleet_event(&self.outbox_entry(&event)?, &[]).await?;
         apply(hub, &event);
         Ok(())
     }
@@ -235,20 +231,6 @@ impl FleetRelay {
         if let Some(event) = FleetEvent::kill(sessions, reason) {
             apply(hub, &event);
         }
-    }
-
-    /// Records that these gateways' rules changed and wakes their pushers everywhere.
-    pub async fn rules_changed(
-        &self,
-        store: &Store,
-        hub: &AgentHub,
-        gateway_ids: impl IntoIterator<Item = String>,
-    ) -> CoreResult<()> {
-        let unique: std::collections::BTreeSet<String> = gateway_ids.into_iter().collect();
-        if unique.is_empty() {
-            return Ok(());
-        }
-        self.publish(store, hub, FleetEvent::RulesChanged { gateway_ids: unique.into_iter().collect() }).await
     }
 
     /// Orders the gateways holding these sessions, wherever their streams live, to

@@ -106,11 +106,7 @@ impl GatewayPolicy {
         // In the gateway's order (by id), as the snapshots list them.
         let mut networks = store.networks_with_ids(&gateway.network_ids).await?;
         networks.sort_by(|a, b| a.id.cmp(&b.id));
-        let spoke_networks = match gateway.role {
-            GatewayRole::Gateway => None,
-            GatewayRole::Hub => Some(advertised_networks(&store.connected_spokes(&gateway.id).await?)),
-        };
-        Ok(GatewayPolicy { rules, networks, spoke_networks })
+        Ok(GatewayPolicy { rules, networks, spoke_networks: spoke_networks(store, gateway).await? })
     }
 
     /// What a user may reach through this gateway or hub.
@@ -121,6 +117,14 @@ impl GatewayPolicy {
         }
         entitlement
     }
+}
+
+/// At a hub, the networks its connected spokes advertise; nothing at a gateway.
+async fn spoke_networks(store: &Store, gateway: &GatewayRecord) -> CoreResult<Option<Vec<String>>> {
+    Ok(match gateway.role {
+        GatewayRole::Gateway => None,
+        GatewayRole::Hub => Some(advertised_networks(&store.connected_spokes(&gateway.id).await?)),
+    })
 }
 
 /// Every network the spokes advertise, once, in order.
@@ -245,12 +249,8 @@ pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<Hash
                 .flat_map(|id| rules_of_network.get(id).into_iter().flatten().cloned())
                 .collect();
             rules.sort_by(|a, b| a.fields.name.cmp(&b.fields.name));
-            let spoke_networks = match gateway.role {
-                GatewayRole::Gateway => None,
-                GatewayRole::Hub => Some(advertised_networks(&store.connected_spokes(&gateway.id).await?)),
-            };
             let networks = gateway.network_ids.iter().filter_map(|id| networks.get(id).cloned()).collect();
-            let policy = GatewayPolicy { rules, networks, spoke_networks };
+            let policy = GatewayPolicy { rules, networks, spoke_networks: spoke_networks(store, &gateway).await? };
             for user in granted.get(&gateway.id).into_iter().flatten().filter_map(|id| users.get(id)) {
                 let entitlement = policy.entitlement(user);
                 if !entitlement.rules.is_empty() {

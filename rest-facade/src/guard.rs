@@ -23,9 +23,9 @@ use axum_extra::extract::cookie::CookieJar;
 use gatekey::ErrorCode;
 
 /// Paths that take cross-site POSTs by design.
-const CROSS_SITE_ENTRY_PREFIX: &str = "/api/v1/auth/saml/acs/";
+const CROSS_SITE_ENTRY_PREFIX: &str = crate::public_routes::SAML_ACS_PATH;
 /// The one `GET` that spends something: a profile's single download.
-const DOWNLOAD_PREFIX: &str = "/api/v1/configs/download/";
+const DOWNLOAD_PREFIX: &str = crate::public_routes::CONFIG_DOWNLOAD_PATH;
 
 /// Applies the rules in the module header.
 pub(crate) async fn browser_rules(State(state): State<FacadeState>, request: Request, next: Next) -> Response {

@@ -6,6 +6,12 @@
 /// The API's prefix under the facade's origin.
 const API: &str = "/api/v1";
 
+/// The path of the SAML assertion consumer services, followed by the provider's name.
+pub const SAML_ACS_PATH: &str = "/api/v1/auth/saml/acs/";
+
+/// The path of the config downloads, followed by the config's id.
+pub const CONFIG_DOWNLOAD_PATH: &str = "/api/v1/configs/download/";
+
 /// The path of the console's page on which a user approves a native client's sign-in.
 pub const CLIENT_CONSENT_PATH: &str = "/client-login";
 
@@ -34,7 +40,7 @@ impl PublicRoutes {
 
     /// The SAML assertion consumer service URL of provider `name`.
     pub fn saml_acs(&self, name: &str) -> String {
-        format!("{}{API}/auth/saml/acs/{name}", self.origin)
+        format!("{}{SAML_ACS_PATH}{name}", self.origin)
     }
 
     /// Where a browser starts signing in with a provider of `kind` (`oidc`, `saml`).
@@ -45,7 +51,7 @@ impl PublicRoutes {
 
 /// The path (under the origin) that downloads config `config_id` once.
 pub fn config_download_path(config_id: &str) -> String {
-    format!("{API}/configs/download/{config_id}")
+    format!("{CONFIG_DOWNLOAD_PATH}{config_id}")
 }
 
 #[cfg(test)]

@@ -51,6 +51,44 @@ fn no_outbox(
     Ok(None)
 }
 
+/// The network `lan`, 10.9.0.0/24.
+fn lan() -> NewNetwork {
+    NewNetwork {
+        id: new_id(IdKind::Network),
+        name: "lan".into(),
+        description: String::new(),
+        cidrs: vec!["10.9.0.0/24".into()],
+    }
+}
+
+/// The rule `web`: group `eng` may reach 10.9.0.5 on TCP 443 in network `network_id`.
+fn web_rule(network_id: &str) -> gatekey_core::store::AccessRuleFields {
+    gatekey_core::store::AccessRuleFields {
+        name: "web".into(),
+        description: String::new(),
+        network_id: network_id.into(),
+        user_ids: vec![],
+        groups: vec!["eng".into()],
+        destination_type: gatekey_core::domain::DestinationType::Ip,
+        destination: "10.9.0.5".into(),
+        protocol: gatekey_core::domain::RuleProtocol::Tcp,
+        port_from: 443,
+        port_to: 443,
+    }
+}
+
+/// Session `s-1` of certificate `serial` held by `common_name`.
+fn session_report(common_name: &str, serial: &str) -> gatekey_core::store::SessionReport {
+    gatekey_core::store::SessionReport {
+        session_key: "s-1".into(),
+        common_name: common_name.into(),
+        serial: serial.into(),
+        vpn_address: "10.8.0.2".into(),
+        client_address: "192.0.2.1".into(),
+        connected_at: 1,
+    }
+}
+
 /// A stand-in for the CA's CRL signing: the "CRL" lists the revoked serials as text.
 fn unsigned_crl(number: i64, revoked: &[CertificateRecord]) -> Result<(CrlRecord, OutboxEntry), CoreError> {
     let serials = revoked.iter().map(|certificate| certificate.serial.as_str()).collect::<Vec<_>>().join(",");
@@ -264,7 +302,6 @@ async fn the_sign_in_record_is_pruned_by_age_and_size_and_takes_any_input() {
 
 #[tokio::test]
 async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_together_or_not_at_all() {
-    use gatekey_core::store::SessionReport;
     on_every_backend(|store| async move {
         let alice = store.create_user(user("alice", &[])).await.unwrap();
         let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
@@ -280,14 +317,7 @@ async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_toge
             revocation_reason: None,
         };
         store.record_certificate(&certificate).await.unwrap();
-        let session = SessionReport {
-            session_key: "s-1".into(),
-            common_name: "alice@example.com".into(),
-            serial: "0a0b".into(),
-            vpn_address: "10.8.0.2".into(),
-            client_address: "192.0.2.1".into(),
-            connected_at: 1,
-        };
+        let session = session_report("alice@example.com", "0a0b");
         store.record_session_connected(&gw.id, &session, None).await.unwrap();
         let before = store.latest_fleet_event_id().await.unwrap();
 
@@ -370,29 +400,13 @@ async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_toge
 
 #[tokio::test]
 async fn a_rule_change_and_the_new_rule_versions_of_its_gateways_commit_together_or_not_at_all() {
-    use gatekey_core::store::{AccessRuleFields, OutboxEntry};
+    use gatekey_core::store::OutboxEntry;
     on_every_backend(|store| async move {
         let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
-        let network = NewNetwork {
-            id: new_id(IdKind::Network),
-            name: "lan".into(),
-            description: String::new(),
-            cidrs: vec!["10.9.0.0/24".into()],
-        };
+        let network = lan();
         let net = store.create_network(network).await.unwrap();
         store.link_gateway(&gw.id, GatewayLink::Network, &net.id, &pushed()).await.unwrap();
-        let fields = AccessRuleFields {
-            name: "web".into(),
-            description: String::new(),
-            network_id: net.id.clone(),
-            user_ids: vec![],
-            groups: vec!["eng".into()],
-            destination_type: gatekey_core::domain::DestinationType::Ip,
-            destination: "10.9.0.5".into(),
-            protocol: gatekey_core::domain::RuleProtocol::Tcp,
-            port_from: 443,
-            port_to: 443,
-        };
+        let fields = web_rule(&net.id);
         let version = store.rules_version(&gw.id).await.unwrap();
         let before = store.latest_fleet_event_id().await.unwrap();
         let failed =
@@ -481,12 +495,7 @@ async fn batched_snapshots_are_each_gateways_own_and_a_broken_one_fails_alone() 
         let url = fresh_database_url(backend, dir.path()).await;
         let store = Store::open(&url).await.unwrap();
         let alice = store.create_user(user("alice", &["eng"])).await.unwrap();
-        let network = NewNetwork {
-            id: new_id(IdKind::Network),
-            name: "lan".into(),
-            description: String::new(),
-            cidrs: vec!["10.9.0.0/24".into()],
-        };
+        let network = lan();
         let network = store.create_network(network).await.unwrap();
         let mut gateways = Vec::new();
         for n in 0..6 {
@@ -498,18 +507,7 @@ async fn batched_snapshots_are_each_gateways_own_and_a_broken_one_fails_alone() 
             }
             gateways.push(gateway.id);
         }
-        let rule = gatekey_core::store::AccessRuleFields {
-            name: "web".into(),
-            description: String::new(),
-            network_id: network.id.clone(),
-            user_ids: vec![],
-            groups: vec!["eng".into()],
-            destination_type: gatekey_core::domain::DestinationType::Ip,
-            destination: "10.9.0.5".into(),
-            protocol: gatekey_core::domain::RuleProtocol::Tcp,
-            port_from: 443,
-            port_to: 443,
-        };
+        let rule = web_rule(&network.id);
         store.create_access_rule("rule-web", rule, |_| Ok(pushed())).await.unwrap();
 
         let batcher = SnapshotBatcher::default();
@@ -578,14 +576,7 @@ async fn a_spokes_session_and_its_hubs_rule_change_commit_together() {
     use gatekey_core::store::{SessionReport, SessionTotals};
     on_every_backend(|store| async move {
         let hub = store.create_gateway(gateway("hub"), &mint_token("gkgw_"), &[]).await.unwrap();
-        let session = SessionReport {
-            session_key: "s-1".into(),
-            common_name: "spoke-1".into(),
-            serial: "0e0e".into(),
-            vpn_address: "10.8.0.2".into(),
-            client_address: "192.0.2.1".into(),
-            connected_at: 1,
-        };
+        let session = session_report("spoke-1", "0e0e");
         let (version, before) =
             (store.rules_version(&hub.id).await.unwrap(), store.latest_fleet_event_id().await.unwrap());
         store.record_session_connected(&hub.id, &session, Some(&pushed())).await.unwrap();

@@ -276,22 +276,6 @@ impl Store {
             .collect()
     }
 
-    /// The active users a gateway is granted to, directly or through a group.
-    pub async fn users_granted_gateway(&self, gateway_id: &str) -> CoreResult<Vec<UserRecord>> {
-        let columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
-        let rows = query_fmt!(
-            "SELECT {columns} FROM users u WHERE u.disabled = 0 AND (
-                 EXISTS (SELECT 1 FROM gateway_users gu WHERE gu.gateway_id = $1 AND gu.user_id = u.id)
-              OR EXISTS (SELECT 1 FROM gateway_groups gg JOIN user_groups ug ON ug.group_name = gg.group_name
-                         WHERE gg.gateway_id = $1 AND ug.user_id = u.id))
-             ORDER BY u.id"
-        )
-        .bind(gateway_id)
-        .fetch_all(&self.pool)
-        .await?;
-        self.users_from_rows(&rows).await
-    }
-
     /// The gateway whose agent token has this selector, with the token's verifier.
     pub async fn find_gateway_by_token_selector(&self, selector: &str) -> CoreResult<Option<(GatewayRecord, String)>> {
         let row = query_fmt!("SELECT {GATEWAY_COLUMNS}, token_verifier FROM gateways WHERE token_selector = $1")
