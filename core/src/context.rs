@@ -7,7 +7,7 @@ use crate::error::CoreResult;
 use crate::pki::CertificateAuthority;
 use crate::ratelimit::RateLimits;
 use crate::sealing::SecretBox;
-use crate::store::{OpenSession, Store};
+use crate::store::Store;
 
 /// Settings the services read.
 #[derive(Debug, Clone)]
@@ -73,10 +73,5 @@ impl CoreContext {
         caller.require_admin()?;
         self.limits.admin.check(&caller.user.id)?;
         Ok(caller)
-    }
-
-    /// Orders the gateways holding these sessions to disconnect them, for `reason`.
-    pub async fn kill_sessions(&self, sessions: &[OpenSession], reason: &str) -> CoreResult<()> {
-        self.fleet.kill_sessions(&self.store, &self.hub, sessions, reason).await
     }
 }

@@ -59,15 +59,6 @@ pub enum FleetEvent {
     },
 }
 
-/// An event and its outbox entry, for a change that writes it in its own transaction.
-#[derive(Debug, Clone)]
-pub struct PreparedEvent {
-    /// The event.
-    pub event: FleetEvent,
-    /// What goes into the outbox.
-    pub entry: OutboxEntry,
-}
-
 impl FleetEvent {
     /// The order ending a gateway's stream with `status`, after what is already queued for
     /// it (such as the kills of its sessions); a stream opened with the token of
@@ -170,82 +161,10 @@ impl FleetRelay {
         store.remove_node(&self.node_id).await
     }
 
-    /// Records `event`, which follows no change of its own, in the outbox and applies it
-    /// to the streams this node holds.
-    async fn publish(&self, store: &Store, hub: &AgentHub, event: FleetEvent) -> CoreResult<()> {
-        store.append_fleet_event(&self.outbox_entry(&event)?, &[]).await?;
-        apply(hub, &event);
-        Ok(())
-    }
-
     /// `event` as this node writes it to the outbox.
-    fn outbox_entry(&self, event: &FleetEvent) -> CoreResult<OutboxEntry> {
+    pub(crate) fn outbox_entry(&self, event: &FleetEvent) -> CoreResult<OutboxEntry> {
         let payload = serde_json::to_string(event).map_err(|e| CoreError::Internal(e.to_string()))?;
         Ok(OutboxEntry { node_id: self.node_id.clone(), payload })
-    }
-
-    /// The outbox entry ending `sessions` for `reason` (none when there are none), for a
-    /// change that writes it in its own transaction; once that committed,
-    /// [`FleetRelay::killed_here`] applies it to this node's streams.
-    pub fn kill_entry(&self, sessions: &[OpenSession], reason: &str) -> CoreResult<Option<OutboxEntry>> {
-        FleetEvent::kill(sessions, reason).map(|event| self.outbox_entry(&event)).transpose()
-    }
-
-    /// The outbox entry saying these gateways' rules changed, for a change that bumps
-    /// their versions and writes it in its own transaction; once that committed,
-    /// [`FleetRelay::rules_changed_here`] wakes this node's pushers.
-    pub fn rules_entry(&self, gateway_ids: &[String]) -> CoreResult<OutboxEntry> {
-        self.outbox_entry(&FleetEvent::RulesChanged { gateway_ids: gateway_ids.to_vec() })
-    }
-
-    /// Applies a rule change recorded by this node to its own streams.
-    pub fn rules_changed_here(&self, hub: &AgentHub, gateway_ids: &[String]) {
-        hub.wake_pushers(gateway_ids);
-    }
-
-    /// `event` ready for a change that writes it in its own transaction; once that
-    /// committed, [`FleetRelay::applied_here`] applies it to this node's streams.
-    pub fn prepare(&self, event: FleetEvent) -> CoreResult<PreparedEvent> {
-        Ok(PreparedEvent { entry: self.outbox_entry(&event)?, event })
-    }
-
-    /// Applies an event this node prepared, once its change committed, to its own streams.
-    pub fn applied_here(&self, hub: &AgentHub, prepared: &PreparedEvent) {
-        apply(hub, &prepared.event);
-    }
-
-    /// The outbox entry handing the CRL numbered `number` to every agent, for a change
-    /// that signs it in its own transaction; once that committed,
-    /// [`FleetRelay::crl_here`] hands it to this node's agents.
-    pub fn crl_entry(&self, pem: &str, number: u64) -> CoreResult<OutboxEntry> {
-        self.outbox_entry(&FleetEvent::Crl { pem: pem.to_owned(), number })
-    }
-
-    /// Hands a CRL stored by this node to its own agents.
-    pub fn crl_here(&self, hub: &AgentHub, pem: &str, number: u64) {
-        apply(hub, &FleetEvent::Crl { pem: pem.to_owned(), number });
-    }
-
-    /// Applies the order ending `sessions`, recorded by this node, to its own streams.
-    pub fn killed_here(&self, hub: &AgentHub, sessions: &[OpenSession], reason: &str) {
-        if let Some(event) = FleetEvent::kill(sessions, reason) {
-            apply(hub, &event);
-        }
-    }
-
-    /// Orders the gateways holding these sessions, wherever their streams live, to
-    /// disconnect them.
-    pub async fn kill_sessions(
-        &self,
-        store: &Store,
-        hub: &AgentHub,
-        sessions: &[OpenSession],
-        reason: &str,
-    ) -> CoreResult<()> {
-        match FleetEvent::kill(sessions, reason) {
-            Some(event) => self.publish(store, hub, event).await,
-            None => Ok(()),
-        }
     }
 
     /// Relays the other nodes' events to the streams this node holds until `stop`
@@ -338,7 +257,7 @@ impl FleetRelay {
 }
 
 /// Applies an event to the streams this node holds.
-fn apply(hub: &AgentHub, event: &FleetEvent) {
+pub(crate) fn apply(hub: &AgentHub, event: &FleetEvent) {
     match event {
         FleetEvent::RulesChanged { gateway_ids } => hub.wake_pushers(gateway_ids),
         FleetEvent::KillSessions { sessions, reason } => {
@@ -383,8 +302,12 @@ mod tests {
         FleetEvent::kill(&[session], reason).unwrap()
     }
 
-    fn entry_of(node_id: &str, event: &FleetEvent) -> OutboxEntry {
-        OutboxEntry { node_id: node_id.into(), payload: serde_json::to_string(event).unwrap() }
+    /// Appends `event` as made by `node_id`, in a transaction of its own.
+    async fn append(store: &Store, node_id: &str, event: &FleetEvent) {
+        let entry = OutboxEntry { node_id: node_id.into(), payload: serde_json::to_string(event).unwrap() };
+        let mut tx = store.begin_write().await.unwrap();
+        store.append_fleet_event(&mut tx, &entry, &[]).await.unwrap();
+        tx.commit().await.unwrap();
     }
 
     /// The kill reasons queued for a stream, draining it.
@@ -407,13 +330,13 @@ mod tests {
         let mut here = hub.attach("gw-here", "selector-1");
         let bystander = hub.attach("gw-bystander", "selector-2");
         let relay = FleetRelay::new("127.0.0.1:9090".into());
-        store.append_fleet_event(&entry_of("node-elsewhere", &kill("before this node started")), &[]).await.unwrap();
+        append(&store, "node-elsewhere", &kill("before this node started")).await;
         relay.start_after_outbox(&store).await.unwrap();
 
         // Another node's events arrive in order; this node's own were applied when made.
-        store.append_fleet_event(&entry_of("node-elsewhere", &kill("first")), &[]).await.unwrap();
-        store.append_fleet_event(&entry_of(relay.node_id(), &kill("made here")), &[]).await.unwrap();
-        store.append_fleet_event(&entry_of("node-elsewhere", &kill("second")), &[]).await.unwrap();
+        append(&store, "node-elsewhere", &kill("first")).await;
+        append(&store, relay.node_id(), &kill("made here")).await;
+        append(&store, "node-elsewhere", &kill("second")).await;
         relay.catch_up(&store, &hub).await;
         assert_eq!(kills(&mut here), ["first", "second"]);
         relay.catch_up(&store, &hub).await;
@@ -423,7 +346,7 @@ mod tests {
         // Events pruned before this node read them: every stream here resyncs, and
         // what is left is applied.
         for reason in ["pruned", "pruned too", "kept"] {
-            store.append_fleet_event(&entry_of("node-elsewhere", &kill(reason)), &[]).await.unwrap();
+            append(&store, "node-elsewhere", &kill(reason)).await;
         }
         assert_eq!(store.prune_fleet_events(crate::store::unix_now() + 1).await.unwrap(), 6);
         relay.catch_up(&store, &hub).await;

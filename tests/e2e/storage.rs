@@ -5,9 +5,25 @@ use gatekey_core::error::CoreError;
 use gatekey_core::ids::{IdKind, new_id};
 use gatekey_core::secrets::mint_token;
 use gatekey_core::store::{
-    CertificateRecord, CrlRecord, GatewayChanges, GatewayLink, GatewayRole, LoginEvent, NetworkChanges, NewApiKey,
-    NewGateway, NewNetwork, NewUser, OutboxEntry, Page, Store, UserChanges,
+    CertificateRecord, CrlRecord, GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, LoginEvent, NetworkChanges,
+    NewApiKey, NewGateway, NewNetwork, NewUser, OutboxEntry, Page, SessionsOf, Store, UserChanges, WriteTx,
 };
+
+/// Runs one store write in a transaction of its own (`tx` names it in the call), and
+/// commits it when the write succeeded; answers the write's result.
+macro_rules! write {
+    ($store:expr, |$tx:ident| $call:expr) => {{
+        let mut transaction = $store.begin_write().await.unwrap();
+        let result = {
+            let $tx = &mut transaction;
+            $call.await
+        };
+        if result.is_ok() {
+            transaction.commit().await.unwrap();
+        }
+        result
+    }};
+}
 
 fn user(name: &str, groups: &[&str]) -> NewUser {
     NewUser {
@@ -38,17 +54,22 @@ fn gateway(name: &str) -> NewGateway {
 
 const PAGE: Page = Page { number: 1, size: 100 };
 
-/// A rule-change event for the outbox, as a node would write it.
+/// An event for the outbox, as a node would write it.
 fn pushed() -> OutboxEntry {
     OutboxEntry { node_id: "node-test".into(), payload: "{}".into() }
 }
 
-/// An `update_user` follow-up that writes no event.
-fn no_outbox(
-    _: gatekey_core::store::VpnSessionsEnd,
-    _: &[gatekey_core::store::OpenSession],
-) -> Result<Option<gatekey_core::store::OutboxEntry>, CoreError> {
-    Ok(None)
+/// Creates the gateway `name` (with a new agent token) and reads it back.
+async fn create_gateway(store: &Store, name: &str) -> Result<GatewayRecord, CoreError> {
+    let gateway = gateway(name);
+    write!(store, |tx| store.create_gateway(tx, &gateway, &mint_token("gkgw_"), &[]))?;
+    store.require_gateway(&gateway.id).await
+}
+
+/// Links a gateway to a user, group or network, and reads it back.
+async fn link(store: &Store, gateway_id: &str, link: GatewayLink, target: &str) -> GatewayRecord {
+    write!(store, |tx| store.link_gateway(tx, gateway_id, link, target)).unwrap();
+    store.require_gateway(gateway_id).await.unwrap()
 }
 
 /// The network `lan`, 10.9.0.0/24.
@@ -89,13 +110,6 @@ fn session_report(common_name: &str, serial: &str) -> gatekey_core::store::Sessi
     }
 }
 
-/// A stand-in for the CA's CRL signing: the "CRL" lists the revoked serials as text.
-fn unsigned_crl(number: i64, revoked: &[CertificateRecord]) -> Result<(CrlRecord, OutboxEntry), CoreError> {
-    let serials = revoked.iter().map(|certificate| certificate.serial.as_str()).collect::<Vec<_>>().join(",");
-    let crl = CrlRecord { number, der_base64: serials, this_update: 1, next_update: 2 };
-    Ok((crl, OutboxEntry { node_id: "node-test".into(), payload: format!("{{\"crl\":{number}}}") }))
-}
-
 /// Runs `check` against a fresh store of every backend.
 async fn on_every_backend<F, Fut>(check: F)
 where
@@ -123,29 +137,20 @@ async fn users_groups_and_uniqueness() {
         assert_eq!(store.list_users(PAGE, "").await.unwrap().total, 1, "a failed insert leaves nothing behind");
 
         // A gateway granted to group `sec`: joining it changes that gateway's rules.
-        let gw = store.create_gateway(gateway("sec-gw"), &mint_token("gkgw_"), &[]).await.unwrap();
-        store.link_gateway(&gw.id, GatewayLink::Group, "sec", &pushed()).await.unwrap();
-        let version = store.rules_version(&gw.id).await.unwrap();
-        let update = store
-            .update_user(
-                &alice.id,
-                UserChanges { groups: Some(vec!["sec".into()]), is_admin: Some(true), ..Default::default() },
-                no_outbox,
-                |_| Ok(pushed()),
-            )
-            .await
-            .unwrap();
-        assert!(update.ended.is_none(), "nothing ends VPN sessions");
+        let gw = create_gateway(&store, "sec-gw").await.unwrap();
+        link(&store, &gw.id, GatewayLink::Group, "sec").await;
+        let changes = UserChanges { groups: Some(vec!["sec".into()]), is_admin: Some(true), ..Default::default() };
+        let update = write!(store, |tx| store.update_user(tx, &alice.id, changes)).unwrap();
+        assert!(update.ends_vpn_sessions.is_none(), "nothing ends VPN sessions");
         assert_eq!(update.gateways_changed, std::slice::from_ref(&gw.id), "the gateway granted through the new group");
-        assert!(store.rules_version(&gw.id).await.unwrap() > version, "with a new rule version");
-        let changed = update.user;
+        let changed = store.require_user(&alice.id).await.unwrap();
         assert_eq!(changed.groups, ["sec"]);
         assert!(changed.is_admin);
         assert_eq!(changed.email, "alice@example.com");
         let (id, hash) = store.password_hash_for("alice").await.unwrap().unwrap();
         assert_eq!((id.as_str(), hash.as_deref()), (alice.id.as_str(), Some("$argon2id$placeholder")));
         assert!(matches!(
-            store.update_user("usr-none", UserChanges::default(), no_outbox, |_| Ok(pushed())).await,
+            write!(store, |tx| store.update_user(tx, "usr-none", UserChanges::default())),
             Err(CoreError::NotFound(_))
         ));
     })
@@ -163,7 +168,8 @@ async fn sessions_and_api_keys() {
 
         // Disabling a user removes its sessions.
         let disabled = UserChanges { disabled: Some(true), ..Default::default() };
-        store.update_user(&alice.id, disabled, no_outbox, |_| Ok(pushed())).await.unwrap();
+        let update = write!(store, |tx| store.update_user(tx, &alice.id, disabled)).unwrap();
+        assert_eq!(update.ends_vpn_sessions, Some(gatekey_core::store::VpnSessionsEnd::Disabled));
         assert!(store.find_session(&token.selector).await.unwrap().is_none());
 
         let expired = mint_token("gks_");
@@ -201,16 +207,13 @@ async fn gateways_grants_networks_and_visibility() {
     on_every_backend(|store| async move {
         let alice = store.create_user(user("alice", &["eng"])).await.unwrap();
         let bob = store.create_user(user("bob", &[])).await.unwrap();
-        let east = store.create_gateway(gateway("east"), &mint_token("gkgw_"), &[]).await.unwrap();
-        let west = store.create_gateway(gateway("west"), &mint_token("gkgw_"), &[]).await.unwrap();
-        assert!(matches!(
-            store.create_gateway(gateway("east"), &mint_token("gkgw_"), &[]).await,
-            Err(CoreError::Conflict(_))
-        ));
+        let east = create_gateway(&store, "east").await.unwrap();
+        let west = create_gateway(&store, "west").await.unwrap();
+        assert!(matches!(create_gateway(&store, "east").await, Err(CoreError::Conflict(_))));
 
-        store.link_gateway(&east.id, GatewayLink::User, &alice.id, &pushed()).await.unwrap();
-        store.link_gateway(&east.id, GatewayLink::User, &alice.id, &pushed()).await.unwrap();
-        store.link_gateway(&west.id, GatewayLink::Group, "eng", &pushed()).await.unwrap();
+        link(&store, &east.id, GatewayLink::User, &alice.id).await;
+        link(&store, &east.id, GatewayLink::User, &alice.id).await;
+        link(&store, &west.id, GatewayLink::Group, "eng").await;
         let visible = store.list_gateways_for_user(Some(GatewayRole::Gateway), &alice.id, PAGE).await.unwrap();
         assert_eq!(visible.total, 2);
         assert_eq!(visible.items.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["east", "west"]);
@@ -222,18 +225,10 @@ async fn gateways_grants_networks_and_visibility() {
         assert_eq!((second_page.total, second_page.items[0].name.as_str()), (2, "west"));
 
         let off = GatewayChanges { is_active: Some(false), ..Default::default() };
-        store.update_gateway(&west.id, off, &[], &pushed(), |_| Ok(None)).await.unwrap();
+        write!(store, |tx| store.update_gateway(tx, &west.id, off)).unwrap();
         assert_eq!(store.list_gateways_for_user(Some(GatewayRole::Gateway), &alice.id, PAGE).await.unwrap().total, 1);
-        let renamed = store
-            .update_gateway(
-                &east.id,
-                GatewayChanges { name: Some("west".into()), ..Default::default() },
-                &[],
-                &pushed(),
-                |_| Ok(None),
-            )
-            .await;
-        assert!(matches!(renamed, Err(CoreError::Conflict(_))));
+        let renamed = GatewayChanges { name: Some("west".into()), ..Default::default() };
+        assert!(matches!(write!(store, |tx| store.update_gateway(tx, &east.id, renamed)), Err(CoreError::Conflict(_))));
 
         let net = store
             .create_network(NewNetwork {
@@ -244,34 +239,28 @@ async fn gateways_grants_networks_and_visibility() {
             })
             .await
             .unwrap();
-        let linked = store.link_gateway(&east.id, GatewayLink::Network, &net.id, &pushed()).await.unwrap();
+        let linked = link(&store, &east.id, GatewayLink::Network, &net.id).await;
         assert_eq!(linked.network_ids, vec![net.id.clone()]);
         assert_eq!(linked.user_ids, vec![alice.id.clone()]);
-        let entry = |ids: &[String]| Ok(OutboxEntry { node_id: "node-test".into(), payload: ids.join(",") });
-        let (net, pushed_to) = store
-            .update_network(
-                &net.id,
-                NetworkChanges { cidrs: Some(vec!["10.2.0.0/16".into(), "10.3.0.0/16".into()]), ..Default::default() },
-                entry,
-            )
-            .await
-            .unwrap();
+        let cidrs =
+            NetworkChanges { cidrs: Some(vec!["10.2.0.0/16".into(), "10.3.0.0/16".into()]), ..Default::default() };
+        write!(store, |tx| store.update_network(tx, &net.id, cidrs)).unwrap();
+        let net = store.require_network(&net.id).await.unwrap();
         assert_eq!(net.cidrs, ["10.2.0.0/16", "10.3.0.0/16"]);
         assert_eq!(net.gateway_ids, vec![east.id.clone()]);
-        assert_eq!(pushed_to, net.gateway_ids, "the attached gateways get the change");
+        let attached = write!(store, |tx| store.gateways_of_networks(tx, &[&net.id])).unwrap();
+        assert_eq!(attached, net.gateway_ids, "the attached gateways get the change");
 
         assert!(matches!(
-            store.unlink_gateway(&east.id, GatewayLink::Group, "eng", &pushed()).await,
+            write!(store, |tx| store.unlink_gateway(tx, &east.id, GatewayLink::Group, "eng")),
             Err(CoreError::NotFound(_))
         ));
-        let (_, crl) = store.delete_gateway(&east.id, |_| Ok(vec![]), unsigned_crl).await.unwrap();
-        assert!(crl.is_none(), "a gateway without spokes revokes nothing");
+        let revoked = write!(store, |tx| store.delete_gateway(tx, &east.id)).unwrap();
+        assert_eq!(revoked, 0, "a gateway without spokes revokes nothing");
         assert!(store.require_network(&net.id).await.unwrap().gateway_ids.is_empty());
-        assert!(matches!(
-            store.delete_gateway(&east.id, |_| Ok(vec![]), unsigned_crl).await,
-            Err(CoreError::NotFound(_))
-        ));
-        assert!(store.delete_network(&net.id, entry).await.unwrap().is_empty(), "no gateway was attached any more");
+        assert!(matches!(write!(store, |tx| store.delete_gateway(tx, &east.id)), Err(CoreError::NotFound(_))));
+        assert!(write!(store, |tx| store.gateways_of_networks(tx, &[&net.id])).unwrap().is_empty());
+        write!(store, |tx| store.delete_network(tx, &net.id)).unwrap();
         assert_eq!(store.list_networks(PAGE).await.unwrap().total, 0);
     })
     .await;
@@ -300,11 +289,30 @@ async fn the_sign_in_record_is_pruned_by_age_and_size_and_takes_any_input() {
     .await;
 }
 
+/// Inside `tx`: revokes `serial` and, when that revoked it, stores the next CRL (a
+/// stand-in listing the revoked serials as text) with its event; answers that CRL.
+async fn revoke_with_crl(store: &Store, tx: &mut WriteTx, serial: &str) -> Result<Option<CrlRecord>, CoreError> {
+    let (_, newly_revoked) = store.revoke_certificate(tx, serial, "key_compromise").await?;
+    if !newly_revoked {
+        return Ok(None);
+    }
+    let (number, revoked) = store.next_crl_contents(tx).await?;
+    let serials = revoked.iter().map(|certificate| certificate.serial.as_str()).collect::<Vec<_>>().join(",");
+    let crl = CrlRecord { number, der_base64: serials, this_update: 1, next_update: 2 };
+    store.insert_crl(tx, &crl).await?;
+    let event = OutboxEntry { node_id: "node-test".into(), payload: format!("{{\"crl\":{number}}}") };
+    store.append_fleet_event(tx, &event, &[]).await?;
+    Ok(Some(crl))
+}
+
+/// No store function commits on its own: a change, the events written beside it and the
+/// CRL it signs exist when its transaction commits, and none of them when it is dropped
+/// (an operation that failed half-way). Concurrent revocations get consecutive CRLs.
 #[tokio::test]
-async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_together_or_not_at_all() {
+async fn a_change_its_events_and_its_crl_commit_together_or_not_at_all() {
     on_every_backend(|store| async move {
         let alice = store.create_user(user("alice", &[])).await.unwrap();
-        let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
+        let gw = create_gateway(&store, "gw").await.unwrap();
         let certificate = CertificateRecord {
             serial: "0a0b".into(),
             kind: gatekey_core::domain::CertificateKind::Client,
@@ -317,42 +325,37 @@ async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_toge
             revocation_reason: None,
         };
         store.record_certificate(&certificate).await.unwrap();
-        let session = session_report("alice@example.com", "0a0b");
-        store.record_session_connected(&gw.id, &session, None).await.unwrap();
+        write!(store, |tx| store.record_session_connected(tx, &gw.id, &session_report("alice@example.com", "0a0b")))
+            .unwrap();
         let before = store.latest_fleet_event_id().await.unwrap();
+        let kill = OutboxEntry { node_id: "node-test".into(), payload: "{\"kill\":\"s-1\"}".into() };
 
-        // The order cannot be written, or the CRL cannot be signed: nothing is revoked either.
-        let no_outbox = |_: &[_]| Err(CoreError::Internal("no outbox".into()));
-        let no_crl = |_, _: &[CertificateRecord]| Err(CoreError::Internal("no signature".into()));
-        let entry = OutboxEntry { node_id: "node-test".into(), payload: "{\"kill\":\"s-1\"}".into() };
-        let kill = |open: &[gatekey_core::store::OpenSession]| Ok(Some(entry.clone()).filter(|_| !open.is_empty()));
-        assert!(store.revoke_certificate("0a0b", "key_compromise", no_outbox, unsigned_crl).await.is_err());
-        assert!(store.revoke_certificate("0a0b", "key_compromise", kill, no_crl).await.is_err());
-        assert!(
-            store.find_certificate("0a0b").await.unwrap().unwrap().revoked_at.is_none(),
-            "revoked without its kill or its CRL"
-        );
+        // Written and then dropped: nothing is left.
+        let mut tx = store.begin_write().await.unwrap();
+        let sessions = store.open_sessions_in(&mut tx, SessionsOf::Certificate("0a0b")).await.unwrap();
+        assert_eq!(sessions.len(), 1);
+        store.append_fleet_event(&mut tx, &kill, &[]).await.unwrap();
+        assert!(revoke_with_crl(&store, &mut tx, "0a0b").await.unwrap().is_some());
+        drop(tx);
+        assert!(store.find_certificate("0a0b").await.unwrap().unwrap().revoked_at.is_none(), "a revocation kept");
         assert_eq!(store.latest_fleet_event_id().await.unwrap(), before, "an event without its change");
         assert!(store.latest_crl().await.unwrap().is_none(), "a CRL without its revocation");
 
-        // Written: all three are there, the order naming the session that was open and
-        // the CRL listing the certificate.
-        let (record, newly, sessions, crl) =
-            store.revoke_certificate("0a0b", "key_compromise", kill, unsigned_crl).await.unwrap();
-        assert!(newly && record.revoked_at.is_some());
-        assert_eq!(sessions.len(), 1);
-        assert_eq!(sessions[0].gateway_id, gw.id);
-        let crl = crl.expect("a new CRL");
+        // Committed: all three are there.
+        let mut tx = store.begin_write().await.unwrap();
+        store.append_fleet_event(&mut tx, &kill, &[]).await.unwrap();
+        let crl = revoke_with_crl(&store, &mut tx, "0a0b").await.unwrap().expect("a new CRL");
+        tx.commit().await.unwrap();
+        assert!(store.find_certificate("0a0b").await.unwrap().unwrap().revoked_at.is_some());
         assert_eq!((crl.number, crl.der_base64.as_str()), (1, "0a0b"));
         assert_eq!(store.latest_crl().await.unwrap().map(|latest| latest.number), Some(1));
         let events = store.fleet_events_after(before, 10).await.unwrap();
         assert_eq!(events.len(), 2, "{events:?}");
-        assert_eq!((events[0].node_id.as_str(), events[0].payload.as_str()), ("node-test", entry.payload.as_str()));
+        assert_eq!((events[0].node_id.as_str(), events[0].payload.as_str()), ("node-test", kill.payload.as_str()));
         assert_eq!(events[1].payload, "{\"crl\":1}");
 
         // Revoking it again changes nothing and signs no CRL.
-        let (_, newly, _, crl) = store.revoke_certificate("0a0b", "superseded", kill, no_crl).await.unwrap();
-        assert!(!newly && crl.is_none());
+        assert!(write!(store, |tx| revoke_with_crl(&store, tx, "0a0b")).unwrap().is_none());
 
         // Revocations racing on two connections: consecutive CRLs, the later listing both.
         for (serial, subject) in [("0c0c", "bob"), ("0d0d", "carol")] {
@@ -360,70 +363,32 @@ async fn a_revocation_or_a_disable_and_the_order_to_end_the_sessions_commit_toge
                 CertificateRecord { serial: serial.into(), subject: subject.into(), ..certificate.clone() };
             store.record_certificate(&certificate).await.unwrap();
         }
-        let none = |_: &[gatekey_core::store::OpenSession]| Ok(None);
-        let (first, second) = tokio::join!(
-            store.revoke_certificate("0c0c", "key_compromise", none, unsigned_crl),
-            store.revoke_certificate("0d0d", "key_compromise", none, unsigned_crl),
-        );
-        let mut crls = [first.unwrap().3.unwrap(), second.unwrap().3.unwrap()];
+        let (first, second) = tokio::join!(async { write!(store, |tx| revoke_with_crl(&store, tx, "0c0c")) }, async {
+            write!(store, |tx| revoke_with_crl(&store, tx, "0d0d"))
+        },);
+        let mut crls = [first.unwrap().unwrap(), second.unwrap().unwrap()];
         crls.sort_by_key(|crl| crl.number);
         assert_eq!([crls[0].number, crls[1].number], [2, 3]);
         assert_eq!(crls[1].der_base64, "0a0b,0c0c,0d0d", "the later CRL lists every revocation before it");
 
-        // Disabling the user: the same, both or neither.
-        let before = store.latest_fleet_event_id().await.unwrap();
-        let disable = || UserChanges { disabled: Some(true), ..Default::default() };
-        let failed = store
-            .update_user(&alice.id, disable(), |_, _| Err(CoreError::Internal("no outbox".into())), |_| Ok(pushed()))
-            .await;
-        assert!(failed.is_err());
-        assert!(!store.find_user(&alice.id).await.unwrap().unwrap().disabled, "disabled without its kill");
-        assert_eq!(store.latest_fleet_event_id().await.unwrap(), before, "an event without its change");
-        let update = store
-            .update_user(
-                &alice.id,
-                disable(),
-                |why, open| {
-                    assert_eq!(why, gatekey_core::store::VpnSessionsEnd::Disabled);
-                    Ok(Some(entry.clone()).filter(|_| !open.is_empty()))
-                },
-                |_| Ok(pushed()),
-            )
-            .await
-            .unwrap();
-        assert!(update.user.disabled);
-        assert_eq!(update.ended.map(|(_, sessions)| sessions.len()), Some(1));
+        // A rule and its gateways' new rule versions: both or neither.
+        let network = store.create_network(lan()).await.unwrap();
+        link(&store, &gw.id, GatewayLink::Network, &network.id).await;
+        let (version, before) =
+            (store.rules_version(&gw.id).await.unwrap(), store.latest_fleet_event_id().await.unwrap());
+        for commit in [false, true] {
+            let mut tx = store.begin_write().await.unwrap();
+            store.create_access_rule(&mut tx, "rule-1", &web_rule(&network.id)).await.unwrap();
+            let gateways = store.gateways_of_networks(&mut tx, &[&network.id]).await.unwrap();
+            assert_eq!(gateways, std::slice::from_ref(&gw.id));
+            store.append_fleet_event(&mut tx, &pushed(), &gateways).await.unwrap();
+            if commit {
+                tx.commit().await.unwrap();
+            }
+        }
+        assert_eq!(store.list_access_rules(PAGE).await.unwrap().total, 1);
+        assert_eq!(store.rules_version(&gw.id).await.unwrap(), version + 1, "one bump, by the committed one");
         assert_eq!(store.fleet_events_after(before, 10).await.unwrap().len(), 1);
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn a_rule_change_and_the_new_rule_versions_of_its_gateways_commit_together_or_not_at_all() {
-    use gatekey_core::store::OutboxEntry;
-    on_every_backend(|store| async move {
-        let gw = store.create_gateway(gateway("gw"), &mint_token("gkgw_"), &[]).await.unwrap();
-        let network = lan();
-        let net = store.create_network(network).await.unwrap();
-        store.link_gateway(&gw.id, GatewayLink::Network, &net.id, &pushed()).await.unwrap();
-        let fields = web_rule(&net.id);
-        let version = store.rules_version(&gw.id).await.unwrap();
-        let before = store.latest_fleet_event_id().await.unwrap();
-        let failed =
-            store.create_access_rule("rule-1", fields.clone(), |_| Err(CoreError::Internal("no outbox".into()))).await;
-        assert!(failed.is_err());
-        assert_eq!(store.list_access_rules(PAGE).await.unwrap().total, 0, "a rule without its push");
-        assert_eq!(store.rules_version(&gw.id).await.unwrap(), version);
-        assert_eq!(store.latest_fleet_event_id().await.unwrap(), before, "an event without its change");
-
-        let entry = |ids: &[String]| Ok(OutboxEntry { node_id: "node-test".into(), payload: ids.join(",") });
-        let (rule, gateways) = store.create_access_rule("rule-1", fields, entry).await.unwrap();
-        assert_eq!(gateways, std::slice::from_ref(&gw.id));
-        assert!(store.rules_version(&gw.id).await.unwrap() > version);
-        let gateways = store.delete_access_rule(&rule.id, entry).await.unwrap();
-        assert_eq!(gateways, std::slice::from_ref(&gw.id));
-        let events = store.fleet_events_after(before, 10).await.unwrap();
-        assert_eq!(events.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>(), [gw.id.as_str(), gw.id.as_str()]);
     })
     .await;
 }
@@ -499,16 +464,16 @@ async fn batched_snapshots_are_each_gateways_own_and_a_broken_one_fails_alone() 
         let network = store.create_network(network).await.unwrap();
         let mut gateways = Vec::new();
         for n in 0..6 {
-            let gateway = store.create_gateway(gateway(&format!("gw{n}")), &mint_token("gkgw_"), &[]).await.unwrap();
-            store.link_gateway(&gateway.id, GatewayLink::Network, &network.id, &pushed()).await.unwrap();
+            let gateway = create_gateway(&store, &format!("gw{n}")).await.unwrap();
+            link(&store, &gateway.id, GatewayLink::Network, &network.id).await;
             // Half are granted to alice's group, half to nobody.
             if n % 2 == 0 {
-                store.link_gateway(&gateway.id, GatewayLink::Group, "eng", &pushed()).await.unwrap();
+                link(&store, &gateway.id, GatewayLink::Group, "eng").await;
             }
             gateways.push(gateway.id);
         }
         let rule = web_rule(&network.id);
-        store.create_access_rule("rule-web", rule, |_| Ok(pushed())).await.unwrap();
+        write!(store, |tx| store.create_access_rule(tx, "rule-web", &rule)).unwrap();
 
         let batcher = SnapshotBatcher::default();
         let asked = futures::future::join_all(gateways.iter().map(|id| batcher.snapshot(&store, id))).await;
@@ -520,7 +485,7 @@ async fn batched_snapshots_are_each_gateways_own_and_a_broken_one_fails_alone() 
             assert_eq!(names, expected, "{backend:?} {id}");
         }
         let deleted = gateways.pop().unwrap();
-        store.delete_gateway(&deleted, |_| Ok(vec![]), unsigned_crl).await.unwrap();
+        write!(store, |tx| store.delete_gateway(tx, &deleted)).unwrap();
         assert!(batcher.snapshot(&store, &deleted).await.unwrap().is_none(), "{backend:?}: a deleted gateway has none");
 
         // A row changed behind GateKey's back breaks its own snapshot only.
@@ -546,7 +511,7 @@ async fn concurrent_batches_of_gateway_updates_never_deadlock() {
     on_every_backend(|store| async move {
         let mut ids = Vec::new();
         for n in 0..40 {
-            ids.push(store.create_gateway(gateway(&format!("gw{n:02}")), &mint_token("gkgw_"), &[]).await.unwrap().id);
+            ids.push(create_gateway(&store, &format!("gw{n:02}")).await.unwrap().id);
         }
         let reversed: Vec<String> = ids.iter().rev().cloned().collect();
         let shuffled: Vec<String> = ids.iter().step_by(2).chain(ids.iter().skip(1).step_by(2)).cloned().collect();
@@ -555,7 +520,7 @@ async fn concurrent_batches_of_gateway_updates_never_deadlock() {
             let applied: Vec<(String, u64)> = reversed.iter().map(|id| (id.clone(), 1)).collect();
             let entry = pushed();
             let (bumped, beats, acks) = tokio::join!(
-                store.append_fleet_event(&entry, &reversed),
+                async { write!(store, |tx| store.append_fleet_event(tx, &entry, &reversed)) },
                 store.record_heartbeats(&heartbeats),
                 store.record_rules_applied(&applied),
             );
@@ -564,33 +529,6 @@ async fn concurrent_batches_of_gateway_updates_never_deadlock() {
             acks.unwrap();
         }
         assert_eq!(store.rules_version(&ids[0]).await.unwrap(), store.rules_version(&ids[39]).await.unwrap());
-    })
-    .await;
-}
-
-/// A session report that changes a hub's routes (a spoke coming or going) commits with
-/// the hub's new rule version and the event saying so; one that does not, changes no
-/// version.
-#[tokio::test]
-async fn a_spokes_session_and_its_hubs_rule_change_commit_together() {
-    use gatekey_core::store::{SessionReport, SessionTotals};
-    on_every_backend(|store| async move {
-        let hub = store.create_gateway(gateway("hub"), &mint_token("gkgw_"), &[]).await.unwrap();
-        let session = session_report("spoke-1", "0e0e");
-        let (version, before) =
-            (store.rules_version(&hub.id).await.unwrap(), store.latest_fleet_event_id().await.unwrap());
-        store.record_session_connected(&hub.id, &session, Some(&pushed())).await.unwrap();
-        assert_eq!(store.rules_version(&hub.id).await.unwrap(), version + 1);
-        assert_eq!(store.fleet_events_after(before, 10).await.unwrap().len(), 1);
-        let ended = SessionTotals { disconnected_at: 2, ..Default::default() };
-        store.record_session_disconnected(&hub.id, "s-1", ended, Some(&pushed())).await.unwrap();
-        assert_eq!(store.rules_version(&hub.id).await.unwrap(), version + 2);
-        store
-            .record_session_connected(&hub.id, &SessionReport { session_key: "s-2".into(), ..session }, None)
-            .await
-            .unwrap();
-        assert_eq!(store.rules_version(&hub.id).await.unwrap(), version + 2, "a user's session changes no version");
-        assert_eq!(store.fleet_events_after(before, 10).await.unwrap().len(), 2);
     })
     .await;
 }

@@ -3,10 +3,10 @@
 
 use super::{CertificateAuthority, RevocationReasonName, RevokedEntry, SignedCrl, new_tls_crypt_key};
 use crate::context::CoreContext;
+use crate::domain::UnitOfWork;
 use crate::error::{CoreError, CoreResult};
-use crate::fleet::FleetRelay;
 use crate::sealing::SecretBox;
-use crate::store::{AuthorityRecord, CertificateRecord, CrlRecord, OutboxEntry, Store, unix_now};
+use crate::store::{AuthorityRecord, CertificateRecord, CrlRecord, Store, unix_now};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -91,45 +91,31 @@ pub async fn refresh_crl_if_due(context: &CoreContext) -> CoreResult<()> {
     }
 }
 
-/// Signs and stores the next CRL, with its event, and hands it to this node's agents.
+/// Signs and stores the next CRL in a unit of work of its own, with its event.
 async fn refresh_crl(context: &CoreContext) -> CoreResult<CurrentCrl> {
-    let record = context.store.refresh_crl(crl_signer(&context.authority, &context.fleet)).await?;
-    crl_committed(context, &record)
-}
-
-/// What the store calls, inside a transaction that changed the revocations, to sign
-/// the CRL numbered `number` listing `revoked`: the CRL and the outbox event handing
-/// it to the agents of every node.
-pub fn crl_signer<'a>(
-    authority: &'a CertificateAuthority,
-    fleet: &'a FleetRelay,
-) -> impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)> + 'a {
-    move |number, revoked| {
-        let revoked = revoked
-            .iter()
-            .map(|certificate| {
-                Ok(RevokedEntry {
-                    revoked_at: certificate.revoked_at.unwrap_or_else(unix_now),
-                    reason: RevocationReasonName::parse(certificate.revocation_reason.as_deref().unwrap_or_default())?,
-                    serial: certificate.serial.clone(),
-                })
-            })
-            .collect::<CoreResult<Vec<_>>>()?;
-        let this_update = unix_now();
-        let next_update = this_update + CRL_VALIDITY_SECONDS;
-        let number_unsigned = u64::try_from(number).map_err(|_| CoreError::Internal("negative CRL number".into()))?;
-        let signed = authority.sign_crl(number_unsigned, &revoked, this_update, next_update)?;
-        let entry = fleet.crl_entry(&signed.pem, number_unsigned)?;
-        Ok((CrlRecord { number, der_base64: STANDARD.encode(&signed.der), this_update, next_update }, entry))
-    }
-}
-
-/// Hands a CRL that a committed change stored to this node's agents (the other nodes'
-/// relays read its event from the outbox); answers it decoded.
-pub fn crl_committed(context: &CoreContext, record: &CrlRecord) -> CoreResult<CurrentCrl> {
-    let crl = CurrentCrl::from_record(record)?;
-    context.fleet.crl_here(&context.hub, &crl.signed.pem, crl.number);
+    let mut work = UnitOfWork::begin(context).await?;
+    let crl = work.sign_next_crl().await?;
+    work.commit().await?;
     Ok(crl)
+}
+
+/// The CRL numbered `number` listing `revoked`, signed by `authority`.
+pub fn sign_crl(authority: &CertificateAuthority, number: i64, revoked: &[CertificateRecord]) -> CoreResult<CrlRecord> {
+    let revoked = revoked
+        .iter()
+        .map(|certificate| {
+            Ok(RevokedEntry {
+                revoked_at: certificate.revoked_at.unwrap_or_else(unix_now),
+                reason: RevocationReasonName::parse(certificate.revocation_reason.as_deref().unwrap_or_default())?,
+                serial: certificate.serial.clone(),
+            })
+        })
+        .collect::<CoreResult<Vec<_>>>()?;
+    let this_update = unix_now();
+    let next_update = this_update + CRL_VALIDITY_SECONDS;
+    let number_unsigned = u64::try_from(number).map_err(|_| CoreError::Internal("negative CRL number".into()))?;
+    let signed = authority.sign_crl(number_unsigned, &revoked, this_update, next_update)?;
+    Ok(CrlRecord { number, der_base64: STANDARD.encode(&signed.der), this_update, next_update })
 }
 
 fn pem_of_crl(der: &[u8]) -> String {

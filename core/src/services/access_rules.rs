@@ -5,9 +5,9 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert;
+use crate::domain::access_rules;
 use crate::domain::{DestinationType, RuleProtocol};
 use crate::error::{CoreError, CoreResult};
-use crate::ids::{IdKind, new_id};
 use crate::store::{AccessRuleFields, NetworkRecord};
 use crate::validate;
 use gatekey::v1::admin_access_rule_service_server::AdminAccessRuleService;
@@ -147,12 +147,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let fields = self.fields(request.into_inner()).await?;
-                let fleet = &self.0.fleet;
-                let id = new_id(IdKind::AccessRule);
-                let (rule, gateways) =
-                    self.0.store.create_access_rule(&id, fields, |ids| fleet.rules_entry(ids)).await?;
-                fleet.rules_changed_here(&self.0.hub, &gateways);
-                Ok(convert::access_rule(rule))
+                Ok(convert::access_rule(access_rules::create(&self.0, fields).await?))
             }
             .await,
         )
@@ -176,11 +171,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
                 let input = request.into_inner();
                 let before = self.0.store.require_access_rule(validate::id("id", &input.id)?).await?;
                 let fields = self.fields(input).await?;
-                let fleet = &self.0.fleet;
-                let (rule, gateways) =
-                    self.0.store.replace_access_rule(&before.id, fields, |ids| fleet.rules_entry(ids)).await?;
-                fleet.rules_changed_here(&self.0.hub, &gateways);
-                Ok(convert::access_rule(rule))
+                Ok(convert::access_rule(access_rules::replace(&self.0, &before.id, fields).await?))
             }
             .await,
         )
@@ -194,9 +185,7 @@ impl AdminAccessRuleService for AdminAccessRuleApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let rule = self.0.store.require_access_rule(validate::id("id", &request.into_inner().id)?).await?;
-                let fleet = &self.0.fleet;
-                let gateways = self.0.store.delete_access_rule(&rule.id, |ids| fleet.rules_entry(ids)).await?;
-                fleet.rules_changed_here(&self.0.hub, &gateways);
+                access_rules::delete(&self.0, &rule.id).await?;
                 Ok(DeleteAccessRuleResponse {})
             }
             .await,

@@ -6,13 +6,14 @@
 use super::{GrpcResult, respond};
 use crate::agent_hub::{Outbound, push_coalesced};
 use crate::context::CoreContext;
+use crate::domain::sessions;
 use crate::error::{CoreError, CoreResult};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{current_crl, gateway_tls_crypt_key};
 use crate::pki::serial;
 use crate::policy;
 use crate::store::{
-    CertificateRecord, GatewayRecord, GatewayRole, OpenSession, OutboxEntry, SessionReport, SessionTotals, unix_now,
+    CertificateRecord, GatewayRecord, GatewayRole, OpenSession, SessionReport, SessionTotals, unix_now,
 };
 use crate::validate;
 use gatekey::v1::agent_message::Body as AgentBody;
@@ -91,48 +92,6 @@ impl GatewayAgentApi {
             return Ok(None);
         }
         Ok(policy::certificate_standing(&self.0.store, &session.serial).await?.err())
-    }
-
-    /// At a hub, the event saying its rules changed when `common_name` is one of its
-    /// spokes (the networks it routes to follow its connected spokes).
-    async fn spoke_rules_entry(
-        &self,
-        gateway_id: &str,
-        role: GatewayRole,
-        common_name: &str,
-    ) -> CoreResult<Option<OutboxEntry>> {
-        if role != GatewayRole::Hub || self.0.store.find_spoke(gateway_id, common_name).await?.is_none() {
-            return Ok(None);
-        }
-        self.0.fleet.rules_entry(&[gateway_id.to_owned()]).map(Some)
-    }
-
-    /// Records a connection; a hub's spoke coming brings the hub fresh rules, committed
-    /// with it.
-    async fn record_connected(&self, gateway_id: &str, role: GatewayRole, session: &SessionReport) -> CoreResult<()> {
-        let rules = self.spoke_rules_entry(gateway_id, role, &session.common_name).await?;
-        self.0.store.record_session_connected(gateway_id, session, rules.as_ref()).await?;
-        if rules.is_some() {
-            self.0.fleet.rules_changed_here(&self.0.hub, &[gateway_id.to_owned()]);
-        }
-        Ok(())
-    }
-
-    /// Records the end of a connection; a hub's spoke going brings the hub fresh rules,
-    /// committed with it.
-    async fn record_disconnected(
-        &self,
-        gateway_id: &str,
-        role: GatewayRole,
-        (session_key, common_name): (&str, &str),
-        totals: SessionTotals,
-    ) -> CoreResult<()> {
-        let rules = self.spoke_rules_entry(gateway_id, role, common_name).await?;
-        self.0.store.record_session_disconnected(gateway_id, session_key, totals, rules.as_ref()).await?;
-        if rules.is_some() {
-            self.0.fleet.rules_changed_here(&self.0.hub, &[gateway_id.to_owned()]);
-        }
-        Ok(())
     }
 
     /// Tells the watchers that a session opened or closed.
@@ -246,7 +205,7 @@ async fn read_agent(
                 Ok(())
             }
             Some(AgentBody::ClientConnected(report)) => match session_report(&report) {
-                Ok(session) => match api.record_connected(&gateway_id, role, &session).await {
+                Ok(session) => match sessions::record_connected(&api.0, &gateway_id, role, &session).await {
                     Ok(()) => {
                         let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
                         // A revocation or disable that raced with this connection still ends it.
@@ -269,9 +228,14 @@ async fn read_agent(
                 Err(error) => Err(error),
             },
             Some(AgentBody::ClientDisconnected(report)) => match session_totals(&report) {
-                Ok(totals) => match api
-                    .record_disconnected(&gateway_id, role, (&report.session_key, &report.common_name), totals)
-                    .await
+                Ok(totals) => match sessions::record_disconnected(
+                    &api.0,
+                    &gateway_id,
+                    role,
+                    (&report.session_key, &report.common_name),
+                    totals,
+                )
+                .await
                 {
                     Ok(()) => {
                         let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
@@ -326,7 +290,7 @@ impl GatewayAgentService for GatewayAgentApi {
             _ => return Err(CoreError::InvalidArgument("the first message on the stream must be hello".into()).into()),
         };
         let live = hello.live_sessions.iter().map(session_report).collect::<CoreResult<Vec<_>>>()?;
-        context.store.reconcile_sessions(&gateway.id, &live).await?;
+        sessions::reconcile(&context, &gateway.id, &live).await?;
         context.store.record_heartbeat(&gateway.id).await?;
         context.store.record_stream_holder(&gateway.id, context.fleet.node_id(), true).await?;
         let link = context.hub.attach(&gateway.id, &token_selector);
@@ -466,7 +430,7 @@ impl GatewayAgentService for GatewayAgentApi {
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 let session = session_report(request.get_ref())?;
-                self.record_connected(&gateway.id, gateway.role, &session).await?;
+                sessions::record_connected(&self.0, &gateway.id, gateway.role, &session).await?;
                 // A revocation or disable that raced with this connection still ends it:
                 // the refusal makes a client-connect hook fail (so OpenVPN drops the
                 // client), and a stream the gateway may hold hears the kill.
@@ -476,11 +440,11 @@ impl GatewayAgentService for GatewayAgentApi {
                         common_name: session.common_name.clone(),
                         serial: session.serial.clone(),
                     };
-                    self.0.kill_sessions(&[open], &reason).await?;
+                    sessions::cut(&self.0, &[open], &reason).await?;
                     // OpenVPN runs no client-disconnect after a refused client-connect.
                     let ended = SessionTotals { disconnected_at: unix_now(), ..Default::default() };
                     let key = (session.session_key.as_str(), session.common_name.as_str());
-                    self.record_disconnected(&gateway.id, gateway.role, key, ended).await?;
+                    sessions::record_disconnected(&self.0, &gateway.id, gateway.role, key, ended).await?;
                     return Err(CoreError::Forbidden(reason));
                 }
                 self.announce_session(&gateway.id, &session.session_key, &session.common_name, true);
@@ -496,7 +460,7 @@ impl GatewayAgentService for GatewayAgentApi {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 let report = request.get_ref();
                 let key = (report.session_key.as_str(), report.common_name.as_str());
-                self.record_disconnected(&gateway.id, gateway.role, key, session_totals(report)?).await?;
+                sessions::record_disconnected(&self.0, &gateway.id, gateway.role, key, session_totals(report)?).await?;
                 self.announce_session(&gateway.id, &report.session_key, &report.common_name, false);
                 Ok(ReportResponse {})
             }

@@ -4,15 +4,10 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
-use crate::domain::Transport;
+use crate::domain::{Transport, gateways};
 use crate::error::{CoreError, CoreResult};
-use crate::fleet::FleetEvent;
 use crate::ids::{IdKind, new_id};
-use crate::pki::lifecycle::{crl_committed, crl_signer};
-use crate::secrets::{GATEWAY_TOKEN_PREFIX, MintedToken, mint_token};
-use crate::store::{
-    GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, Listing, NewGateway, OpenSession, OutboxEntry, Page,
-};
+use crate::store::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, Listing, NewGateway, Page};
 use crate::validate;
 use gatekey::v1::admin_gateway_service_server::AdminGatewayService;
 use gatekey::v1::gateway_service_server::GatewayService;
@@ -78,10 +73,7 @@ impl AdminGatewayApi {
     async fn link(&self, gateway_id: &str, link: GatewayLink, target: &str, attach: bool) -> CoreResult<Gateway> {
         let gateway_id = validate::id("gateway_id", gateway_id)?;
         self.0.store.require_gateway(gateway_id).await?;
-        let changed = [gateway_id.to_owned()];
-        // The gateway's new rule version and the event saying so commit with the link.
-        let pushed = self.0.fleet.rules_entry(&changed)?;
-        let record = if attach {
+        if attach {
             match link {
                 GatewayLink::User => {
                     self.0.store.require_user(validate::id("user_id", target)?).await?;
@@ -91,12 +83,8 @@ impl AdminGatewayApi {
                 }
                 GatewayLink::Group => {}
             }
-            self.0.store.link_gateway(gateway_id, link, target, &pushed).await?
-        } else {
-            self.0.store.unlink_gateway(gateway_id, link, target, &pushed).await?
-        };
-        self.0.fleet.rules_changed_here(&self.0.hub, &changed);
-        Ok(self.admin_view(record))
+        }
+        Ok(self.admin_view(gateways::link(&self.0, gateway_id, link, target, attach).await?))
     }
 }
 
@@ -138,66 +126,6 @@ pub(super) fn gateway_changes(input: &UpdateGatewayRequest) -> CoreResult<Gatewa
         vpn_subnet: input.vpn_subnet.as_deref().map(validate::vpn_subnet).transpose()?,
         is_active: input.is_active,
     })
-}
-
-/// Applies changes to a gateway or hub (and replaces the link lists given) in one
-/// transaction with what its agent must hear: fresh rules, and when the change
-/// deactivates it, every tunnel through it cut.
-pub(super) async fn update_and_push(
-    context: &CoreContext,
-    id: &str,
-    role: GatewayRole,
-    changes: GatewayChanges,
-    links: &[(GatewayLink, Vec<String>)],
-) -> CoreResult<GatewayRecord> {
-    let fleet = &context.fleet;
-    let changed = [id.to_owned()];
-    let pushed = fleet.rules_entry(&changed)?;
-    let cut_reason = format!("the {} was deactivated", role.as_str());
-    let cut = |sessions: &[OpenSession]| fleet.kill_entry(sessions, &cut_reason);
-    let (record, sessions) = context.store.update_gateway(id, changes, links, &pushed, cut).await?;
-    fleet.killed_here(&context.hub, &sessions, &cut_reason);
-    fleet.rules_changed_here(&context.hub, &changed);
-    Ok(record)
-}
-
-/// Gives a gateway or hub a new agent token; the old one is dead, and so is any stream
-/// it opened.
-pub(super) async fn rotate_agent_token(context: &CoreContext, id: &str) -> CoreResult<(GatewayRecord, MintedToken)> {
-    let token = mint_token(GATEWAY_TOKEN_PREFIX);
-    let rotated = tonic::Status::unauthenticated("this agent's token was rotated");
-    // The order ending the stream on the old token commits with the new token.
-    let end = context.fleet.prepare(FleetEvent::end_stream(id, &rotated, Some(&token.selector)))?;
-    let record = context.store.set_gateway_token(id, &token, &end.entry).await?;
-    context.fleet.applied_here(&context.hub, &end);
-    Ok((record, token))
-}
-
-/// Deletes a gateway or hub: its tunnels (a hub's spokes' among them) are cut, then its
-/// agent's stream ends (the stream's queue delivers the kills first); a hub's spokes
-/// lose their certificates.
-pub(super) async fn delete_and_cut(context: &CoreContext, record: &GatewayRecord) -> CoreResult<()> {
-    let role = record.role.as_str();
-    // The orders cutting its tunnels and ending its stream, and the CRL revoking its
-    // spokes, commit with the deletion.
-    let (fleet, cut) = (&context.fleet, format!("the {role} was deleted"));
-    let end = fleet.prepare(FleetEvent::end_stream(
-        &record.id,
-        &tonic::Status::not_found(format!("this {role} was deleted")),
-        None,
-    ))?;
-    let ends = |sessions: &[OpenSession]| -> CoreResult<Vec<OutboxEntry>> {
-        Ok(fleet.kill_entry(sessions, &cut)?.into_iter().chain([end.entry.clone()]).collect())
-    };
-    let sign = crl_signer(&context.authority, fleet);
-    let (sessions, crl) = context.store.delete_gateway(&record.id, ends, sign).await?;
-    fleet.killed_here(&context.hub, &sessions, &cut);
-    fleet.applied_here(&context.hub, &end);
-    if let Some(crl) = crl {
-        crl_committed(context, &crl)?;
-    }
-    tracing::info!(id = %record.id, role, "deleted");
-    Ok(())
 }
 
 /// A protocol from the contract's enum; unspecified means `when_unspecified`, if given.
@@ -247,8 +175,7 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.admin_write(&request).await?;
                 let gateway = new_gateway(GatewayRole::Gateway, request.into_inner(), DEFAULT_VPN_SUBNET)?;
-                let token = mint_token(GATEWAY_TOKEN_PREFIX);
-                let record = self.0.store.create_gateway(gateway, &token, &[]).await?;
+                let (record, token) = gateways::create(&self.0, gateway, &[]).await?;
                 Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })
             }
             .await,
@@ -266,7 +193,7 @@ impl AdminGatewayService for AdminGatewayApi {
                 if let (GatewayRole::Hub, Some(pool)) = (before.role, &changes.vpn_subnet) {
                     super::mesh::clash_with_spokes(&self.0, id, "vpn_subnet", std::slice::from_ref(pool)).await?;
                 }
-                Ok(self.admin_view(update_and_push(&self.0, id, before.role, changes, &[]).await?))
+                Ok(self.admin_view(gateways::update(&self.0, id, before.role, changes, &[]).await?))
             }
             .await,
         )
@@ -277,7 +204,7 @@ impl AdminGatewayService for AdminGatewayApi {
             async {
                 self.admin_write(&request).await?;
                 let record = self.0.store.require_gateway(validate::id("id", &request.get_ref().id)?).await?;
-                delete_and_cut(&self.0, &record).await?;
+                gateways::delete(&self.0, &record).await?;
                 Ok(DeleteGatewayResponse {})
             }
             .await,
@@ -293,7 +220,7 @@ impl AdminGatewayService for AdminGatewayApi {
                 self.admin_write(&request).await?;
                 let id = request.into_inner().id;
                 self.0.store.require_gateway(validate::id("id", &id)?).await?;
-                let (record, token) = rotate_agent_token(&self.0, &id).await?;
+                let (record, token) = gateways::rotate_token(&self.0, &id).await?;
                 Ok(CreateGatewayResponse { gateway: Some(self.admin_view(record)), token: token.secret.clone() })
             }
             .await,

@@ -4,20 +4,20 @@
 //! A hub is a `gateways` row in the hub role, so its agent, stream, verify path, rule
 //! pushes, grants and session reports are the gateway ones.
 
-use super::gateways::{delete_and_cut, gateway_changes, new_gateway, rotate_agent_token, update_and_push};
+use super::gateways::{gateway_changes, new_gateway};
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
-use crate::domain::CertificateKind;
+use crate::domain::{CertificateKind, gateways, mesh};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::ovpn::{ClientProfile, render_client_profile};
 use crate::pki::CertificatePurpose;
-use crate::pki::lifecycle::{crl_committed, crl_signer, gateway_tls_crypt_key};
+use crate::pki::lifecycle::gateway_tls_crypt_key;
 use crate::policy::{GatewayPolicy, advertised_networks};
-use crate::secrets::{GATEWAY_TOKEN_PREFIX, SPOKE_TOKEN_PREFIX, mint_token};
-use crate::store::{CertificateRecord, GatewayLink, GatewayRecord, GatewayRole, OpenSession, SpokeRecord, unix_now};
+use crate::secrets::{SPOKE_TOKEN_PREFIX, mint_token};
+use crate::store::{CertificateRecord, GatewayLink, GatewayRecord, GatewayRole, SessionsOf, SpokeRecord, unix_now};
 use crate::validate;
 use gatekey::v1::admin_mesh_service_server::AdminMeshService;
 use gatekey::v1::mesh_service_server::MeshService;
@@ -139,8 +139,7 @@ impl AdminMeshService for AdminMeshApi {
                 let hub = new_gateway(GatewayRole::Hub, input.hub.unwrap_or_default(), DEFAULT_HUB_SUBNET)?;
                 let access =
                     self.checked_access(Some(input.network_ids), Some(input.user_ids), Some(input.groups)).await?;
-                let token = mint_token(GATEWAY_TOKEN_PREFIX);
-                let record = self.0.store.create_gateway(hub, &token, &access).await?;
+                let (record, token) = gateways::create(&self.0, hub, &access).await?;
                 tracing::info!(hub = %record.id, name = %record.name, "created mesh hub");
                 Ok(CreateMeshHubResponse { hub: Some(self.admin_view(record).await?), token: token.secret.clone() })
             }
@@ -163,7 +162,7 @@ impl AdminMeshService for AdminMeshApi {
                 let access = self
                     .checked_access(values(input.network_ids), values(input.user_ids), values(input.groups))
                     .await?;
-                let record = update_and_push(&self.0, &hub.id, GatewayRole::Hub, changes, &access).await?;
+                let record = gateways::update(&self.0, &hub.id, GatewayRole::Hub, changes, &access).await?;
                 self.admin_view(record).await
             }
             .await,
@@ -188,7 +187,7 @@ impl AdminMeshService for AdminMeshApi {
                 let input = request.into_inner();
                 let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
-                let online = !self.0.store.open_sessions_of(&spoke.id).await?.is_empty();
+                let online = !self.0.store.open_sessions(SessionsOf::Identity(&spoke.id)).await?.is_empty();
                 Ok(convert::mesh_spoke(spoke, online))
             }
             .await,
@@ -200,7 +199,7 @@ impl AdminMeshService for AdminMeshApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let hub = self.require_hub("id", &request.into_inner().id).await?;
-                delete_and_cut(&self.0, &hub).await?;
+                gateways::delete(&self.0, &hub).await?;
                 Ok(DeleteMeshHubResponse {})
             }
             .await,
@@ -212,7 +211,7 @@ impl AdminMeshService for AdminMeshApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let hub = self.require_hub("id", &request.into_inner().id).await?;
-                let (record, token) = rotate_agent_token(&self.0, &hub.id).await?;
+                let (record, token) = gateways::rotate_token(&self.0, &hub.id).await?;
                 Ok(CreateMeshHubResponse { hub: Some(self.admin_view(record).await?), token: token.secret.clone() })
             }
             .await,
@@ -283,7 +282,7 @@ impl AdminMeshService for AdminMeshApi {
                 let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
                 let token = mint_token(SPOKE_TOKEN_PREFIX);
                 let spoke = self.0.store.set_spoke_token(&spoke, &token).await?;
-                let online = !self.0.store.open_sessions_of(&spoke.id).await?.is_empty();
+                let online = !self.0.store.open_sessions(SessionsOf::Identity(&spoke.id)).await?.is_empty();
                 Ok(CreateMeshSpokeResponse {
                     spoke: Some(convert::mesh_spoke(spoke, online)),
                     token: token.secret.clone(),
@@ -300,17 +299,7 @@ impl AdminMeshService for AdminMeshApi {
                 let input = request.into_inner();
                 let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
-                // Its certificates' revocation, the new CRL and the order cutting its
-                // tunnels commit with the deletion.
-                let (fleet, cut) = (&self.0.fleet, "the spoke was removed");
-                let kill = |sessions: &[OpenSession]| fleet.kill_entry(sessions, cut);
-                let sign = crl_signer(&self.0.authority, fleet);
-                let (sessions, crl) = self.0.store.delete_spoke(&hub.id, &spoke.id, kill, sign).await?;
-                fleet.killed_here(&self.0.hub, &sessions, cut);
-                if let Some(crl) = crl {
-                    crl_committed(&self.0, &crl)?;
-                }
-                tracing::info!(hub = %hub.id, spoke = %spoke.id, "deleted mesh spoke");
+                mesh::delete_spoke(&self.0, &hub.id, &spoke.id).await?;
                 Ok(DeleteMeshHubResponse {})
             }
             .await,
@@ -364,7 +353,7 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
         respond(
             async {
                 let spoke = self.0.auth.authenticate_spoke(&request).await?;
-                let online = !self.0.store.open_sessions_of(&spoke.id).await?.is_empty();
+                let online = !self.0.store.open_sessions(SessionsOf::Identity(&spoke.id)).await?.is_empty();
                 Ok(convert::mesh_spoke(spoke, online))
             }
             .await,
@@ -396,18 +385,7 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
                     revoked_at: None,
                     revocation_reason: None,
                 };
-                // The new certificate is the spoke's only valid one: earlier ones (and a
-                // tunnel on one) end, and the hub learns the advertised networks anew
-                // when the agent reconnects with it.
-                let (fleet, cut) = (&context.fleet, "the spoke's certificate was renewed");
-                let kill = |sessions: &[OpenSession]| fleet.kill_entry(sessions, cut);
-                let sign = crl_signer(&context.authority, fleet);
-                let (spoke, sessions, crl) =
-                    context.store.record_spoke_provisioning(&spoke, &advertised, &certificate, kill, sign).await?;
-                fleet.killed_here(&context.hub, &sessions, cut);
-                if let Some(crl) = crl {
-                    crl_committed(context, &crl)?;
-                }
+                let spoke = mesh::record_provisioning(context, &spoke, &advertised, &certificate).await?;
                 let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &hub.id).await?;
                 let openvpn_config = render_client_profile(&ClientProfile {
                     hostname: &hub.hostname,

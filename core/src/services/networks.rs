@@ -3,6 +3,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
+use crate::domain::networks;
 use crate::error::CoreError;
 use crate::ids::{IdKind, new_id};
 use crate::store::{NetworkChanges, NewNetwork};
@@ -97,11 +98,7 @@ impl AdminNetworkService for AdminNetworkApi {
                         })?;
                     }
                 }
-                let fleet = &self.0.fleet;
-                let (network, gateways) =
-                    self.0.store.update_network(id, changes, |ids| fleet.rules_entry(ids)).await?;
-                fleet.rules_changed_here(&self.0.hub, &gateways);
-                Ok(convert::network(network))
+                Ok(convert::network(networks::update(&self.0, id, changes).await?))
             }
             .await,
         )
@@ -112,9 +109,7 @@ impl AdminNetworkService for AdminNetworkApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let network = self.0.store.require_network(validate::id("id", &request.into_inner().id)?).await?;
-                let fleet = &self.0.fleet;
-                let gateways = self.0.store.delete_network(&network.id, |ids| fleet.rules_entry(ids)).await?;
-                fleet.rules_changed_here(&self.0.hub, &gateways);
+                networks::delete(&self.0, &network.id).await?;
                 Ok(DeleteNetworkResponse {})
             }
             .await,

@@ -4,16 +4,14 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert;
+use crate::domain::revocation;
 use crate::error::CoreError;
-use crate::pki::lifecycle::{crl_committed, crl_signer, current_crl};
+use crate::pki::lifecycle::current_crl;
 use crate::pki::{RevocationReasonName, serial};
-use crate::store::OpenSession;
 use gatekey::v1::admin_pki_service_server::AdminPkiService;
 use gatekey::v1::pki_service_server::PkiService;
 use gatekey::v1::{CheckSerialRequest, CheckSerialResponse, GetCrlRequest, GetCrlResponse, RevokeCertificateRequest};
 
-/// What a client whose certificate was revoked is told.
-const REVOKED: &str = "the certificate was revoked";
 use std::sync::Arc;
 use tonic::Request;
 
@@ -67,31 +65,11 @@ impl AdminPkiService for AdminPkiApi {
                 let input = request.into_inner();
                 let serial = serial::parse(&input.serial)?;
                 let reason = RevocationReasonName::parse(&input.reason)?;
-                // The order to end the sessions running on it commits with the revocation.
-                let fleet = &self.0.fleet;
-                let kill = |sessions: &[OpenSession]| fleet.kill_entry(sessions, REVOKED);
-                let sign = crl_signer(&self.0.authority, fleet);
-                let (certificate, newly_revoked, sessions, crl) =
-                    self.0.store.revoke_certificate(&serial, reason.as_str(), kill, sign).await?;
+                let (certificate, newly_revoked) =
+                    revocation::revoke_certificate(&self.0, &serial, reason.as_str()).await?;
                 if newly_revoked {
                     tracing::info!(%serial, reason = reason.as_str(), by = %caller.user.id, "revoked certificate");
                 }
-                // This node's agents hear of it at once (the other nodes from the outbox).
-                fleet.killed_here(&self.0.hub, &sessions, REVOKED);
-                if let Some(crl) = crl {
-                    crl_committed(&self.0, &crl)?;
-                }
-                // A session recorded while the revocation was committing (its connect
-                // checked the certificate before the commit) is ended too.
-                let late: Vec<OpenSession> = self
-                    .0
-                    .store
-                    .open_sessions_with_serial(&serial)
-                    .await?
-                    .into_iter()
-                    .filter(|session| !sessions.contains(session))
-                    .collect();
-                self.0.kill_sessions(&late, REVOKED).await?;
                 Ok(convert::serial_status(certificate))
             }
             .await,

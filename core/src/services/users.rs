@@ -3,10 +3,11 @@
 use super::{GrpcResult, respond};
 use crate::auth::{Access, Credential};
 use crate::context::CoreContext;
+use crate::domain::users;
 use crate::error::CoreError;
 use crate::ids::{IdKind, new_id};
 use crate::secrets::hash_password;
-use crate::store::{NewUser, OpenSession, UserChanges, VpnSessionsEnd};
+use crate::store::{NewUser, UserChanges};
 use crate::{convert, validate};
 use gatekey::v1::admin_user_service_server::AdminUserService;
 use gatekey::v1::{CreateUserRequest, GetUserRequest, ListUsersRequest, ListUsersResponse, UpdateUserRequest, User};
@@ -119,18 +120,7 @@ impl AdminUserService for AdminUserApi {
                         _ => None,
                     },
                 };
-                // Sessions run under the old certificate name, and a disabled user has none:
-                // the order ending them commits with the change, and so do the new rules
-                // of the gateways granted to the user before or after.
-                let fleet = &self.0.fleet;
-                let end = |why: VpnSessionsEnd, sessions: &[OpenSession]| fleet.kill_entry(sessions, why.reason());
-                let update = self.0.store.update_user(id, changes, end, |ids| fleet.rules_entry(ids)).await?;
-                if let Some((why, sessions)) = &update.ended {
-                    fleet.killed_here(&self.0.hub, sessions, why.reason());
-                }
-                fleet.rules_changed_here(&self.0.hub, &update.gateways_changed);
-                let user = update.user;
-                Ok(convert::user(user))
+                Ok(convert::user(users::update(&self.0, id, changes).await?))
             }
             .await,
         )

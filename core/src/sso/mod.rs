@@ -19,9 +19,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::secrets::{random_bytes, token_matches, token_verifier};
 use crate::services::LOCAL_PROVIDER;
-use crate::store::{
-    AuthProviderRecord, LoginFlow, LoginFlowStage, NewUser, OpenSession, UserChanges, UserRecord, VpnSessionsEnd,
-};
+use crate::store::{AuthProviderRecord, LoginFlow, LoginFlowStage, NewUser, UserChanges, UserRecord};
 use crate::validate;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -197,23 +195,12 @@ pub async fn sign_in_external(
                 is_admin: Some(is_admin),
                 ..Default::default()
             };
-            // Sessions run under the old certificate name; the order ending them commits
-            // with the change of address, and so do the new rules of the gateways granted
-            // to the user before or after (groups follow the provider).
-            let fleet = &context.fleet;
-            let end = |why: VpnSessionsEnd, sessions: &[OpenSession]| fleet.kill_entry(sessions, why.reason());
-            let update =
-                store.update_user(&existing.id, changes, end, |ids| fleet.rules_entry(ids)).await.map_err(|error| {
-                    match error {
-                        CoreError::Conflict(_) => refused(format!("`{email}` belongs to another account")),
-                        other => other,
-                    }
-                })?;
-            if let Some((why, sessions)) = &update.ended {
-                fleet.killed_here(&context.hub, sessions, why.reason());
-            }
-            fleet.rules_changed_here(&context.hub, &update.gateways_changed);
-            update.user
+            // Groups follow the provider; a change of address cuts the sessions under the
+            // old one.
+            crate::domain::users::update(context, &existing.id, changes).await.map_err(|error| match error {
+                CoreError::Conflict(_) => refused(format!("`{email}` belongs to another account")),
+                other => other,
+            })?
         }
         None => {
             let new_user = NewUser {

@@ -1,11 +1,11 @@
 //! Access rules: who (users, groups) may reach what (destination, protocol, ports)
 //! inside a network.
 
-use super::{AnyQuery, Listing, OutboxEntry, Page, Store, conflict_on_duplicate, total_of, unix_now};
+use super::{AnyQuery, Listing, Page, Store, WriteTx, conflict_on_duplicate, total_of, unix_now};
 use crate::domain::{DestinationType, RuleProtocol};
 use crate::error::{CoreError, CoreResult};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 /// A stored access rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,83 +61,43 @@ fn bind_rule_fields<'q>(query: AnyQuery<'q>, fields: &AccessRuleFields) -> AnyQu
 }
 
 impl Store {
-    /// Creates rule `id`; a duplicate name is a conflict. The gateways of its network get a
-    /// new rule version and the event `rules_changed` makes for them, in the same
-    /// transaction; answers the rule and those gateways.
-    pub async fn create_access_rule(
-        &self,
-        id: &str,
-        fields: AccessRuleFields,
-        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
-    ) -> CoreResult<(AccessRuleRecord, Vec<String>)> {
-        let now = unix_now();
-        let mut tx = self.begin_write().await?;
+    /// Inside `tx`: creates rule `id`; a duplicate name is a conflict.
+    pub async fn create_access_rule(&self, tx: &mut WriteTx, id: &str, fields: &AccessRuleFields) -> CoreResult<()> {
         let insert = sqlx::query(
             "INSERT INTO access_rules (name, description, network_id, destination_type, destination, protocol,
                                        port_from, port_to, id, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
         );
-        bind_rule_fields(insert, &fields).bind(id).bind(now).execute(&mut *tx).await.map_err(|e| {
+        bind_rule_fields(insert, fields).bind(id).bind(unix_now()).execute(&mut **tx).await.map_err(|e| {
             conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name))
         })?;
-        replace_subjects(&mut tx, id, &fields).await?;
-        let gateways = self.networks_rules_changed(&mut tx, &[&fields.network_id], rules_changed).await?;
-        tx.commit().await?;
-        Ok((self.require_access_rule(id).await?, gateways))
+        replace_subjects(tx, id, fields).await
     }
 
-    /// Replaces every writable field of a rule; the gateways of its old and new network
-    /// get a new rule version and the event `rules_changed` makes for them, in the same
-    /// transaction.
+    /// Inside `tx`: replaces every writable field of a rule; answers the network it was in.
     pub async fn replace_access_rule(
         &self,
+        tx: &mut WriteTx,
         id: &str,
-        fields: AccessRuleFields,
-        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
-    ) -> CoreResult<(AccessRuleRecord, Vec<String>)> {
-        let mut tx = self.begin_write().await?;
-        let old_network: String = sqlx::query("SELECT network_id FROM access_rules WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("access rule `{id}` not found")))?
-            .try_get("network_id")?;
+        fields: &AccessRuleFields,
+    ) -> CoreResult<String> {
+        let old_network = network_of_rule(tx, id).await?;
         let update = sqlx::query(
             "UPDATE access_rules SET name = $1, description = $2, network_id = $3, destination_type = $4,
                  destination = $5, protocol = $6, port_from = $7, port_to = $8, updated_at = $9 WHERE id = $10",
         );
-        let done =
-            bind_rule_fields(update, &fields).bind(unix_now()).bind(id).execute(&mut *tx).await.map_err(|e| {
-                conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name))
-            })?;
-        if done.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("access rule `{id}` not found")));
-        }
-        replace_subjects(&mut tx, id, &fields).await?;
-        let networks = [old_network.as_str(), fields.network_id.as_str()];
-        let gateways = self.networks_rules_changed(&mut tx, &networks, rules_changed).await?;
-        tx.commit().await?;
-        Ok((self.require_access_rule(id).await?, gateways))
+        bind_rule_fields(update, fields).bind(unix_now()).bind(id).execute(&mut **tx).await.map_err(|e| {
+            conflict_on_duplicate(e, || format!("an access rule named `{}` already exists", fields.name))
+        })?;
+        replace_subjects(tx, id, fields).await?;
+        Ok(old_network)
     }
 
-    /// Deletes a rule; the gateways of its network get a new rule version and the event
-    /// `rules_changed` makes for them, in the same transaction.
-    pub async fn delete_access_rule(
-        &self,
-        id: &str,
-        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
-    ) -> CoreResult<Vec<String>> {
-        let mut tx = self.begin_write().await?;
-        let network: String = sqlx::query("SELECT network_id FROM access_rules WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("access rule `{id}` not found")))?
-            .try_get("network_id")?;
-        sqlx::query("DELETE FROM access_rules WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        let gateways = self.networks_rules_changed(&mut tx, &[&network], rules_changed).await?;
-        tx.commit().await?;
-        Ok(gateways)
+    /// Inside `tx`: deletes a rule; answers the network it was in.
+    pub async fn delete_access_rule(&self, tx: &mut WriteTx, id: &str) -> CoreResult<String> {
+        let network = network_of_rule(tx, id).await?;
+        sqlx::query("DELETE FROM access_rules WHERE id = $1").bind(id).execute(&mut **tx).await?;
+        Ok(network)
     }
 
     /// A rule by id, or `NotFound`.
@@ -229,7 +189,7 @@ impl Store {
     }
 }
 
-async fn replace_subjects(tx: &mut Transaction<'_, Any>, rule_id: &str, fields: &AccessRuleFields) -> CoreResult<()> {
+async fn replace_subjects(tx: &mut WriteTx, rule_id: &str, fields: &AccessRuleFields) -> CoreResult<()> {
     sqlx::query("DELETE FROM access_rule_users WHERE rule_id = $1").bind(rule_id).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM access_rule_groups WHERE rule_id = $1").bind(rule_id).execute(&mut **tx).await?;
     for user_id in &fields.user_ids {
@@ -247,4 +207,14 @@ async fn replace_subjects(tx: &mut Transaction<'_, Any>, rule_id: &str, fields: 
             .await?;
     }
     Ok(())
+}
+
+/// The network of rule `id` as `tx` sees it, or `NotFound`.
+async fn network_of_rule(tx: &mut WriteTx, id: &str) -> CoreResult<String> {
+    Ok(sqlx::query("SELECT network_id FROM access_rules WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("access rule `{id}` not found")))?
+        .try_get("network_id")?)
 }

@@ -5,7 +5,7 @@
 //! wakes the other nodes with `NOTIFY`, which PostgreSQL delivers only at commit.
 //! Nodes record themselves in `core_nodes` with a heartbeat.
 
-use super::{Store, unix_now};
+use super::{Store, WriteTx, unix_now};
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
 use sqlx::postgres::{PgListener, PgPoolOptions};
@@ -51,30 +51,21 @@ pub struct NodeRecord {
 }
 
 impl Store {
-    /// Appends an event made by `node_id`, after bumping the rule versions of
-    /// `gateways_to_bump`, in one transaction; answers the event's id.
-    pub async fn append_fleet_event(&self, entry: &OutboxEntry, gateways_to_bump: &[String]) -> CoreResult<i64> {
-        let mut tx = self.begin_write().await?;
-        let id = self.insert_fleet_event(&mut tx, entry, gateways_to_bump).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
     /// Inside `tx`, waits for and takes the outbox lock (PostgreSQL; SQLite's writer is
     /// alone anyway), held until `tx` ends: events get ids in commit order.
-    pub(super) async fn lock_outbox(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> CoreResult<()> {
+    pub(super) async fn lock_outbox(&self, tx: &mut WriteTx) -> CoreResult<()> {
         if self.backend == "postgres" {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OUTBOX_LOCK).execute(&mut **tx).await?;
         }
         Ok(())
     }
 
-    /// Inserts an event inside `tx`, the transaction of the change it follows (so it
+    /// Appends an event inside `tx`, the transaction of the change it follows (so it
     /// exists exactly when the change commits), after bumping the rule versions of
     /// `gateways_to_bump`; answers its id.
-    pub(super) async fn insert_fleet_event(
+    pub async fn append_fleet_event(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut WriteTx,
         entry: &OutboxEntry,
         gateways_to_bump: &[String],
     ) -> CoreResult<i64> {
@@ -115,15 +106,8 @@ impl Store {
         Ok(id)
     }
 
-    /// Inside `tx`, the transaction of a change to these networks' rules: the gateways
-    /// the networks are attached to get a new rule version, and the event saying so
-    /// (made by `entry` from their ids) is written with it. Answers the gateways.
-    pub(super) async fn networks_rules_changed(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        network_ids: &[&str],
-        entry: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
-    ) -> CoreResult<Vec<String>> {
+    /// The gateways these networks are attached to, as `tx` sees them, sorted.
+    pub async fn gateways_of_networks(&self, tx: &mut WriteTx, network_ids: &[&str]) -> CoreResult<Vec<String>> {
         let mut gateways = std::collections::BTreeSet::new();
         for network_id in network_ids {
             let rows = sqlx::query("SELECT gateway_id FROM gateway_networks WHERE network_id = $1")
@@ -134,11 +118,7 @@ impl Store {
                 gateways.insert(row.try_get::<String, _>("gateway_id")?);
             }
         }
-        let gateways: Vec<String> = gateways.into_iter().collect();
-        if !gateways.is_empty() {
-            self.insert_fleet_event(tx, &entry(&gateways)?, &gateways).await?;
-        }
-        Ok(gateways)
+        Ok(gateways.into_iter().collect())
     }
 
     /// The newest event's id (0 when there is none).

@@ -1,11 +1,11 @@
 //! Gateways, their grants to users and groups, and their attached networks.
 
-use super::{Listing, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
+use super::{Listing, Page, Store, WriteTx, conflict_on_duplicate, flag, total_of, unix_now};
 use crate::domain::Transport;
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::MintedToken;
+use crate::store::UserRecord;
 use crate::store::users::USER_COLUMNS;
-use crate::store::{CertificateRecord, CrlRecord, OpenSession, OutboxEntry, UserRecord};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::{BTreeSet, HashMap};
@@ -144,23 +144,23 @@ impl GatewayLink {
 }
 
 impl Store {
-    /// Creates a gateway or hub whose agent token is `token`, with its first links
-    /// (checked by the caller), in one transaction; a duplicate name (among gateways
-    /// and hubs) is a conflict.
+    /// Inside `tx`: creates a gateway or hub whose agent token is `token`, with its first
+    /// links (checked by the caller); a duplicate name (among gateways and hubs) is a
+    /// conflict.
     pub async fn create_gateway(
         &self,
-        gateway: NewGateway,
+        tx: &mut WriteTx,
+        gateway: &NewGateway,
         token: &MintedToken,
         links: &[(GatewayLink, Vec<String>)],
-    ) -> CoreResult<GatewayRecord> {
-        let id = gateway.id.clone();
-        let mut tx = self.begin_write().await?;
+    ) -> CoreResult<()> {
+        let id = &gateway.id;
         sqlx::query(
             "INSERT INTO gateways (id, name, description, hostname, port, protocol, vpn_subnet, is_active,
                                    token_selector, token_verifier, created_at, updated_at, role)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10, $11)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(&gateway.name)
         .bind(&gateway.description)
         .bind(&gateway.hostname)
@@ -171,16 +171,15 @@ impl Store {
         .bind(&token.verifier)
         .bind(unix_now())
         .bind(gateway.role.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| {
             conflict_on_duplicate(e, || format!("a gateway or hub named `{}` already exists", gateway.name))
         })?;
         for (link, targets) in links {
-            insert_links(&mut tx, &id, *link, targets).await?;
+            insert_links(tx, id, *link, targets).await?;
         }
-        tx.commit().await?;
-        self.require_gateway(&id).await
+        Ok(())
     }
 
     /// A gateway by id.
@@ -288,22 +287,9 @@ impl Store {
         }
     }
 
-    /// Applies changes to a gateway and replaces the link lists given (e.g. all attached
-    /// networks; the caller checks that the targets exist). In the same transaction its
-    /// rule version goes up with the event `rules_changed`, and when the change
-    /// deactivates it, `cut` turns the sessions open on it into the event that ends them.
-    /// Answers the gateway and those sessions.
-    pub async fn update_gateway(
-        &self,
-        id: &str,
-        changes: GatewayChanges,
-        links: &[(GatewayLink, Vec<String>)],
-        rules_changed: &OutboxEntry,
-        cut: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
-    ) -> CoreResult<(GatewayRecord, Vec<OpenSession>)> {
+    /// Inside `tx`: applies changes to a gateway or hub; a duplicate name is a conflict.
+    pub async fn update_gateway(&self, tx: &mut WriteTx, id: &str, changes: GatewayChanges) -> CoreResult<()> {
         let name_for_message = changes.name.clone().unwrap_or_default();
-        let deactivating = changes.is_active == Some(false);
-        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE gateways SET name = COALESCE($1, name), description = COALESCE($2, description),
                  hostname = COALESCE($3, hostname), port = COALESCE($4, port), protocol = COALESCE($5, protocol),
@@ -319,71 +305,53 @@ impl Store {
         .bind(changes.is_active.map(i64::from))
         .bind(unix_now())
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("a gateway named `{name_for_message}` already exists")))?;
-        if done.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
+        match done.rows_affected() {
+            0 => Err(CoreError::NotFound(format!("gateway `{id}` not found"))),
+            _ => Ok(()),
         }
-        for (link, targets) in links {
-            let (table, _) = link.table_and_column();
-            query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(id).execute(&mut *tx).await?;
-            insert_links(&mut tx, id, *link, targets).await?;
-        }
-        let sessions = match deactivating {
-            true => super::vpn_sessions::open_sessions_where(&mut *tx, "gateway_id", id).await?,
-            false => Vec::new(),
-        };
-        if let Some(entry) = cut(&sessions)? {
-            self.insert_fleet_event(&mut tx, &entry, &[]).await?;
-        }
-        self.insert_fleet_event(&mut tx, rules_changed, &[id.to_owned()]).await?;
-        tx.commit().await?;
-        Ok((self.require_gateway(id).await?, sessions))
     }
 
-    /// Replaces a gateway's agent token.
-    pub async fn set_gateway_token(
+    /// Inside `tx`: replaces a gateway's links of one kind (e.g. all its attached
+    /// networks; the caller checks that the targets exist).
+    pub async fn replace_gateway_links(
         &self,
+        tx: &mut WriteTx,
         id: &str,
-        token: &MintedToken,
-        end_old_stream: &OutboxEntry,
-    ) -> CoreResult<GatewayRecord> {
-        let mut tx = self.begin_write().await?;
+        link: GatewayLink,
+        targets: &[String],
+    ) -> CoreResult<()> {
+        let (table, _) = link.table_and_column();
+        query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(id).execute(&mut **tx).await?;
+        insert_links(tx, id, link, targets).await
+    }
+
+    /// Inside `tx`: replaces a gateway's agent token.
+    pub async fn set_gateway_token(&self, tx: &mut WriteTx, id: &str, token: &MintedToken) -> CoreResult<()> {
         let done =
             sqlx::query("UPDATE gateways SET token_selector = $1, token_verifier = $2, updated_at = $3 WHERE id = $4")
                 .bind(&token.selector)
                 .bind(&token.verifier)
                 .bind(unix_now())
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
-        if done.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
+        match done.rows_affected() {
+            0 => Err(CoreError::NotFound(format!("gateway `{id}` not found"))),
+            _ => Ok(()),
         }
-        self.insert_fleet_event(&mut tx, end_old_stream, &[]).await?;
-        tx.commit().await?;
-        self.require_gateway(id).await
     }
 
-    /// Deletes a gateway (or hub) with its grants, attachments and spokes; `ends` turns
-    /// the sessions open on it into the outbox events that cut them and end its agent's
-    /// stream, committed in the same transaction. A hub's spokes lose their
-    /// certificates, with the next CRL (made by `sign`, see [`Store::store_next_crl`]).
-    /// Answers those sessions and the new CRL, if a certificate was revoked.
-    pub async fn delete_gateway(
-        &self,
-        id: &str,
-        ends: impl FnOnce(&[OpenSession]) -> CoreResult<Vec<OutboxEntry>>,
-        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
-    ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
-        let mut tx = self.begin_write().await?;
-        let sessions = super::vpn_sessions::open_sessions_where(&mut *tx, "gateway_id", id).await?;
+    /// Inside `tx`: deletes a gateway (or hub) with its grants, attachments and spokes;
+    /// a hub's spokes lose their certificates. Answers how many certificates that revoked.
+    pub async fn delete_gateway(&self, tx: &mut WriteTx, id: &str) -> CoreResult<u64> {
         // The spokes first (their rows locked, as a spoke's renewal locks its row first),
         // then their certificates, a renewal committed meanwhile included.
         let spoke_ids: Vec<String> = sqlx::query("DELETE FROM mesh_spokes WHERE hub_id = $1 RETURNING id")
             .bind(id)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|row| row.try_get("id"))
@@ -391,71 +359,49 @@ impl Store {
         let mut spoke_certificates_revoked = 0;
         for spoke_id in &spoke_ids {
             spoke_certificates_revoked +=
-                super::mesh::revoke_spoke_certificates(&mut tx, spoke_id, "cessation_of_operation", "").await?;
+                self.revoke_spoke_certificates(tx, spoke_id, "cessation_of_operation", "").await?;
         }
         for link in [GatewayLink::User, GatewayLink::Group, GatewayLink::Network] {
             let (table, _) = link.table_and_column();
-            query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(id).execute(&mut *tx).await?;
+            query_fmt!("DELETE FROM {table} WHERE gateway_id = $1").bind(id).execute(&mut **tx).await?;
         }
-        let done = sqlx::query("DELETE FROM gateways WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("gateway `{id}` not found")));
+        let done = sqlx::query("DELETE FROM gateways WHERE id = $1").bind(id).execute(&mut **tx).await?;
+        match done.rows_affected() {
+            0 => Err(CoreError::NotFound(format!("gateway `{id}` not found"))),
+            _ => Ok(spoke_certificates_revoked),
         }
-        for entry in ends(&sessions)? {
-            self.insert_fleet_event(&mut tx, &entry, &[]).await?;
-        }
-        let crl = match spoke_certificates_revoked {
-            0 => None,
-            _ => Some(self.store_next_crl(&mut tx, sign).await?),
-        };
-        tx.commit().await?;
-        Ok((sessions, crl))
     }
 
-    /// Links a gateway to a user, group or network; linking twice changes nothing.
-    /// The caller checks that both ends exist. The gateway gets a new rule version and
-    /// the event `rules_changed` in the same transaction.
+    /// Inside `tx`: links a gateway to a user, group or network; linking twice changes
+    /// nothing. The caller checks that both ends exist.
     pub async fn link_gateway(
         &self,
+        tx: &mut WriteTx,
         gateway_id: &str,
         link: GatewayLink,
         target: &str,
-        rules_changed: &OutboxEntry,
-    ) -> CoreResult<GatewayRecord> {
-        let (table, column) = link.table_and_column();
-        let mut tx = self.begin_write().await?;
-        query_fmt!("INSERT INTO {table} (gateway_id, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(gateway_id)
-            .bind(target)
-            .execute(&mut *tx)
-            .await?;
-        self.insert_fleet_event(&mut tx, rules_changed, &[gateway_id.to_owned()]).await?;
-        tx.commit().await?;
-        self.require_gateway(gateway_id).await
+    ) -> CoreResult<()> {
+        insert_links(tx, gateway_id, link, &[target.to_owned()]).await
     }
 
-    /// Removes a link; removing one that does not exist is `NotFound`. The gateway gets
-    /// a new rule version and the event `rules_changed` in the same transaction.
+    /// Inside `tx`: removes a link; removing one that does not exist is `NotFound`.
     pub async fn unlink_gateway(
         &self,
+        tx: &mut WriteTx,
         gateway_id: &str,
         link: GatewayLink,
         target: &str,
-        rules_changed: &OutboxEntry,
-    ) -> CoreResult<GatewayRecord> {
+    ) -> CoreResult<()> {
         let (table, column) = link.table_and_column();
-        let mut tx = self.begin_write().await?;
         let done = query_fmt!("DELETE FROM {table} WHERE gateway_id = $1 AND {column} = $2")
             .bind(gateway_id)
             .bind(target)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("gateway `{gateway_id}` has no such grant or network `{target}`")));
+        match done.rows_affected() {
+            0 => Err(CoreError::NotFound(format!("gateway `{gateway_id}` has no such grant or network `{target}`"))),
+            _ => Ok(()),
         }
-        self.insert_fleet_event(&mut tx, rules_changed, &[gateway_id.to_owned()]).await?;
-        tx.commit().await?;
-        self.require_gateway(gateway_id).await
     }
 
     async fn gateways_from_rows(&self, rows: &[AnyRow], total: u64) -> CoreResult<Listing<GatewayRecord>> {
@@ -562,12 +508,7 @@ fn gateway_fields(row: &AnyRow, id: String) -> CoreResult<GatewayRecord> {
 impl Store {}
 
 /// Links a gateway to each of `targets` inside a transaction; existing links stay.
-async fn insert_links(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    gateway_id: &str,
-    link: GatewayLink,
-    targets: &[String],
-) -> CoreResult<()> {
+async fn insert_links(tx: &mut WriteTx, gateway_id: &str, link: GatewayLink, targets: &[String]) -> CoreResult<()> {
     let (table, column) = link.table_and_column();
     for target in targets {
         query_fmt!("INSERT INTO {table} (gateway_id, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING")

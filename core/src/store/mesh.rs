@@ -2,8 +2,7 @@
 
 use super::pki::insert_certificate;
 use super::{
-    CertificateRecord, CrlRecord, Listing, OpenSession, OutboxEntry, Page, Store, conflict_on_duplicate, join_list,
-    split_list, total_of, unix_now,
+    CertificateRecord, Listing, Page, Store, WriteTx, conflict_on_duplicate, join_list, split_list, total_of, unix_now,
 };
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::MintedToken;
@@ -144,22 +143,16 @@ impl Store {
         }
     }
 
-    /// Records what a spoke's agent provisioned, in one transaction that starts by
-    /// locking the spoke's row (so concurrent provisionings of one spoke serialise):
-    /// the networks it advertises, its new certificate in the ledger, and that
-    /// certificate as its only valid one. Earlier ones are revoked as superseded (the
-    /// next CRL made by `sign`, see [`Store::store_next_crl`]) and the tunnels the spoke
-    /// has open are ended (the outbox event made by `kill`). Returns the spoke, those
-    /// tunnels and the new CRL, if any certificate was superseded.
+    /// Inside `tx`: records what a spoke's agent provisioned (the networks it advertises
+    /// and its new certificate, kept as its only valid one). Earlier certificates are
+    /// revoked as superseded; answers the spoke and how many were.
     pub async fn record_spoke_provisioning(
         &self,
+        tx: &mut WriteTx,
         spoke: &SpokeRecord,
         advertised: &[String],
         certificate: &CertificateRecord,
-        kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
-        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
-    ) -> CoreResult<(SpokeRecord, Vec<OpenSession>, Option<CrlRecord>)> {
-        let mut tx = self.begin_write().await?;
+    ) -> CoreResult<(SpokeRecord, u64)> {
         let done = sqlx::query(
             "UPDATE mesh_spokes SET advertised_cidrs = $1, certificate_serial = $2, updated_at = $3 WHERE id = $4",
         )
@@ -167,22 +160,20 @@ impl Store {
         .bind(&certificate.serial)
         .bind(unix_now())
         .bind(&spoke.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("spoke `{}` no longer exists", spoke.id)));
         }
-        insert_certificate(&mut *tx, certificate).await?;
-        let (sessions, crl) =
-            self.retire_spoke_certificates(&mut tx, &spoke.id, "superseded", &certificate.serial, kill, sign).await?;
+        insert_certificate(&mut **tx, certificate).await?;
+        let superseded = self.revoke_spoke_certificates(tx, &spoke.id, "superseded", &certificate.serial).await?;
         let spoke = query_fmt!("SELECT {SPOKE_COLUMNS} FROM mesh_spokes WHERE id = $1")
             .bind(&spoke.id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await
             .map_err(CoreError::from)
             .and_then(|row| spoke_from_row(&row))?;
-        tx.commit().await?;
-        Ok((spoke, sessions, crl))
+        Ok((spoke, superseded))
     }
 
     /// Replaces a spoke's agent token.
@@ -197,74 +188,40 @@ impl Store {
         self.require_spoke(&spoke.hub_id, &spoke.id).await
     }
 
-    /// Deletes a hub's spoke in one transaction with its certificates' revocation (the
-    /// next CRL made by `sign`) and the order ending its tunnels (made by `kill`).
-    /// Returns those tunnels and the new CRL, if a certificate was revoked.
-    pub async fn delete_spoke(
-        &self,
-        hub_id: &str,
-        id: &str,
-        kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
-        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
-    ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
-        let mut tx = self.begin_write().await?;
+    /// Inside `tx`: deletes a hub's spoke and revokes its certificates; answers how many.
+    pub async fn delete_spoke(&self, tx: &mut WriteTx, hub_id: &str, id: &str) -> CoreResult<u64> {
         let done = sqlx::query("DELETE FROM mesh_spokes WHERE hub_id = $1 AND id = $2")
             .bind(hub_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("hub `{hub_id}` has no spoke `{id}`")));
         }
-        let retired = self.retire_spoke_certificates(&mut tx, id, "cessation_of_operation", "", kill, sign).await?;
-        tx.commit().await?;
-        Ok(retired)
+        self.revoke_spoke_certificates(tx, id, "cessation_of_operation", "").await
     }
 
     /// Inside `tx`: revokes every unrevoked certificate of the spoke `spoke_id` but the
-    /// one with serial `keep` (empty keeps none), writes the next CRL if one was, and
-    /// the order (made by `kill`) ending the tunnels the spoke has open.
-    async fn retire_spoke_certificates(
+    /// one with serial `keep` (empty keeps none); answers how many.
+    pub(super) async fn revoke_spoke_certificates(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut WriteTx,
         spoke_id: &str,
         reason: &str,
         keep: &str,
-        kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
-        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
-    ) -> CoreResult<(Vec<OpenSession>, Option<CrlRecord>)> {
-        let revoked = revoke_spoke_certificates(tx, spoke_id, reason, keep).await?;
-        let sessions = super::vpn_sessions::open_sessions_where(&mut **tx, "common_name", spoke_id).await?;
-        if let Some(entry) = kill(&sessions)? {
-            self.insert_fleet_event(tx, &entry, &[]).await?;
-        }
-        let crl = match revoked {
-            0 => None,
-            _ => Some(self.store_next_crl(tx, sign).await?),
-        };
-        Ok((sessions, crl))
+    ) -> CoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
+             WHERE subject = $3 AND revoked_at IS NULL AND serial <> $4",
+        )
+        .bind(unix_now())
+        .bind(reason)
+        .bind(spoke_id)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
     }
-}
-
-/// Inside `tx`: revokes every unrevoked certificate of the spoke `spoke_id` but the one
-/// with serial `keep` (empty keeps none); answers how many.
-pub(super) async fn revoke_spoke_certificates(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    spoke_id: &str,
-    reason: &str,
-    keep: &str,
-) -> CoreResult<u64> {
-    let done = sqlx::query(
-        "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
-         WHERE subject = $3 AND revoked_at IS NULL AND serial <> $4",
-    )
-    .bind(unix_now())
-    .bind(reason)
-    .bind(spoke_id)
-    .bind(keep)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected())
 }
 
 fn spoke_from_row(row: &AnyRow) -> CoreResult<SpokeRecord> {

@@ -40,7 +40,7 @@ pub use pki::{AuthorityRecord, CertificateRecord, CrlRecord};
 pub use sessions::SessionRecord;
 pub use sso::{AuthProviderFields, AuthProviderRecord, LoginEvent, LoginFlow, LoginFlowStage};
 pub use users::{NewUser, UserChanges, UserRecord, UserUpdate, VpnSessionsEnd};
-pub use vpn_sessions::{OpenSession, SessionReport, SessionTotals};
+pub use vpn_sessions::{OpenSession, SessionReport, SessionTotals, SessionsOf};
 
 use crate::error::{CoreError, CoreResult};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -64,6 +64,10 @@ impl std::fmt::Debug for DatabaseUrl {
         f.write_str("DatabaseUrl(…)")
     }
 }
+
+/// A write transaction: the unit of work of one operation, opened with
+/// [`Store::begin_write`] and passed to every store function the operation calls.
+pub type WriteTx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// A statement with its arguments, as the store builds them.
 pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
@@ -193,7 +197,7 @@ impl Store {
     /// (`BEGIN IMMEDIATE`), waiting for another writer if need be: a deferred
     /// transaction that read first cannot wait when it comes to write, and fails with
     /// "database is locked" while another connection holds the lock.
-    async fn begin_write(&self) -> CoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+    pub async fn begin_write(&self) -> CoreResult<WriteTx> {
         Ok(match self.backend {
             "sqlite" => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             _ => self.pool.begin().await?,

@@ -1,6 +1,6 @@
 //! Protected networks.
 
-use super::{Listing, OutboxEntry, Page, Store, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
+use super::{Listing, Page, Store, WriteTx, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -88,16 +88,9 @@ impl Store {
         Ok(Listing { items: self.network_records(&rows).await?, total })
     }
 
-    /// Applies changes to a network; the gateways it is attached to get a new rule
-    /// version and the event `rules_changed` makes for them, in the same transaction.
-    pub async fn update_network(
-        &self,
-        id: &str,
-        changes: NetworkChanges,
-        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
-    ) -> CoreResult<(NetworkRecord, Vec<String>)> {
+    /// Inside `tx`: applies changes to a network; a duplicate name is a conflict.
+    pub async fn update_network(&self, tx: &mut WriteTx, id: &str, changes: NetworkChanges) -> CoreResult<()> {
         let name_for_message = changes.name.clone().unwrap_or_default();
-        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE networks SET name = COALESCE($1, name), description = COALESCE($2, description),
                  cidrs = COALESCE($3, cidrs), updated_at = $4 WHERE id = $5",
@@ -107,34 +100,23 @@ impl Store {
         .bind(changes.cidrs.as_deref().map(join_list))
         .bind(unix_now())
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("a network named `{name_for_message}` already exists")))?;
-        if done.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("network `{id}` not found")));
+        match done.rows_affected() {
+            0 => Err(CoreError::NotFound(format!("network `{id}` not found"))),
+            _ => Ok(()),
         }
-        let gateways = self.networks_rules_changed(&mut tx, &[id], rules_changed).await?;
-        tx.commit().await?;
-        Ok((self.require_network(id).await?, gateways))
     }
 
-    /// Deletes a network and detaches it from every gateway; those gateways get a new
-    /// rule version and the event `rules_changed` makes for them, in the same
-    /// transaction.
-    pub async fn delete_network(
-        &self,
-        id: &str,
-        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
-    ) -> CoreResult<Vec<String>> {
-        let mut tx = self.begin_write().await?;
-        let gateways = self.networks_rules_changed(&mut tx, &[id], rules_changed).await?;
-        sqlx::query("DELETE FROM gateway_networks WHERE network_id = $1").bind(id).execute(&mut *tx).await?;
-        let done = sqlx::query("DELETE FROM networks WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("network `{id}` not found")));
+    /// Inside `tx`: deletes a network and detaches it from every gateway.
+    pub async fn delete_network(&self, tx: &mut WriteTx, id: &str) -> CoreResult<()> {
+        sqlx::query("DELETE FROM gateway_networks WHERE network_id = $1").bind(id).execute(&mut **tx).await?;
+        let done = sqlx::query("DELETE FROM networks WHERE id = $1").bind(id).execute(&mut **tx).await?;
+        match done.rows_affected() {
+            0 => Err(CoreError::NotFound(format!("network `{id}` not found"))),
+            _ => Ok(()),
         }
-        tx.commit().await?;
-        Ok(gateways)
     }
 
     /// The networks with these ids (those that exist), each with its gateways, in two

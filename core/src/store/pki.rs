@@ -1,6 +1,6 @@
 //! The CA row, the certificate ledger, signed CRLs and gateways' tls-crypt keys.
 
-use super::{OpenSession, OutboxEntry, Store, unix_now};
+use super::{Store, WriteTx, unix_now};
 use crate::domain::CertificateKind;
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
@@ -138,63 +138,43 @@ impl Store {
         row.as_ref().map(certificate_from_row).transpose()
     }
 
-    /// Revokes a certificate (keeping the first revocation if repeated) and purges any
-    /// rendered config that carries its key. In the same transaction: `kill` turns the
-    /// sessions still open on it into the outbox event that ends them, and, when this
-    /// call revoked it, `sign` makes the next CRL (see [`Store::store_next_crl`]).
-    /// Returns the record, whether this call revoked it, those sessions and the new CRL.
+    /// Inside `tx`: revokes a certificate (keeping the first revocation if repeated) and
+    /// purges any rendered config that carries its key. Answers the record and whether
+    /// this call revoked it.
     pub async fn revoke_certificate(
         &self,
+        tx: &mut WriteTx,
         serial: &str,
         reason: &str,
-        kill: impl FnOnce(&[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
-        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
-    ) -> CoreResult<(CertificateRecord, bool, Vec<OpenSession>, Option<CrlRecord>)> {
-        let mut tx = self.begin_write().await?;
+    ) -> CoreResult<(CertificateRecord, bool)> {
         let done = sqlx::query(
             "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 WHERE serial = $3 AND revoked_at IS NULL",
         )
         .bind(unix_now())
         .bind(reason)
         .bind(serial)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query("UPDATE vpn_configs SET sealed_content = NULL WHERE serial = $1")
             .bind(serial)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        // The sessions still running on it, and the order to end them, commit with it.
-        let sessions = super::vpn_sessions::open_sessions_where(&mut *tx, "serial", serial).await?;
-        if let Some(entry) = kill(&sessions)? {
-            self.insert_fleet_event(&mut tx, &entry, &[]).await?;
-        }
-        let newly_revoked = done.rows_affected() > 0;
-        let crl = match newly_revoked {
-            true => Some(self.store_next_crl(&mut tx, sign).await?),
-            false => None,
-        };
         let record = query_fmt!("SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE serial = $1")
             .bind(serial)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .as_ref()
             .map(certificate_from_row)
             .transpose()?
             .ok_or_else(|| CoreError::NotFound(format!("no certificate with serial `{serial}` was issued")))?;
-        tx.commit().await?;
-        Ok((record, newly_revoked, sessions, crl))
+        Ok((record, done.rows_affected() > 0))
     }
 
-    /// Inside `tx`, a transaction that changed the revocations: `sign` is given the next
-    /// CRL number and every revoked, unexpired certificate as `tx` sees them, and makes
-    /// the CRL and the outbox event handing it to the agents; both are written. The
-    /// outbox lock, taken before the number is read, keeps concurrent transactions in
-    /// line: each CRL lists every revocation committed before it. The ten newest are kept.
-    pub(super) async fn store_next_crl(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
-    ) -> CoreResult<CrlRecord> {
+    /// Inside `tx`, a transaction that changed the revocations: the next CRL's number and
+    /// every revoked, unexpired certificate it must list, as `tx` sees them. The outbox
+    /// lock, taken before the number is read, keeps concurrent transactions in line:
+    /// each CRL lists every revocation committed before it. The ten newest CRLs are kept.
+    pub async fn next_crl_contents(&self, tx: &mut WriteTx) -> CoreResult<(i64, Vec<CertificateRecord>)> {
         // The lock before any row: a transaction that already holds it (it wrote an
         // event) must never wait for a row lock held by one waiting for it.
         self.lock_outbox(tx).await?;
@@ -211,7 +191,11 @@ impl Store {
         .iter()
         .map(certificate_from_row)
         .collect::<CoreResult<Vec<_>>>()?;
-        let (crl, entry) = sign(number, &revoked)?;
+        Ok((number, revoked))
+    }
+
+    /// Inside `tx`: stores a CRL signed from [`Store::next_crl_contents`].
+    pub async fn insert_crl(&self, tx: &mut WriteTx, crl: &CrlRecord) -> CoreResult<()> {
         sqlx::query("INSERT INTO crls (number, der_base64, this_update, next_update) VALUES ($1, $2, $3, $4)")
             .bind(crl.number)
             .bind(&crl.der_base64)
@@ -219,19 +203,7 @@ impl Store {
             .bind(crl.next_update)
             .execute(&mut **tx)
             .await?;
-        self.insert_fleet_event(tx, &entry, &[]).await?;
-        Ok(crl)
-    }
-
-    /// Signs and stores the next CRL on its own (the daily refresh), with its event.
-    pub async fn refresh_crl(
-        &self,
-        sign: impl FnOnce(i64, &[CertificateRecord]) -> CoreResult<(CrlRecord, OutboxEntry)>,
-    ) -> CoreResult<CrlRecord> {
-        let mut tx = self.begin_write().await?;
-        let crl = self.store_next_crl(&mut tx, sign).await?;
-        tx.commit().await?;
-        Ok(crl)
+        Ok(())
     }
 
     /// The newest CRL.

@@ -1,6 +1,6 @@
 //! Users and their groups.
 
-use super::{Listing, OpenSession, OutboxEntry, Page, Store, conflict_on_duplicate, flag, total_of, unix_now};
+use super::{Listing, Page, Store, WriteTx, conflict_on_duplicate, flag, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -105,10 +105,11 @@ pub(super) const USER_COLUMNS: &str = "id, username, email, name, is_admin, disa
 /// What a user's change did.
 #[derive(Debug)]
 pub struct UserUpdate {
-    /// The user as it is now.
-    pub user: UserRecord,
-    /// The VPN sessions the change ends, and why; none when it ends none.
-    pub ended: Option<(VpnSessionsEnd, Vec<OpenSession>)>,
+    /// The e-mail address before the change: the name of the certificates of the VPN
+    /// sessions open until now.
+    pub old_email: String,
+    /// Why the change ends the user's VPN sessions; none when it ends none.
+    pub ends_vpn_sessions: Option<VpnSessionsEnd>,
     /// The gateways granted to the user before or after, whose rules changed.
     pub gateways_changed: Vec<String>,
 }
@@ -200,28 +201,19 @@ impl Store {
         Ok(Listing { items: self.users_from_rows(&rows).await?, total })
     }
 
-    /// Applies changes to a user, in one transaction. A new password ends the user's
+    /// Inside `tx`: applies changes to a user. A new password ends the user's sign-in
     /// sessions but `keep_session`; disabling ends them all and revokes the user's API
-    /// keys (enabling the user again does not bring them back). In the same transaction:
-    /// when the change disables the user or changes their e-mail address,
-    /// `end_vpn_sessions` turns the VPN sessions open under the old address into the
-    /// outbox event that ends them; and the gateways granted to the user before or after
-    /// get a new rule version with the event `rules_changed` makes for them.
-    pub async fn update_user(
-        &self,
-        id: &str,
-        changes: UserChanges,
-        end_vpn_sessions: impl FnOnce(VpnSessionsEnd, &[OpenSession]) -> CoreResult<Option<OutboxEntry>>,
-        rules_changed: impl FnOnce(&[String]) -> CoreResult<OutboxEntry>,
-    ) -> CoreResult<UserUpdate> {
-        let mut tx = self.begin_write().await?;
+    /// keys (enabling the user again does not bring them back). Answers what else the
+    /// change calls for: whether the VPN sessions under the old address end (the user is
+    /// disabled, or their e-mail address changed) and which gateways' rules changed.
+    pub async fn update_user(&self, tx: &mut WriteTx, id: &str, changes: UserChanges) -> CoreResult<UserUpdate> {
         let old_email: String = sqlx::query("SELECT email FROM users WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user `{id}` not found")))?
             .try_get("email")?;
-        let mut granted = super::gateways::gateways_granted_to_user(&mut *tx, id).await?;
+        let mut granted = super::gateways::gateways_granted_to_user(&mut **tx, id).await?;
         let disabling = changes.disabled == Some(true);
         let email_changes = changes.email.as_ref().is_some_and(|email| *email != old_email);
         let email_for_message = changes.email.clone().unwrap_or_default();
@@ -242,27 +234,27 @@ impl Store {
         .bind(changes.email_verified_by.flatten())
         .bind(unix_now())
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("a user with email `{email_for_message}` already exists")))?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("user `{id}` not found")));
         }
         if let Some(groups) = &changes.groups {
-            replace_groups(&mut tx, id, groups).await?;
+            replace_groups(tx, id, groups).await?;
         }
         if changes.disabled == Some(true) {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut **tx).await?;
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
                 .bind(unix_now())
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         } else if new_password {
             sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
                 .bind(id)
                 .bind(changes.keep_session.unwrap_or_default())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         let ended = match (disabling, email_changes) {
@@ -270,24 +262,10 @@ impl Store {
             (false, true) => Some(VpnSessionsEnd::EmailChanged),
             (false, false) => None,
         };
-        let ended = match ended {
-            Some(why) => {
-                let sessions = super::vpn_sessions::open_sessions_where(&mut *tx, "common_name", &old_email).await?;
-                if let Some(entry) = end_vpn_sessions(why, &sessions)? {
-                    self.insert_fleet_event(&mut tx, &entry, &[]).await?;
-                }
-                Some((why, sessions))
-            }
-            None => None,
-        };
-        granted.extend(super::gateways::gateways_granted_to_user(&mut *tx, id).await?);
+        granted.extend(super::gateways::gateways_granted_to_user(&mut **tx, id).await?);
         granted.sort();
         granted.dedup();
-        if !granted.is_empty() {
-            self.insert_fleet_event(&mut tx, &rules_changed(&granted)?, &granted).await?;
-        }
-        tx.commit().await?;
-        Ok(UserUpdate { user: self.require_user(id).await?, ended, gateways_changed: granted })
+        Ok(UserUpdate { old_email, ends_vpn_sessions: ended, gateways_changed: granted })
     }
 
     /// Records a successful sign-in.

@@ -1,7 +1,7 @@
 //! VPN sessions as gateway agents report them, and each gateway's liveness and
 //! rule versions.
 
-use super::{OutboxEntry, Store, unix_now};
+use super::{Store, WriteTx, unix_now};
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
 
@@ -49,16 +49,13 @@ fn as_i64(value: u64) -> i64 {
 }
 
 impl Store {
-    /// Records a connection; reporting it again changes nothing. With `rules_changed`
-    /// (a hub's spoke connecting: the hub's routes change), the gateway's new rule
-    /// version and that event commit with it.
+    /// Inside `tx`: records a connection; reporting it again changes nothing.
     pub async fn record_session_connected(
         &self,
+        tx: &mut WriteTx,
         gateway_id: &str,
         report: &SessionReport,
-        rules_changed: Option<&OutboxEntry>,
     ) -> CoreResult<()> {
-        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO vpn_sessions (gateway_id, session_key, common_name, serial, vpn_address, client_address, connected_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -70,25 +67,19 @@ impl Store {
         .bind(&report.vpn_address)
         .bind(&report.client_address)
         .bind(report.connected_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        if let Some(entry) = rules_changed {
-            self.insert_fleet_event(&mut tx, entry, &[gateway_id.to_owned()]).await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
-    /// Records the end of a connection; the first report wins. `rules_changed` as for
-    /// [`Store::record_session_connected`].
+    /// Inside `tx`: records the end of a connection; the first report wins.
     pub async fn record_session_disconnected(
         &self,
+        tx: &mut WriteTx,
         gateway_id: &str,
         session_key: &str,
         totals: SessionTotals,
-        rules_changed: Option<&OutboxEntry>,
     ) -> CoreResult<()> {
-        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE vpn_sessions SET disconnected_at = $1, bytes_received = $2, bytes_sent = $3
              WHERE gateway_id = $4 AND session_key = $5 AND disconnected_at IS NULL",
@@ -98,50 +89,47 @@ impl Store {
         .bind(as_i64(totals.bytes_sent))
         .bind(gateway_id)
         .bind(session_key)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        if let Some(entry) = rules_changed {
-            self.insert_fleet_event(&mut tx, entry, &[gateway_id.to_owned()]).await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
-    /// After an agent (re)connects: records its live sessions and closes every other
-    /// session the store still had open on that gateway.
-    pub async fn reconcile_sessions(&self, gateway_id: &str, live: &[SessionReport]) -> CoreResult<()> {
+    /// Inside `tx`, after an agent (re)connects: records its live sessions and closes
+    /// every other session the store still had open on that gateway.
+    pub async fn reconcile_sessions(
+        &self,
+        tx: &mut WriteTx,
+        gateway_id: &str,
+        live: &[SessionReport],
+    ) -> CoreResult<()> {
         for report in live {
-            self.record_session_connected(gateway_id, report, None).await?;
+            self.record_session_connected(tx, gateway_id, report).await?;
         }
         let open =
             sqlx::query("SELECT session_key FROM vpn_sessions WHERE gateway_id = $1 AND disconnected_at IS NULL")
                 .bind(gateway_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut **tx)
                 .await?;
         let now = unix_now();
         for row in open {
             let key: String = row.try_get("session_key")?;
             if !live.iter().any(|report| report.session_key == key) {
-                self.record_session_disconnected(
-                    gateway_id,
-                    &key,
-                    SessionTotals { disconnected_at: now, ..Default::default() },
-                    None,
-                )
-                .await?;
+                let totals = SessionTotals { disconnected_at: now, ..Default::default() };
+                self.record_session_disconnected(tx, gateway_id, &key, totals).await?;
             }
         }
         Ok(())
     }
 
-    /// Open sessions using a certificate.
-    pub async fn open_sessions_with_serial(&self, serial: &str) -> CoreResult<Vec<OpenSession>> {
-        open_sessions_where(&self.pool, "serial", serial).await
+    /// The sessions open now of a certificate, an identity or a gateway.
+    pub async fn open_sessions(&self, of: SessionsOf<'_>) -> CoreResult<Vec<OpenSession>> {
+        open_sessions_where(&self.pool, of).await
     }
 
-    /// Open sessions of an identity (certificate CN).
-    pub async fn open_sessions_of(&self, common_name: &str) -> CoreResult<Vec<OpenSession>> {
-        open_sessions_where(&self.pool, "common_name", common_name).await
+    /// Inside `tx`: the sessions open of a certificate, an identity or a gateway, as the
+    /// change `tx` makes sees them.
+    pub async fn open_sessions_in(&self, tx: &mut WriteTx, of: SessionsOf<'_>) -> CoreResult<Vec<OpenSession>> {
+        open_sessions_where(&mut **tx, of).await
     }
 
     /// Sessions open anywhere.
@@ -215,16 +203,28 @@ impl Store {
     }
 }
 
-/// Open sessions whose `column` equals `value`, read through `executor` (the pool, or a
-/// change's own transaction).
-pub(super) async fn open_sessions_where<'e, E>(
-    executor: E,
-    column: &'static str,
-    value: &str,
-) -> CoreResult<Vec<OpenSession>>
+/// Whose open sessions to read.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionsOf<'a> {
+    /// The sessions using the certificate with this serial.
+    Certificate(&'a str),
+    /// The sessions of this identity (certificate CN).
+    Identity(&'a str),
+    /// The sessions through this gateway.
+    Gateway(&'a str),
+}
+
+/// Open sessions of `of`, read through `executor` (the pool, or a change's own
+/// transaction).
+async fn open_sessions_where<'e, E>(executor: E, of: SessionsOf<'_>) -> CoreResult<Vec<OpenSession>>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
+    let (column, value) = match of {
+        SessionsOf::Certificate(serial) => ("serial", serial),
+        SessionsOf::Identity(common_name) => ("common_name", common_name),
+        SessionsOf::Gateway(gateway_id) => ("gateway_id", gateway_id),
+    };
     query_fmt!(
         "SELECT gateway_id, common_name, serial FROM vpn_sessions WHERE {column} = $1 AND disconnected_at IS NULL"
     )

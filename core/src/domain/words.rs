@@ -1,4 +1,4 @@
-//! Domain values: the closed sets of words that records hold (a gateway's transport, a
+//! The closed sets of words that records hold (a gateway's transport, a
 //! rule's destination type, a certificate's kind…). Each is an enum, stored and shown
 //! as its word; a request's word is checked into one with an error naming the field,
 //! and a stored word that is none of them is an internal error.

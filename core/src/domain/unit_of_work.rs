@@ -1,0 +1,84 @@
+//! One operation's unit of work: the write transaction that every store function of the
+//! operation runs in, and the fleet events it records. An event goes into the outbox
+//! inside the transaction, so it exists exactly when the change commits; once the commit
+//! is done, this node's own streams get the events in the order they were recorded (the
+//! other nodes' relays read them from the outbox). Dropped without a commit, the work
+//! rolls back and no one is told anything.
+
+use crate::context::CoreContext;
+use crate::error::CoreResult;
+use crate::fleet::FleetEvent;
+use crate::pki::lifecycle::{CurrentCrl, sign_crl};
+use crate::store::{OpenSession, WriteTx};
+
+/// A write transaction and the fleet events recorded in it.
+pub struct UnitOfWork<'a> {
+    context: &'a CoreContext,
+    /// The transaction; store functions take it as their executor.
+    pub tx: WriteTx,
+    recorded: Vec<FleetEvent>,
+}
+
+impl<'a> UnitOfWork<'a> {
+    /// Opens the write transaction of an operation.
+    pub async fn begin(context: &'a CoreContext) -> CoreResult<UnitOfWork<'a>> {
+        Ok(UnitOfWork { context, tx: context.store.begin_write().await?, recorded: Vec::new() })
+    }
+
+    /// Records `event`, which changes no rule version.
+    pub async fn record(&mut self, event: FleetEvent) -> CoreResult<()> {
+        self.write(event, &[]).await
+    }
+
+    /// Records that these gateways' rules changed: their rule versions go up and their
+    /// pushers will send fresh snapshots. Nothing when there are none.
+    pub async fn rules_changed(&mut self, gateway_ids: &[String]) -> CoreResult<()> {
+        match gateway_ids.is_empty() {
+            true => Ok(()),
+            false => self.write(FleetEvent::RulesChanged { gateway_ids: gateway_ids.to_vec() }, gateway_ids).await,
+        }
+    }
+
+    /// Records the order ending `sessions` at their gateways for `reason`; nothing when
+    /// there are none.
+    pub async fn kill(&mut self, sessions: &[OpenSession], reason: &str) -> CoreResult<()> {
+        match FleetEvent::kill(sessions, reason) {
+            Some(event) => self.record(event).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Signs and stores the next CRL, listing every revocation this transaction sees,
+    /// and records the event handing it to every agent.
+    pub async fn sign_next_crl(&mut self) -> CoreResult<CurrentCrl> {
+        let store = &self.context.store;
+        let (number, revoked) = store.next_crl_contents(&mut self.tx).await?;
+        let record = sign_crl(&self.context.authority, number, &revoked)?;
+        store.insert_crl(&mut self.tx, &record).await?;
+        let crl = CurrentCrl::from_record(&record)?;
+        self.record(FleetEvent::Crl { pem: crl.signed.pem.clone(), number: crl.number }).await?;
+        Ok(crl)
+    }
+
+    /// Commits, then hands the recorded events to this node's streams.
+    pub async fn commit(self) -> CoreResult<()> {
+        self.tx.commit().await?;
+        for event in &self.recorded {
+            crate::fleet::apply(&self.context.hub, event);
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, event: FleetEvent, gateways_to_bump: &[String]) -> CoreResult<()> {
+        let entry = self.context.fleet.outbox_entry(&event)?;
+        self.context.store.append_fleet_event(&mut self.tx, &entry, gateways_to_bump).await?;
+        self.recorded.push(event);
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for UnitOfWork<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitOfWork").field("recorded", &self.recorded).finish_non_exhaustive()
+    }
+}
