@@ -147,7 +147,9 @@ impl AgentHub {
         let heartbeats: Vec<(String, i64)> =
             self.heartbeats.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
         if !heartbeats.is_empty() {
-            store.record_heartbeats(&heartbeats).await?;
+            let mut tx = store.begin_write().await?;
+            store.record_heartbeats(&mut tx, &heartbeats).await?;
+            tx.commit().await?;
         }
         let applied: Vec<(String, u64)> =
             self.rules_applied.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();

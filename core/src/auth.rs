@@ -192,11 +192,13 @@ impl Authenticator {
 
     /// Opens a session for a user who has just proven who they are.
     pub async fn open_session(&self, user: UserRecord) -> CoreResult<OpenedSession> {
-        self.store.touch_last_login(&user.id).await?;
         let token = mint_token(SESSION_TOKEN_PREFIX);
         let expires_at = unix_now() + self.session_ttl_seconds;
         let id = new_id(IdKind::Session);
-        self.store.create_session(&id, &user.id, &token, expires_at).await?;
+        let mut tx = self.store.begin_write().await?;
+        self.store.touch_last_login(&mut tx, &user.id).await?;
+        self.store.create_session(&mut tx, &id, &user.id, &token, expires_at).await?;
+        tx.commit().await?;
         Ok(OpenedSession { user, token, expires_at })
     }
 

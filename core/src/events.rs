@@ -1,9 +1,9 @@
-//! The fleet's events as this node sees them (agents coming and going, VPN sessions
-//! opening and closing, configs issued, sign-in attempts), fanned out to the admins
-//! watching them. Publishing never waits: a watcher that falls behind misses events
+//! The fleet's events (agents coming and going, VPN sessions opening and closing,
+//! configs issued, sign-in attempts), whichever node saw them, fanned out to the admins
+//! watching this node. Publishing never waits: a watcher that falls behind misses events
 //! (and is told so), it never slows the fleet down.
 
-use gatekey::v1::{Event, event};
+use gatekey::v1::Event;
 use tokio::sync::{broadcast, watch};
 
 /// How many events a slow watcher may fall behind before it misses some.
@@ -32,11 +32,11 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// Publishes an event that happened now.
-    pub fn publish(&self, kind: event::Kind) {
-        let at = crate::convert::timestamp(crate::store::unix_now());
+    /// Hands an event to this node's watchers (see [`crate::domain::watched`] for
+    /// publishing one to the watchers of every node).
+    pub fn publish(&self, event: Event) {
         // No watcher is not an error.
-        let _ = self.sender.send(Event { at: Some(at), kind: Some(kind) });
+        let _ = self.sender.send(event);
     }
 
     /// Starts watching.
@@ -53,14 +53,18 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatekey::v1::GatewayPresence;
+    use gatekey::v1::{GatewayPresence, event};
 
     #[tokio::test]
     async fn watchers_get_what_is_published_after_they_start_and_learn_of_the_close() {
         let bus = EventBus::default();
-        bus.publish(event::Kind::Gateway(GatewayPresence { gateway_id: "gw-early".into(), connected: true }));
+        let presence = |gateway_id: &str, connected| Event {
+            at: Some(prost_types::Timestamp { seconds: 1, nanos: 0 }),
+            kind: Some(event::Kind::Gateway(GatewayPresence { gateway_id: gateway_id.into(), connected })),
+        };
+        bus.publish(presence("gw-early", true));
         let mut watch = bus.watch();
-        bus.publish(event::Kind::Gateway(GatewayPresence { gateway_id: "gw-1".into(), connected: false }));
+        bus.publish(presence("gw-1", false));
         let received = watch.events.recv().await.unwrap();
         assert_eq!(
             received.kind,

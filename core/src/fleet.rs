@@ -14,8 +14,12 @@
 use crate::agent_hub::AgentHub;
 use crate::context::CoreContext;
 use crate::error::{CoreError, CoreResult};
+use crate::events::EventBus;
 use crate::store::{NodeRecord, OpenSession, OutboxEntry, Store};
-use gatekey::v1::{CoreMessage, CrlUpdate, KillSession, core_message::Body};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use gatekey::v1::{CoreMessage, CrlUpdate, Event, KillSession, core_message::Body};
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -44,6 +48,13 @@ pub enum FleetEvent {
         pem: String,
         /// Its number.
         number: u64,
+    },
+    /// Something admins watching the fleet see (an agent came or went, a session opened
+    /// or closed, a config was issued, a sign-in was tried), for the watchers of every
+    /// node.
+    Watched {
+        /// The `Event`, protobuf-encoded, base64.
+        event: String,
     },
     /// A gateway's stream must end (deleted, or its token rotated).
     EndStream {
@@ -170,7 +181,7 @@ impl FleetRelay {
     /// Relays the other nodes' events to the streams this node holds until `stop`
     /// resolves, from where [`FleetRelay::start_after_outbox`] left it.
     pub async fn run(context: Arc<CoreContext>, stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
-        let (this, store, hub) = (&context.fleet, &context.store, &context.hub);
+        let (this, store, hub, watchers) = (&context.fleet, &context.store, &context.hub, &context.events);
         tokio::pin!(stop);
         let mut poll = tokio::time::interval(SAFETY_POLL);
         loop {
@@ -181,14 +192,14 @@ impl FleetRelay {
                 Err(error) => {
                     // Without a listener, read the outbox at each retry instead.
                     tracing::warn!(%error, "cannot listen for the fleet's events; polling and retrying");
-                    this.catch_up(store, hub).await;
+                    this.catch_up(store, hub, watchers).await;
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                         () = &mut stop => return Ok(()),
                     }
                 }
             };
-            this.catch_up(store, hub).await;
+            this.catch_up(store, hub, watchers).await;
             let Some(mut listener) = listener else {
                 // SQLite: one node, whose own events are applied as they are made.
                 stop.await;
@@ -197,7 +208,7 @@ impl FleetRelay {
             loop {
                 tokio::select! {
                     heard = listener.try_recv() => match heard {
-                        Ok(Some(_)) => this.catch_up(store, hub).await,
+                        Ok(Some(_)) => this.catch_up(store, hub, watchers).await,
                         Ok(None) => {
                             tracing::warn!("the fleet listener lost its connection; listening again");
                             break;
@@ -207,7 +218,7 @@ impl FleetRelay {
                             break;
                         }
                     },
-                    _ = poll.tick() => this.catch_up(store, hub).await,
+                    _ = poll.tick() => this.catch_up(store, hub, watchers).await,
                     () = &mut stop => return Ok(()),
                 }
             }
@@ -219,7 +230,7 @@ impl FleetRelay {
     /// append takes none), so a gap means events were pruned before this node read them
     /// (it was cut off for longer than they are kept): then every stream here gets a
     /// fresh snapshot, which is what the missed rule changes would have caused.
-    async fn catch_up(&self, store: &Store, hub: &AgentHub) {
+    async fn catch_up(&self, store: &Store, hub: &AgentHub, watchers: &EventBus) {
         loop {
             let after = self.applied_up_to.load(Ordering::Acquire);
             let events = match store.fleet_events_after(after, READ_BATCH).await {
@@ -240,7 +251,7 @@ impl FleetRelay {
             }
             for record in events.iter().filter(|record| record.node_id != self.node_id) {
                 match serde_json::from_str::<FleetEvent>(&record.payload) {
-                    Ok(event) => apply(hub, &event),
+                    Ok(event) => apply(hub, watchers, &event),
                     Err(error) => tracing::warn!(%error, id = record.id, "skipping an event this node cannot read"),
                 }
             }
@@ -256,9 +267,13 @@ impl FleetRelay {
     }
 }
 
-/// Applies an event to the streams this node holds.
-pub(crate) fn apply(hub: &AgentHub, event: &FleetEvent) {
+/// Applies an event to the streams and the watchers this node holds.
+pub(crate) fn apply(hub: &AgentHub, watchers: &EventBus, event: &FleetEvent) {
     match event {
+        FleetEvent::Watched { event } => match STANDARD.decode(event).map(|bytes| Event::decode(bytes.as_slice())) {
+            Ok(Ok(event)) => watchers.publish(event),
+            _ => tracing::warn!("skipping a watched event this node cannot read"),
+        },
         FleetEvent::RulesChanged { gateway_ids } => hub.wake_pushers(gateway_ids),
         FleetEvent::KillSessions { sessions, reason } => {
             for session in sessions {
@@ -330,6 +345,7 @@ mod tests {
         let mut here = hub.attach("gw-here", "selector-1");
         let bystander = hub.attach("gw-bystander", "selector-2");
         let relay = FleetRelay::new("127.0.0.1:9090".into());
+        let watchers = EventBus::default();
         append(&store, "node-elsewhere", &kill("before this node started")).await;
         relay.start_after_outbox(&store).await.unwrap();
 
@@ -337,9 +353,9 @@ mod tests {
         append(&store, "node-elsewhere", &kill("first")).await;
         append(&store, relay.node_id(), &kill("made here")).await;
         append(&store, "node-elsewhere", &kill("second")).await;
-        relay.catch_up(&store, &hub).await;
+        relay.catch_up(&store, &hub, &watchers).await;
         assert_eq!(kills(&mut here), ["first", "second"]);
-        relay.catch_up(&store, &hub).await;
+        relay.catch_up(&store, &hub, &watchers).await;
         assert!(kills(&mut here).is_empty(), "nothing is applied twice");
         assert!(bystander.rules_changed.notified().now_or_never().is_none(), "no resync without a gap");
 
@@ -349,7 +365,7 @@ mod tests {
             append(&store, "node-elsewhere", &kill(reason)).await;
         }
         assert_eq!(store.prune_fleet_events(crate::store::unix_now() + 1).await.unwrap(), 6);
-        relay.catch_up(&store, &hub).await;
+        relay.catch_up(&store, &hub, &watchers).await;
         assert_eq!(kills(&mut here), ["kept"]);
         assert!(bystander.rules_changed.notified().now_or_never().is_some(), "a gap resyncs every stream");
         store.close().await;

@@ -11,7 +11,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
 
-fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+/// `message` carrying `token` as its bearer credential.
+pub fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     request

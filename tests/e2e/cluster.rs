@@ -2,16 +2,19 @@
 //! reaches the agents whose streams live on the others (rules, kills, CRLs, ended
 //! streams), also after a node's listening connection is killed inside PostgreSQL;
 //! the sign-in limit holds across nodes; an agent whose node is killed moves to
-//! another and resyncs; reports sent again to another node are stored once.
+//! another and resyncs; reports sent again to another node are stored once; an admin
+//! watching one node sees what happens on the others.
 //! Simulated agents (real gRPC clients) and the real agent on real core processes.
 
+use crate::activity::with_bearer;
 use crate::agents::{SimulatedAgent, add_rule, alice_serial, fleet};
 use crate::gateway_e2e::text;
 use crate::kit::{Backend, Core, TempDir, backends, binary};
 use crate::netns::{Graceful, Lab, available, wait_for_text};
+use gatekey::v1::admin_activity_service_client::AdminActivityServiceClient;
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
-use gatekey::v1::{ClientConnected, CoreMessage};
+use gatekey::v1::{ClientConnected, CoreMessage, WatchEventsRequest, event};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -424,4 +427,42 @@ async fn conflicting_admin_writes_on_two_nodes_leave_each_request_whole_or_absen
     let mut teams: Vec<String> = serde_json::from_value(user.body["data"]["groups"].clone()).unwrap();
     teams.sort();
     assert!(groups.contains(&teams), "the groups are a mix of requests: {teams:?}");
+}
+
+/// An admin watching the events of node A sees what happens on node B: an agent
+/// attaching there, a config issued there, a session reported there.
+#[tokio::test]
+async fn admins_watching_one_node_see_what_happens_on_the_others() {
+    let Some([a, b]) = cluster_of::<2>(&[]).await else {
+        return;
+    };
+    let cluster = fleet(&a, 1, 1).await;
+    let (gateway_id, token) = cluster.gateways[0].clone();
+    let mut activity = AdminActivityServiceClient::new(a.channel().await);
+    let mut events =
+        activity.watch_events(with_bearer(WatchEventsRequest {}, &cluster.admin)).await.unwrap().into_inner();
+    let (mut agent, _) = SimulatedAgent::connect(&b, &token, vec![]).await;
+    let serial = alice_serial(&b, &cluster, &gateway_id).await;
+    let session = ClientConnected {
+        session_key: "alice-1".into(),
+        common_name: "alice@example.com".into(),
+        serial,
+        vpn_address: "10.8.0.2".into(),
+        client_address: "192.0.2.7".into(),
+        connected_at: None,
+    };
+    agent.send(AgentBody::ClientConnected(session)).await;
+    let mut seen = (false, false, false);
+    while seen != (true, true, true) {
+        let next = tokio::time::timeout(Duration::from_secs(10), events.message()).await;
+        let event = next.expect("no event from the other node within 10 s").unwrap().expect("the watch ended");
+        match event.kind {
+            Some(event::Kind::Gateway(presence)) if presence.gateway_id == gateway_id && presence.connected => {
+                seen.0 = true
+            }
+            Some(event::Kind::Config(config)) if config.gateway_id == gateway_id => seen.1 = true,
+            Some(event::Kind::Session(change)) if change.gateway_id == gateway_id && change.open => seen.2 = true,
+            _ => {}
+        }
+    }
 }

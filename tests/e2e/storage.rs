@@ -162,7 +162,8 @@ async fn sessions_and_api_keys() {
     on_every_backend(|store| async move {
         let alice = store.create_user(user("alice", &[])).await.unwrap();
         let token = mint_token("gks_");
-        store.create_session(&new_id(IdKind::Session), &alice.id, &token, i64::MAX / 2).await.unwrap();
+        write!(store, |tx| store.create_session(tx, &new_id(IdKind::Session), &alice.id, &token, i64::MAX / 2))
+            .unwrap();
         let session = store.find_session(&token.selector).await.unwrap().unwrap();
         assert_eq!(session.verifier, token.verifier);
 
@@ -173,7 +174,7 @@ async fn sessions_and_api_keys() {
         assert!(store.find_session(&token.selector).await.unwrap().is_none());
 
         let expired = mint_token("gks_");
-        store.create_session(&new_id(IdKind::Session), &alice.id, &expired, 1).await.unwrap();
+        write!(store, |tx| store.create_session(tx, &new_id(IdKind::Session), &alice.id, &expired, 1)).unwrap();
         assert_eq!(store.purge_expired_sessions().await.unwrap(), 1);
 
         let key_token = mint_token("gk_");
@@ -521,7 +522,7 @@ async fn concurrent_batches_of_gateway_updates_never_deadlock() {
             let entry = pushed();
             let (bumped, beats, acks) = tokio::join!(
                 async { write!(store, |tx| store.append_fleet_event(tx, &entry, &reversed)) },
-                store.record_heartbeats(&heartbeats),
+                async { write!(store, |tx| store.record_heartbeats(tx, &heartbeats)) },
                 store.record_rules_applied(&applied),
             );
             bumped.unwrap();

@@ -4,13 +4,14 @@
 //! takes that transaction, and the events the fleet must hear commit with the change.
 
 pub mod access_rules;
+pub mod agents;
 pub mod gateways;
 pub mod mesh;
 pub mod networks;
 pub mod revocation;
-pub mod sessions;
 mod unit_of_work;
 pub mod users;
+pub mod watched;
 mod words;
 
 pub use unit_of_work::UnitOfWork;

@@ -1,6 +1,6 @@
 //! Revoking a client or gateway certificate.
 
-use super::{UnitOfWork, sessions};
+use super::{UnitOfWork, agents};
 use crate::context::CoreContext;
 use crate::error::CoreResult;
 use crate::store::{CertificateRecord, OpenSession, SessionsOf};
@@ -34,6 +34,6 @@ pub async fn revoke_certificate(
         .into_iter()
         .filter(|session| !sessions.contains(session))
         .collect();
-    sessions::cut(context, &late, REVOKED).await?;
+    agents::cut(context, &late, REVOKED).await?;
     Ok((certificate, newly_revoked))
 }

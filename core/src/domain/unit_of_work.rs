@@ -10,6 +10,10 @@ use crate::error::CoreResult;
 use crate::fleet::FleetEvent;
 use crate::pki::lifecycle::{CurrentCrl, sign_crl};
 use crate::store::{OpenSession, WriteTx};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use gatekey::v1::{Event, event};
+use prost::Message;
 
 /// A write transaction and the fleet events recorded in it.
 pub struct UnitOfWork<'a> {
@@ -48,6 +52,13 @@ impl<'a> UnitOfWork<'a> {
         }
     }
 
+    /// Records an event that happened now for the admins watching the fleet, on every node.
+    pub async fn watched(&mut self, kind: event::Kind) -> CoreResult<()> {
+        let at = crate::convert::timestamp(crate::store::unix_now());
+        let encoded = STANDARD.encode(Event { at: Some(at), kind: Some(kind) }.encode_to_vec());
+        self.record(FleetEvent::Watched { event: encoded }).await
+    }
+
     /// Signs and stores the next CRL, listing every revocation this transaction sees,
     /// and records the event handing it to every agent.
     pub async fn sign_next_crl(&mut self) -> CoreResult<CurrentCrl> {
@@ -64,7 +75,7 @@ impl<'a> UnitOfWork<'a> {
     pub async fn commit(self) -> CoreResult<()> {
         self.tx.commit().await?;
         for event in &self.recorded {
-            crate::fleet::apply(&self.context.hub, event);
+            crate::fleet::apply(&self.context.hub, &self.context.events, event);
         }
         Ok(())
     }

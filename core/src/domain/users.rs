@@ -10,12 +10,22 @@ use crate::store::{SessionsOf, UserChanges, UserRecord};
 /// the gateways granted to the user before or after get fresh rules.
 pub async fn update(context: &CoreContext, id: &str, changes: UserChanges) -> CoreResult<UserRecord> {
     let mut work = UnitOfWork::begin(context).await?;
+    update_in(context, &mut work, id, changes).await?;
+    work.commit().await?;
+    context.store.require_user(id).await
+}
+
+/// [`update`] as part of a larger unit of work.
+pub async fn update_in(
+    context: &CoreContext,
+    work: &mut UnitOfWork<'_>,
+    id: &str,
+    changes: UserChanges,
+) -> CoreResult<()> {
     let update = context.store.update_user(&mut work.tx, id, changes).await?;
     if let Some(why) = update.ends_vpn_sessions {
         let sessions = context.store.open_sessions_in(&mut work.tx, SessionsOf::Identity(&update.old_email)).await?;
         work.kill(&sessions, why.reason()).await?;
     }
-    work.rules_changed(&update.gateways_changed).await?;
-    work.commit().await?;
-    context.store.require_user(id).await
+    work.rules_changed(&update.gateways_changed).await
 }

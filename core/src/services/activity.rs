@@ -144,7 +144,7 @@ impl AdminVpnSessionService for AdminVpnSessionApi {
                     common_name: session.common_name.clone(),
                     serial: session.serial.clone(),
                 };
-                crate::domain::sessions::cut(&self.0, std::slice::from_ref(&open), DISCONNECT_REASON).await?;
+                crate::domain::agents::cut(&self.0, std::slice::from_ref(&open), DISCONNECT_REASON).await?;
                 // Its stream is held here, or by another node that is alive.
                 let ordered = self.0.hub.holds(&session.gateway_id) || {
                     let holder = self.0.store.find_gateway(&session.gateway_id).await?.and_then(|g| g.stream_node);

@@ -6,7 +6,7 @@
 use super::{GrpcResult, respond};
 use crate::agent_hub::{Outbound, push_coalesced};
 use crate::context::CoreContext;
-use crate::domain::sessions;
+use crate::domain::{agents, watched};
 use crate::error::{CoreError, CoreResult};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{current_crl, gateway_tls_crypt_key};
@@ -80,7 +80,7 @@ fn session_totals(report: &ClientDisconnected) -> CoreResult<SessionTotals> {
 
 impl GatewayAgentApi {
     async fn heartbeat_of(&self, gateway: &GatewayRecord) -> CoreResult<HeartbeatResponse> {
-        self.0.store.record_heartbeat(&gateway.id).await?;
+        agents::heartbeat(&self.0, &gateway.id).await?;
         Ok(HeartbeatResponse { config_version: config_version(gateway) })
     }
 
@@ -95,13 +95,14 @@ impl GatewayAgentApi {
     }
 
     /// Tells the watchers that a session opened or closed.
-    fn announce_session(&self, gateway_id: &str, session_key: &str, common_name: &str, open: bool) {
-        self.0.events.publish(event::Kind::Session(SessionChange {
+    async fn announce_session(&self, gateway_id: &str, session_key: &str, common_name: &str, open: bool) {
+        let change = SessionChange {
             session_id: super::session_id(gateway_id, session_key),
             gateway_id: gateway_id.to_owned(),
             common_name: common_name.to_owned(),
             open,
-        }));
+        };
+        watched::publish(&self.0, event::Kind::Session(change)).await;
     }
 
     async fn verify_for(&self, gateway_id: &str, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
@@ -125,17 +126,17 @@ impl Drop for StreamGuard {
         }
         self.context.hub.detach(&self.gateway_id, self.connection);
         let (context, gateway_id) = (self.context.clone(), self.gateway_id.clone());
-        // A newer stream of the same gateway on this node keeps the holder as it is.
         tokio::spawn(async move {
+            let presence = GatewayPresence { gateway_id: gateway_id.clone(), connected: false };
+            watched::publish(&context, event::Kind::Gateway(presence)).await;
+            // A newer stream of the same gateway on this node keeps the holder as it is.
             if context.hub.holds(&gateway_id) {
                 return;
             }
-            if let Err(error) = context.store.record_stream_holder(&gateway_id, context.fleet.node_id(), false).await {
+            if let Err(error) = agents::stream_closed(&context, &gateway_id).await {
                 tracing::debug!(%error, "cannot record that the stream ended");
             }
         });
-        let presence = GatewayPresence { gateway_id: self.gateway_id.clone(), connected: false };
-        self.context.events.publish(event::Kind::Gateway(presence));
     }
 }
 
@@ -205,7 +206,7 @@ async fn read_agent(
                 Ok(())
             }
             Some(AgentBody::ClientConnected(report)) => match session_report(&report) {
-                Ok(session) => match sessions::record_connected(&api.0, &gateway_id, role, &session).await {
+                Ok(session) => match agents::record_connected(&api.0, &gateway_id, role, &session).await {
                     Ok(()) => {
                         let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
                         // A revocation or disable that raced with this connection still ends it.
@@ -217,7 +218,8 @@ async fn read_agent(
                                 Ok(())
                             }
                             Ok(None) => {
-                                api.announce_session(&gateway_id, &session.session_key, &session.common_name, true);
+                                api.announce_session(&gateway_id, &session.session_key, &session.common_name, true)
+                                    .await;
                                 Ok(())
                             }
                             Err(error) => Err(error),
@@ -228,7 +230,7 @@ async fn read_agent(
                 Err(error) => Err(error),
             },
             Some(AgentBody::ClientDisconnected(report)) => match session_totals(&report) {
-                Ok(totals) => match sessions::record_disconnected(
+                Ok(totals) => match agents::record_disconnected(
                     &api.0,
                     &gateway_id,
                     role,
@@ -239,7 +241,7 @@ async fn read_agent(
                 {
                     Ok(()) => {
                         let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
-                        api.announce_session(&gateway_id, &report.session_key, &report.common_name, false);
+                        api.announce_session(&gateway_id, &report.session_key, &report.common_name, false).await;
                         Ok(())
                     }
                     Err(error) => Err(error),
@@ -290,9 +292,7 @@ impl GatewayAgentService for GatewayAgentApi {
             _ => return Err(CoreError::InvalidArgument("the first message on the stream must be hello".into()).into()),
         };
         let live = hello.live_sessions.iter().map(session_report).collect::<CoreResult<Vec<_>>>()?;
-        sessions::reconcile(&context, &gateway.id, &live).await?;
-        context.store.record_heartbeat(&gateway.id).await?;
-        context.store.record_stream_holder(&gateway.id, context.fleet.node_id(), true).await?;
+        agents::stream_opened(&context, &gateway.id, &live).await?;
         let link = context.hub.attach(&gateway.id, &token_selector);
         // From here on, whatever happens, the hub forgets this stream when it ends.
         let mut guard = StreamGuard {
@@ -302,9 +302,8 @@ impl GatewayAgentService for GatewayAgentApi {
             tasks: vec![],
         };
         tracing::info!(gateway = %gateway.id, agent = %hello.agent_version, live = live.len(), "agent connected");
-        context
-            .events
-            .publish(event::Kind::Gateway(GatewayPresence { gateway_id: gateway.id.clone(), connected: true }));
+        let presence = GatewayPresence { gateway_id: gateway.id.clone(), connected: true };
+        watched::publish(&context, event::Kind::Gateway(presence)).await;
 
         // Welcome and the first snapshot go first, in this order.
         let welcome = Welcome {
@@ -430,7 +429,7 @@ impl GatewayAgentService for GatewayAgentApi {
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 let session = session_report(request.get_ref())?;
-                sessions::record_connected(&self.0, &gateway.id, gateway.role, &session).await?;
+                agents::record_connected(&self.0, &gateway.id, gateway.role, &session).await?;
                 // A revocation or disable that raced with this connection still ends it:
                 // the refusal makes a client-connect hook fail (so OpenVPN drops the
                 // client), and a stream the gateway may hold hears the kill.
@@ -440,14 +439,14 @@ impl GatewayAgentService for GatewayAgentApi {
                         common_name: session.common_name.clone(),
                         serial: session.serial.clone(),
                     };
-                    sessions::cut(&self.0, &[open], &reason).await?;
+                    agents::cut(&self.0, &[open], &reason).await?;
                     // OpenVPN runs no client-disconnect after a refused client-connect.
                     let ended = SessionTotals { disconnected_at: unix_now(), ..Default::default() };
                     let key = (session.session_key.as_str(), session.common_name.as_str());
-                    sessions::record_disconnected(&self.0, &gateway.id, gateway.role, key, ended).await?;
+                    agents::record_disconnected(&self.0, &gateway.id, gateway.role, key, ended).await?;
                     return Err(CoreError::Forbidden(reason));
                 }
-                self.announce_session(&gateway.id, &session.session_key, &session.common_name, true);
+                self.announce_session(&gateway.id, &session.session_key, &session.common_name, true).await;
                 Ok(ReportResponse {})
             }
             .await,
@@ -460,8 +459,8 @@ impl GatewayAgentService for GatewayAgentApi {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
                 let report = request.get_ref();
                 let key = (report.session_key.as_str(), report.common_name.as_str());
-                sessions::record_disconnected(&self.0, &gateway.id, gateway.role, key, session_totals(report)?).await?;
-                self.announce_session(&gateway.id, &report.session_key, &report.common_name, false);
+                agents::record_disconnected(&self.0, &gateway.id, gateway.role, key, session_totals(report)?).await?;
+                self.announce_session(&gateway.id, &report.session_key, &report.common_name, false).await;
                 Ok(ReportResponse {})
             }
             .await,

@@ -5,7 +5,7 @@ use super::{GrpcResult, respond};
 use crate::auth::{Access, Credential, OpenedSession, client_address};
 use crate::context::CoreContext;
 use crate::convert;
-use crate::domain::ProviderKind;
+use crate::domain::{ProviderKind, watched};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::sso::{self, ExternalIdentity, oidc, saml};
@@ -82,7 +82,7 @@ impl AuthApi {
             reason: &reason,
         };
         match self.0.store.record_login_event(event).await {
-            Ok(record) => self.0.events.publish(event::Kind::SignIn(super::activity::sign_in(record))),
+            Ok(record) => watched::publish(&self.0, event::Kind::SignIn(super::activity::sign_in(record))).await,
             Err(error) => tracing::error!(%error, "cannot record a login attempt"),
         }
         match outcome {

@@ -4,7 +4,7 @@ use super::{GrpcResult, respond};
 use crate::auth::{Access, client_address};
 use crate::context::CoreContext;
 use crate::convert;
-use crate::domain::{CertificateKind, VpnProtocol};
+use crate::domain::{CertificateKind, UnitOfWork, VpnProtocol};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::ovpn::{ClientProfile, render_client_profile};
@@ -80,26 +80,24 @@ impl ConfigApi {
             revoked_at: None,
             revocation_reason: None,
         };
-        context
-            .store
-            .create_config(NewConfig {
-                id: &config_id,
-                user_id: &user.id,
-                gateway_id: &gateway.id,
-                gateway_name: &gateway.name,
-                protocol,
-                sealed_content: &sealed_content,
-                purge_after: now + context.settings.config_download_window_seconds,
-                certificate: &certificate,
-            })
-            .await?;
+        let config = NewConfig {
+            id: &config_id,
+            user_id: &user.id,
+            gateway_id: &gateway.id,
+            gateway_name: &gateway.name,
+            protocol,
+            sealed_content: &sealed_content,
+            purge_after: now + context.settings.config_download_window_seconds,
+            certificate: &certificate,
+        };
+        let issued_event =
+            ConfigIssued { config_id: config_id.clone(), gateway_id: gateway.id.clone(), user_id: user.id.clone() };
+        let mut work = UnitOfWork::begin(context).await?;
+        context.store.create_config(&mut work.tx, config).await?;
+        work.watched(event::Kind::Config(issued_event)).await?;
+        work.commit().await?;
         tracing::info!(config = %config_id, user = %user.id, gateway = %gateway.id, serial = %issued.serial, "issued VPN config");
         context.metrics.config_issued();
-        context.events.publish(event::Kind::Config(ConfigIssued {
-            config_id: config_id.clone(),
-            gateway_id: gateway.id.clone(),
-            user_id: user.id.clone(),
-        }));
         Ok(GenerateConfigResponse {
             config_id,
             expires_at: Some(convert::timestamp(issued.not_after)),

@@ -14,7 +14,7 @@ pub mod oidc;
 pub mod saml;
 
 use crate::context::CoreContext;
-use crate::domain::ProviderKind;
+use crate::domain::{ProviderKind, UnitOfWork, users};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::secrets::{random_bytes, token_matches, token_verifier};
@@ -174,18 +174,23 @@ pub async fn sign_in_external(
     let is_admin = !fields.admin_group.is_empty() && groups.contains(&fields.admin_group);
     let name = if identity.name.trim().is_empty() { email.clone() } else { identity.name.trim().to_owned() };
     let store = &context.store;
-    let existing = match store.find_user_by_external_identity(&provider.id, subject).await? {
-        Some(user) => Some(user),
+    // What to do is decided first; the account's changes then commit as one.
+    let (existing, link) = match store.find_user_by_external_identity(&provider.id, subject).await? {
+        Some(user) => (Some(user), false),
         None => match store.find_user_by_email(&email).await? {
-            None => None,
+            None => (None, false),
             Some(owner) => {
-                link_by_email(context, provider, subject, &identity, &owner).await?;
-                Some(owner)
+                may_link_by_email(context, provider, &identity, &owner).await?;
+                (Some(owner), true)
             }
         },
     };
-    let user = match existing {
+    let mut work = UnitOfWork::begin(context).await?;
+    let user_id = match existing {
         Some(existing) => {
+            if link {
+                store.link_external_identity(&mut work.tx, &existing.id, &provider.id, subject).await?;
+            }
             let email_change = (existing.email != email).then(|| email.clone());
             let changes = UserChanges {
                 email: email_change,
@@ -197,10 +202,11 @@ pub async fn sign_in_external(
             };
             // Groups follow the provider; a change of address cuts the sessions under the
             // old one.
-            crate::domain::users::update(context, &existing.id, changes).await.map_err(|error| match error {
+            users::update_in(context, &mut work, &existing.id, changes).await.map_err(|error| match error {
                 CoreError::Conflict(_) => refused(format!("`{email}` belongs to another account")),
                 other => other,
-            })?
+            })?;
+            existing.id
         }
         None => {
             let new_user = NewUser {
@@ -214,29 +220,32 @@ pub async fn sign_in_external(
                 provider: fields.name.clone(),
                 email_verified_by: identity.email_verified.then(|| provider.id.clone()),
             };
-            store.create_external_user(new_user, &provider.id, subject).await.map_err(|error| match error {
-                CoreError::Conflict(_) => refused(format!("`{email}` is taken by another account")),
-                other => other,
-            })?
+            store.create_external_user(&mut work.tx, new_user, &provider.id, subject).await.map_err(
+                |error| match error {
+                    CoreError::Conflict(_) => refused(format!("`{email}` is taken by another account")),
+                    other => other,
+                },
+            )?
         }
     };
+    work.commit().await?;
+    let user = store.require_user(&user_id).await?;
     if user.disabled {
         return Err(CoreError::AccountDisabled);
     }
     Ok(user)
 }
 
-/// Links `subject` of `provider` to `owner`, the account holding the same e-mail, or
-/// refuses: never to a local account; only for a verified e-mail; only through a
+/// Whether a subject of `provider` may be linked to `owner`, the account holding the
+/// same e-mail; refuses if not: never to a local account; only for a verified e-mail; only through a
 /// provider set to link by e-mail that has no subject there yet, and only into an
 /// account whose e-mail a provider also set to link by e-mail vouched for (so an
 /// account someone made through a provider the admin does not trust that far, with a
 /// victim's address, never receives the victim). The one exception is an account this
 /// provider made before subjects were kept, which its first verified sign-in claims.
-async fn link_by_email(
+async fn may_link_by_email(
     context: &CoreContext,
     provider: &AuthProviderRecord,
-    subject: &str,
     identity: &ExternalIdentity,
     owner: &UserRecord,
 ) -> CoreResult<()> {
@@ -260,7 +269,7 @@ async fn link_by_email(
             owner.email
         )));
     }
-    context.store.link_external_identity(&owner.id, &provider.id, subject).await
+    Ok(())
 }
 
 #[cfg(test)]

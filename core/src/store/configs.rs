@@ -2,7 +2,7 @@
 //! or its purge deadline, whichever comes first.
 
 use super::pki::{CertificateRecord, insert_certificate};
-use super::{Listing, Page, Store, total_of, unix_now};
+use super::{Listing, Page, Store, WriteTx, total_of, unix_now};
 use crate::domain::{CertificateKind, VpnProtocol};
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
@@ -91,11 +91,10 @@ fn config_from_row(row: &AnyRow) -> CoreResult<ConfigRecord> {
 }
 
 impl Store {
-    /// Records a certificate and the config that carries it, atomically.
-    pub async fn create_config(&self, config: NewConfig<'_>) -> CoreResult<()> {
+    /// Inside `tx`: records a certificate and the config that carries it.
+    pub async fn create_config(&self, tx: &mut WriteTx, config: NewConfig<'_>) -> CoreResult<()> {
         let certificate = config.certificate;
-        let mut tx = self.begin_write().await?;
-        insert_certificate(&mut *tx, certificate).await?;
+        insert_certificate(&mut **tx, certificate).await?;
         sqlx::query(
             "INSERT INTO vpn_configs (id, user_id, gateway_id, gateway_name, serial, protocol, created_at, expires_at,
                                       sealed_content, purge_after)
@@ -111,9 +110,8 @@ impl Store {
         .bind(certificate.expires_at)
         .bind(config.sealed_content)
         .bind(config.purge_after)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

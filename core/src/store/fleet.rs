@@ -190,13 +190,19 @@ impl Store {
 
     /// Records that node `node_id` holds (`held`) or let go of a gateway's stream; letting
     /// go changes nothing when another node took the stream meanwhile.
-    pub async fn record_stream_holder(&self, gateway_id: &str, node_id: &str, held: bool) -> CoreResult<()> {
+    pub async fn record_stream_holder(
+        &self,
+        tx: &mut WriteTx,
+        gateway_id: &str,
+        node_id: &str,
+        held: bool,
+    ) -> CoreResult<()> {
         let statement = if held {
             "UPDATE gateways SET stream_node = $1 WHERE id = $2"
         } else {
             "UPDATE gateways SET stream_node = NULL WHERE stream_node = $1 AND id = $2"
         };
-        sqlx::query(statement).bind(node_id).bind(gateway_id).execute(&self.pool).await?;
+        sqlx::query(statement).bind(node_id).bind(gateway_id).execute(&mut **tx).await?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! Sign-in sessions: stored as selector + verifier, never the token itself.
 
-use super::{Store, unix_now};
+use super::{Store, WriteTx, unix_now};
 use crate::error::CoreResult;
 use crate::secrets::MintedToken;
 use sqlx::Row;
@@ -19,9 +19,10 @@ pub struct SessionRecord {
 }
 
 impl Store {
-    /// Stores session `id` for `token` that ends at `expires_at`.
+    /// Inside `tx`: stores session `id` for `token` that ends at `expires_at`.
     pub async fn create_session(
         &self,
+        tx: &mut WriteTx,
         id: &str,
         user_id: &str,
         token: &MintedToken,
@@ -36,7 +37,7 @@ impl Store {
         .bind(&token.verifier)
         .bind(unix_now())
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
         Ok(SessionRecord {
             id: id.to_owned(),

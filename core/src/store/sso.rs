@@ -3,8 +3,8 @@
 
 use super::users::USER_COLUMNS;
 use super::{
-    AnyQuery, Listing, NewUser, Page, Store, UserRecord, conflict_on_duplicate, flag, join_list, split_list, total_of,
-    unix_now,
+    AnyQuery, Listing, NewUser, Page, Store, UserRecord, WriteTx, conflict_on_duplicate, flag, join_list, split_list,
+    total_of, unix_now,
 };
 use crate::domain::ProviderKind;
 use crate::error::{CoreError, CoreResult};
@@ -423,31 +423,35 @@ impl Store {
         rows.iter().map(|row| Ok(row.try_get("provider_id")?)).collect()
     }
 
-    /// Links a provider's subject to a user, which no longer awaits one; a subject
-    /// already linked is a conflict.
-    pub async fn link_external_identity(&self, user_id: &str, provider_id: &str, subject: &str) -> CoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        insert_external_identity(&mut *tx, user_id, provider_id, subject).await?;
+    /// Inside `tx`: links a provider's subject to a user, which no longer awaits one; a
+    /// subject already linked is a conflict.
+    pub async fn link_external_identity(
+        &self,
+        tx: &mut WriteTx,
+        user_id: &str,
+        provider_id: &str,
+        subject: &str,
+    ) -> CoreResult<()> {
+        insert_external_identity(&mut **tx, user_id, provider_id, subject).await?;
         sqlx::query("UPDATE users SET awaiting_subject_of = NULL WHERE id = $1")
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
-    /// Creates a user for a provider's subject and links them, in one transaction.
+    /// Inside `tx`: creates a user for a provider's subject and links them; answers the
+    /// user's id.
     pub async fn create_external_user(
         &self,
+        tx: &mut WriteTx,
         user: NewUser,
         provider_id: &str,
         subject: &str,
-    ) -> CoreResult<UserRecord> {
-        let mut tx = self.begin_write().await?;
-        let id = super::users::insert_user(&mut tx, user).await?;
-        insert_external_identity(&mut *tx, &id, provider_id, subject).await?;
-        tx.commit().await?;
-        self.require_user(&id).await
+    ) -> CoreResult<String> {
+        let id = super::users::insert_user(tx, user).await?;
+        insert_external_identity(&mut **tx, &id, provider_id, subject).await?;
+        Ok(id)
     }
 }
 

@@ -268,12 +268,12 @@ impl Store {
         Ok(UserUpdate { old_email, ends_vpn_sessions: ended, gateways_changed: granted })
     }
 
-    /// Records a successful sign-in.
-    pub async fn touch_last_login(&self, id: &str) -> CoreResult<()> {
+    /// Inside `tx`: records a successful sign-in.
+    pub async fn touch_last_login(&self, tx: &mut WriteTx, id: &str) -> CoreResult<()> {
         sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
             .bind(unix_now())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut **tx)
             .await?;
         Ok(())
     }

@@ -150,28 +150,21 @@ impl Store {
         super::total_of(&row)
     }
 
-    /// Records a heartbeat now.
-    pub async fn record_heartbeat(&self, gateway_id: &str) -> CoreResult<()> {
-        self.record_heartbeats(&[(gateway_id.to_owned(), unix_now())]).await
-    }
-
-    /// Records heartbeats (gateway, Unix seconds) in one transaction, never moving a
-    /// gateway's last heartbeat backwards. Rows are updated in gateway id order, the
-    /// order in which every batch of gateway updates locks them.
-    pub async fn record_heartbeats(&self, heartbeats: &[(String, i64)]) -> CoreResult<()> {
+    /// Inside `tx`: records heartbeats (gateway, Unix seconds), never moving a gateway's
+    /// last heartbeat backwards. Rows are updated in gateway id order, the order in which
+    /// every batch of gateway updates locks them.
+    pub async fn record_heartbeats(&self, tx: &mut WriteTx, heartbeats: &[(String, i64)]) -> CoreResult<()> {
         let mut heartbeats = heartbeats.to_vec();
         heartbeats.sort();
-        let mut tx = self.begin_write().await?;
         for (gateway_id, at) in &heartbeats {
             sqlx::query(
                 "UPDATE gateways SET last_heartbeat = $1 WHERE id = $2 AND (last_heartbeat IS NULL OR last_heartbeat < $1)",
             )
             .bind(*at)
             .bind(gateway_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -1,9 +1,10 @@
-//! VPN sessions: what gateway agents report of them, and cutting them.
+//! What gateway agents report (their streams, heartbeats and VPN sessions), and cutting
+//! sessions.
 
 use super::UnitOfWork;
 use crate::context::CoreContext;
 use crate::error::CoreResult;
-use crate::store::{GatewayRole, OpenSession, SessionReport, SessionTotals};
+use crate::store::{GatewayRole, OpenSession, SessionReport, SessionTotals, unix_now};
 
 /// Orders the gateways holding `sessions`, wherever their streams live, to end them for
 /// `reason` (an admin's Disconnect, a session that raced a revocation).
@@ -51,11 +52,29 @@ pub async fn record_disconnected(
     work.commit().await
 }
 
-/// After an agent (re)connects: records the sessions it holds and closes every other one
-/// the store still had open on its gateway.
-pub async fn reconcile(context: &CoreContext, gateway_id: &str, live: &[SessionReport]) -> CoreResult<()> {
+/// An agent opened its stream to this node: the sessions it holds are recorded and
+/// every other one the store still had open on its gateway is closed, with its
+/// heartbeat and this node as the stream's holder.
+pub async fn stream_opened(context: &CoreContext, gateway_id: &str, live: &[SessionReport]) -> CoreResult<()> {
     let mut work = UnitOfWork::begin(context).await?;
     context.store.reconcile_sessions(&mut work.tx, gateway_id, live).await?;
+    context.store.record_heartbeats(&mut work.tx, &[(gateway_id.to_owned(), unix_now())]).await?;
+    context.store.record_stream_holder(&mut work.tx, gateway_id, context.fleet.node_id(), true).await?;
+    work.commit().await
+}
+
+/// An agent's stream to this node ended: this node no longer holds it (unless another
+/// node took it over meanwhile).
+pub async fn stream_closed(context: &CoreContext, gateway_id: &str) -> CoreResult<()> {
+    let mut work = UnitOfWork::begin(context).await?;
+    context.store.record_stream_holder(&mut work.tx, gateway_id, context.fleet.node_id(), false).await?;
+    work.commit().await
+}
+
+/// A gateway's heartbeat, heard now.
+pub async fn heartbeat(context: &CoreContext, gateway_id: &str) -> CoreResult<()> {
+    let mut work = UnitOfWork::begin(context).await?;
+    context.store.record_heartbeats(&mut work.tx, &[(gateway_id.to_owned(), unix_now())]).await?;
     work.commit().await
 }
 
