@@ -5,6 +5,7 @@
 
 pub mod access_rules;
 pub mod agents;
+pub mod configs;
 pub mod gateways;
 pub mod mesh;
 pub mod networks;

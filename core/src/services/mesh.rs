@@ -9,15 +9,12 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
-use crate::domain::{CertificateKind, gateways, mesh};
+use crate::domain::{gateways, mesh};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
-use crate::ovpn::{ClientProfile, render_client_profile};
-use crate::pki::CertificatePurpose;
-use crate::pki::lifecycle::gateway_tls_crypt_key;
 use crate::policy::{GatewayPolicy, advertised_networks};
 use crate::secrets::{SPOKE_TOKEN_PREFIX, mint_token};
-use crate::store::{CertificateRecord, GatewayLink, GatewayRecord, GatewayRole, SessionsOf, SpokeRecord, unix_now};
+use crate::store::{GatewayLink, GatewayRecord, GatewayRole, SessionsOf};
 use crate::validate;
 use gatekey::v1::admin_mesh_service_server::AdminMeshService;
 use gatekey::v1::mesh_service_server::MeshService;
@@ -28,7 +25,6 @@ use gatekey::v1::{
     ListHubsResponse, ListMeshSpokesRequest, ListMeshSpokesResponse, MeshHub, MeshSpoke, ProvisionSpokeRequest,
     ProvisionSpokeResponse, RotateMeshHubTokenRequest, RotateMeshSpokeTokenRequest, UpdateMeshHubRequest,
 };
-use ipnet::IpNet;
 use std::sync::Arc;
 use tonic::Request;
 
@@ -328,25 +324,6 @@ pub(super) async fn clash_with_spokes(
     Ok(())
 }
 
-/// The networks a spoke advertises: each inside one of its `local_cidrs`; none means all.
-fn advertised(spoke: &SpokeRecord, requested: &[String]) -> CoreResult<Vec<String>> {
-    if requested.is_empty() {
-        return Ok(spoke.local_cidrs.clone());
-    }
-    let requested = validate::spoke_networks("advertised_cidrs", requested)?;
-    let allowed: Vec<IpNet> = spoke.local_cidrs.iter().filter_map(|cidr| cidr.parse().ok()).collect();
-    for cidr in &requested {
-        let inside = cidr.parse::<IpNet>().is_ok_and(|net| allowed.iter().any(|local| local.contains(&net)));
-        if !inside {
-            return Err(CoreError::InvalidArgument(format!(
-                "advertised_cidrs: `{cidr}` is not inside the spoke's networks ({})",
-                spoke.local_cidrs.join(", ")
-            )));
-        }
-    }
-    Ok(requested)
-}
-
 #[tonic::async_trait]
 impl MeshSpokeAgentService for MeshSpokeAgentApi {
     async fn describe_spoke(&self, request: Request<DescribeSpokeRequest>) -> GrpcResult<MeshSpoke> {
@@ -365,42 +342,11 @@ impl MeshSpokeAgentService for MeshSpokeAgentApi {
             async {
                 let context = &self.0;
                 let spoke = context.auth.authenticate_spoke(&request).await?;
-                let hub = context.store.require_gateway(&spoke.hub_id).await?;
-                if !hub.is_active {
-                    return Err(CoreError::Forbidden(format!("hub `{}` is deactivated", hub.name)));
-                }
-                let advertised = advertised(&spoke, &request.get_ref().advertised_cidrs)?;
-                let issued = context.authority.issue(
-                    &CertificatePurpose::Spoke { spoke_id: spoke.id.clone() },
-                    context.settings.spoke_certificate_ttl_seconds,
-                )?;
-                let certificate = CertificateRecord {
-                    serial: issued.serial.clone(),
-                    kind: CertificateKind::Spoke,
-                    subject: spoke.id.clone(),
-                    user_id: None,
-                    gateway_id: Some(hub.id.clone()),
-                    issued_at: unix_now(),
-                    expires_at: issued.not_after,
-                    revoked_at: None,
-                    revocation_reason: None,
-                };
-                let spoke = mesh::record_provisioning(context, &spoke, &advertised, &certificate).await?;
-                let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, &hub.id).await?;
-                let openvpn_config = render_client_profile(&ClientProfile {
-                    hostname: &hub.hostname,
-                    port: hub.port,
-                    protocol: hub.protocol,
-                    ca_certificate_pem: context.authority.certificate_pem(),
-                    client_certificate_pem: &issued.certificate_pem,
-                    client_private_key_pem: &issued.private_key_pem,
-                    tls_crypt_key: &tls_crypt_key,
-                });
-                tracing::info!(hub = %hub.id, spoke = %spoke.id, serial = %issued.serial, networks = ?advertised, "provisioned mesh spoke");
+                let provisioned = mesh::provision(context, &spoke, &request.get_ref().advertised_cidrs).await?;
                 Ok(ProvisionSpokeResponse {
-                    spoke: Some(convert::mesh_spoke(spoke, false)),
-                    openvpn_config,
-                    expires_at: Some(convert::timestamp(issued.not_after)),
+                    spoke: Some(convert::mesh_spoke(provisioned.spoke, false)),
+                    openvpn_config: provisioned.openvpn_config,
+                    expires_at: Some(convert::timestamp(provisioned.expires_at)),
                     lifetime_seconds: u64::try_from(context.settings.spoke_certificate_ttl_seconds).unwrap_or(0),
                 })
             }

@@ -1,0 +1,138 @@
+//! VPN configs: issuing one (a client certificate and the rendered profile, sealed
+//! until its one download) and downloading it.
+
+use super::{UnitOfWork, VpnProtocol};
+use crate::context::CoreContext;
+use crate::domain::CertificateKind;
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{IdKind, new_id};
+use crate::ovpn::{ClientProfile, render_client_profile};
+use crate::pki::CertificatePurpose;
+use crate::pki::lifecycle::gateway_tls_crypt_key;
+use crate::store::{CertificateRecord, NewConfig, UserRecord, unix_now};
+use gatekey::ErrorCode;
+use gatekey::v1::{ConfigIssued, event};
+
+/// A config just issued.
+#[derive(Debug)]
+pub struct IssuedConfig {
+    /// Its id, for the download.
+    pub config_id: String,
+    /// Its certificate's serial.
+    pub serial: String,
+    /// When its certificate expires (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// A config's one download.
+#[derive(Debug)]
+pub struct DownloadedConfig {
+    /// The file name to save it as.
+    pub file_name: String,
+    /// The profile, with its private key.
+    pub content: String,
+}
+
+/// Issues `user` a config for the gateway or hub `gateway_id` (users connect to hubs like
+/// to gateways), if it is active and granted to them: a new client certificate in a
+/// rendered profile, sealed until it is downloaded once.
+pub async fn issue(
+    context: &CoreContext,
+    user: &UserRecord,
+    gateway_id: &str,
+    protocol: VpnProtocol,
+) -> CoreResult<IssuedConfig> {
+    let gateway = context.store.require_gateway(gateway_id).await?;
+    let noun = gateway.role.as_str();
+    if !gateway.is_active {
+        return Err(CoreError::Forbidden(format!("{noun} `{}` is deactivated", gateway.name)));
+    }
+    if !context.store.gateway_granted_to(&user.id, gateway_id).await? {
+        return Err(CoreError::Forbidden(format!("you have not been granted {noun} `{}`", gateway.name)));
+    }
+    let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, gateway_id).await?;
+    let issued = context.authority.issue(
+        &CertificatePurpose::Client { email: user.email.clone() },
+        context.settings.client_certificate_ttl_seconds,
+    )?;
+    let profile = render_client_profile(&ClientProfile {
+        hostname: &gateway.hostname,
+        port: gateway.port,
+        protocol: gateway.protocol,
+        ca_certificate_pem: context.authority.certificate_pem(),
+        client_certificate_pem: &issued.certificate_pem,
+        client_private_key_pem: &issued.private_key_pem,
+        tls_crypt_key: &tls_crypt_key,
+    });
+    let config_id = new_id(IdKind::Config);
+    let sealed_content = context.sealer.seal(&config_context(&config_id), profile.as_bytes())?;
+    let now = unix_now();
+    let certificate = CertificateRecord {
+        serial: issued.serial.clone(),
+        kind: CertificateKind::Client,
+        subject: user.email.clone(),
+        user_id: Some(user.id.clone()),
+        gateway_id: Some(gateway.id.clone()),
+        issued_at: now,
+        expires_at: issued.not_after,
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    let config = NewConfig {
+        id: &config_id,
+        user_id: &user.id,
+        gateway_id: &gateway.id,
+        gateway_name: &gateway.name,
+        protocol,
+        sealed_content: &sealed_content,
+        purge_after: now + context.settings.config_download_window_seconds,
+        certificate: &certificate,
+    };
+    let issued_event =
+        ConfigIssued { config_id: config_id.clone(), gateway_id: gateway.id.clone(), user_id: user.id.clone() };
+    let mut work = UnitOfWork::begin(context).await?;
+    context.store.create_config(&mut work.tx, config).await?;
+    work.watched(event::Kind::Config(issued_event)).await?;
+    work.commit().await?;
+    tracing::info!(config = %config_id, user = %user.id, gateway = %gateway.id, serial = %issued.serial, "issued VPN config");
+    context.metrics.config_issued();
+    Ok(IssuedConfig { config_id, serial: issued.serial.clone(), expires_at: issued.not_after })
+}
+
+/// The one download of `user_id`'s config `config_id`: its content is handed out and no
+/// longer kept.
+pub async fn download(context: &CoreContext, user_id: &str, config_id: &str) -> CoreResult<DownloadedConfig> {
+    let config = context
+        .store
+        .find_config(config_id)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("config `{config_id}` not found")))?;
+    if config.user_id != user_id {
+        return Err(CoreError::Forbidden("this config belongs to another user".into()));
+    }
+    if config.certificate.revoked_at.is_some() {
+        return Err(CoreError::Gone(ErrorCode::ConfigRevoked, "this config's certificate has been revoked".into()));
+    }
+    if config.expires_at <= unix_now() {
+        return Err(CoreError::Gone(ErrorCode::ConfigExpired, "this config's certificate has expired".into()));
+    }
+    let purged = || {
+        CoreError::Gone(
+            ErrorCode::ConfigPurged,
+            "this config was already downloaded or its download window passed; its private key is not kept, \
+             so generate a new config"
+                .into(),
+        )
+    };
+    if config.purge_after <= unix_now() {
+        return Err(purged());
+    }
+    let sealed = context.store.take_config_content(&config.id).await?.ok_or_else(purged)?;
+    let content = context.sealer.open_text(&config_context(&config.id), &sealed)?;
+    Ok(DownloadedConfig { file_name: format!("gatekey-{}.ovpn", config.gateway_name), content })
+}
+
+/// The sealing context of a config's content.
+fn config_context(config_id: &str) -> String {
+    format!("config:{config_id}")
+}
