@@ -104,6 +104,46 @@ fn summary(label: &str, mut samples: Vec<Duration>) {
     );
 }
 
+/// The relay-delay histogram of these nodes (`gatekey_fleet_relay_delay_seconds`),
+/// summed: the count at or under each bucket's bound (seconds).
+async fn relay_delay_buckets(client: &reqwest::Client, http_addresses: &[String]) -> Vec<(f64, u64)> {
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    for http in http_addresses {
+        let text = client.get(format!("http://{http}/metrics")).send().await.unwrap().text().await.unwrap();
+        for line in text.lines().filter(|line| line.starts_with("gatekey_fleet_relay_delay_seconds_bucket")) {
+            let bound = line.split("le=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+            let bound: f64 = if bound == "+Inf" { f64::INFINITY } else { bound.parse().unwrap() };
+            let count: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            match buckets.iter_mut().find(|(le, _)| *le == bound) {
+                Some((_, total)) => *total += count,
+                None => buckets.push((bound, count)),
+            }
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// Prints how long events took from the node that made them to the others, from the
+/// histogram's growth between `before` and `after` (a quantile is the bucket bound it
+/// falls under).
+fn relay_delay_summary(before: &[(f64, u64)], after: &[(f64, u64)]) {
+    let grown: Vec<(f64, u64)> = after
+        .iter()
+        .map(|(le, count)| (*le, count - before.iter().find(|(b, _)| b == le).map_or(0, |(_, c)| *c)))
+        .collect();
+    let total = grown.last().map_or(0, |(_, count)| *count);
+    let under = |q: f64| {
+        let wanted = (total as f64 * q).ceil() as u64;
+        grown.iter().find(|(_, count)| *count >= wanted).map_or(f64::INFINITY, |(le, _)| le * 1000.0)
+    };
+    println!(
+        "  relay delay, event made on the first node → applied on the others: n={total} p50 ≤ {} ms p99 ≤ {} ms",
+        under(0.5),
+        under(0.99)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -276,6 +316,8 @@ async fn main() {
     );
 
     // Rule change → every agent has the new snapshot and has acknowledged it.
+    let others: Vec<String> = cores.iter().skip(1).map(|core| core.3.clone()).collect();
+    let relayed_before = relay_delay_buckets(&client, &others).await;
     let mut latencies = Vec::with_capacity(agents * changes);
     let (mut on_origin, mut on_others) = (Vec::new(), Vec::new());
     for change in 0..changes {
@@ -303,6 +345,7 @@ async fn main() {
     if nodes > 1 {
         summary("  of which agents on the node that made the change", on_origin);
         summary("  of which agents on the other nodes (relayed)", on_others);
+        relay_delay_summary(&relayed_before, &relay_delay_buckets(&client, &others).await);
     }
 
     // Rule changes back to back for `seconds`: how many a second the cluster commits and

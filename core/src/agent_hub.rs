@@ -69,6 +69,11 @@ impl AgentHub {
         }
     }
 
+    /// Where this node's metrics are recorded.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Notes that a gateway applied rule version `version` (and stops its push clock);
     /// [`AgentHub::flush_reports`] writes it with the heartbeats.
     pub fn rules_applied(&self, gateway_id: &str, version: u64) {

@@ -100,6 +100,23 @@ impl FleetEvent {
     }
 }
 
+/// An event as the outbox holds it, with when it was made (Unix milliseconds; 0 in the
+/// events of earlier releases), for the relay's delay metric.
+#[derive(Debug, Serialize, Deserialize)]
+struct OutboxPayload<E> {
+    #[serde(default)]
+    made_at_ms: i64,
+    #[serde(flatten)]
+    event: E,
+}
+
+/// The current time in Unix milliseconds.
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A session to end, as its gateway knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionToKill {
@@ -174,7 +191,8 @@ impl FleetRelay {
 
     /// `event` as this node writes it to the outbox.
     pub(crate) fn outbox_entry(&self, event: &FleetEvent) -> CoreResult<OutboxEntry> {
-        let payload = serde_json::to_string(event).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let payload = serde_json::to_string(&OutboxPayload { made_at_ms: unix_now_ms(), event })
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
         Ok(OutboxEntry { node_id: self.node_id.clone(), payload })
     }
 
@@ -250,8 +268,13 @@ impl FleetRelay {
                 hub.wake_all_pushers();
             }
             for record in events.iter().filter(|record| record.node_id != self.node_id) {
-                match serde_json::from_str::<FleetEvent>(&record.payload) {
-                    Ok(event) => apply(hub, watchers, &event),
+                match serde_json::from_str::<OutboxPayload<FleetEvent>>(&record.payload) {
+                    Ok(OutboxPayload { made_at_ms, event }) => {
+                        apply(hub, watchers, &event);
+                        if made_at_ms > 0 {
+                            hub.metrics().event_relayed((unix_now_ms() - made_at_ms).max(0) as f64 / 1000.0);
+                        }
+                    }
                     Err(error) => tracing::warn!(%error, id = record.id, "skipping an event this node cannot read"),
                 }
             }
@@ -317,9 +340,10 @@ mod tests {
         FleetEvent::kill(&[session], reason).unwrap()
     }
 
-    /// Appends `event` as made by `node_id`, in a transaction of its own.
+    /// Appends `event` as made by `node_id` 5 ms ago, in a transaction of its own.
     async fn append(store: &Store, node_id: &str, event: &FleetEvent) {
-        let entry = OutboxEntry { node_id: node_id.into(), payload: serde_json::to_string(event).unwrap() };
+        let payload = OutboxPayload { made_at_ms: unix_now_ms() - 5, event };
+        let entry = OutboxEntry { node_id: node_id.into(), payload: serde_json::to_string(&payload).unwrap() };
         let mut tx = store.begin_write().await.unwrap();
         store.append_fleet_event(&mut tx, &entry, &[]).await.unwrap();
         tx.commit().await.unwrap();
@@ -352,9 +376,20 @@ mod tests {
         // Another node's events arrive in order; this node's own were applied when made.
         append(&store, "node-elsewhere", &kill("first")).await;
         append(&store, relay.node_id(), &kill("made here")).await;
-        append(&store, "node-elsewhere", &kill("second")).await;
+        // An event of an earlier release, without the time it was made.
+        let legacy =
+            OutboxEntry { node_id: "node-elsewhere".into(), payload: serde_json::to_string(&kill("second")).unwrap() };
+        let mut tx = store.begin_write().await.unwrap();
+        store.append_fleet_event(&mut tx, &legacy, &[]).await.unwrap();
+        tx.commit().await.unwrap();
         relay.catch_up(&store, &hub, &watchers).await;
         assert_eq!(kills(&mut here), ["first", "second"]);
+        let gauges = crate::metrics::Gauges { connected_gateways: 0, live_sessions: 0, connected_spokes: 0 };
+        let rendered = hub.metrics().render(gauges);
+        assert!(
+            rendered.contains("gatekey_fleet_relay_delay_seconds_count{node=\"node-here\"} 1"),
+            "one relayed event with its time: {rendered}"
+        );
         relay.catch_up(&store, &hub, &watchers).await;
         assert!(kills(&mut here).is_empty(), "nothing is applied twice");
         assert!(bystander.rules_changed.notified().now_or_never().is_none(), "no resync without a gap");

@@ -47,6 +47,7 @@ pub struct Metrics {
     latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
     configs_issued: Counter,
     rule_push: Histogram,
+    relay_delay: Histogram,
     connected_gateways: Gauge,
     live_sessions: Gauge,
     connected_spokes: Gauge,
@@ -70,6 +71,7 @@ impl Metrics {
         let latency = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
         let configs_issued = Counter::default();
         let rule_push = histogram();
+        let relay_delay = histogram();
         let (connected_gateways, live_sessions, connected_spokes) =
             (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register("gatekey_grpc_requests", "gRPC requests by method and status code", requests.clone());
@@ -91,12 +93,18 @@ impl Metrics {
         );
         registry.register("gatekey_configs_issued", "VPN configs generated", configs_issued.clone());
         registry.register("gatekey_rule_push_seconds", "Rule change to the agent's acknowledgement", rule_push.clone());
+        registry.register(
+            "gatekey_fleet_relay_delay_seconds",
+            "Another node's event, from being made there to being applied here",
+            relay_delay.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             configs_issued,
             rule_push,
+            relay_delay,
             connected_gateways,
             live_sessions,
             connected_spokes,
@@ -169,6 +177,11 @@ impl Metrics {
         if let Some(started) = started {
             self.rule_push.observe(started.elapsed().as_secs_f64());
         }
+    }
+
+    /// Records how long another node's event took from being made to being applied here.
+    pub fn event_relayed(&self, seconds: f64) {
+        self.relay_delay.observe(seconds);
     }
 
     /// The metrics in the OpenMetrics text format, with the gauges set to `gauges`.
