@@ -345,7 +345,7 @@ mod tests {
         let payload = OutboxPayload { made_at_ms: unix_now_ms() - 5, event };
         let entry = OutboxEntry { node_id: node_id.into(), payload: serde_json::to_string(&payload).unwrap() };
         let mut tx = store.begin_write().await.unwrap();
-        store.append_fleet_event(&mut tx, &entry, &[]).await.unwrap();
+        store.append_fleet_event(&mut tx, &entry).await.unwrap();
         tx.commit().await.unwrap();
     }
 
@@ -380,7 +380,7 @@ mod tests {
         let legacy =
             OutboxEntry { node_id: "node-elsewhere".into(), payload: serde_json::to_string(&kill("second")).unwrap() };
         let mut tx = store.begin_write().await.unwrap();
-        store.append_fleet_event(&mut tx, &legacy, &[]).await.unwrap();
+        store.append_fleet_event(&mut tx, &legacy).await.unwrap();
         tx.commit().await.unwrap();
         relay.catch_up(&store, &hub, &watchers).await;
         assert_eq!(kills(&mut here), ["first", "second"]);

@@ -302,7 +302,7 @@ async fn revoke_with_crl(store: &Store, tx: &mut WriteTx, serial: &str) -> Resul
     let crl = CrlRecord { number, der_base64: serials, this_update: 1, next_update: 2 };
     store.insert_crl(tx, &crl).await?;
     let event = OutboxEntry { node_id: "node-test".into(), payload: format!("{{\"crl\":{number}}}") };
-    store.append_fleet_event(tx, &event, &[]).await?;
+    store.append_fleet_event(tx, &event).await?;
     Ok(Some(crl))
 }
 
@@ -335,7 +335,7 @@ async fn a_change_its_events_and_its_crl_commit_together_or_not_at_all() {
         let mut tx = store.begin_write().await.unwrap();
         let sessions = store.open_sessions_in(&mut tx, SessionsOf::Certificate("0a0b")).await.unwrap();
         assert_eq!(sessions.len(), 1);
-        store.append_fleet_event(&mut tx, &kill, &[]).await.unwrap();
+        store.append_fleet_event(&mut tx, &kill).await.unwrap();
         assert!(revoke_with_crl(&store, &mut tx, "0a0b").await.unwrap().is_some());
         drop(tx);
         assert!(store.find_certificate("0a0b").await.unwrap().unwrap().revoked_at.is_none(), "a revocation kept");
@@ -344,7 +344,7 @@ async fn a_change_its_events_and_its_crl_commit_together_or_not_at_all() {
 
         // Committed: all three are there.
         let mut tx = store.begin_write().await.unwrap();
-        store.append_fleet_event(&mut tx, &kill, &[]).await.unwrap();
+        store.append_fleet_event(&mut tx, &kill).await.unwrap();
         let crl = revoke_with_crl(&store, &mut tx, "0a0b").await.unwrap().expect("a new CRL");
         tx.commit().await.unwrap();
         assert!(store.find_certificate("0a0b").await.unwrap().unwrap().revoked_at.is_some());
@@ -382,7 +382,8 @@ async fn a_change_its_events_and_its_crl_commit_together_or_not_at_all() {
             store.create_access_rule(&mut tx, "rule-1", &web_rule(&network.id)).await.unwrap();
             let gateways = store.gateways_of_networks(&mut tx, &[&network.id]).await.unwrap();
             assert_eq!(gateways, std::slice::from_ref(&gw.id));
-            store.append_fleet_event(&mut tx, &pushed(), &gateways).await.unwrap();
+            store.bump_rule_versions(&mut tx, &gateways).await.unwrap();
+            store.append_fleet_event(&mut tx, &pushed()).await.unwrap();
             if commit {
                 tx.commit().await.unwrap();
             }
@@ -519,9 +520,8 @@ async fn concurrent_batches_of_gateway_updates_never_deadlock() {
         for round in 0..15_i64 {
             let heartbeats: Vec<(String, i64)> = shuffled.iter().map(|id| (id.clone(), 1_000 + round)).collect();
             let applied: Vec<(String, u64)> = reversed.iter().map(|id| (id.clone(), 1)).collect();
-            let entry = pushed();
             let (bumped, beats, acks) = tokio::join!(
-                async { write!(store, |tx| store.append_fleet_event(tx, &entry, &reversed)) },
+                async { write!(store, |tx| store.bump_rule_versions(tx, &reversed)) },
                 async { write!(store, |tx| store.record_heartbeats(tx, &heartbeats)) },
                 store.record_rules_applied(&applied),
             );

@@ -80,9 +80,14 @@ impl<'a> UnitOfWork<'a> {
         Ok(())
     }
 
+    /// Writes `event` after bumping the rule versions of `gateways_to_bump` (the entry is
+    /// made after the bump, so the time it carries is close to the commit).
     async fn write(&mut self, event: FleetEvent, gateways_to_bump: &[String]) -> CoreResult<()> {
+        if !gateways_to_bump.is_empty() {
+            self.context.store.bump_rule_versions(&mut self.tx, gateways_to_bump).await?;
+        }
         let entry = self.context.fleet.outbox_entry(&event)?;
-        self.context.store.append_fleet_event(&mut self.tx, &entry, gateways_to_bump).await?;
+        self.context.store.append_fleet_event(&mut self.tx, &entry).await?;
         self.recorded.push(event);
         Ok(())
     }

@@ -60,22 +60,15 @@ impl Store {
         Ok(())
     }
 
-    /// Appends an event inside `tx`, the transaction of the change it follows (so it
-    /// exists exactly when the change commits), after bumping the rule versions of
-    /// `gateways_to_bump`; answers its id.
-    pub async fn append_fleet_event(
-        &self,
-        tx: &mut WriteTx,
-        entry: &OutboxEntry,
-        gateways_to_bump: &[String],
-    ) -> CoreResult<i64> {
+    /// Inside `tx`: the rule versions of these gateways go up (their agents will be sent
+    /// fresh snapshots). Rows are locked in id order, as every batch of gateway updates
+    /// locks them, so two such transactions never wait for each other in a circle.
+    pub async fn bump_rule_versions(&self, tx: &mut WriteTx, gateway_ids: &[String]) -> CoreResult<()> {
         let postgres = self.backend == "postgres";
-        // Rows are locked in id order, as every batch of gateway updates locks them, so
-        // two such transactions never wait for each other in a circle.
-        let mut gateways_to_bump = gateways_to_bump.to_vec();
-        gateways_to_bump.sort();
-        gateways_to_bump.dedup();
-        for chunk in gateways_to_bump.chunks(500) {
+        let mut gateway_ids = gateway_ids.to_vec();
+        gateway_ids.sort();
+        gateway_ids.dedup();
+        for chunk in gateway_ids.chunks(500) {
             let placeholders = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
             // PostgreSQL: lock the rows in id order first (a plain multi-row UPDATE
             // locks them in whatever order its plan visits them).
@@ -89,6 +82,13 @@ impl Store {
             }
             bump.execute(&mut **tx).await?;
         }
+        Ok(())
+    }
+
+    /// Appends an event inside `tx`, the transaction of the change it follows (so it
+    /// exists exactly when the change commits); answers its id.
+    pub async fn append_fleet_event(&self, tx: &mut WriteTx, entry: &OutboxEntry) -> CoreResult<i64> {
+        let postgres = self.backend == "postgres";
         self.lock_outbox(tx).await?;
         let row = sqlx::query(
             "INSERT INTO fleet_events (id, node_id, payload, created_at) \
