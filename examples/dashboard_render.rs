@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 #[path = "support/in_process_core.rs"]
-#[allow(dead_code)] // Shared by the benchmarks; this one does not speak gRPC.
 mod in_process_core;
 
 use in_process_core::{InProcessCore, ms, quantile};

@@ -63,6 +63,8 @@ pub struct CoreContext {
     pub fleet: std::sync::Arc<crate::fleet::FleetRelay>,
     /// Reads the rule snapshots that the pushers ask for, in batches.
     pub snapshots: crate::snapshot_batch::SnapshotBatcher,
+    /// What verdicts read of their gateways, per rule version.
+    pub verdict_inputs: crate::verdict_inputs::VerdictInputsCache,
 }
 
 impl CoreContext {

@@ -27,3 +27,4 @@ pub mod snapshot_batch;
 pub mod sso;
 pub mod store;
 pub mod validate;
+pub mod verdict_inputs;

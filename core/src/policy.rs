@@ -12,6 +12,7 @@ use crate::store::{
     AccessRuleFields, AccessRuleRecord, CertificateRecord, GatewayRecord, GatewayRole, NetworkRecord, SpokeRecord,
     Store, UserRecord, unix_now,
 };
+use crate::verdict_inputs::{VerdictInputs, VerdictInputsCache};
 use gatekey::v1::{ClientRules, FirewallRule, RuleSnapshot, VerifyRequest, VerifyResponse};
 use ipnet::IpNet;
 use std::collections::{BTreeSet, HashMap};
@@ -268,17 +269,21 @@ pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<Hash
     Ok(snapshots)
 }
 
-/// Decides whether a connecting client may use `gateway`. Every denial carries a reason
+/// Decides whether a connecting client may use the gateway or hub `gateway_id`, from its
+/// current verdict inputs (see [`crate::verdict_inputs`]). Every denial carries a reason
 /// and is logged.
 pub async fn verify(
     store: &Store,
     geo_fence: &GeoFence,
-    gateway: &GatewayRecord,
+    cache: &VerdictInputsCache,
+    gateway_id: &str,
     request: &VerifyRequest,
 ) -> CoreResult<VerifyResponse> {
-    // Read before deciding: a change after this point carries a higher version.
-    let rules_version = store.rules_version(&gateway.id).await?;
-    let decision = decide(store, geo_fence, gateway, request).await?;
+    // The inputs are read at the current version: a change after this point carries a
+    // higher one.
+    let inputs = cache.current(store, gateway_id).await?;
+    let (gateway, rules_version) = (&inputs.gateway, inputs.version);
+    let decision = decide(store, geo_fence, &inputs, request).await?;
     match &decision {
         Ok(Admitted::User(user, _)) => tracing::info!(
             gateway = %gateway.id, common_name = %request.common_name, user = %user.id,
@@ -313,9 +318,10 @@ pub async fn verify(
 async fn decide(
     store: &Store,
     geo_fence: &GeoFence,
-    gateway: &GatewayRecord,
+    inputs: &VerdictInputs,
     request: &VerifyRequest,
 ) -> CoreResult<Result<Admitted, String>> {
+    let gateway = &inputs.gateway;
     let Ok(serial) = serial::parse(&request.serial) else {
         return Ok(Err(format!("malformed certificate serial `{}`", request.serial)));
     };
@@ -340,7 +346,9 @@ async fn decide(
     if let Some(reason) = geo_fence.refusal(store, &user, &request.client_address).await? {
         return Ok(Err(format!("geo-fence: {reason}")));
     }
-    if !store.gateway_granted_to(&user.id, &gateway.id).await? {
+    // A user made since the inputs were read (creating one bumps no version) is looked
+    // up in the store.
+    if !inputs.granted.contains(&user.id) && !store.gateway_granted_to(&user.id, &gateway.id).await? {
         return Ok(Err(format!(
             "user `{}` is not granted {} `{}`",
             user.username,
@@ -348,7 +356,7 @@ async fn decide(
             gateway.name
         )));
     }
-    let entitlement = GatewayPolicy::load(store, gateway).await?.entitlement(&user);
+    let entitlement = inputs.policy.entitlement(&user);
     Ok(Ok(Admitted::User(user, entitlement)))
 }
 

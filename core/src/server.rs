@@ -147,6 +147,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         events: crate::events::EventBus::default(),
         fleet,
         snapshots: crate::snapshot_batch::SnapshotBatcher::default(),
+        verdict_inputs: crate::verdict_inputs::VerdictInputsCache::default(),
     });
     if let Some(path) = &args.providers_file {
         crate::providers_file::apply(&context, path).await?;

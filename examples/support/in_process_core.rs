@@ -1,4 +1,4 @@
-//! A core for the benchmarks: started in this process on loopback ports, with a
+//! A core for the dashboard benchmark: started in this process on loopback ports, with a
 //! temporary SQLite database and no rate limits, and the admin signed in.
 
 use clap::Parser;
@@ -13,8 +13,6 @@ const ADMIN_PASSWORD: &str = "bench-admin-password";
 pub struct InProcessCore {
     /// `http://127.0.0.1:<port>/api/v1`.
     pub api: String,
-    /// `http://127.0.0.1:<port>`, the gRPC listener.
-    pub grpc: String,
     /// The admin's session token.
     pub token: String,
     data_dir: PathBuf,
@@ -59,7 +57,7 @@ impl InProcessCore {
             if let Ok(response) = attempt {
                 let body: Value = response.json().await.unwrap();
                 let token = body["data"]["session_token"].as_str().unwrap().to_owned();
-                return InProcessCore { api, grpc: format!("http://127.0.0.1:{grpc_port}"), token, data_dir };
+                return InProcessCore { api, token, data_dir };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

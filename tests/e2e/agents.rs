@@ -278,6 +278,34 @@ async fn verdicts_over_the_stream_match_their_requests_and_explain_denials() {
         assert!(verdict.rules.is_empty());
     }
 
+    // What verdicts read of the gateway is kept between them; every change shows in the
+    // next one: a new rule, a grant withdrawn and given again, and a user made since.
+    let verdict_of = async |agent: &mut SimulatedAgent, serial: &str, name: &str| {
+        let asked = agent.send(ask(serial, name)).await;
+        loop {
+            let message = agent.next().await;
+            if let (true, Some(CoreBody::VerifyResult(verdict))) = (message.request_id == asked, message.body) {
+                return verdict;
+            }
+        }
+    };
+    add_rule(&core, &fleet, "ssh", "10.90.1.22").await;
+    let verdict = verdict_of(&mut agent, &serial, "alice@example.com").await;
+    assert!(verdict.allowed && verdict.rules.len() == 2, "the new rule is missing: {verdict:?}");
+    core.delete(&format!("/admin/gateways/{gateway_id}/groups/staff"), &fleet.admin).await.expect(StatusCode::OK);
+    let verdict = verdict_of(&mut agent, &serial, "alice@example.com").await;
+    assert!(!verdict.allowed && verdict.reason.contains("not granted"), "{verdict:?}");
+    core.post(&format!("/admin/gateways/{gateway_id}/groups"), &fleet.admin, json!({"group": "staff"}))
+        .await
+        .expect(StatusCode::OK);
+    let verdict = verdict_of(&mut agent, &serial, "alice@example.com").await;
+    assert!(verdict.allowed, "{verdict:?}");
+    let (_, bob) = core.create_user(&fleet.admin, "bob", &["staff"]).await;
+    core.post("/configs/generate", &bob, json!({"gateway_id": gateway_id})).await.expect(StatusCode::CREATED);
+    let bob_serial = core.get("/configs", &bob).await.body["data"][0]["serial"].as_str().unwrap().to_owned();
+    let verdict = verdict_of(&mut agent, &bob_serial, "bob@example.com").await;
+    assert!(verdict.allowed && verdict.rules.len() == 2, "a user made since is admitted: {verdict:?}");
+
     // Alice is connected; disabling her kills the session and denies her from then on.
     let report = ClientConnected {
         session_key: "k1".into(),

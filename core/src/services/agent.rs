@@ -106,8 +106,7 @@ impl GatewayAgentApi {
     }
 
     async fn verify_for(&self, gateway_id: &str, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
-        let gateway = self.0.store.require_gateway(gateway_id).await?;
-        policy::verify(&self.0.store, &self.0.geo_fence, &gateway, request).await
+        policy::verify(&self.0.store, &self.0.geo_fence, &self.0.verdict_inputs, gateway_id, request).await
     }
 }
 
@@ -418,7 +417,7 @@ impl GatewayAgentService for GatewayAgentApi {
         respond(
             async {
                 let gateway = self.0.auth.authenticate_gateway(&request).await?;
-                policy::verify(&self.0.store, &self.0.geo_fence, &gateway, request.get_ref()).await
+                self.verify_for(&gateway.id, request.get_ref()).await
             }
             .await,
         )

@@ -505,8 +505,6 @@ fn gateway_fields(row: &AnyRow, id: String) -> CoreResult<GatewayRecord> {
     })
 }
 
-impl Store {}
-
 /// Links a gateway to each of `targets` inside a transaction; existing links stay.
 async fn insert_links(tx: &mut WriteTx, gateway_id: &str, link: GatewayLink, targets: &[String]) -> CoreResult<()> {
     let (table, column) = link.table_and_column();
