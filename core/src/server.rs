@@ -176,9 +176,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     let routes = grpc_routes(context.clone()).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let mut public_grpc = Server::builder().accept_http1(true);
-    // With TLS on the public listener, the in-process facade talks to the same services
-    // over a private loopback listener instead.
-    let mut facade_grpc_address = grpc_address;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let read =
             |path: &std::path::PathBuf| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
@@ -186,15 +183,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         public_grpc = public_grpc
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .map_err(|e| format!("TLS configuration: {e}"))?;
-        if http_listener.is_some() {
-            let internal = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-            facade_grpc_address = internal.local_addr()?;
-            let server = Server::builder()
-                .add_routes(routes.clone())
-                .serve_with_incoming_shutdown(no_delay(internal), stopped());
-            tasks.spawn(async move { server.await.map_err(|e| format!("internal gRPC server failed: {e}")) });
-        }
     }
+    // The in-process facade calls the same services over in-memory pipes.
+    let facade_channel =
+        http_listener.is_some().then(|| in_process_channel(routes.clone(), metrics.clone(), stopped(), &mut tasks));
     let grpc_server = public_grpc
         .layer(request_trace_layer())
         .layer(MetricsLayer(metrics.clone()))
@@ -205,8 +197,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
     tasks.spawn(maintain(context.clone(), stopped()));
     tasks.spawn(crate::fleet::FleetRelay::run(context.clone(), stopped()));
 
-    if let Some(listener) = http_listener {
-        let channel = Endpoint::from_shared(format!("http://{}", reachable(facade_grpc_address)))?.connect_lazy();
+    if let (Some(listener), Some(channel)) = (http_listener, facade_channel) {
         // Only a configured public URL pins the origin; otherwise the request's Host does.
         let options = gatekey_rest::FacadeOptions {
             trusted_proxies: args.trusted_proxies.clone(),
@@ -274,6 +265,42 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         None => Ok(()),
         Some(error) => Err(error.into()),
     }
+}
+
+/// How many bytes an in-process pipe buffers each way.
+const IN_PROCESS_PIPE_BYTES: usize = 1 << 20;
+
+/// A channel to `routes` inside this process: each connection is a pair of in-memory
+/// pipes served by a gRPC server of their own (with the request tracing and metrics of
+/// the public one), so the in-process facade's calls cost no socket. The server stops
+/// with `stop`.
+fn in_process_channel(
+    routes: Routes,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+) -> tonic::transport::Channel {
+    let (connections, incoming) = tokio::sync::mpsc::unbounded_channel::<tokio::io::DuplexStream>();
+    let incoming =
+        tokio_stream::StreamExt::map(tokio_stream::wrappers::UnboundedReceiverStream::new(incoming), |pipe| {
+            Ok::<_, std::io::Error>(pipe)
+        });
+    let server = Server::builder()
+        .layer(request_trace_layer())
+        .layer(MetricsLayer(metrics))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, stop);
+    tasks.spawn(async move { server.await.map_err(|e| format!("in-process gRPC server failed: {e}")) });
+    Endpoint::from_static("http://gatekey-core.in-process").connect_with_connector_lazy(tower::service_fn(
+        move |_: http::Uri| {
+            let connections = connections.clone();
+            async move {
+                let (client, server) = tokio::io::duplex(IN_PROCESS_PIPE_BYTES);
+                connections.send(server).map_err(|_| std::io::Error::other("the in-process gRPC server stopped"))?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(client))
+            }
+        },
+    ))
 }
 
 /// How long in-flight requests may take to finish once shutdown begins.
