@@ -213,57 +213,68 @@ struct Fleet {
     heartbeat_interval: Duration,
 }
 
+/// Connects agent `index` with `token` to the node at `grpc`; answers its outbound queue
+/// and the heartbeat interval its welcome names. The agent acknowledges snapshots at once.
+async fn connect_agent(
+    index: usize,
+    grpc: &str,
+    token: &str,
+    heard_sender: mpsc::UnboundedSender<Heard>,
+) -> (mpsc::Sender<AgentMessage>, u32) {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .unwrap();
+    let (outbound, receiver) = mpsc::channel::<AgentMessage>(64);
+    outbound.send(AgentMessage { request_id: 0, body: Some(AgentBody::Hello(Hello::default())) }).await.unwrap();
+    let mut request = tonic::Request::new(ReceiverStream::new(receiver));
+    request.metadata_mut().insert("x-gateway-token", token.parse().unwrap());
+    let mut inbound = GatewayAgentServiceClient::new(channel).open_stream(request).await.unwrap().into_inner();
+    let sender = outbound.clone();
+    let (interval_sender, interval_receiver) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut interval_sender = Some(interval_sender);
+        while let Ok(Some(message)) = inbound.message().await {
+            match message.body {
+                Some(CoreBody::Welcome(welcome)) => {
+                    if let Some(reply) = interval_sender.take() {
+                        let _ = reply.send(welcome.heartbeat_interval_seconds);
+                    }
+                }
+                Some(CoreBody::RuleSnapshot(snapshot)) => {
+                    let at = Instant::now();
+                    let applied = RulesApplied { version: snapshot.version };
+                    let _ =
+                        sender.send(AgentMessage { request_id: 0, body: Some(AgentBody::RulesApplied(applied)) }).await;
+                    let _ = heard_sender.send(Heard::Snapshot { agent: index, version: snapshot.version, at });
+                }
+                Some(CoreBody::VerifyResult(_)) => {
+                    let _ = heard_sender.send(Heard::Verdict { request_id: message.request_id, at: Instant::now() });
+                }
+                _ => {}
+            }
+        }
+    });
+    (outbound, interval_receiver.await.unwrap_or(30))
+}
+
 /// Connects an agent to every gateway, agent i to node i mod nodes, and waits for every
-/// first snapshot. Agents acknowledge snapshots at once.
+/// first snapshot.
 async fn connect_fleet(nodes: &[Node], gateways: &[(String, String)], serials: Vec<String>) -> Fleet {
     let (heard_sender, mut heard) = mpsc::unbounded_channel();
-    let mut senders = Vec::with_capacity(gateways.len());
-    let mut heartbeat_interval = Duration::from_secs(30);
-    for (index, (_, token)) in gateways.iter().enumerate() {
-        let grpc = &nodes[index % nodes.len()].grpc;
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
-            .unwrap()
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .unwrap();
-        let (outbound, receiver) = mpsc::channel::<AgentMessage>(64);
-        outbound.send(AgentMessage { request_id: 0, body: Some(AgentBody::Hello(Hello::default())) }).await.unwrap();
-        let mut request = tonic::Request::new(ReceiverStream::new(receiver));
-        request.metadata_mut().insert("x-gateway-token", token.parse().unwrap());
-        let mut inbound = GatewayAgentServiceClient::new(channel).open_stream(request).await.unwrap().into_inner();
-        let (heard_sender, sender) = (heard_sender.clone(), outbound.clone());
-        let (interval_sender, interval_receiver) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let mut interval_sender = Some(interval_sender);
-            while let Ok(Some(message)) = inbound.message().await {
-                match message.body {
-                    Some(CoreBody::Welcome(welcome)) => {
-                        if let Some(reply) = interval_sender.take() {
-                            let _ = reply.send(welcome.heartbeat_interval_seconds);
-                        }
-                    }
-                    Some(CoreBody::RuleSnapshot(snapshot)) => {
-                        let at = Instant::now();
-                        let applied = RulesApplied { version: snapshot.version };
-                        let _ = sender
-                            .send(AgentMessage { request_id: 0, body: Some(AgentBody::RulesApplied(applied)) })
-                            .await;
-                        let _ = heard_sender.send(Heard::Snapshot { agent: index, version: snapshot.version, at });
-                    }
-                    Some(CoreBody::VerifyResult(_)) => {
-                        let _ =
-                            heard_sender.send(Heard::Verdict { request_id: message.request_id, at: Instant::now() });
-                    }
-                    _ => {}
-                }
-            }
-        });
-        if let Ok(seconds) = interval_receiver.await {
-            heartbeat_interval = Duration::from_secs(u64::from(seconds.max(1)));
-        }
-        senders.push(outbound);
-    }
+    let connected: Vec<(mpsc::Sender<AgentMessage>, u32)> = futures::stream::iter(gateways.iter().enumerate())
+        .map(|(index, (_, token))| {
+            let (grpc, heard_sender) = (nodes[index % nodes.len()].grpc.clone(), heard_sender.clone());
+            async move { connect_agent(index, &grpc, token, heard_sender).await }
+        })
+        .buffered(32)
+        .collect()
+        .await;
+    let heartbeat_interval =
+        Duration::from_secs(u64::from(connected.iter().map(|(_, s)| *s).max().unwrap_or(30).max(1)));
+    let senders: Vec<mpsc::Sender<AgentMessage>> = connected.into_iter().map(|(sender, _)| sender).collect();
     let mut versions = vec![0u64; gateways.len()];
     let mut first = 0;
     while first < gateways.len() {
