@@ -105,7 +105,8 @@ impl GatewayPolicy {
     pub async fn load(store: &Store, gateway: &GatewayRecord) -> CoreResult<GatewayPolicy> {
         let rules = store.access_rules_of_gateway(&gateway.id).await?;
         // In the gateway's order (by id), as the snapshots list them.
-        let mut networks = store.networks_with_ids(&gateway.network_ids).await?;
+        let mut networks: Vec<NetworkRecord> =
+            store.networks_with_ids(&gateway.network_ids).await?.into_iter().map(without_gateway_list).collect();
         networks.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(GatewayPolicy { rules, networks, spoke_networks: spoke_networks(store, gateway).await? })
     }
@@ -118,6 +119,13 @@ impl GatewayPolicy {
         }
         entitlement
     }
+}
+
+/// A network as a policy holds it: without the list of every gateway it is attached to,
+/// which a policy never reads and which, cloned into each of thousands of gateways'
+/// policies, cost time in the square of the fleet's size.
+fn without_gateway_list(network: NetworkRecord) -> NetworkRecord {
+    NetworkRecord { gateway_ids: Vec::new(), ..network }
 }
 
 /// At a hub, the networks its connected spokes advertise; nothing at a gateway.
@@ -232,8 +240,12 @@ pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<Hash
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let networks: HashMap<String, NetworkRecord> =
-        store.networks_with_ids(&network_ids).await?.into_iter().map(|network| (network.id.clone(), network)).collect();
+    let networks: HashMap<String, NetworkRecord> = store
+        .networks_with_ids(&network_ids)
+        .await?
+        .into_iter()
+        .map(|network| (network.id.clone(), without_gateway_list(network)))
+        .collect();
     let mut rules_of_network: HashMap<String, Vec<AccessRuleRecord>> = HashMap::new();
     for rule in store.access_rules_of_networks(&network_ids).await? {
         rules_of_network.entry(rule.fields.network_id.clone()).or_default().push(rule);
