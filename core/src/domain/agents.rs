@@ -54,10 +54,19 @@ pub async fn record_disconnected(
 
 /// An agent opened its stream to this node: the sessions it holds are recorded and
 /// every other one the store still had open on its gateway is closed, with its
-/// heartbeat and this node as the stream's holder.
-pub async fn stream_opened(context: &CoreContext, gateway_id: &str, live: &[SessionReport]) -> CoreResult<()> {
+/// heartbeat and this node as the stream's holder. At a hub that may change which
+/// spokes are connected, so the hub gets fresh rules.
+pub async fn stream_opened(
+    context: &CoreContext,
+    gateway_id: &str,
+    role: GatewayRole,
+    live: &[SessionReport],
+) -> CoreResult<()> {
     let mut work = UnitOfWork::begin(context).await?;
     context.store.reconcile_sessions(&mut work.tx, gateway_id, live).await?;
+    if role == GatewayRole::Hub {
+        work.rules_changed(&[gateway_id.to_owned()]).await?;
+    }
     context.store.record_heartbeats(&mut work.tx, &[(gateway_id.to_owned(), unix_now())]).await?;
     context.store.record_stream_holder(&mut work.tx, gateway_id, context.fleet.node_id(), true).await?;
     work.commit().await

@@ -34,7 +34,7 @@ pub async fn update(
     links: &[(GatewayLink, Vec<String>)],
 ) -> CoreResult<GatewayRecord> {
     let deactivating = changes.is_active == Some(false);
-    let mut work = UnitOfWork::begin(context).await?;
+    let mut work = UnitOfWork::begin_policy_change(context).await?;
     context.store.update_gateway(&mut work.tx, id, changes).await?;
     for (link, targets) in links {
         context.store.replace_gateway_links(&mut work.tx, id, *link, targets).await?;
@@ -88,7 +88,7 @@ pub async fn link(
     target: &str,
     attach: bool,
 ) -> CoreResult<GatewayRecord> {
-    let mut work = UnitOfWork::begin(context).await?;
+    let mut work = UnitOfWork::begin_policy_change(context).await?;
     match attach {
         true => context.store.link_gateway(&mut work.tx, gateway_id, link, target).await?,
         false => context.store.unlink_gateway(&mut work.tx, gateway_id, link, target).await?,

@@ -86,11 +86,15 @@ async fn record_provisioning(
     Ok(spoke)
 }
 
-/// Removes a hub's spoke: its certificates are revoked (with a new CRL) and its tunnels cut.
+/// Removes a hub's spoke: its certificates are revoked (with a new CRL), its tunnels cut,
+/// and the hub gets fresh rules.
 pub async fn delete_spoke(context: &CoreContext, hub_id: &str, spoke_id: &str) -> CoreResult<()> {
     let mut work = UnitOfWork::begin(context).await?;
     let revoked = context.store.delete_spoke(&mut work.tx, hub_id, spoke_id).await?;
     end_tunnels(context, &mut work, spoke_id, "the spoke was removed").await?;
+    // The hub no longer routes to the spoke's networks (its tunnel's end, reported
+    // later, is no longer a spoke's).
+    work.rules_changed(&[hub_id.to_owned()]).await?;
     if revoked > 0 {
         work.sign_next_crl().await?;
     }

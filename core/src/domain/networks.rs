@@ -7,7 +7,7 @@ use crate::store::{NetworkChanges, NetworkRecord};
 
 /// Applies changes (checked by the caller) to network `id`.
 pub async fn update(context: &CoreContext, id: &str, changes: NetworkChanges) -> CoreResult<NetworkRecord> {
-    let mut work = UnitOfWork::begin(context).await?;
+    let mut work = UnitOfWork::begin_policy_change(context).await?;
     context.store.update_network(&mut work.tx, id, changes).await?;
     let gateways = context.store.gateways_of_networks(&mut work.tx, &[id]).await?;
     work.rules_changed(&gateways).await?;
@@ -17,7 +17,7 @@ pub async fn update(context: &CoreContext, id: &str, changes: NetworkChanges) ->
 
 /// Deletes network `id` and detaches it from every gateway.
 pub async fn delete(context: &CoreContext, id: &str) -> CoreResult<()> {
-    let mut work = UnitOfWork::begin(context).await?;
+    let mut work = UnitOfWork::begin_policy_change(context).await?;
     let gateways = context.store.gateways_of_networks(&mut work.tx, &[id]).await?;
     context.store.delete_network(&mut work.tx, id).await?;
     work.rules_changed(&gateways).await?;

@@ -1,9 +1,10 @@
 //! One operation's unit of work: the write transaction that every store function of the
-//! operation runs in, and the fleet events it records. An event goes into the outbox
-//! inside the transaction, so it exists exactly when the change commits; once the commit
-//! is done, this node's own streams get the events in the order they were recorded (the
-//! other nodes' relays read them from the outbox). Dropped without a commit, the work
-//! rolls back and no one is told anything.
+//! operation runs in, and the fleet events it records. The events go into the outbox
+//! inside the transaction, just before it commits (after every row lock the operation
+//! takes, so the outbox lock always comes last), so they exist exactly when the change
+//! commits; once the commit is done, this node's own streams get them in the order they
+//! were recorded (the other nodes' relays read them from the outbox). Dropped without a
+//! commit, the work rolls back and no one is told anything.
 
 use crate::context::CoreContext;
 use crate::error::CoreResult;
@@ -27,6 +28,16 @@ impl<'a> UnitOfWork<'a> {
     /// Opens the write transaction of an operation.
     pub async fn begin(context: &'a CoreContext) -> CoreResult<UnitOfWork<'a>> {
         Ok(UnitOfWork { context, tx: context.store.begin_write().await?, recorded: Vec::new() })
+    }
+
+    /// Opens the write transaction of an operation that changes who may reach what
+    /// (grants, groups, access rules, networks): such operations run one at a time
+    /// across the nodes, each seeing the others' committed links when it works out which
+    /// gateways its change concerns (see [`crate::store::Store::lock_policies`]).
+    pub async fn begin_policy_change(context: &'a CoreContext) -> CoreResult<UnitOfWork<'a>> {
+        let mut work = UnitOfWork::begin(context).await?;
+        context.store.lock_policies(&mut work.tx).await?;
+        Ok(work)
     }
 
     /// Records `event`, which changes no rule version.
@@ -71,8 +82,14 @@ impl<'a> UnitOfWork<'a> {
         Ok(crl)
     }
 
-    /// Commits, then hands the recorded events to this node's streams.
-    pub async fn commit(self) -> CoreResult<()> {
+    /// Writes the recorded events to the outbox and commits, then hands the events to
+    /// this node's streams.
+    pub async fn commit(mut self) -> CoreResult<()> {
+        for event in &self.recorded {
+            // Stamped now, close to the commit, for the relay's delay metric.
+            let entry = self.context.fleet.outbox_entry(event)?;
+            self.context.store.append_fleet_event(&mut self.tx, &entry).await?;
+        }
         self.tx.commit().await?;
         for event in &self.recorded {
             crate::fleet::apply(&self.context.hub, &self.context.events, event);
@@ -80,14 +97,12 @@ impl<'a> UnitOfWork<'a> {
         Ok(())
     }
 
-    /// Writes `event` after bumping the rule versions of `gateways_to_bump` (the entry is
-    /// made after the bump, so the time it carries is close to the commit).
+    /// Records `event`, for the outbox at the commit, after bumping the rule versions of
+    /// `gateways_to_bump` now.
     async fn write(&mut self, event: FleetEvent, gateways_to_bump: &[String]) -> CoreResult<()> {
         if !gateways_to_bump.is_empty() {
             self.context.store.bump_rule_versions(&mut self.tx, gateways_to_bump).await?;
         }
-        let entry = self.context.fleet.outbox_entry(&event)?;
-        self.context.store.append_fleet_event(&mut self.tx, &entry).await?;
         self.recorded.push(event);
         Ok(())
     }

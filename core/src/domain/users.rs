@@ -9,13 +9,14 @@ use crate::store::{SessionsOf, UserChanges, UserRecord};
 /// certificate name, so disabling the user or changing their e-mail address cuts them;
 /// the gateways granted to the user before or after get fresh rules.
 pub async fn update(context: &CoreContext, id: &str, changes: UserChanges) -> CoreResult<UserRecord> {
-    let mut work = UnitOfWork::begin(context).await?;
+    let mut work = UnitOfWork::begin_policy_change(context).await?;
     update_in(context, &mut work, id, changes).await?;
     work.commit().await?;
     context.store.require_user(id).await
 }
 
-/// [`update`] as part of a larger unit of work.
+/// [`update`] as part of a larger unit of work, begun with
+/// [`UnitOfWork::begin_policy_change`].
 pub async fn update_in(
     context: &CoreContext,
     work: &mut UnitOfWork<'_>,

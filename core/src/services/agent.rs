@@ -291,7 +291,7 @@ impl GatewayAgentService for GatewayAgentApi {
             _ => return Err(CoreError::InvalidArgument("the first message on the stream must be hello".into()).into()),
         };
         let live = hello.live_sessions.iter().map(session_report).collect::<CoreResult<Vec<_>>>()?;
-        agents::stream_opened(&context, &gateway.id, &live).await?;
+        agents::stream_opened(&context, &gateway.id, gateway.role, &live).await?;
         let link = context.hub.attach(&gateway.id, &token_selector);
         // From here on, whatever happens, the hub forgets this stream when it ends.
         let mut guard = StreamGuard {

@@ -185,7 +185,7 @@ pub async fn sign_in_external(
             }
         },
     };
-    let mut work = UnitOfWork::begin(context).await?;
+    let mut work = UnitOfWork::begin_policy_change(context).await?;
     let user_id = match existing {
         Some(existing) => {
             if link {

@@ -14,6 +14,8 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 pub const FLEET_CHANNEL: &str = "gatekey_fleet";
 /// The advisory lock that orders outbox appends.
 const OUTBOX_LOCK: i64 = 7_406_191;
+/// The advisory lock that runs changes to who may reach what one at a time.
+const POLICY_LOCK: i64 = 7_406_192;
 
 /// An event ready for the outbox: who made it and what it says (JSON).
 #[derive(Debug, Clone)]
@@ -51,6 +53,19 @@ pub struct NodeRecord {
 }
 
 impl Store {
+    /// Inside `tx`, waits for and takes the policy lock (PostgreSQL; SQLite's writer is
+    /// alone anyway), held until `tx` ends. A change to grants, groups, access rules or
+    /// networks takes it before it reads which gateways its change concerns: a change
+    /// committing meanwhile on another connection could otherwise hide from it the link
+    /// that makes a gateway concerned, and that gateway would keep its rule version (and
+    /// so its pushed snapshot and the inputs its verdicts keep) from before.
+    pub async fn lock_policies(&self, tx: &mut WriteTx) -> CoreResult<()> {
+        if self.backend == "postgres" {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(POLICY_LOCK).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Inside `tx`, waits for and takes the outbox lock (PostgreSQL; SQLite's writer is
     /// alone anyway), held until `tx` ends: events get ids in commit order.
     pub(super) async fn lock_outbox(&self, tx: &mut WriteTx) -> CoreResult<()> {
