@@ -50,7 +50,7 @@ pub struct CoreContext {
     /// At-rest encryption of secrets.
     pub sealer: SecretBox,
     /// The gateway agents connected to this node.
-    pub hub: AgentHub,
+    pub hub: std::sync::Arc<AgentHub>,
     /// Geo-fence checks.
     pub geo_fence: crate::geofence::GeoFence,
     /// Rate limits.
@@ -58,7 +58,7 @@ pub struct CoreContext {
     /// Metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The fleet's events, for admins watching them.
-    pub events: crate::events::EventBus,
+    pub events: std::sync::Arc<crate::events::EventBus>,
     /// What agents must be told, relayed between the core nodes.
     pub fleet: std::sync::Arc<crate::fleet::FleetRelay>,
     /// Reads the rule snapshots that the pushers ask for, in batches.

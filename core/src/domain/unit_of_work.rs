@@ -7,7 +7,7 @@
 //! commit, the work rolls back and no one is told anything.
 
 use crate::context::CoreContext;
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::fleet::FleetEvent;
 use crate::pki::lifecycle::{CurrentCrl, sign_crl};
 use crate::store::{OpenSession, WriteTx};
@@ -83,18 +83,25 @@ impl<'a> UnitOfWork<'a> {
     }
 
     /// Writes the recorded events to the outbox and commits, then hands the events to
-    /// this node's streams.
+    /// this node's streams. The commit and the handing over run in a task of their own:
+    /// a caller that gives up meanwhile (a client hanging up) cannot leave a committed
+    /// change untold here (the relay skips this node's own events).
     pub async fn commit(mut self) -> CoreResult<()> {
         for event in &self.recorded {
             // Stamped now, close to the commit, for the relay's delay metric.
             let entry = self.context.fleet.outbox_entry(event)?;
             self.context.store.append_fleet_event(&mut self.tx, &entry).await?;
         }
-        self.tx.commit().await?;
-        for event in &self.recorded {
-            crate::fleet::apply(&self.context.hub, &self.context.events, event);
-        }
-        Ok(())
+        let (tx, recorded) = (self.tx, self.recorded);
+        let (hub, watchers) = (self.context.hub.clone(), self.context.events.clone());
+        let committing = tokio::spawn(async move {
+            tx.commit().await?;
+            for event in &recorded {
+                crate::fleet::apply(&hub, &watchers, event);
+            }
+            Ok::<_, CoreError>(())
+        });
+        committing.await.map_err(|error| CoreError::Internal(format!("the commit's task failed: {error}")))?
     }
 
     /// Records `event`, for the outbox at the commit, after bumping the rule versions of
