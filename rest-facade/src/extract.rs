@@ -58,13 +58,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Deserialises a JSON body, naming the offending field on failure. A member of the
 /// body whose value is `null` counts as absent (as the document's nullable optional
-/// members say), and a number with a zero fraction (`3.0`) counts as the integer it
+/// members say; an unknown one is still refused), and a number with a zero fraction (`3.0`) counts as the integer it
 /// equals, as JSON Schema's `integer` says, so clients that write every number as a
 /// float are understood.
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|error| ApiError::invalid_request(format!("malformed JSON: {error}")))?;
     if let serde_json::Value::Object(members) = &mut value {
+        // A `null` member still has to be one the body knows.
+        for key in members.iter().filter(|(_, member)| member.is_null()).map(|(key, _)| key) {
+            let alone = serde_json::Value::Object([(key.clone(), serde_json::Value::Null)].into_iter().collect());
+            if let Err(error) = serde_json::from_value::<T>(alone)
+                && error.to_string().starts_with("unknown field")
+            {
+                return Err(ApiError::invalid_request(format!("invalid request body: {error}")));
+            }
+        }
         members.retain(|_, member| !member.is_null());
     }
     integral_floats_to_integers(&mut value);
@@ -320,6 +329,8 @@ mod tests {
     fn json_errors_name_the_field() {
         assert!(message_of(r#"{"name": "a", "port": "x"}"#).contains("`port`"));
         assert!(message_of(r#"{"name": "a", "bogus": 1}"#).contains("bogus"));
+        assert!(message_of(r#"{"name": "a", "bogus": null}"#).contains("bogus"), "an unknown null member");
+        assert!(message_of(r#"{"": null}"#).contains("unknown field"), "an empty, unknown name");
         assert!(message_of(r#"{"port": 1}"#).contains("missing field `name`"));
         assert!(message_of(r#"{"name": "#).contains("malformed JSON"));
     }
