@@ -11,7 +11,8 @@
 //! `cargo build --release --workspace --bins --example fleet_bench && target/release/examples/fleet_bench [gateways] [changes] [seconds] [nodes]`
 //!
 //! With `DATABASE_URL` (an empty PostgreSQL database) the nodes share it; without it,
-//! one node runs on SQLite.
+//! one node runs on SQLite. With `FLEET_BENCH_PERF_DIR`, `perf record` samples the first
+//! node during each measured phase, into `<dir>/<phase>.data` (`perf report -i …`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use futures::StreamExt;
@@ -61,6 +62,33 @@ struct Node {
     pid: u32,
     grpc: String,
     http: String,
+}
+
+/// `perf record` sampling a core process during one measured phase, when
+/// `FLEET_BENCH_PERF_DIR` asks for it.
+struct PhaseProfile(Option<std::process::Child>);
+
+impl PhaseProfile {
+    /// Starts sampling process `pid` for `phase` (nothing without `FLEET_BENCH_PERF_DIR`).
+    fn start(pid: u32, phase: &str) -> PhaseProfile {
+        let Ok(dir) = std::env::var("FLEET_BENCH_PERF_DIR") else { return PhaseProfile(None) };
+        std::fs::create_dir_all(&dir).unwrap();
+        let output = format!("{dir}/{phase}.data");
+        let recorder = std::process::Command::new("perf")
+            .args(["record", "-q", "-F", "997", "-p", &pid.to_string(), "-o", &output])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("perf record");
+        PhaseProfile(Some(recorder))
+    }
+
+    /// Stops sampling and waits for the profile to be written.
+    fn finish(self) {
+        if let Some(mut recorder) = self.0 {
+            std::process::Command::new("kill").args(["-INT", &recorder.id().to_string()]).status().unwrap();
+            recorder.wait().unwrap();
+        }
+    }
 }
 
 /// The admin's (or a user's) REST session.
@@ -573,7 +601,9 @@ async fn main() {
 
     // Verdicts with heartbeats at the real interval, then under a tenfold flood.
     for (speedup, target, limit) in [(1, "≤ 2 ms", 2.0), (10, "≤ 20 ms", 20.0)] {
+        let profile = PhaseProfile::start(nodes[0].pid, &format!("verify-heartbeats-x{speedup}"));
         let mut round_trips = fleet.verify_under_heartbeats(speedup, seconds).await;
+        profile.finish();
         let label = match speedup {
             1 => format!("verify round trip, {gateways_wanted} agents heartbeating, {VERIFIES_PER_SECOND}/s"),
             _ => format!("verify round trip under a {speedup}× heartbeat flood, {VERIFIES_PER_SECOND}/s"),
@@ -593,6 +623,7 @@ async fn main() {
     let relayed_before = relay_delay_buckets(&client, &others).await;
     let mut latencies = Vec::with_capacity(gateways_wanted * changes);
     let (mut on_origin, mut on_others) = (Vec::new(), Vec::new());
+    let profile = PhaseProfile::start(nodes[0].pid, "rule-push");
     for change in 0..changes {
         let sent = Instant::now();
         api.post("/admin/access-rules", json!({"name": format!("rule{change}"), "network_id": network_id, "user_ids": [alice_id],
@@ -614,6 +645,7 @@ async fn main() {
             }
         }
     }
+    profile.finish();
     summary(
         &format!("rule change → ack at {gateways_wanted} agents on {node_count} node(s) ({changes} changes)"),
         &mut latencies,
@@ -688,8 +720,10 @@ async fn main() {
     .await;
     let list_url = format!("{base}/admin/gateways?per_page=20");
     let token = api.token.clone();
+    let profile = PhaseProfile::start(nodes[0].pid, "rest-list");
     let list_per_second =
         rest_throughput(seconds, move |connection| connection.get(&list_url).bearer_auth(&token)).await;
+    profile.finish();
     rows.push(Row {
         figure: format!("REST list of 20 gateways, requests/s, {CONNECTIONS} connections"),
         target: "≥ 5,000",
@@ -701,11 +735,13 @@ async fn main() {
     // Configs through REST (limits off), as alice, from 16 connections.
     let generate_url = format!("{base}/configs/generate");
     let (token, gateway_id) = (alice.token.clone(), gateways[0].0.clone());
+    let profile = PhaseProfile::start(nodes[0].pid, "configs");
     let configs_per_second = rest_throughput(seconds, move |connection| {
         let body = json!({"gateway_id": gateway_id, "protocol": "openvpn"});
         connection.post(&generate_url).bearer_auth(&token).json(&body)
     })
     .await;
+    profile.finish();
     rows.push(Row {
         figure: "configs per second through REST, limits off".into(),
         target: "≥ 5,000",

@@ -110,7 +110,7 @@ impl Authenticator {
     async fn authenticate_session(&self, token: &str) -> CoreResult<Caller> {
         let invalid = || CoreError::Unauthenticated("invalid or expired session token".into());
         let selector = token_selector(token, SESSION_TOKEN_PREFIX).ok_or_else(invalid)?;
-        let session = self.store.find_session(selector).await?.ok_or_else(invalid)?;
+        let (session, user) = self.store.find_session(selector).await?.ok_or_else(invalid)?;
         if !token_matches(token, &session.verifier) {
             return Err(invalid());
         }
@@ -118,7 +118,6 @@ impl Authenticator {
             self.store.delete_session(&session.id).await?;
             return Err(invalid());
         }
-        let user = self.store.find_user(&session.user_id).await?.ok_or_else(invalid)?;
         Ok(Caller { user, credential: Credential::Session { id: session.id, expires_at: session.expires_at } })
     }
 

@@ -21,6 +21,7 @@ use base64::engine::general_purpose::STANDARD;
 use gatekey::v1::{CoreMessage, CrlUpdate, Event, KillSession, core_message::Body};
 use prost::Message;
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -210,34 +211,37 @@ impl FleetRelay {
                 Err(error) => {
                     // Without a listener, read the outbox at each retry instead.
                     tracing::warn!(%error, "cannot listen for the fleet's events; polling and retrying");
-                    this.catch_up(store, hub, watchers).await;
+                    this.catch_up(store, None, hub, watchers).await;
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                         () = &mut stop => return Ok(()),
                     }
                 }
             };
-            this.catch_up(store, hub, watchers).await;
             let Some(mut listener) = listener else {
                 // SQLite: one node, whose own events are applied as they are made.
+                this.catch_up(store, None, hub, watchers).await;
                 stop.await;
                 return Ok(());
             };
+            this.catch_up(store, Some(&mut listener), hub, watchers).await;
             loop {
-                tokio::select! {
-                    heard = listener.try_recv() => match heard {
-                        Ok(Some(_)) => this.catch_up(store, hub, watchers).await,
-                        Ok(None) => {
-                            tracing::warn!("the fleet listener lost its connection; listening again");
-                            break;
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "the fleet listener failed; listening again");
-                            break;
-                        }
-                    },
-                    _ = poll.tick() => this.catch_up(store, hub, watchers).await,
+                // `Ok(Some(()))`: read the outbox now (a notification, or the safety poll).
+                let heard = tokio::select! {
+                    heard = listener.try_recv() => heard.map(|notification| notification.map(drop)),
+                    _ = poll.tick() => Ok(Some(())),
                     () = &mut stop => return Ok(()),
+                };
+                match heard {
+                    Ok(Some(())) => this.catch_up(store, Some(&mut listener), hub, watchers).await,
+                    Ok(None) => {
+                        tracing::warn!("the fleet listener lost its connection; listening again");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the fleet listener failed; listening again");
+                        break;
+                    }
                 }
             }
         }
@@ -248,10 +252,16 @@ impl FleetRelay {
     /// append takes none), so a gap means events were pruned before this node read them
     /// (it was cut off for longer than they are kept): then every stream here gets a
     /// fresh snapshot, which is what the missed rule changes would have caused.
-    async fn catch_up(&self, store: &Store, hub: &AgentHub, watchers: &EventBus) {
+    async fn catch_up(
+        &self,
+        store: &Store,
+        mut listener: Option<&mut PgListener>,
+        hub: &AgentHub,
+        watchers: &EventBus,
+    ) {
         loop {
             let after = self.applied_up_to.load(Ordering::Acquire);
-            let events = match store.fleet_events_after(after, READ_BATCH).await {
+            let events = match store.fleet_events_after(listener.as_deref_mut(), after, READ_BATCH).await {
                 Ok(events) => events,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the fleet's outbox");
@@ -382,7 +392,7 @@ mod tests {
         let mut tx = store.begin_write().await.unwrap();
         store.append_fleet_event(&mut tx, &legacy).await.unwrap();
         tx.commit().await.unwrap();
-        relay.catch_up(&store, &hub, &watchers).await;
+        relay.catch_up(&store, None, &hub, &watchers).await;
         assert_eq!(kills(&mut here), ["first", "second"]);
         let gauges = crate::metrics::Gauges { connected_gateways: 0, live_sessions: 0, connected_spokes: 0 };
         let rendered = hub.metrics().render(gauges);
@@ -390,7 +400,7 @@ mod tests {
             rendered.contains("gatekey_fleet_relay_delay_seconds_count{node=\"node-here\"} 1"),
             "one relayed event with its time: {rendered}"
         );
-        relay.catch_up(&store, &hub, &watchers).await;
+        relay.catch_up(&store, None, &hub, &watchers).await;
         assert!(kills(&mut here).is_empty(), "nothing is applied twice");
         assert!(bystander.rules_changed.notified().now_or_never().is_none(), "no resync without a gap");
 
@@ -400,7 +410,7 @@ mod tests {
             append(&store, "node-elsewhere", &kill(reason)).await;
         }
         assert_eq!(store.prune_fleet_events(crate::store::unix_now() + 1).await.unwrap(), 6);
-        relay.catch_up(&store, &hub, &watchers).await;
+        relay.catch_up(&store, None, &hub, &watchers).await;
         assert_eq!(kills(&mut here), ["kept"]);
         assert!(bystander.rules_changed.notified().now_or_never().is_some(), "a gap resyncs every stream");
         store.close().await;

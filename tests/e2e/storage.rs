@@ -164,8 +164,11 @@ async fn sessions_and_api_keys() {
         let token = mint_token("gks_");
         write!(store, |tx| store.create_session(tx, &new_id(IdKind::Session), &alice.id, &token, i64::MAX / 2))
             .unwrap();
-        let session = store.find_session(&token.selector).await.unwrap().unwrap();
-        assert_eq!(session.verifier, token.verifier);
+        let (session, holder) = store.find_session(&token.selector).await.unwrap().unwrap();
+        assert_eq!(
+            (session.verifier, session.user_id, holder.id),
+            (token.verifier.clone(), alice.id.clone(), alice.id.clone())
+        );
 
         // Disabling a user removes its sessions.
         let disabled = UserChanges { disabled: Some(true), ..Default::default() };
@@ -350,7 +353,7 @@ async fn a_change_its_events_and_its_crl_commit_together_or_not_at_all() {
         assert!(store.find_certificate("0a0b").await.unwrap().unwrap().revoked_at.is_some());
         assert_eq!((crl.number, crl.der_base64.as_str()), (1, "0a0b"));
         assert_eq!(store.latest_crl().await.unwrap().map(|latest| latest.number), Some(1));
-        let events = store.fleet_events_after(before, 10).await.unwrap();
+        let events = store.fleet_events_after(None, before, 10).await.unwrap();
         assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!((events[0].node_id.as_str(), events[0].payload.as_str()), ("node-test", kill.payload.as_str()));
         assert_eq!(events[1].payload, "{\"crl\":1}");
@@ -390,7 +393,7 @@ async fn a_change_its_events_and_its_crl_commit_together_or_not_at_all() {
         }
         assert_eq!(store.list_access_rules(PAGE).await.unwrap().total, 1);
         assert_eq!(store.rules_version(&gw.id).await.unwrap(), version + 1, "one bump, by the committed one");
-        assert_eq!(store.fleet_events_after(before, 10).await.unwrap().len(), 1);
+        assert_eq!(store.fleet_events_after(None, before, 10).await.unwrap().len(), 1);
     })
     .await;
 }

@@ -42,12 +42,15 @@ pub async fn issue(
     gateway_id: &str,
     protocol: VpnProtocol,
 ) -> CoreResult<IssuedConfig> {
-    let gateway = context.store.require_gateway(gateway_id).await?;
+    // What a verdict there reads, at the gateway's current rule version: the gateway
+    // and who is granted it (a user created since it was read is looked up).
+    let inputs = context.verdict_inputs.current(&context.store, gateway_id).await?;
+    let gateway = &inputs.gateway;
     let noun = gateway.role.as_str();
     if !gateway.is_active {
         return Err(CoreError::Forbidden(format!("{noun} `{}` is deactivated", gateway.name)));
     }
-    if !context.store.gateway_granted_to(&user.id, gateway_id).await? {
+    if !inputs.granted.contains(&user.id) && !context.store.gateway_granted_to(&user.id, gateway_id).await? {
         return Err(CoreError::Forbidden(format!("you have not been granted {noun} `{}`", gateway.name)));
     }
     let tls_crypt_key = gateway_tls_crypt_key(&context.store, &context.sealer, gateway_id).await?;

@@ -5,6 +5,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
+use crate::domain::agents::session_id;
 use crate::error::CoreError;
 use crate::store::{LoginEventRecord, OpenSession, OpenSessionRecord, Page};
 use crate::{convert, validate};
@@ -41,11 +42,6 @@ pub struct AdminVpnSessionApi(pub Arc<CoreContext>);
 /// Implements `AdminActivityService`.
 #[derive(Debug, Clone)]
 pub struct AdminActivityApi(pub Arc<CoreContext>);
-
-/// A session's id: its gateway and the agent's key for it.
-pub fn session_id(gateway_id: &str, session_key: &str) -> String {
-    format!("{gateway_id}:{session_key}")
-}
 
 fn vpn_session(record: OpenSessionRecord) -> VpnSession {
     VpnSession {

@@ -6,7 +6,7 @@
 use super::{GrpcResult, respond};
 use crate::agent_hub::{Outbound, push_coalesced};
 use crate::context::CoreContext;
-use crate::domain::{agents, watched};
+use crate::domain::agents;
 use crate::error::{CoreError, CoreResult};
 use crate::pki::CertificatePurpose;
 use crate::pki::lifecycle::{current_crl, gateway_tls_crypt_key};
@@ -94,17 +94,6 @@ impl GatewayAgentApi {
         Ok(policy::certificate_standing(&self.0.store, &session.serial).await?.err())
     }
 
-    /// Tells the watchers that a session opened or closed.
-    async fn announce_session(&self, gateway_id: &str, session_key: &str, common_name: &str, open: bool) {
-        let change = SessionChange {
-            session_id: super::session_id(gateway_id, session_key),
-            gateway_id: gateway_id.to_owned(),
-            common_name: common_name.to_owned(),
-            open,
-        };
-        watched::publish(&self.0, event::Kind::Session(change)).await;
-    }
-
     async fn verify_for(&self, gateway_id: &str, request: &VerifyRequest) -> CoreResult<VerifyResponse> {
         policy::verify(&self.0.store, &self.0.geo_fence, &self.0.verdict_inputs, gateway_id, request).await
     }
@@ -126,13 +115,9 @@ impl Drop for StreamGuard {
         self.context.hub.detach(&self.gateway_id, self.connection);
         let (context, gateway_id) = (self.context.clone(), self.gateway_id.clone());
         tokio::spawn(async move {
-            let presence = GatewayPresence { gateway_id: gateway_id.clone(), connected: false };
-            watched::publish(&context, event::Kind::Gateway(presence)).await;
             // A newer stream of the same gateway on this node keeps the holder as it is.
-            if context.hub.holds(&gateway_id) {
-                return;
-            }
-            if let Err(error) = agents::stream_closed(&context, &gateway_id).await {
+            let still_holds = context.hub.holds(&gateway_id);
+            if let Err(error) = agents::stream_closed(&context, &gateway_id, still_holds).await {
                 tracing::debug!(%error, "cannot record that the stream ended");
             }
         });
@@ -216,11 +201,7 @@ async fn read_agent(
                                 let _ = outbound.send(Ok(message(0, CoreBody::KillSession(kill))));
                                 Ok(())
                             }
-                            Ok(None) => {
-                                api.announce_session(&gateway_id, &session.session_key, &session.common_name, true)
-                                    .await;
-                                Ok(())
-                            }
+                            Ok(None) => Ok(()),
                             Err(error) => Err(error),
                         }
                     }
@@ -240,7 +221,6 @@ async fn read_agent(
                 {
                     Ok(()) => {
                         let _ = outbound.send(Ok(message(request_id, CoreBody::ReportAck(ReportResponse {}))));
-                        api.announce_session(&gateway_id, &report.session_key, &report.common_name, false).await;
                         Ok(())
                     }
                     Err(error) => Err(error),
@@ -301,8 +281,6 @@ impl GatewayAgentService for GatewayAgentApi {
             tasks: vec![],
         };
         tracing::info!(gateway = %gateway.id, agent = %hello.agent_version, live = live.len(), "agent connected");
-        let presence = GatewayPresence { gateway_id: gateway.id.clone(), connected: true };
-        watched::publish(&context, event::Kind::Gateway(presence)).await;
 
         // Welcome and the first snapshot go first, in this order.
         let welcome = Welcome {
@@ -445,7 +423,6 @@ impl GatewayAgentService for GatewayAgentApi {
                     agents::record_disconnected(&self.0, &gateway.id, gateway.role, key, ended).await?;
                     return Err(CoreError::Forbidden(reason));
                 }
-                self.announce_session(&gateway.id, &session.session_key, &session.common_name, true).await;
                 Ok(ReportResponse {})
             }
             .await,
@@ -459,7 +436,6 @@ impl GatewayAgentService for GatewayAgentApi {
                 let report = request.get_ref();
                 let key = (report.session_key.as_str(), report.common_name.as_str());
                 agents::record_disconnected(&self.0, &gateway.id, gateway.role, key, session_totals(report)?).await?;
-                self.announce_session(&gateway.id, &report.session_key, &report.common_name, false).await;
                 Ok(ReportResponse {})
             }
             .await,

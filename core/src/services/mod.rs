@@ -16,7 +16,7 @@ mod pki;
 mod users;
 
 pub use access_rules::AdminAccessRuleApi;
-pub use activity::{AdminActivityApi, AdminVpnSessionApi, VpnSessionApi, session_id};
+pub use activity::{AdminActivityApi, AdminVpnSessionApi, VpnSessionApi};
 pub use agent::GatewayAgentApi;
 pub use api_keys::ApiKeyApi;
 pub use auth::AuthApi;

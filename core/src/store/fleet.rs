@@ -142,22 +142,22 @@ impl Store {
         Ok(row.try_get("latest")?)
     }
 
-    /// Up to `limit` events after `after`, oldest first.
-    pub async fn fleet_events_after(&self, after: i64, limit: u32) -> CoreResult<Vec<FleetEventRecord>> {
-        let rows = sqlx::query("SELECT id, node_id, payload FROM fleet_events WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(FleetEventRecord {
-                    id: row.try_get("id")?,
-                    node_id: row.try_get("node_id")?,
-                    payload: row.try_get("payload")?,
-                })
-            })
-            .collect()
+    /// Up to `limit` events after `after`, oldest first, read over the relay's own
+    /// `listener` connection when it has one (so a pool busy with the node's other work
+    /// never holds the relay up; notifications arriving meanwhile stay buffered in it),
+    /// from the pool otherwise.
+    pub async fn fleet_events_after(
+        &self,
+        listener: Option<&mut PgListener>,
+        after: i64,
+        limit: u32,
+    ) -> CoreResult<Vec<FleetEventRecord>> {
+        const READ: &str = "SELECT id, node_id, payload FROM fleet_events WHERE id > $1 ORDER BY id LIMIT $2";
+        let rows: Vec<(i64, String, String)> = match listener {
+            Some(listener) => sqlx::query_as(READ).bind(after).bind(i64::from(limit)).fetch_all(listener).await?,
+            None => sqlx::query_as(READ).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?,
+        };
+        Ok(rows.into_iter().map(|(id, node_id, payload)| FleetEventRecord { id, node_id, payload }).collect())
     }
 
     /// Drops events older than `older_than` (Unix seconds), keeping the newest one so

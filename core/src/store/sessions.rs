@@ -1,6 +1,7 @@
 //! Sign-in sessions: stored as selector + verifier, never the token itself.
 
-use super::{Store, WriteTx, unix_now};
+use super::users::USER_COLUMNS;
+use super::{Store, UserRecord, WriteTx, unix_now};
 use crate::error::CoreResult;
 use crate::secrets::MintedToken;
 use sqlx::Row;
@@ -47,21 +48,27 @@ impl Store {
         })
     }
 
-    /// The session with this selector, if any.
-    pub async fn find_session(&self, selector: &str) -> CoreResult<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT id, user_id, verifier, expires_at FROM sessions WHERE selector = $1")
-            .bind(selector)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(SessionRecord {
-                id: row.try_get("id")?,
-                user_id: row.try_get("user_id")?,
-                verifier: row.try_get("verifier")?,
-                expires_at: row.try_get("expires_at")?,
-            })
-        })
-        .transpose()
+    /// The session with this selector and its user, read in one statement with the
+    /// user's groups (every authenticated request asks).
+    pub async fn find_session(&self, selector: &str) -> CoreResult<Option<(SessionRecord, UserRecord)>> {
+        let user_columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+        let row = query_fmt!(
+            "SELECT s.id AS session_id, s.verifier, s.expires_at, {user_columns} \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.selector = $1"
+        )
+        .bind(selector)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user = self.users_from_rows(std::slice::from_ref(&row)).await?.pop();
+        let Some(user) = user else { return Ok(None) };
+        let session = SessionRecord {
+            id: row.try_get("session_id")?,
+            user_id: user.id.clone(),
+            verifier: row.try_get("verifier")?,
+            expires_at: row.try_get("expires_at")?,
+        };
+        Ok(Some((session, user)))
     }
 
     /// Ends a session.
