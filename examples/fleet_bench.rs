@@ -145,8 +145,9 @@ fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
 fn summary(label: &str, samples: &mut [Duration]) {
     samples.sort();
     println!(
-        "{label}: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+        "{label}: n={} min={:.2} ms p50={:.2} ms p99={:.2} ms max={:.2} ms",
         samples.len(),
+        quantile_ms(samples, 0.0),
         quantile_ms(samples, 0.5),
         quantile_ms(samples, 0.99),
         quantile_ms(samples, 1.0)

@@ -65,6 +65,8 @@ pub struct CoreContext {
     pub snapshots: crate::snapshot_batch::SnapshotBatcher,
     /// What verdicts read of their gateways, per rule version.
     pub verdict_inputs: crate::verdict_inputs::VerdictInputsCache,
+    /// Issued configs waiting for their group commit.
+    pub config_commits: crate::domain::configs::ConfigCommits,
 }
 
 impl CoreContext {

@@ -26,6 +26,9 @@ const OTHER: &str = "other";
 /// Upper bounds (seconds) of the relay-delay histogram, finer where its target (20 ms) lies.
 const RELAY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0];
 
+/// Upper bounds of the histogram of configs per group commit.
+const BATCH_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
 fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
@@ -49,6 +52,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
     configs_issued: Counter,
+    config_commit_batch: Histogram,
     rule_push: Histogram,
     relay_delay: Histogram,
     connected_gateways: Gauge,
@@ -73,6 +77,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
         let configs_issued = Counter::default();
+        let config_commit_batch = Histogram::new(BATCH_BUCKETS);
         let rule_push = histogram();
         let relay_delay = Histogram::new(RELAY_BUCKETS);
         let (connected_gateways, live_sessions, connected_spokes) =
@@ -95,6 +100,11 @@ impl Metrics {
             connected_spokes.clone(),
         );
         registry.register("gatekey_configs_issued", "VPN configs generated", configs_issued.clone());
+        registry.register(
+            "gatekey_config_commit_batch_configs",
+            "Configs stored by one group commit (a batch that fails is retried one by one)",
+            config_commit_batch.clone(),
+        );
         registry.register("gatekey_rule_push_seconds", "Rule change to the agent's acknowledgement", rule_push.clone());
         registry.register(
             "gatekey_fleet_relay_delay_seconds",
@@ -106,6 +116,7 @@ impl Metrics {
             requests,
             latency,
             configs_issued,
+            config_commit_batch,
             rule_push,
             relay_delay,
             connected_gateways,
@@ -162,6 +173,11 @@ impl Metrics {
     /// Counts an issued config.
     pub fn config_issued(&self) {
         self.configs_issued.inc();
+    }
+
+    /// Records a group commit of `configs` configs.
+    pub fn config_batch_committed(&self, configs: usize) {
+        self.config_commit_batch.observe(configs as f64);
     }
 
     /// Starts the push clock of gateways whose rules changed (the first change of a

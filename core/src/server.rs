@@ -148,6 +148,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error + Send + Sync>> 
         fleet,
         snapshots: crate::snapshot_batch::SnapshotBatcher::default(),
         verdict_inputs: crate::verdict_inputs::VerdictInputsCache::default(),
+        config_commits: crate::domain::configs::ConfigCommits::default(),
     });
     if let Some(path) = &args.providers_file {
         crate::providers_file::apply(&context, path).await?;

@@ -13,6 +13,7 @@ use std::time::Duration;
 /// An admin, a user granted one gateway with one network, and that gateway's token.
 struct Fixture {
     admin: String,
+    alice_id: String,
     alice: String,
     gateway_id: String,
     gateway_token: String,
@@ -44,7 +45,7 @@ async fn fixture(core: &Core, hostname: &str) -> Fixture {
     )
     .await
     .expect(StatusCode::CREATED);
-    Fixture { admin, alice, gateway_id, gateway_token }
+    Fixture { admin, alice_id, alice, gateway_id, gateway_token }
 }
 
 async fn generate(core: &Core, token: &str, gateway_id: &str) -> Value {
@@ -282,6 +283,105 @@ async fn undownloaded_configs_expire_from_the_store_and_revoked_ones_are_gone() 
     core.get(&format!("/configs/download/{second}"), &fx.alice).await.expect_error(StatusCode::GONE, "config_revoked");
     tokio::time::sleep(Duration::from_millis(10_500)).await;
     core.get(&format!("/configs/download/{first}"), &fx.alice).await.expect_error(StatusCode::GONE, "config_purged");
+}
+
+/// Configs issued at once are stored in group commits. The test holds the database's
+/// write lock while sixteen requests arrive, so that they queue into one batch; the
+/// database refuses the configs of one gateway (a trigger), and only those requests fail:
+/// the batch is retried one config at a time and every other config is stored once.
+#[tokio::test]
+async fn configs_issued_at_once_are_stored_together_and_refused_one_by_one() {
+    for backend in backends() {
+        let core = Core::start(backend).await;
+        let fx = fixture(&core, "vpn.example.com").await;
+        let created = core
+            .post("/admin/gateways", &fx.admin, json!({"name": "refused-gw", "hostname": "vpn2.example.com"}))
+            .await
+            .expect(StatusCode::CREATED);
+        let refused_id = created.body["data"]["id"].as_str().unwrap().to_owned();
+        core.post(&format!("/admin/gateways/{refused_id}/users"), &fx.admin, json!({"user_id": fx.alice_id}))
+            .await
+            .expect(StatusCode::OK);
+        // A config at each gateway first: their tls-crypt keys are made (and stored) once.
+        let mut stored = std::collections::HashSet::new();
+        for gateway_id in [&fx.gateway_id, &refused_id] {
+            stored.insert(generate(&core, &fx.alice, gateway_id).await["config_id"].as_str().unwrap().to_owned());
+        }
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(core.storage().1).await.unwrap();
+        let refusal: &[&str] = match backend {
+            Backend::Sqlite => &["CREATE TRIGGER refuse_config BEFORE INSERT ON vpn_configs \
+                 WHEN NEW.gateway_name = 'refused-gw' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+            Backend::Postgres => &[
+                "CREATE FUNCTION refuse_config() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+                "CREATE TRIGGER refuse_config BEFORE INSERT ON vpn_configs FOR EACH ROW \
+                 WHEN (NEW.gateway_name = 'refused-gw') EXECUTE FUNCTION refuse_config()",
+            ],
+        };
+        for statement in refusal {
+            sqlx::query(sqlx::AssertSqlSafe(*statement)).execute(&pool).await.unwrap();
+        }
+
+        // The write lock, held while the requests arrive.
+        let mut holder = pool.acquire().await.unwrap();
+        let lock = match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN; LOCK TABLE vpn_configs IN EXCLUSIVE MODE",
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(lock)).execute(&mut *holder).await.unwrap();
+        let requests: Vec<_> = (0..16)
+            .map(|i| {
+                let gateway_id = if i % 4 == 3 { refused_id.clone() } else { fx.gateway_id.clone() };
+                let (http_base, alice) = (core.http_base.clone(), fx.alice.clone());
+                tokio::spawn(async move {
+                    let response = reqwest::Client::new()
+                        .post(format!("{http_base}/api/v1/configs/generate"))
+                        .bearer_auth(alice)
+                        .json(&json!({"gateway_id": gateway_id}))
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status();
+                    (gateway_id, status, response.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        sqlx::raw_sql("COMMIT").execute(&mut *holder).await.unwrap();
+        drop(holder);
+
+        for request in requests {
+            let (gateway_id, status, body) = request.await.unwrap();
+            if gateway_id == refused_id {
+                assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{backend:?}: {body}");
+            } else {
+                assert_eq!(status, StatusCode::CREATED, "{backend:?}: {body}");
+                assert!(stored.insert(body["config_id"].as_str().unwrap().to_owned()), "a config id given twice");
+            }
+        }
+        assert_eq!(stored.len(), 14);
+        let listed = core.get("/configs?per_page=100", &fx.alice).await.body;
+        assert_eq!(listed["meta"]["total"], 14, "{backend:?}: only the configs answered 201 were stored");
+        for config in listed["data"].as_array().unwrap() {
+            assert!(stored.contains(config["id"].as_str().unwrap()), "{config}");
+        }
+        let first = stored.iter().next().unwrap();
+        download(&core, &fx.alice, first).await;
+        core.get(&format!("/configs/download/{first}"), &fx.alice)
+            .await
+            .expect_error(StatusCode::GONE, "config_purged");
+
+        // Every config went through a group commit, and the sixteen queued took few.
+        let metrics = reqwest::get(format!("{}/metrics", core.http_base)).await.unwrap().text().await.unwrap();
+        let figure = |name: &str| -> f64 {
+            let line = metrics.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("{name}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert_eq!(figure("gatekey_config_commit_batch_configs_sum"), 18.0, "{backend:?}");
+        let commits = figure("gatekey_config_commit_batch_configs_count") - 2.0;
+        assert!(commits <= 4.0, "{backend:?}: the queued configs were committed in {commits} batches");
+    }
 }
 
 #[tokio::test]

@@ -12,6 +12,8 @@ use crate::pki::lifecycle::gateway_tls_crypt_key;
 use crate::store::{CertificateRecord, NewConfig, UserRecord, unix_now};
 use gatekey::ErrorCode;
 use gatekey::v1::{ConfigIssued, event};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::oneshot;
 
 /// A config just issued.
 #[derive(Debug)]
@@ -35,9 +37,10 @@ pub struct DownloadedConfig {
 
 /// Issues `user` a config for the gateway or hub `gateway_id` (users connect to hubs like
 /// to gateways), if it is active and granted to them: a new client certificate in a
-/// rendered profile, sealed until it is downloaded once.
+/// rendered profile, sealed until it is downloaded once. It is stored with the configs
+/// issued meanwhile, in one transaction (see [`ConfigCommits`]).
 pub async fn issue(
-    context: &CoreContext,
+    context: &Arc<CoreContext>,
     user: &UserRecord,
     gateway_id: &str,
     protocol: VpnProtocol,
@@ -81,22 +84,20 @@ pub async fn issue(
         revoked_at: None,
         revocation_reason: None,
     };
-    let config = NewConfig {
-        id: &config_id,
-        user_id: &user.id,
-        gateway_id: &gateway.id,
-        gateway_name: &gateway.name,
+    let (stored, stored_receiver) = oneshot::channel();
+    let pending = PendingConfig {
+        config_id: config_id.clone(),
+        user_id: user.id.clone(),
+        gateway_id: gateway.id.clone(),
+        gateway_name: gateway.name.clone(),
         protocol,
-        sealed_content: &sealed_content,
+        sealed_content,
         purge_after: now + context.settings.config_download_window_seconds,
-        certificate: &certificate,
+        certificate,
+        stored,
     };
-    let issued_event =
-        ConfigIssued { config_id: config_id.clone(), gateway_id: gateway.id.clone(), user_id: user.id.clone() };
-    let mut work = UnitOfWork::begin(context).await?;
-    context.store.create_config(&mut work.tx, config).await?;
-    work.watched(event::Kind::Config(issued_event)).await?;
-    work.commit().await?;
+    context.config_commits.store(context, pending);
+    stored_receiver.await.map_err(|_| CoreError::Internal("the config's commit was lost".into()))??;
     tracing::info!(config = %config_id, user = %user.id, gateway = %gateway.id, serial = %issued.serial, "issued VPN config");
     context.metrics.config_issued();
     Ok(IssuedConfig { config_id, serial: issued.serial.clone(), expires_at: issued.not_after })
@@ -133,6 +134,129 @@ pub async fn download(context: &CoreContext, user_id: &str, config_id: &str) -> 
     let sealed = context.store.take_config_content(&config.id).await?.ok_or_else(purged)?;
     let content = context.sealer.open_text(&config_context(&config.id), &sealed)?;
     Ok(DownloadedConfig { file_name: format!("gatekey-{}.ovpn", config.gateway_name), content })
+}
+
+/// A config ready to be stored, and who waits for it.
+struct PendingConfig {
+    config_id: String,
+    user_id: String,
+    gateway_id: String,
+    gateway_name: String,
+    protocol: VpnProtocol,
+    sealed_content: String,
+    purge_after: i64,
+    certificate: CertificateRecord,
+    /// Told whether it was stored.
+    stored: oneshot::Sender<CoreResult<()>>,
+}
+
+impl PendingConfig {
+    /// Stores it, with the event watching admins see, in `work`.
+    async fn store_in(&self, context: &CoreContext, work: &mut UnitOfWork<'_>) -> CoreResult<()> {
+        let config = NewConfig {
+            id: &self.config_id,
+            user_id: &self.user_id,
+            gateway_id: &self.gateway_id,
+            gateway_name: &self.gateway_name,
+            protocol: self.protocol,
+            sealed_content: &self.sealed_content,
+            purge_after: self.purge_after,
+            certificate: &self.certificate,
+        };
+        context.store.create_config(&mut work.tx, config).await?;
+        let issued = ConfigIssued {
+            config_id: self.config_id.clone(),
+            gateway_id: self.gateway_id.clone(),
+            user_id: self.user_id.clone(),
+        };
+        work.watched(event::Kind::Config(issued)).await
+    }
+}
+
+/// Group commit of issued configs: while one transaction commits (on SQLite, one WAL
+/// sync at a time), the configs issued meanwhile queue, and the next transaction stores
+/// all of them. A batch that fails is retried one config at a time, so each request gets
+/// its own answer. One per core node.
+#[derive(Default)]
+pub struct ConfigCommits {
+    /// The configs waiting, and whether a committer is draining them.
+    queue: Mutex<(Vec<PendingConfig>, bool)>,
+}
+
+impl std::fmt::Debug for ConfigCommits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigCommits").finish_non_exhaustive()
+    }
+}
+
+impl ConfigCommits {
+    /// Queues `pending` for the next commit, starting a committer when none runs. The
+    /// committer is a task of its own: a request dropped meanwhile changes nothing for
+    /// the others.
+    fn store(&self, context: &Arc<CoreContext>, pending: PendingConfig) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.0.push(pending);
+        if !queue.1 {
+            queue.1 = true;
+            tokio::spawn(Self::drain(context.clone()));
+        }
+    }
+
+    /// Commits what is queued, batch after batch, until the queue is empty.
+    async fn drain(context: Arc<CoreContext>) {
+        let _unwinding = ResetOnPanic(&context.config_commits);
+        loop {
+            let batch = {
+                let mut queue = context.config_commits.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                if queue.0.is_empty() {
+                    queue.1 = false;
+                    return;
+                }
+                std::mem::take(&mut queue.0)
+            };
+            context.metrics.config_batch_committed(batch.len());
+            if batch.len() == 1 || commit_together(&context, &batch).await.is_err() {
+                for pending in batch {
+                    commit_alone(&context, pending).await;
+                }
+            } else {
+                for pending in batch {
+                    let _ = pending.stored.send(Ok(()));
+                }
+            }
+        }
+    }
+}
+
+/// Lets the next config start a committer should this one panic.
+struct ResetOnPanic<'a>(&'a ConfigCommits);
+
+impl Drop for ResetOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.queue.lock().unwrap_or_else(PoisonError::into_inner).1 = false;
+        }
+    }
+}
+
+/// Stores `batch` in one unit of work.
+async fn commit_together(context: &CoreContext, batch: &[PendingConfig]) -> CoreResult<()> {
+    let mut work = UnitOfWork::begin(context).await?;
+    for pending in batch {
+        pending.store_in(context, &mut work).await?;
+    }
+    work.commit().await
+}
+
+/// Stores `pending` in a unit of work of its own and tells its requester how it went.
+async fn commit_alone(context: &CoreContext, pending: PendingConfig) {
+    let stored = async {
+        let mut work = UnitOfWork::begin(context).await?;
+        pending.store_in(context, &mut work).await?;
+        work.commit().await
+    };
+    let outcome = stored.await;
+    let _ = pending.stored.send(outcome);
 }
 
 /// The sealing context of a config's content.
