@@ -252,33 +252,54 @@ pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<Hash
     }
     let active_ids: Vec<String> = active.iter().map(|gateway| gateway.id.clone()).collect();
     let (granted, users) = store.users_granted_gateways(&active_ids).await?;
+    // Gateways with the same networks and the same granted users have the same clients:
+    // each such set is worked out once (a change that touches a whole fleet of alike
+    // gateways, once). A hub's clients also follow its connected spokes: worked out alone.
+    let mut clients_of_alike: HashMap<(&[String], &[String]), Vec<ClientRules>> = HashMap::new();
     let mut snapshots = HashMap::with_capacity(gateways.len());
-    for (gateway, version) in gateways {
+    for (gateway, version) in &gateways {
         let mut clients = Vec::new();
         if gateway.is_active {
-            let mut rules: Vec<AccessRuleRecord> = gateway
-                .network_ids
-                .iter()
-                .flat_map(|id| rules_of_network.get(id).into_iter().flatten().cloned())
-                .collect();
-            rules.sort_by(|a, b| a.fields.name.cmp(&b.fields.name));
-            let networks = gateway.network_ids.iter().filter_map(|id| networks.get(id).cloned()).collect();
-            let policy = GatewayPolicy { rules, networks, spoke_networks: spoke_networks(store, &gateway).await? };
-            for user in granted.get(&gateway.id).into_iter().flatten().filter_map(|id| users.get(id)) {
-                let entitlement = policy.entitlement(user);
-                if !entitlement.rules.is_empty() {
-                    clients.push(ClientRules {
-                        common_name: user.email.clone(),
-                        user_id: user.id.clone(),
-                        rules: entitlement.rules,
-                        push_routes: entitlement.routes,
-                    });
-                }
-            }
+            let granted_here = granted.get(&gateway.id).map_or(&[][..], Vec::as_slice);
+            let policy_here = |spoke_networks| {
+                let mut rules: Vec<AccessRuleRecord> = gateway
+                    .network_ids
+                    .iter()
+                    .flat_map(|id| rules_of_network.get(id).into_iter().flatten().cloned())
+                    .collect();
+                rules.sort_by(|a, b| a.fields.name.cmp(&b.fields.name));
+                let networks = gateway.network_ids.iter().filter_map(|id| networks.get(id).cloned()).collect();
+                GatewayPolicy { rules, networks, spoke_networks }
+            };
+            clients = match spoke_networks(store, gateway).await? {
+                None => clients_of_alike
+                    .entry((gateway.network_ids.as_slice(), granted_here))
+                    .or_insert_with(|| clients_of(&policy_here(None), granted_here, &users))
+                    .clone(),
+                spoke_networks => clients_of(&policy_here(spoke_networks), granted_here, &users),
+            };
         }
-        snapshots.insert(gateway.id, RuleSnapshot { version, clients });
+        snapshots.insert(gateway.id.clone(), RuleSnapshot { version: *version, clients });
     }
     Ok(snapshots)
+}
+
+/// The clients of a snapshot under `policy`: each of the `granted` users whom a rule
+/// lets reach something, with their rules and routes.
+fn clients_of(policy: &GatewayPolicy, granted: &[String], users: &HashMap<String, UserRecord>) -> Vec<ClientRules> {
+    let mut clients = Vec::new();
+    for user in granted.iter().filter_map(|id| users.get(id)) {
+        let entitlement = policy.entitlement(user);
+        if !entitlement.rules.is_empty() {
+            clients.push(ClientRules {
+                common_name: user.email.clone(),
+                user_id: user.id.clone(),
+                rules: entitlement.rules,
+                push_routes: entitlement.routes,
+            });
+        }
+    }
+    clients
 }
 
 /// Decides whether a connecting client may use the gateway or hub `gateway_id`, from its

@@ -5,8 +5,9 @@ use gatekey_core::error::CoreError;
 use gatekey_core::ids::{IdKind, new_id};
 use gatekey_core::secrets::mint_token;
 use gatekey_core::store::{
-    CertificateRecord, CrlRecord, GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, LoginEvent, NetworkChanges,
-    NewApiKey, NewGateway, NewNetwork, NewUser, OutboxEntry, Page, SessionsOf, Store, UserChanges, WriteTx,
+    AuthProviderFields, CertificateRecord, CrlRecord, GatewayChanges, GatewayLink, GatewayRecord, GatewayRole,
+    LoginEvent, NetworkChanges, NewApiKey, NewGateway, NewNetwork, NewUser, OutboxEntry, Page, SessionsOf, Store,
+    UserChanges, WriteTx,
 };
 
 /// Runs one store write in a transaction of its own (`tx` names it in the call), and
@@ -202,6 +203,36 @@ async fn sessions_and_api_keys() {
         assert_eq!(revoked.revoked_at, again.revoked_at, "revoking twice keeps the first time");
         assert!(matches!(store.revoke_api_key("usr-other", &key.id).await, Err(CoreError::NotFound(_))));
         assert_eq!(store.list_api_keys(&alice.id, PAGE).await.unwrap().items, vec![again]);
+    })
+    .await;
+}
+
+/// A subject belongs to one account and an account holds one subject of each provider:
+/// a second link either way (two sign-ins racing to link one account, say) is a
+/// conflict and changes nothing.
+#[tokio::test]
+async fn an_account_links_one_subject_per_provider() {
+    on_every_backend(|store| async move {
+        let alice = store.create_user(user("alice", &[])).await.unwrap();
+        let bob = store.create_user(user("bob", &[])).await.unwrap();
+        let fields = AuthProviderFields { name: "corp".into(), ..Default::default() };
+        let provider = store.create_auth_provider("ap-corp", &fields).await.unwrap();
+        let other = AuthProviderFields { name: "other".into(), ..Default::default() };
+        let other = store.create_auth_provider("ap-other", &other).await.unwrap();
+        write!(store, |tx| store.link_external_identity(tx, &alice.id, &provider.id, "subject-1")).unwrap();
+        let second = write!(store, |tx| store.link_external_identity(tx, &alice.id, &provider.id, "subject-2"));
+        assert!(matches!(second, Err(CoreError::Conflict(_))), "{second:?}");
+        let taken = write!(store, |tx| store.link_external_identity(tx, &bob.id, &provider.id, "subject-1"));
+        assert!(matches!(taken, Err(CoreError::Conflict(_))), "{taken:?}");
+        // Another provider's subject is no conflict.
+        write!(store, |tx| store.link_external_identity(tx, &alice.id, &other.id, "subject-2")).unwrap();
+        let holder = |subject: &'static str| {
+            let (store, provider_id) = (&store, provider.id.clone());
+            async move { store.find_user_by_external_identity(&provider_id, subject).await.unwrap().map(|user| user.id) }
+        };
+        assert_eq!(holder("subject-1").await, Some(alice.id.clone()));
+        assert_eq!(holder("subject-2").await, None, "the refused link left nothing");
+        assert_eq!(store.external_identity_providers_of(&bob.id).await.unwrap(), Vec::<String>::new());
     })
     .await;
 }

@@ -155,11 +155,12 @@ impl Store {
         Ok(rules)
     }
 
-    /// Rules from rows of [`RULE_COLUMNS`], with their users and groups read in two queries.
+    /// Rules from rows of [`RULE_COLUMNS`], with their users and groups read in one query.
     async fn rules_from_rows(&self, rows: &[AnyRow]) -> CoreResult<Vec<AccessRuleRecord>> {
         let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
-        let mut users = self.related_values("access_rule_users", "rule_id", "user_id", &ids).await?;
-        let mut groups = self.related_values("access_rule_groups", "rule_id", "group_name", &ids).await?;
+        let [mut users, mut groups] = self
+            .related_values("rule_id", [("access_rule_users", "user_id"), ("access_rule_groups", "group_name")], &ids)
+            .await?;
         rows.iter()
             .zip(ids)
             .map(|(row, id)| {

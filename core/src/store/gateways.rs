@@ -416,16 +416,11 @@ impl Store {
     }
 
     /// Records from rows of [`GATEWAY_COLUMNS`], with their grants and networks read
-    /// in three queries for all of them.
+    /// in one query for all of them.
     async fn gateway_records(&self, rows: &[AnyRow]) -> CoreResult<Vec<GatewayRecord>> {
         let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
-        let mut links = Vec::with_capacity(3);
-        for link in [GatewayLink::Network, GatewayLink::User, GatewayLink::Group] {
-            let (table, column) = link.table_and_column();
-            links.push(self.related_values(table, "gateway_id", column, &ids).await?);
-        }
-        let [mut networks, mut users, mut groups] =
-            <[_; 3]>::try_from(links).map_err(|_| CoreError::Internal("gateway links".into()))?;
+        let links = [GatewayLink::Network, GatewayLink::User, GatewayLink::Group].map(GatewayLink::table_and_column);
+        let [mut networks, mut users, mut groups] = self.related_values("gateway_id", links, &ids).await?;
         rows.iter()
             .zip(ids)
             .map(|(row, id)| {

@@ -166,26 +166,37 @@ fn conflict_on_duplicate(error: sqlx::Error, message: impl FnOnce() -> String) -
 }
 
 impl Store {
-    /// For each key in `keys`, the sorted `value` column of `table`'s rows whose `key`
-    /// column equals it: one query for many parents (e.g. the groups of many users).
-    async fn related_values(
+    /// For each of `links` (a table and the column of its values) and each key in
+    /// `keys`, the sorted values of the table's rows whose `key` column equals it: one
+    /// query for many parents and several tables (e.g. the networks, users and groups of
+    /// a page of gateways).
+    async fn related_values<const N: usize>(
         &self,
-        table: &'static str,
         key: &'static str,
-        value: &'static str,
+        links: [(&'static str, &'static str); N],
         keys: &[String],
-    ) -> CoreResult<std::collections::HashMap<String, Vec<String>>> {
-        let mut related: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    ) -> CoreResult<[std::collections::HashMap<String, Vec<String>>; N]> {
+        let mut related: [std::collections::HashMap<String, Vec<String>>; N] =
+            std::array::from_fn(|_| Default::default());
         for chunk in keys.chunks(500) {
             let placeholders = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-            let mut query = query_fmt!(
-                "SELECT {key} AS parent, {value} AS child FROM {table} WHERE {key} IN ({placeholders}) ORDER BY {value}"
-            );
+            let selects = links
+                .iter()
+                .enumerate()
+                .map(|(link, (table, value))| {
+                    format!("SELECT '{link}' AS link, {key} AS parent, {value} AS child FROM {table} WHERE {key} IN ({placeholders})")
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let mut query = query_fmt!("{selects} ORDER BY child");
             for parent in chunk {
                 query = query.bind(parent);
             }
             for row in query.fetch_all(&self.pool).await? {
-                related.entry(row.try_get("parent")?).or_default().push(row.try_get("child")?);
+                let link: String = row.try_get("link")?;
+                let values = link.parse::<usize>().ok().and_then(|link| related.get_mut(link));
+                let values = values.ok_or_else(|| CoreError::Internal(format!("a related value of link `{link}`")))?;
+                values.entry(row.try_get("parent")?).or_default().push(row.try_get("child")?);
             }
         }
         Ok(related)

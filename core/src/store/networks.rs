@@ -130,7 +130,7 @@ impl Store {
     /// in one query.
     async fn network_records(&self, rows: &[AnyRow]) -> CoreResult<Vec<NetworkRecord>> {
         let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
-        let mut gateways = self.related_values("gateway_networks", "network_id", "gateway_id", &ids).await?;
+        let [mut gateways] = self.related_values("network_id", [("gateway_networks", "gateway_id")], &ids).await?;
         rows.iter()
             .zip(ids)
             .map(|(row, id)| {

@@ -424,7 +424,8 @@ impl Store {
     }
 
     /// Inside `tx`: links a provider's subject to a user, which no longer awaits one; a
-    /// subject already linked is a conflict.
+    /// subject already linked, or a user already holding a subject of this provider, is
+    /// a conflict.
     pub async fn link_external_identity(
         &self,
         tx: &mut WriteTx,
@@ -468,6 +469,11 @@ async fn insert_external_identity<'e>(
         .bind(unix_now())
         .execute(executor)
         .await
-        .map_err(|e| conflict_on_duplicate(e, || "this identity is already linked to an account".into()))?;
+        .map_err(|e| {
+            conflict_on_duplicate(e, || {
+                "this identity is already linked to an account, or that account to another identity of this provider"
+                    .into()
+            })
+        })?;
     Ok(())
 }

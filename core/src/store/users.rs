@@ -288,7 +288,7 @@ impl Store {
     /// Users from rows of [`USER_COLUMNS`], with their groups read in one query.
     pub(super) async fn users_from_rows(&self, rows: &[AnyRow]) -> CoreResult<Vec<UserRecord>> {
         let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
-        let mut groups = self.related_values("user_groups", "user_id", "group_name", &ids).await?;
+        let [mut groups] = self.related_values("user_id", [("user_groups", "group_name")], &ids).await?;
         rows.iter()
             .zip(ids)
             .map(|(row, id)| {
