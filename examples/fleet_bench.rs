@@ -1,8 +1,9 @@
 //! The fleet benchmark: every hot path against its target, next to a floor measured in
 //! the same run. Starts real `gatekey-core` processes on loopback (spread over `nodes`
 //! core nodes sharing one database), connects `gateways` simulated agents (real gRPC
-//! streams), and prints one table: rule change → acknowledged by every agent, verify
-//! round trips with heartbeats at the real interval and under a 10× flood, configs per
+//! streams), and prints one table: rule change → acknowledged by every agent (beside a
+//! bare tonic server's push to as many streams, in a process of its own), verify round
+//! trips with heartbeats at the real interval and under a 10× flood, configs per
 //! second through REST, a REST call beside the same gRPC call, a REST list under 16
 //! connections, core memory per connected agent, and the cold start. Multi-node runs
 //! also split the push latency by whether the agent's node made the change, and give
@@ -316,6 +317,44 @@ async fn connect_fleet(nodes: &[Node], gateways: &[(String, String)], serials: V
 }
 
 impl Fleet {
+    /// `changes` rule changes, each made by `change(i)`: for each, how long every agent
+    /// took to hear it (from the call), all of them and split into the agents on the
+    /// first of `node_count` nodes (agent i is on node i mod `node_count`) and the rest.
+    async fn measure_pushes<F, Fut>(
+        &mut self,
+        changes: usize,
+        node_count: usize,
+        mut change: F,
+    ) -> (Vec<Duration>, Vec<Duration>, Vec<Duration>)
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let agents = self.versions.len();
+        let (mut latencies, mut on_origin, mut on_others) =
+            (Vec::with_capacity(agents * changes), Vec::new(), Vec::new());
+        for index in 0..changes {
+            let sent = Instant::now();
+            change(index).await;
+            let mut updated = vec![false; agents];
+            let mut remaining = agents;
+            while remaining > 0 {
+                if let Some(Heard::Snapshot { agent, version, at }) = self.heard.recv().await
+                    && version > self.versions[agent]
+                {
+                    self.versions[agent] = version;
+                    if !updated[agent] {
+                        updated[agent] = true;
+                        remaining -= 1;
+                        latencies.push(at - sent);
+                        if agent % node_count == 0 { on_origin.push(at - sent) } else { on_others.push(at - sent) }
+                    }
+                }
+            }
+        }
+        (latencies, on_origin, on_others)
+    }
+
     /// Verdict round trips while every agent heartbeats `heartbeat_speedup` times as
     /// often as the core asks, with `VERIFIES_PER_SECOND` verdicts asked (open loop)
     /// over `seconds`.
@@ -454,6 +493,164 @@ where
 
 /// The floor of the verify figures: a bare tonic round trip (the health check of a
 /// server in this process, which does nothing else), p99 of sequential calls.
+/// What the push floor sends an agent through.
+type FloorStream = mpsc::Sender<Result<CoreMessage, tonic::Status>>;
+
+/// The floor of the rule push: a bare tonic server in a process of its own, as the core
+/// is, holding the agents' streams and doing nothing but push a snapshot of the same
+/// shape to every stream when asked (by a unary `Heartbeat` call), reading the
+/// acknowledgements and dropping them.
+#[derive(Clone)]
+struct PushFloorServer {
+    streams: Arc<Mutex<Vec<FloorStream>>>,
+    version: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PushFloorServer {
+    /// The snapshot pushed: one client with ten rules and a route, as the real fleet
+    /// holds after ten changes.
+    fn snapshot(version: u64) -> CoreMessage {
+        let rules = (1..=10)
+            .map(|i| FirewallRule {
+                destination: format!("10.1.0.{i}/32"),
+                protocol: "any".into(),
+                ..Default::default()
+            })
+            .collect();
+        let client = ClientRules {
+            common_name: "alice@example.com".into(),
+            user_id: "usr-0123456789abcdef".into(),
+            rules,
+            push_routes: vec!["10.0.0.0/8".into()],
+        };
+        CoreMessage {
+            request_id: 0,
+            body: Some(CoreBody::RuleSnapshot(RuleSnapshot { version, clients: vec![client] })),
+        }
+    }
+
+    /// Serves on loopback and prints `listening <address>`, until killed.
+    async fn serve() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening {}", listener.local_addr().unwrap());
+        let server = PushFloorServer { streams: Arc::default(), version: Arc::default() };
+        tonic::transport::Server::builder()
+            .add_service(gatekey::v1::gateway_agent_service_server::GatewayAgentServiceServer::new(server))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+                stream.inspect(|stream| {
+                    let _ = stream.set_nodelay(true);
+                })
+            }))
+            .await
+            .unwrap();
+    }
+}
+
+#[tonic::async_trait]
+impl gatekey::v1::gateway_agent_service_server::GatewayAgentService for PushFloorServer {
+    type OpenStreamStream = ReceiverStream<Result<CoreMessage, tonic::Status>>;
+
+    async fn open_stream(
+        &self,
+        request: tonic::Request<tonic::Streaming<AgentMessage>>,
+    ) -> Result<tonic::Response<Self::OpenStreamStream>, tonic::Status> {
+        let (sender, receiver) = mpsc::channel(16);
+        let welcome = Welcome { heartbeat_interval_seconds: 30, ..Default::default() };
+        let _ = sender.send(Ok(CoreMessage { request_id: 0, body: Some(CoreBody::Welcome(welcome)) })).await;
+        let version = self.version.load(std::sync::atomic::Ordering::Acquire);
+        let _ = sender.send(Ok(Self::snapshot(version))).await;
+        self.streams.lock().unwrap().push(sender);
+        let mut inbound = request.into_inner();
+        tokio::spawn(async move { while let Ok(Some(_)) = inbound.message().await {} });
+        Ok(tonic::Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn heartbeat(
+        &self,
+        _: tonic::Request<HeartbeatRequest>,
+    ) -> Result<tonic::Response<HeartbeatResponse>, tonic::Status> {
+        let version = self.version.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+        let message = Self::snapshot(version);
+        let streams = self.streams.lock().unwrap().clone();
+        for stream in streams {
+            let _ = stream.try_send(Ok(message.clone()));
+        }
+        Ok(tonic::Response::new(HeartbeatResponse::default()))
+    }
+
+    async fn verify(&self, _: tonic::Request<VerifyRequest>) -> Result<tonic::Response<VerifyResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the push floor only pushes"))
+    }
+
+    async fn report_connect(
+        &self,
+        _: tonic::Request<ClientConnected>,
+    ) -> Result<tonic::Response<ReportResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the push floor only pushes"))
+    }
+
+    async fn report_disconnect(
+        &self,
+        _: tonic::Request<ClientDisconnected>,
+    ) -> Result<tonic::Response<ReportResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the push floor only pushes"))
+    }
+
+    async fn provision(
+        &self,
+        _: tonic::Request<ProvisionRequest>,
+    ) -> Result<tonic::Response<ProvisionResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the push floor only pushes"))
+    }
+
+    async fn get_client_rules(
+        &self,
+        _: tonic::Request<GetClientRulesRequest>,
+    ) -> Result<tonic::Response<ClientRules>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the push floor only pushes"))
+    }
+
+    async fn get_all_rules(
+        &self,
+        _: tonic::Request<GetAllRulesRequest>,
+    ) -> Result<tonic::Response<RuleSnapshot>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the push floor only pushes"))
+    }
+}
+
+/// The push floor for `agents` agents: starts [`PushFloorServer`] (this program, again),
+/// connects the agents, and answers the p99 of `changes` pushes, each from the call that
+/// asks for it to every agent's receipt.
+async fn push_floor_p99(agents: usize, changes: usize) -> f64 {
+    let mut process = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .arg("push-floor-server")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = process.id().unwrap();
+    let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
+    let address = lines.next_line().await.unwrap().unwrap().strip_prefix("listening ").unwrap().to_owned();
+    let node = Node { process, pid, grpc: address.clone(), http: String::new() };
+    let tokens: Vec<(String, String)> = (0..agents).map(|i| (format!("gw-{i}"), format!("token-{i}"))).collect();
+    let mut fleet = connect_fleet(std::slice::from_ref(&node), &tokens, Vec::new()).await;
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let trigger = GatewayAgentServiceClient::new(channel);
+    let (mut latencies, _, _) = fleet
+        .measure_pushes(changes, 1, |_| {
+            let mut trigger = trigger.clone();
+            async move {
+                trigger.heartbeat(HeartbeatRequest::default()).await.unwrap();
+            }
+        })
+        .await;
+    latencies.sort();
+    drop(fleet);
+    drop(node);
+    quantile_ms(&latencies, 0.99)
+}
+
 async fn tonic_echo_p99() -> f64 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -515,6 +712,10 @@ fn bearer(request: &mut tonic::Request<impl Sized>, token: &str) {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("push-floor-server") {
+        PushFloorServer::serve().await;
+        return;
+    }
     let mut args = std::env::args().skip(1);
     let gateways_wanted: usize = args.next().map_or(1000, |n| n.parse().unwrap());
     let changes: usize = args.next().map_or(10, |n| n.parse().unwrap());
@@ -622,30 +823,17 @@ async fn main() {
     // Rule change → every agent has the new snapshot and has acknowledged it.
     let others: Vec<String> = nodes.iter().skip(1).map(|node| node.http.clone()).collect();
     let relayed_before = relay_delay_buckets(&client, &others).await;
-    let mut latencies = Vec::with_capacity(gateways_wanted * changes);
-    let (mut on_origin, mut on_others) = (Vec::new(), Vec::new());
     let profile = PhaseProfile::start(nodes[0].pid, "rule-push");
-    for change in 0..changes {
-        let sent = Instant::now();
-        api.post("/admin/access-rules", json!({"name": format!("rule{change}"), "network_id": network_id, "user_ids": [alice_id],
-                                               "destination_type": "ip", "destination": format!("10.1.0.{}", change + 1)}))
-            .await;
-        let mut updated = vec![false; gateways_wanted];
-        let mut remaining = gateways_wanted;
-        while remaining > 0 {
-            if let Some(Heard::Snapshot { agent, version, at }) = fleet.heard.recv().await
-                && version > fleet.versions[agent]
-            {
-                fleet.versions[agent] = version;
-                if !updated[agent] {
-                    updated[agent] = true;
-                    remaining -= 1;
-                    latencies.push(at - sent);
-                    if agent % node_count == 0 { on_origin.push(at - sent) } else { on_others.push(at - sent) }
-                }
+    let (mut latencies, mut on_origin, mut on_others) = fleet
+        .measure_pushes(changes, node_count, |change| {
+            let (api, network_id, alice_id) = (&api, &network_id, &alice_id);
+            async move {
+                api.post("/admin/access-rules", json!({"name": format!("rule{change}"), "network_id": network_id, "user_ids": [alice_id],
+                                                       "destination_type": "ip", "destination": format!("10.1.0.{}", change + 1)}))
+                    .await;
             }
-        }
-    }
+        })
+        .await;
     profile.finish();
     summary(
         &format!("rule change → ack at {gateways_wanted} agents on {node_count} node(s) ({changes} changes)"),
@@ -659,15 +847,16 @@ async fn main() {
     let push_p99 = quantile_ms(&latencies, 0.99);
     let (push_target, push_limit) =
         if gateways_wanted > 1000 { ("≤ 1 s at 10,000", 1000.0) } else { ("≤ 100 ms", 100.0) };
+    drop(fleet);
+    println!("the push floor: a bare tonic server pushing to {gateways_wanted} streams…");
+    let push_floor = push_floor_p99(gateways_wanted, changes).await;
     rows.push(Row {
         figure: format!("rule change → acknowledged by all {gateways_wanted} gateways, p99 ({node_count} node(s))"),
         target: push_target,
         measured: format!("{push_p99:.0} ms (p50 {:.0} ms)", quantile_ms(&latencies, 0.5)),
-        floor: "—".into(),
+        floor: format!("bare tonic push to {gateways_wanted} streams p99 {push_floor:.0} ms"),
         met: push_p99 <= push_limit,
     });
-
-    drop(fleet);
 
     // One REST call beside the same gRPC call.
     let gateway_id = gateways[0].0.clone();

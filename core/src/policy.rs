@@ -9,8 +9,8 @@ use crate::error::CoreResult;
 use crate::geofence::GeoFence;
 use crate::pki::serial;
 use crate::store::{
-    AccessRuleFields, AccessRuleRecord, CertificateRecord, GatewayRecord, GatewayRole, NetworkRecord, SpokeRecord,
-    Store, UserRecord, unix_now,
+    AccessRuleFields, AccessRuleRecord, CertificateRecord, GatewayRecord, GatewayRole, NetworkRecord, SnapshotSubject,
+    SpokeRecord, Store, UserRecord, unix_now,
 };
 use crate::verdict_inputs::{VerdictInputs, VerdictInputsCache};
 use gatekey::v1::{ClientRules, FirewallRule, RuleSnapshot, VerifyRequest, VerifyResponse};
@@ -105,10 +105,9 @@ impl GatewayPolicy {
     pub async fn load(store: &Store, gateway: &GatewayRecord) -> CoreResult<GatewayPolicy> {
         let rules = store.access_rules_of_gateway(&gateway.id).await?;
         // In the gateway's order (by id), as the snapshots list them.
-        let mut networks: Vec<NetworkRecord> =
-            store.networks_with_ids(&gateway.network_ids).await?.into_iter().map(without_gateway_list).collect();
+        let mut networks = store.networks_for_policies(&gateway.network_ids).await?;
         networks.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(GatewayPolicy { rules, networks, spoke_networks: spoke_networks(store, gateway).await? })
+        Ok(GatewayPolicy { rules, networks, spoke_networks: spoke_networks(store, gateway.role, &gateway.id).await? })
     }
 
     /// What a user may reach through this gateway or hub.
@@ -121,18 +120,11 @@ impl GatewayPolicy {
     }
 }
 
-/// A network as a policy holds it: without the list of every gateway it is attached to,
-/// which a policy never reads and which, cloned into each of thousands of gateways'
-/// policies, cost time in the square of the fleet's size.
-fn without_gateway_list(network: NetworkRecord) -> NetworkRecord {
-    NetworkRecord { gateway_ids: Vec::new(), ..network }
-}
-
 /// At a hub, the networks its connected spokes advertise; nothing at a gateway.
-async fn spoke_networks(store: &Store, gateway: &GatewayRecord) -> CoreResult<Option<Vec<String>>> {
-    Ok(match gateway.role {
+async fn spoke_networks(store: &Store, role: GatewayRole, gateway_id: &str) -> CoreResult<Option<Vec<String>>> {
+    Ok(match role {
         GatewayRole::Gateway => None,
-        GatewayRole::Hub => Some(advertised_networks(&store.connected_spokes(&gateway.id).await?)),
+        GatewayRole::Hub => Some(advertised_networks(&store.connected_spokes(gateway_id).await?)),
     })
 }
 
@@ -232,8 +224,8 @@ pub async fn snapshot(store: &Store, gateway_id: &str) -> CoreResult<RuleSnapsho
 /// read with its gateway, before anything else: a change that commits meanwhile has a
 /// higher version, and brings its own push.
 pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<HashMap<String, RuleSnapshot>> {
-    let gateways = store.gateways_with_rule_versions(gateway_ids).await?;
-    let active: Vec<&GatewayRecord> = gateways.iter().map(|(gateway, _)| gateway).filter(|g| g.is_active).collect();
+    let gateways = store.snapshot_subjects(gateway_ids).await?;
+    let active: Vec<&SnapshotSubject> = gateways.iter().filter(|gateway| gateway.is_active).collect();
     let network_ids: Vec<String> = active
         .iter()
         .flat_map(|gateway| gateway.network_ids.iter().cloned())
@@ -241,10 +233,10 @@ pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<Hash
         .into_iter()
         .collect();
     let networks: HashMap<String, NetworkRecord> = store
-        .networks_with_ids(&network_ids)
+        .networks_for_policies(&network_ids)
         .await?
         .into_iter()
-        .map(|network| (network.id.clone(), without_gateway_list(network)))
+        .map(|network| (network.id.clone(), network))
         .collect();
     let mut rules_of_network: HashMap<String, Vec<AccessRuleRecord>> = HashMap::new();
     for rule in store.access_rules_of_networks(&network_ids).await? {
@@ -257,7 +249,7 @@ pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<Hash
     // gateways, once). A hub's clients also follow its connected spokes: worked out alone.
     let mut clients_of_alike: HashMap<(&[String], &[String]), Vec<ClientRules>> = HashMap::new();
     let mut snapshots = HashMap::with_capacity(gateways.len());
-    for (gateway, version) in &gateways {
+    for gateway in &gateways {
         let mut clients = Vec::new();
         if gateway.is_active {
             let granted_here = granted.get(&gateway.id).map_or(&[][..], Vec::as_slice);
@@ -271,7 +263,7 @@ pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<Hash
                 let networks = gateway.network_ids.iter().filter_map(|id| networks.get(id).cloned()).collect();
                 GatewayPolicy { rules, networks, spoke_networks }
             };
-            clients = match spoke_networks(store, gateway).await? {
+            clients = match spoke_networks(store, gateway.role, &gateway.id).await? {
                 None => clients_of_alike
                     .entry((gateway.network_ids.as_slice(), granted_here))
                     .or_insert_with(|| clients_of(&policy_here(None), granted_here, &users))
@@ -279,7 +271,7 @@ pub async fn snapshots(store: &Store, gateway_ids: &[String]) -> CoreResult<Hash
                 spoke_networks => clients_of(&policy_here(spoke_networks), granted_here, &users),
             };
         }
-        snapshots.insert(gateway.id.clone(), RuleSnapshot { version: *version, clients });
+        snapshots.insert(gateway.id.clone(), RuleSnapshot { version: gateway.rules_version, clients });
     }
     Ok(snapshots)
 }

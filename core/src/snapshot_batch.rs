@@ -2,7 +2,8 @@
 //! their pushers at once, and each asks for its gateway's snapshot: the requests that
 //! arrive while no batch is being read join one batch, whose first requester reads the
 //! inputs of all of them with [`policy::snapshots`] (a handful of queries, whatever the
-//! number of gateways) while the others wait for it. A batch is read only after every
+//! number of gateways) while the others wait for it. One batch is read at a time: the
+//! requests made during a read gather into the next batch. A batch is read only after every
 //! request in it was made, so it sees every change committed before any of them.
 
 use crate::error::CoreResult;
@@ -29,6 +30,8 @@ struct Batch {
 pub struct SnapshotBatcher {
     /// The batch new requests join, until its reading starts.
     open: Mutex<Option<Arc<Batch>>>,
+    /// Held while a batch is read.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl SnapshotBatcher {
@@ -52,10 +55,14 @@ impl SnapshotBatcher {
         }
     }
 
-    /// Closes `batch` to new requests and reads the snapshots of its gateways.
+    /// Waits for its turn (one batch is read at a time), then closes `batch` to new
+    /// requests and reads the snapshots of its gateways.
     async fn read(&self, store: &Store, batch: &Arc<Batch>) -> BatchResult {
-        // The other pushers woken with this one get a turn to join first.
+        // The other pushers woken with this one get a turn to join first, and while
+        // another batch is read, this one gathers every request made meanwhile (rather
+        // than many small batches competing for the database).
         tokio::task::yield_now().await;
+        let turn = self.reading.lock().await;
         let gateway_ids: Vec<String> = {
             let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
             if open.as_ref().is_some_and(|current| Arc::ptr_eq(current, batch)) {
@@ -63,6 +70,8 @@ impl SnapshotBatcher {
             }
             batch.gateway_ids.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect()
         };
-        policy::snapshots(store, &gateway_ids).await.map(Arc::new).map_err(|error| error.to_string())
+        let read = policy::snapshots(store, &gateway_ids).await.map(Arc::new).map_err(|error| error.to_string());
+        drop(turn);
+        read
     }
 }

@@ -526,7 +526,7 @@ async fn batched_snapshots_are_each_gateways_own_and_a_broken_one_fails_alone() 
 
         // A row changed behind GateKey's back breaks its own snapshot only.
         let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        sqlx::query("UPDATE gateways SET protocol = 'carrier-pigeon' WHERE id = $1")
+        sqlx::query("UPDATE gateways SET role = 'carrier-pigeon' WHERE id = $1")
             .bind(&gateways[0])
             .execute(&pool)
             .await

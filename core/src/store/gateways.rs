@@ -122,6 +122,21 @@ const GRANTED: &str = "FROM gateways g WHERE g.is_active = 1 AND (
 
 const GATEWAY_COLUMNS: &str = "id, role, name, description, hostname, port, protocol, vpn_subnet, is_active, last_heartbeat, stream_node, created_at, updated_at";
 
+/// What a gateway's rule snapshot is made from.
+#[derive(Debug, Clone)]
+pub struct SnapshotSubject {
+    /// The gateway's id.
+    pub id: String,
+    /// Gateway or hub.
+    pub role: GatewayRole,
+    /// Whether it may be used.
+    pub is_active: bool,
+    /// Its networks, sorted.
+    pub network_ids: Vec<String>,
+    /// Its rule version.
+    pub rules_version: u64,
+}
+
 /// The tables that link a gateway to something else.
 #[derive(Debug, Clone, Copy)]
 pub enum GatewayLink {
@@ -434,17 +449,26 @@ impl Store {
             .collect()
     }
 
-    /// The gateways with these ids (those that exist) and the rule version of each,
-    /// read in the same statement.
-    pub async fn gateways_with_rule_versions(&self, ids: &[String]) -> CoreResult<Vec<(GatewayRecord, u64)>> {
-        let rows = self
-            .rows_with_keys(&format!("SELECT {GATEWAY_COLUMNS}, rules_version FROM gateways WHERE id"), "", ids)
-            .await?;
-        let versions = rows
-            .iter()
-            .map(|row| Ok(u64::try_from(row.try_get::<i64, _>("rules_version")?).unwrap_or(0)))
-            .collect::<CoreResult<Vec<_>>>()?;
-        Ok(self.gateway_records(&rows).await?.into_iter().zip(versions).collect())
+    /// What the rule snapshots of these gateways (those that exist) are made from: two
+    /// queries for all of them, reading no more than that.
+    pub async fn snapshot_subjects(&self, ids: &[String]) -> CoreResult<Vec<SnapshotSubject>> {
+        let rows =
+            self.rows_with_keys("SELECT id, role, is_active, rules_version FROM gateways WHERE id", "", ids).await?;
+        let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
+        let [mut networks] = self.related_values("gateway_id", [GatewayLink::Network.table_and_column()], &ids).await?;
+        rows.iter()
+            .zip(ids)
+            .map(|(row, id)| {
+                let role: String = row.try_get("role")?;
+                Ok(SnapshotSubject {
+                    role: GatewayRole::parse(&role)?,
+                    is_active: flag(row, "is_active")?,
+                    network_ids: networks.remove(&id).unwrap_or_default(),
+                    rules_version: u64::try_from(row.try_get::<i64, _>("rules_version")?).unwrap_or(0),
+                    id,
+                })
+            })
+            .collect()
     }
 
     /// For each of these gateways, the ids of the enabled users granted it directly or

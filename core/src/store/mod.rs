@@ -32,7 +32,7 @@ pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use client_logins::ClientLoginRecord;
 pub use configs::{ConfigRecord, NewConfig};
 pub use fleet::{FleetEventRecord, NodeRecord, OutboxEntry};
-pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway};
+pub use gateways::{GatewayChanges, GatewayLink, GatewayRecord, GatewayRole, NewGateway, SnapshotSubject};
 pub use geo_fence::{GeoFenceRuleRecord, GeoFenceSettingsRecord};
 pub use mesh::SpokeRecord;
 pub use networks::{NetworkChanges, NetworkRecord, NewNetwork};
