@@ -466,3 +466,69 @@ async fn admins_watching_one_node_see_what_happens_on_the_others() {
         }
     }
 }
+
+/// A node that cannot open its listening connection (PostgreSQL refuses its role any
+/// new connection) reads the outbox every second instead: a change made through the
+/// other node still reaches the agent on it, and once it may connect again it listens.
+#[tokio::test]
+async fn a_node_that_cannot_listen_polls_the_outbox() {
+    let Some([a]) = cluster_of::<1>(&[]).await else {
+        return;
+    };
+    let admin_url = a.storage().1.to_owned();
+    let pool = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+    let run = |statement: String| {
+        let pool = pool.clone();
+        async move { sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&pool).await }
+    };
+    // Node B signs in as a role of its own, whose connections the test can cap.
+    let role = format!("gatekey_capped_{}", std::process::id());
+    run(format!(
+        "CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA public TO {role}; \
+         GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"
+    ))
+    .await
+    .unwrap();
+    let b_url = admin_url.replacen("postgres@", &format!("{role}@"), 1);
+    assert_ne!(b_url, admin_url, "the test database URL names the postgres user");
+    let key = a.storage().0.join("secret.key");
+    let dir = TempDir::new("core");
+    let command = Core::command(dir.path(), &b_url, &["--secret-key-file", key.to_str().unwrap()]);
+    let b = Core::launch_command(command, dir, b_url.clone()).await;
+    let cluster = fleet(&a, 1, 1).await;
+    let (mut agent, first) = SimulatedAgent::connect(&b, &cluster.gateways[0].1, vec![]).await;
+
+    // B may keep the connections it has and open none: its listener is cut.
+    let count = |role: String| {
+        let pool = pool.clone();
+        async move {
+            let query = "SELECT COUNT(*) FROM pg_stat_activity WHERE usename = $1";
+            sqlx::query_scalar::<_, i64>(query).bind(role).fetch_one(&pool).await.unwrap()
+        }
+    };
+    let held = count(role.clone()).await;
+    run(format!("ALTER ROLE {role} CONNECTION LIMIT {}", held - 1)).await.unwrap();
+    assert_eq!(terminate_listener(&admin_url, &b.node_id).await, 1, "no listener of B to terminate");
+
+    add_rule(&a, &cluster, "web", "10.90.0.10").await;
+    let snapshot = agent.next_snapshot().await;
+    assert!(snapshot.version > first.version, "{snapshot:?}");
+    let log = std::fs::read_to_string(b.storage().0.join("core.log")).unwrap();
+    assert!(log.contains("cannot listen for the fleet's events; polling"), "B never polled: {log}");
+
+    // Allowed to connect again, B listens again.
+    run(format!("ALTER ROLE {role} CONNECTION LIMIT -1")).await.unwrap();
+    let mut listening = false;
+    for _ in 0..50 {
+        if terminate_listener(&admin_url, &b.node_id).await == 1 {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(listening, "the relay of B did not listen again");
+    drop(agent);
+    b.kill().await;
+    let _ = run(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")).await;
+    let _ = run(format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
+}

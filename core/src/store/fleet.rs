@@ -12,6 +12,8 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 
 /// The channel nodes `LISTEN` on.
 pub const FLEET_CHANNEL: &str = "gatekey_fleet";
+/// How long a relay waits for its listening connection before it polls instead.
+const LISTENER_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The advisory lock that orders outbox appends.
 const OUTBOX_LOCK: i64 = 7_406_191;
 /// The advisory lock that runs changes to who may reach what one at a time.
@@ -177,8 +179,11 @@ impl Store {
         let Some(url) = &self.postgres_url else { return Ok(None) };
         let options: sqlx::postgres::PgConnectOptions =
             url.0.parse().map_err(|e| CoreError::Internal(format!("the database URL: {e}")))?;
+        // A refused connection fails fast (sqlx would retry one PostgreSQL calls
+        // transient, such as too many connections, for 30 s), so the relay polls instead.
         let pool = PgPoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(LISTENER_CONNECT_TIMEOUT)
             .connect_with(options.application_name(&format!("gatekey-relay {node_id}")))
             .await?;
         let mut listener = PgListener::connect_with(&pool).await?;
