@@ -136,6 +136,9 @@ const EVENT_RETENTION_SECONDS: i64 = 3600;
 /// How often a relay reads the outbox even without a notification (a safety net; the
 /// notification and the catch-up after a lost connection are what deliver on time).
 const SAFETY_POLL: Duration = Duration::from_secs(30);
+/// How long a relay waits for a read of the outbox (over a listening connection that
+/// may have stalled without a word) before it listens again.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many events a relay reads at a time.
 const READ_BATCH: u32 = 500;
 
@@ -211,7 +214,7 @@ impl FleetRelay {
                 Err(error) => {
                     // Without a listener, read the outbox at each retry instead.
                     tracing::warn!(%error, "cannot listen for the fleet's events; polling and retrying");
-                    this.catch_up(store, None, hub, watchers).await;
+                    let _ = this.catch_up(store, None, hub, watchers).await;
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                         () = &mut stop => return Ok(()),
@@ -220,20 +223,32 @@ impl FleetRelay {
             };
             let Some(mut listener) = listener else {
                 // SQLite: one node, whose own events are applied as they are made.
-                this.catch_up(store, None, hub, watchers).await;
+                let _ = this.catch_up(store, None, hub, watchers).await;
                 stop.await;
                 return Ok(());
             };
-            this.catch_up(store, Some(&mut listener), hub, watchers).await;
+            if !this.catch_up(store, Some(&mut listener), hub, watchers).await {
+                continue;
+            }
             loop {
-                // `Ok(Some(()))`: read the outbox now (a notification, or the safety poll).
+                // `Ok(Some(true))`: a notification; `Ok(Some(false))`: the safety poll,
+                // which reads through the pool (a listening connection that stalled
+                // silently would hold it up).
                 let heard = tokio::select! {
-                    heard = listener.try_recv() => heard.map(|notification| notification.map(drop)),
-                    _ = poll.tick() => Ok(Some(())),
+                    heard = listener.try_recv() => heard.map(|notification| notification.map(|_| true)),
+                    _ = poll.tick() => Ok(Some(false)),
                     () = &mut stop => return Ok(()),
                 };
                 match heard {
-                    Ok(Some(())) => this.catch_up(store, Some(&mut listener), hub, watchers).await,
+                    Ok(Some(true)) => {
+                        if !this.catch_up(store, Some(&mut listener), hub, watchers).await {
+                            tracing::warn!("the fleet listener cannot read the outbox; listening again");
+                            break;
+                        }
+                    }
+                    Ok(Some(false)) => {
+                        this.catch_up(store, None, hub, watchers).await;
+                    }
                     Ok(None) => {
                         tracing::warn!("the fleet listener lost its connection; listening again");
                         break;
@@ -252,23 +267,29 @@ impl FleetRelay {
     /// append takes none), so a gap means events were pruned before this node read them
     /// (it was cut off for longer than they are kept): then every stream here gets a
     /// fresh snapshot, which is what the missed rule changes would have caused.
+    /// Answers whether the outbox could be read (within [`READ_TIMEOUT`]).
     async fn catch_up(
         &self,
         store: &Store,
         mut listener: Option<&mut PgListener>,
         hub: &AgentHub,
         watchers: &EventBus,
-    ) {
+    ) -> bool {
         loop {
             let after = self.applied_up_to.load(Ordering::Acquire);
-            let events = match store.fleet_events_after(listener.as_deref_mut(), after, READ_BATCH).await {
-                Ok(events) => events,
-                Err(error) => {
+            let read = store.fleet_events_after(listener.as_deref_mut(), after, READ_BATCH);
+            let events = match tokio::time::timeout(READ_TIMEOUT, read).await {
+                Ok(Ok(events)) => events,
+                Ok(Err(error)) => {
                     tracing::warn!(%error, "cannot read the fleet's outbox");
-                    return;
+                    return false;
+                }
+                Err(_) => {
+                    tracing::warn!("reading the fleet's outbox timed out");
+                    return false;
                 }
             };
-            let Some(last) = events.last().map(|event| event.id) else { return };
+            let Some(last) = events.last().map(|event| event.id) else { return true };
             if events.first().is_some_and(|first| first.id > after + 1) {
                 tracing::warn!(
                     after,

@@ -97,14 +97,12 @@ pub async fn stream_opened(
     work.commit().await
 }
 
-/// An agent's stream to this node ended: the watchers are told, and unless this node
-/// `still_holds` a newer stream of the gateway, it no longer holds it (another node
-/// that took it over meanwhile keeps it).
-pub async fn stream_closed(context: &CoreContext, gateway_id: &str, still_holds: bool) -> CoreResult<()> {
+/// An agent's stream to this node ended (and this node holds no newer one): this node
+/// no longer holds it (another node that took it over meanwhile keeps it), and the
+/// watchers are told.
+pub async fn stream_closed(context: &CoreContext, gateway_id: &str) -> CoreResult<()> {
     let mut work = UnitOfWork::begin(context).await?;
-    if !still_holds {
-        context.store.record_stream_holder(&mut work.tx, gateway_id, context.fleet.node_id(), false).await?;
-    }
+    context.store.record_stream_holder(&mut work.tx, gateway_id, context.fleet.node_id(), false).await?;
     work.watched(presence(gateway_id, false)).await?;
     work.commit().await
 }

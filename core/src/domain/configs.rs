@@ -175,8 +175,8 @@ impl PendingConfig {
 
 /// Group commit of issued configs: while one transaction commits (on SQLite, one WAL
 /// sync at a time), the configs issued meanwhile queue, and the next transaction stores
-/// all of them. A batch that fails is retried one config at a time, so each request gets
-/// its own answer. One per core node.
+/// all of them. A config the store refuses fails alone: the others of its batch are
+/// stored one at a time. One per core node.
 #[derive(Default)]
 pub struct ConfigCommits {
     /// The configs waiting, and whether a committer is draining them.
@@ -202,50 +202,75 @@ impl ConfigCommits {
         }
     }
 
-    /// Commits what is queued, batch after batch, until the queue is empty.
+    /// Commits what is queued, batch after batch (at most [`MAX_BATCH`] configs each),
+    /// until the queue is empty.
     async fn drain(context: Arc<CoreContext>) {
-        let _unwinding = ResetOnPanic(&context.config_commits);
+        let _unwinding = FailOnPanic(&context.config_commits);
         loop {
-            let batch = {
+            let batch: Vec<PendingConfig> = {
                 let mut queue = context.config_commits.queue.lock().unwrap_or_else(PoisonError::into_inner);
                 if queue.0.is_empty() {
                     queue.1 = false;
                     return;
                 }
-                std::mem::take(&mut queue.0)
+                let taken = queue.0.len().min(MAX_BATCH);
+                queue.0.drain(..taken).collect()
             };
             context.metrics.config_batch_committed(batch.len());
-            if batch.len() == 1 || commit_together(&context, &batch).await.is_err() {
-                for pending in batch {
-                    commit_alone(&context, pending).await;
-                }
-            } else {
-                for pending in batch {
-                    let _ = pending.stored.send(Ok(()));
-                }
-            }
+            commit_batch(&context, batch).await;
         }
     }
 }
 
-/// Lets the next config start a committer should this one panic.
-struct ResetOnPanic<'a>(&'a ConfigCommits);
+/// The most configs one group commit stores.
+const MAX_BATCH: usize = 128;
 
-impl Drop for ResetOnPanic<'_> {
+/// Fails the queued configs (their requesters hear that the commit was lost) and lets
+/// the next config start a committer, should the committer panic.
+struct FailOnPanic<'a>(&'a ConfigCommits);
+
+impl Drop for FailOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.queue.lock().unwrap_or_else(PoisonError::into_inner).1 = false;
+            let mut queue = self.0.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.0.clear();
+            queue.1 = false;
         }
     }
 }
 
-/// Stores `batch` in one unit of work.
-async fn commit_together(context: &CoreContext, batch: &[PendingConfig]) -> CoreResult<()> {
-    let mut work = UnitOfWork::begin(context).await?;
-    for pending in batch {
-        pending.store_in(context, &mut work).await?;
+/// Stores `batch` in one unit of work and tells each requester how it went. A config
+/// the store refuses is left out, the others stored again without it, one at a time;
+/// a transaction that cannot begin or commit fails the whole batch (a commit whose
+/// outcome is unknown is never retried, so no config is stored twice).
+async fn commit_batch(context: &CoreContext, batch: Vec<PendingConfig>) {
+    let fail_all = |batch: Vec<PendingConfig>, error: CoreError| {
+        let message = error.to_string();
+        for pending in batch {
+            let _ = pending.stored.send(Err(CoreError::Internal(message.clone())));
+        }
+    };
+    let mut work = match UnitOfWork::begin(context).await {
+        Ok(work) => work,
+        Err(error) => return fail_all(batch, error),
+    };
+    for pending in &batch {
+        if pending.store_in(context, &mut work).await.is_err() {
+            drop(work);
+            for pending in batch {
+                commit_alone(context, pending).await;
+            }
+            return;
+        }
     }
-    work.commit().await
+    match work.commit().await {
+        Ok(()) => {
+            for pending in batch {
+                let _ = pending.stored.send(Ok(()));
+            }
+        }
+        Err(error) => fail_all(batch, error),
+    }
 }
 
 /// Stores `pending` in a unit of work of its own and tells its requester how it went.

@@ -115,9 +115,11 @@ impl Drop for StreamGuard {
         self.context.hub.detach(&self.gateway_id, self.connection);
         let (context, gateway_id) = (self.context.clone(), self.gateway_id.clone());
         tokio::spawn(async move {
-            // A newer stream of the same gateway on this node keeps the holder as it is.
-            let still_holds = context.hub.holds(&gateway_id);
-            if let Err(error) = agents::stream_closed(&context, &gateway_id, still_holds).await {
+            // A newer stream of the same gateway on this node: it stays held, and connected.
+            if context.hub.holds(&gateway_id) {
+                return;
+            }
+            if let Err(error) = agents::stream_closed(&context, &gateway_id).await {
                 tracing::debug!(%error, "cannot record that the stream ended");
             }
         });

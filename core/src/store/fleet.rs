@@ -13,7 +13,7 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 /// The channel nodes `LISTEN` on.
 pub const FLEET_CHANNEL: &str = "gatekey_fleet";
 /// How long a relay waits for its listening connection before it polls instead.
-const LISTENER_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const LISTENER_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// The advisory lock that orders outbox appends.
 const OUTBOX_LOCK: i64 = 7_406_191;
 /// The advisory lock that runs changes to who may reach what one at a time.
@@ -187,6 +187,9 @@ impl Store {
             .connect_with(options.application_name(&format!("gatekey-relay {node_id}")))
             .await?;
         let mut listener = PgListener::connect_with(&pool).await?;
+        // A lost connection is the relay's to handle (it polls while it cannot listen),
+        // not retried inside the wait for a notification.
+        listener.eager_reconnect(false);
         listener.listen(FLEET_CHANNEL).await?;
         Ok(Some(listener))
     }

@@ -48,7 +48,7 @@ impl Store {
         })
     }
 
-    /// The session with this selector and its user, read in one statement with the
+    /// The session with this selector and its user, read in one statement, then the
     /// user's groups (every authenticated request asks).
     pub async fn find_session(&self, selector: &str) -> CoreResult<Option<(SessionRecord, UserRecord)>> {
         let user_columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
