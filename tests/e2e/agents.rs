@@ -66,9 +66,14 @@ impl SimulatedAgent {
 
     /// The next message from the core (fails after 10 s).
     pub async fn next(&mut self) -> CoreMessage {
-        tokio::time::timeout(Duration::from_secs(10), self.inbound.message())
+        self.next_within(Duration::from_secs(10)).await
+    }
+
+    /// The next message from the core (fails after `patience`).
+    pub async fn next_within(&mut self, patience: Duration) -> CoreMessage {
+        tokio::time::timeout(patience, self.inbound.message())
             .await
-            .expect("no message from the core within 10 s")
+            .expect("no message from the core in time")
             .expect("stream error")
             .expect("stream ended")
     }
@@ -94,8 +99,13 @@ impl SimulatedAgent {
 
     /// Skips to the next rule snapshot.
     pub async fn next_snapshot(&mut self) -> RuleSnapshot {
+        self.next_snapshot_within(Duration::from_secs(10)).await
+    }
+
+    /// Skips to the next rule snapshot, waiting up to `patience` for each message.
+    pub async fn next_snapshot_within(&mut self, patience: Duration) -> RuleSnapshot {
         loop {
-            if let Some(CoreBody::RuleSnapshot(snapshot)) = self.next().await.body {
+            if let Some(CoreBody::RuleSnapshot(snapshot)) = self.next_within(patience).await.body {
                 return snapshot;
             }
         }

@@ -511,7 +511,9 @@ async fn a_node_that_cannot_listen_polls_the_outbox() {
     assert_eq!(terminate_listener(&admin_url, &b.node_id).await, 1, "no listener of B to terminate");
 
     add_rule(&a, &cluster, "web", "10.90.0.10").await;
-    let snapshot = agent.next_snapshot().await;
+    // B's pool is capped too: a statement that needs a new connection waits for sqlx's
+    // retries (up to 30 s) on a busy machine.
+    let snapshot = agent.next_snapshot_within(Duration::from_secs(45)).await;
     assert!(snapshot.version > first.version, "{snapshot:?}");
     let log = std::fs::read_to_string(b.storage().0.join("core.log")).unwrap();
     assert!(log.contains("cannot listen for the fleet's events; polling"), "B never polled: {log}");

@@ -255,10 +255,18 @@ async fn commit_batch(context: &CoreContext, batch: Vec<PendingConfig>) {
         Err(error) => return fail_all(batch, error),
     };
     for pending in &batch {
-        if pending.store_in(context, &mut work).await.is_err() {
+        if let Err(error) = pending.store_in(context, &mut work).await {
             drop(work);
-            for pending in batch {
-                commit_alone(context, pending).await;
+            match <[PendingConfig; 1]>::try_from(batch) {
+                // Alone in its batch, it has its answer already.
+                Ok([alone]) => {
+                    let _ = alone.stored.send(Err(error));
+                }
+                Err(batch) => {
+                    for pending in batch {
+                        commit_alone(context, pending).await;
+                    }
+                }
             }
             return;
         }
