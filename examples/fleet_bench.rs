@@ -122,6 +122,13 @@ impl Api {
         response.json().await.unwrap()
     }
 
+    async fn put(&self, path: &str, body: Value) -> Value {
+        let response =
+            self.client.put(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap()
+    }
+
     async fn get(&self, path: &str) -> Value {
         let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap();
         assert!(response.status().is_success(), "{path}: {}", response.status());
@@ -218,6 +225,15 @@ async fn relay_delay_buckets(client: &reqwest::Client, http_addresses: &[String]
 /// histogram's growth between `before` and `after` (a quantile is the bucket bound it
 /// falls under).
 fn relay_delay_summary(before: &[(f64, u64)], after: &[(f64, u64)]) {
+    let (total, p50, p99) = relay_delay_quantiles(before, after);
+    println!(
+        "  relay delay, event made on the first node → applied on the others: n={total} p50 ≤ {p50} ms p99 ≤ {p99} ms"
+    );
+}
+
+/// How many events the relay-delay histogram gained between `before` and `after`, and
+/// the bucket bounds (ms) their p50 and p99 fall under.
+fn relay_delay_quantiles(before: &[(f64, u64)], after: &[(f64, u64)]) -> (u64, f64, f64) {
     let grown: Vec<(f64, u64)> = after
         .iter()
         .map(|(le, count)| (*le, count - before.iter().find(|(b, _)| b == le).map_or(0, |(_, c)| *c)))
@@ -227,11 +243,7 @@ fn relay_delay_summary(before: &[(f64, u64)], after: &[(f64, u64)]) {
         let wanted = (total as f64 * q).ceil() as u64;
         grown.iter().find(|(_, count)| *count >= wanted).map_or(f64::INFINITY, |(le, _)| le * 1000.0)
     };
-    println!(
-        "  relay delay, event made on the first node → applied on the others: n={total} p50 ≤ {} ms p99 ≤ {} ms",
-        under(0.5),
-        under(0.99)
-    );
+    (total, under(0.5), under(0.99))
 }
 
 /// The simulated fleet: a stream per gateway, and what the agents heard.
@@ -317,20 +329,37 @@ async fn connect_fleet(nodes: &[Node], gateways: &[(String, String)], serials: V
 }
 
 impl Fleet {
-    /// `changes` rule changes, each made by `change(i)`: for each, how long every agent
-    /// took to hear it (from the call), all of them and split into the agents on the
-    /// first of `node_count` nodes (agent i is on node i mod `node_count`) and the rest.
+    /// `changes` rule changes, each made by `change(i)` and heard by every agent: see
+    /// [`Fleet::measure_pushes_to`].
     async fn measure_pushes<F, Fut>(
         &mut self,
+        changes: usize,
+        node_count: usize,
+        change: F,
+    ) -> (Vec<Duration>, Vec<Duration>, Vec<Duration>)
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: Future,
+    {
+        let agents = self.versions.len();
+        self.measure_pushes_to(agents, changes, node_count, change).await
+    }
+
+    /// `changes` rule changes, each made by `change(i)` and heard by the first `agents`
+    /// agents: for each, how long each of them took to hear it (from the call), all of
+    /// them and split into the agents on the first of `node_count` nodes (agent i is on
+    /// node i mod `node_count`) and the rest, in the order they heard.
+    async fn measure_pushes_to<F, Fut>(
+        &mut self,
+        agents: usize,
         changes: usize,
         node_count: usize,
         mut change: F,
     ) -> (Vec<Duration>, Vec<Duration>, Vec<Duration>)
     where
         F: FnMut(usize) -> Fut,
-        Fut: Future<Output = ()>,
+        Fut: Future,
     {
-        let agents = self.versions.len();
         let (mut latencies, mut on_origin, mut on_others) =
             (Vec::with_capacity(agents * changes), Vec::new(), Vec::new());
         for index in 0..changes {
@@ -343,7 +372,7 @@ impl Fleet {
                     && version > self.versions[agent]
                 {
                     self.versions[agent] = version;
-                    if !updated[agent] {
+                    if agent < agents && !updated[agent] {
                         updated[agent] = true;
                         remaining -= 1;
                         latencies.push(at - sent);
@@ -353,6 +382,52 @@ impl Fleet {
             }
         }
         (latencies, on_origin, on_others)
+    }
+
+    /// Rule changes, each raising every gateway's rule version by one, made back to back
+    /// for `seconds` by `writers` concurrent calls of `change(writer, i)`. Answers how
+    /// many were made, how many a second while they were made, and how many a second
+    /// until every agent had acknowledged the last (none if the fleet had not within a
+    /// minute).
+    async fn sustain_changes<F, Fut>(&mut self, seconds: u64, writers: usize, change: F) -> (usize, f64, Option<f64>)
+    where
+        F: Fn(usize, usize) -> Fut,
+        Fut: Future,
+    {
+        let started = Instant::now();
+        let made: usize = futures::future::join_all((0..writers).map(|writer| {
+            let change = &change;
+            async move {
+                let mut made = 0;
+                while started.elapsed() < Duration::from_secs(seconds) {
+                    change(writer, made).await;
+                    made += 1;
+                }
+                made
+            }
+        }))
+        .await
+        .into_iter()
+        .sum();
+        let making = started.elapsed();
+        let wanted: Vec<u64> = self.versions.iter().map(|version| version + made as u64).collect();
+        let mut behind = wanted.iter().zip(&self.versions).filter(|(want, have)| have < want).count();
+        let mut last_ack = started;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while behind > 0 {
+            let Ok(heard) = tokio::time::timeout_at(deadline.into(), self.heard.recv()).await else { break };
+            if let Some(Heard::Snapshot { agent, version, at }) = heard
+                && version > self.versions[agent]
+            {
+                if self.versions[agent] < wanted[agent] && version >= wanted[agent] {
+                    behind -= 1;
+                    last_ack = last_ack.max(at);
+                }
+                self.versions[agent] = version;
+            }
+        }
+        let per_second = |elapsed: Duration| made as f64 / elapsed.as_secs_f64();
+        (made, per_second(making), (behind == 0).then(|| per_second(last_ack - started)))
     }
 
     /// Verdict round trips while every agent heartbeats `heartbeat_speedup` times as
@@ -706,6 +781,216 @@ async fn crypto_floor(seconds: u64) -> f64 {
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Creates `count` gateways, each attached to `network_id` and granted to the group
+/// `staff`; answers their ids and agent tokens.
+async fn create_gateways(api: &Api, count: usize, network_id: &str) -> Vec<(String, String)> {
+    println!("creating {count} gateways…");
+    futures::stream::iter(0..count)
+        .map(|i| async move {
+            let created =
+                api.post("/admin/gateways", json!({"name": format!("gw{i:05}"), "hostname": "vpn.example.com"})).await;
+            let id = created["data"]["id"].as_str().unwrap().to_owned();
+            api.post(&format!("/admin/gateways/{id}/networks"), json!({"network_id": network_id})).await;
+            api.post(&format!("/admin/gateways/{id}/groups"), json!({"group": "staff"})).await;
+            (id, created["data"]["token"].as_str().unwrap().to_owned())
+        })
+        .buffered(16)
+        .collect()
+        .await
+}
+
+/// Admin sessions writing concurrently in the sustained-changes figure.
+const WRITERS: usize = 4;
+/// Changes made before the measured ones of each layout.
+const WARM_UP_CHANGES: usize = 2;
+/// Changes of the relay probe (each heard by one agent per node).
+const PROBE_CHANGES: usize = 200;
+
+/// The body replacing the rule `name` on `network_id` for `user_id`, its destination an
+/// address in `prefix` (two octets) chosen by `n`.
+fn rule_body(name: &str, network_id: &str, prefix: &str, user_id: &str, n: usize) -> Value {
+    json!({"name": name, "network_id": network_id, "user_ids": [user_id], "destination_type": "ip",
+           "destination": format!("{prefix}.{}.{}", n / 250 % 250, 1 + n % 250)})
+}
+
+/// What one layout of [`compare_layouts`] measured.
+struct LayoutFigures {
+    push: Vec<Duration>,
+    sustained: (usize, f64, Option<f64>),
+    per_agent_kib: f64,
+    relay: Option<RelayFigures>,
+}
+
+/// The relay between nodes, from the probe: agents on the node making each change and
+/// on the others, and the core's own delay histogram.
+struct RelayFigures {
+    on_origin: Vec<Duration>,
+    on_others: Vec<Duration>,
+    /// Per change and relayed agent: its latency less the origin agent's.
+    added: Vec<f64>,
+    histogram: (u64, f64, f64),
+    /// The same histogram during the measured changes of the whole fleet.
+    during_push: (u64, f64, f64),
+}
+
+/// `cluster` mode: in one run, `agents` agents on one node against the same agents spread
+/// over three nodes, on the PostgreSQL database at `database_url` (empty). For each:
+/// change → acknowledged by every agent, changes sustained by `WRITERS` admins writing
+/// through every node, and core memory per agent; for three nodes also the relay probe,
+/// `PROBE_CHANGES` changes each heard by one agent per node.
+async fn compare_layouts(agents: usize, changes: usize, seconds: u64, database_url: &str) {
+    println!("the push floor: a bare tonic server pushing to {agents} streams…");
+    let push_floor = push_floor_p99(agents, changes).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let base_dir = std::env::temp_dir().join(format!("gatekey-fleet-bench-{}", std::process::id()));
+    let client = reqwest::Client::new();
+
+    // The store: gateways on `office` for the group staff, alice in it, one rule the
+    // changes replace, and the probe network on the first three gateways only.
+    let (mut setup, _) = start_node(&base_dir, 0, Some(database_url)).await;
+    let api = Api::login(&client, &format!("http://{}/api/v1", setup.http), "admin", ADMIN_PASSWORD).await;
+    let user = api.post("/admin/users", json!({"username": "alice", "email": "alice@example.com", "password": "alice-password-1", "groups": ["staff"]})).await;
+    let alice_id = user["data"]["id"].as_str().unwrap().to_owned();
+    let office = api.post("/admin/networks", json!({"name": "office", "cidrs": ["10.0.0.0/8"]})).await;
+    let office_id = office["data"]["id"].as_str().unwrap().to_owned();
+    let gateways = create_gateways(&api, agents, &office_id).await;
+    let rule = api.post("/admin/access-rules", rule_body("changing", &office_id, "10.1", &alice_id, 0)).await;
+    let rule_path = format!("/admin/access-rules/{}", rule["data"]["id"].as_str().unwrap());
+    let probe = api.post("/admin/networks", json!({"name": "probe", "cidrs": ["172.16.0.0/12"]})).await;
+    let probe_id = probe["data"]["id"].as_str().unwrap().to_owned();
+    for (gateway_id, _) in gateways.iter().take(3) {
+        api.post(&format!("/admin/gateways/{gateway_id}/networks"), json!({"network_id": probe_id})).await;
+    }
+    let probe_rule = api.post("/admin/access-rules", rule_body("probe", &probe_id, "172.16", &alice_id, 0)).await;
+    let probe_path = format!("/admin/access-rules/{}", probe_rule["data"]["id"].as_str().unwrap());
+    let _ = setup.process.kill().await;
+
+    let mut figures = Vec::new();
+    for node_count in [1, 3] {
+        let mut nodes = Vec::new();
+        for node in 0..node_count {
+            nodes.push(start_node(&base_dir, node, Some(database_url)).await.0);
+        }
+        let mut apis = Vec::new();
+        for node in &nodes {
+            apis.push(Api::login(&client, &format!("http://{}/api/v1", node.http), "admin", ADMIN_PASSWORD).await);
+        }
+        let memory = || nodes.iter().map(|node| resident_kib(node.pid)).sum::<u64>();
+        let before_kib = memory();
+        println!("connecting {agents} agents to {node_count} node(s)…");
+        let mut fleet = connect_fleet(&nodes, &gateways, Vec::new()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let per_agent_kib = memory().saturating_sub(before_kib) as f64 / agents as f64;
+
+        // Two changes first warm the new processes (their connections prepare the
+        // snapshot statements at first use).
+        let others: Vec<String> = nodes.iter().skip(1).map(|node| node.http.clone()).collect();
+        let mut made = 0;
+        let mut push = Vec::new();
+        let mut relay_during_push = relay_delay_buckets(&client, &others).await;
+        for (round, changes) in [(0, WARM_UP_CHANGES), (1, changes)] {
+            let (latencies, _, _) = fleet
+                .measure_pushes(changes, node_count, |_| {
+                    made += 1;
+                    apis[0].put(&rule_path, rule_body("changing", &office_id, "10.1", &alice_id, made))
+                })
+                .await;
+            if round == 0 {
+                relay_during_push = relay_delay_buckets(&client, &others).await;
+            } else {
+                push = latencies;
+            }
+        }
+        let relay_during_push = relay_delay_quantiles(&relay_during_push, &relay_delay_buckets(&client, &others).await);
+        summary(&format!("rule change → ack at {agents} agents on {node_count} node(s)"), &mut push);
+        // Each writer replaces the rule with destinations of its own.
+        let sustained = fleet
+            .sustain_changes(seconds, WRITERS, |writer, n| {
+                apis[writer % apis.len()]
+                    .put(&rule_path, rule_body("changing", &office_id, "10.1", &alice_id, (writer + 1) * 100_000 + n))
+            })
+            .await;
+        println!(
+            "  sustained: {} changes, {:.1}/s made, {:?}/s acknowledged by every agent",
+            sustained.0, sustained.1, sustained.2
+        );
+
+        let relay = if node_count > 1 {
+            let before = relay_delay_buckets(&client, &others).await;
+            let (_, mut on_origin, mut on_others) = fleet
+                .measure_pushes_to(node_count, PROBE_CHANGES, node_count, |n| {
+                    apis[0].put(&probe_path, rule_body("probe", &probe_id, "172.16", &alice_id, n + 1))
+                })
+                .await;
+            let added: Vec<f64> = on_others
+                .chunks(node_count - 1)
+                .zip(&on_origin)
+                .flat_map(|(relayed, origin)| relayed.iter().map(|r| (r.as_secs_f64() - origin.as_secs_f64()) * 1000.0))
+                .collect();
+            let histogram = relay_delay_quantiles(&before, &relay_delay_buckets(&client, &others).await);
+            on_origin.sort();
+            on_others.sort();
+            Some(RelayFigures { on_origin, on_others, added, histogram, during_push: relay_during_push })
+        } else {
+            None
+        };
+        figures.push((node_count, LayoutFigures { push, sustained, per_agent_kib, relay }));
+        drop(fleet);
+        for mut node in nodes {
+            let _ = node.process.kill().await;
+        }
+        // The agents' connections close before the next layout's open.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    println!();
+    println!(
+        "| agents × nodes | change → ack by every agent, p50 / p99 | bare tonic push floor, p99 | changes sustained ({WRITERS} admins): made / acknowledged by every agent | core memory per agent |"
+    );
+    println!("|---|---|---|---|---|");
+    for (node_count, layout) in &figures {
+        let (made, made_per_second, acknowledged) = layout.sustained;
+        let acknowledged = acknowledged.map_or("not within a minute".into(), |rate| format!("{rate:.1}/s"));
+        println!(
+            "| {agents} × {node_count} | {:.0} / {:.0} ms | {push_floor:.0} ms | {made_per_second:.1}/s / {acknowledged} ({made} changes in {seconds} s) | {:.0} KiB |",
+            quantile_ms(&layout.push, 0.5),
+            quantile_ms(&layout.push, 0.99),
+            layout.per_agent_kib,
+        );
+    }
+    for (node_count, layout) in &figures {
+        let Some(relay) = &layout.relay else { continue };
+        let mut added = relay.added.clone();
+        added.sort_by(f64::total_cmp);
+        let added_at = |q: f64| added[((added.len() - 1) as f64 * q).round() as usize];
+        let (count, p50, p99) = relay.histogram;
+        println!();
+        println!(
+            "relay probe, {PROBE_CHANGES} changes through the first of {node_count} nodes, each heard by one agent per node (beside the {agents} others):"
+        );
+        println!(
+            "  change → ack on the node that made it p50 {:.1} / p99 {:.1} ms; on the others p50 {:.1} / p99 {:.1} ms",
+            quantile_ms(&relay.on_origin, 0.5),
+            quantile_ms(&relay.on_origin, 0.99),
+            quantile_ms(&relay.on_others, 0.5),
+            quantile_ms(&relay.on_others, 0.99)
+        );
+        println!(
+            "  added by the relay (relayed agent less origin agent, per change): p50 {:.1} / p99 {:.1} ms",
+            added_at(0.5),
+            added_at(0.99)
+        );
+        println!(
+            "  the nodes' relay-delay histogram (event written → applied on another node): n={count} p50 ≤ {p50} ms p99 ≤ {p99} ms"
+        );
+        let (count, p50, p99) = relay.during_push;
+        println!(
+            "  the same histogram during the changes heard by all {agents} agents: n={count} p50 ≤ {p50} ms p99 ≤ {p99} ms"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base_dir);
+}
+
 fn bearer(request: &mut tonic::Request<impl Sized>, token: &str) {
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
 }
@@ -714,6 +999,15 @@ fn bearer(request: &mut tonic::Request<impl Sized>, token: &str) {
 async fn main() {
     if std::env::args().nth(1).as_deref() == Some("push-floor-server") {
         PushFloorServer::serve().await;
+        return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("cluster") {
+        let mut args = std::env::args().skip(2);
+        let agents: usize = args.next().map_or(3000, |n| n.parse().unwrap());
+        let changes: usize = args.next().map_or(10, |n| n.parse().unwrap());
+        let seconds: u64 = args.next().map_or(10, |n| n.parse().unwrap());
+        let database_url = std::env::var("DATABASE_URL").expect("cluster mode needs DATABASE_URL (PostgreSQL)");
+        compare_layouts(agents, changes, seconds, &database_url).await;
         return;
     }
     let mut args = std::env::args().skip(1);
@@ -762,23 +1056,7 @@ async fn main() {
     let network = api.post("/admin/networks", json!({"name": "office", "cidrs": ["10.0.0.0/8"]})).await;
     let network_id = network["data"]["id"].as_str().unwrap().to_owned();
 
-    println!("creating {gateways_wanted} gateways…");
-    let gateways: Vec<(String, String)> = futures::stream::iter(0..gateways_wanted)
-        .map(|i| {
-            let (api, network_id) = (&api, &network_id);
-            async move {
-                let created = api
-                    .post("/admin/gateways", json!({"name": format!("gw{i:05}"), "hostname": "vpn.example.com"}))
-                    .await;
-                let id = created["data"]["id"].as_str().unwrap().to_owned();
-                api.post(&format!("/admin/gateways/{id}/networks"), json!({"network_id": network_id})).await;
-                api.post(&format!("/admin/gateways/{id}/groups"), json!({"group": "staff"})).await;
-                (id, created["data"]["token"].as_str().unwrap().to_owned())
-            }
-        })
-        .buffered(16)
-        .collect()
-        .await;
+    let gateways = create_gateways(&api, gateways_wanted, &network_id).await;
     // Configs (and so certificates) for the agents that will ask for verdicts.
     let alice = Api::login(&client, &base, "alice", "alice-password-1").await;
     let mut serials = Vec::new();

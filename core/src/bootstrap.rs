@@ -48,18 +48,23 @@ pub async fn ensure_admin(store: &Store, given_password: Option<&str>) -> CoreRe
         }
     };
     let password_hash = hash_password(&password).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let mut tx = store.begin_write().await?;
     store
-        .create_user(NewUser {
-            id: new_id(IdKind::User),
-            username: ADMIN_USERNAME.into(),
-            email: "admin@gatekey.invalid".into(),
-            name: "GateKey administrator".into(),
-            password_hash: Some(password_hash),
-            is_admin: true,
-            groups: Vec::new(),
-            provider: LOCAL_PROVIDER.into(),
-            email_verified_by: None,
-        })
+        .create_user(
+            &mut tx,
+            NewUser {
+                id: new_id(IdKind::User),
+                username: ADMIN_USERNAME.into(),
+                email: "admin@gatekey.invalid".into(),
+                name: "GateKey administrator".into(),
+                password_hash: Some(password_hash),
+                is_admin: true,
+                groups: Vec::new(),
+                provider: LOCAL_PROVIDER.into(),
+                email_verified_by: None,
+            },
+        )
         .await?;
+    tx.commit().await?;
     Ok(outcome)
 }

@@ -138,10 +138,12 @@ async fn api_keys_are_shown_once_scoped_expiring_and_revocable() {
         let message = core.get("/auth/session", &key).await.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
         assert!(message.contains("revoked"), "{message}");
 
-        let short = core.post("/api-keys", &alice, json!({"name": "short", "expires_in_seconds": 1})).await;
+        // Expiry is kept in whole seconds: two of them leave a created key at least one
+        // whole second of life for its first use.
+        let short = core.post("/api-keys", &alice, json!({"name": "short", "expires_in_seconds": 2})).await;
         let short = short.body["data"]["secret"].as_str().unwrap().to_owned();
         core.get("/auth/session", &short).await.expect(StatusCode::OK);
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        tokio::time::sleep(Duration::from_millis(3100)).await;
         let message = core.get("/auth/session", &short).await.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
         assert!(message.contains("expired"), "{message}");
 

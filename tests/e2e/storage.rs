@@ -5,9 +5,9 @@ use gatekey_core::error::CoreError;
 use gatekey_core::ids::{IdKind, new_id};
 use gatekey_core::secrets::mint_token;
 use gatekey_core::store::{
-    AuthProviderFields, CertificateRecord, CrlRecord, GatewayChanges, GatewayLink, GatewayRecord, GatewayRole,
-    LoginEvent, NetworkChanges, NewApiKey, NewGateway, NewNetwork, NewUser, OutboxEntry, Page, SessionsOf, Store,
-    UserChanges, WriteTx,
+    ApiKeyRecord, AuthProviderFields, AuthProviderRecord, CertificateRecord, CrlRecord, GatewayChanges, GatewayLink,
+    GatewayRecord, GatewayRole, LoginEvent, NetworkChanges, NetworkRecord, NewApiKey, NewGateway, NewNetwork, NewUser,
+    OutboxEntry, Page, SessionsOf, Store, UserChanges, UserRecord, WriteTx,
 };
 
 /// Runs one store write in a transaction of its own (`tx` names it in the call), and
@@ -24,6 +24,39 @@ macro_rules! write {
         }
         result
     }};
+}
+
+/// Creates `user` in a transaction of its own; answers it as stored.
+async fn add_user(store: &Store, user: NewUser) -> Result<UserRecord, CoreError> {
+    let id = user.id.clone();
+    write!(store, |tx| store.create_user(tx, user))?;
+    store.require_user(&id).await
+}
+
+/// Creates `network` in a transaction of its own; answers it as stored.
+async fn add_network(store: &Store, network: NewNetwork) -> Result<NetworkRecord, CoreError> {
+    let id = network.id.clone();
+    write!(store, |tx| store.create_network(tx, network))?;
+    store.require_network(&id).await
+}
+
+/// Creates `key` in a transaction of its own; answers it as stored.
+async fn add_api_key(store: &Store, key: NewApiKey<'_>) -> Result<ApiKeyRecord, CoreError> {
+    let id = key.id;
+    write!(store, |tx| store.create_api_key(tx, key))?;
+    Ok(store.find_api_key(id).await?.expect("the key just stored"))
+}
+
+/// Revokes `user_id`'s key `id` in a transaction of its own; answers it as stored.
+async fn revoke_key(store: &Store, user_id: &str, id: &str) -> Result<ApiKeyRecord, CoreError> {
+    write!(store, |tx| store.revoke_api_key(tx, user_id, id))?;
+    Ok(store.find_api_key(id).await?.expect("the key just revoked"))
+}
+
+/// Creates the identity provider `id` in a transaction of its own; answers it as stored.
+async fn add_provider(store: &Store, id: &str, fields: &AuthProviderFields) -> Result<AuthProviderRecord, CoreError> {
+    write!(store, |tx| store.create_auth_provider(tx, id, fields))?;
+    store.require_auth_provider(id).await
 }
 
 fn user(name: &str, groups: &[&str]) -> NewUser {
@@ -130,10 +163,10 @@ where
 #[tokio::test]
 async fn users_groups_and_uniqueness() {
     on_every_backend(|store| async move {
-        let alice = store.create_user(user("alice", &["eng", "ops"])).await.unwrap();
+        let alice = add_user(&store, user("alice", &["eng", "ops"])).await.unwrap();
         assert_eq!(alice.groups, ["eng", "ops"]);
         assert!(!alice.is_admin && !alice.disabled);
-        let duplicate = store.create_user(user("alice", &[])).await.unwrap_err();
+        let duplicate = add_user(&store, user("alice", &[])).await.unwrap_err();
         assert!(matches!(duplicate, CoreError::Conflict(_)), "{duplicate:?}");
         assert_eq!(store.list_users(PAGE, "").await.unwrap().total, 1, "a failed insert leaves nothing behind");
 
@@ -161,7 +194,7 @@ async fn users_groups_and_uniqueness() {
 #[tokio::test]
 async fn sessions_and_api_keys() {
     on_every_backend(|store| async move {
-        let alice = store.create_user(user("alice", &[])).await.unwrap();
+        let alice = add_user(&store, user("alice", &[])).await.unwrap();
         let token = mint_token("gks_");
         write!(store, |tx| store.create_session(tx, &new_id(IdKind::Session), &alice.id, &token, i64::MAX / 2))
             .unwrap();
@@ -191,17 +224,17 @@ async fn sessions_and_api_keys() {
             expires_at: None,
             token: &key_token,
         };
-        let key = store.create_api_key(new_key("key-1")).await.unwrap();
+        let key = add_api_key(&store, new_key("key-1")).await.unwrap();
         assert_eq!(key.scopes, ["read"]);
         assert!(key.prefix.starts_with("gk_") && key.prefix.len() == 11);
-        assert!(matches!(store.create_api_key(new_key("key-2")).await, Err(CoreError::Conflict(_))), "same name");
+        assert!(matches!(add_api_key(&store, new_key("key-2")).await, Err(CoreError::Conflict(_))), "same name");
         store.touch_api_key(&key).await.unwrap();
         let used = store.find_api_key_by_selector(&key_token.selector).await.unwrap().unwrap();
         assert!(used.last_used_at.is_some());
-        let revoked = store.revoke_api_key(&alice.id, &key.id).await.unwrap();
-        let again = store.revoke_api_key(&alice.id, &key.id).await.unwrap();
+        let revoked = revoke_key(&store, &alice.id, &key.id).await.unwrap();
+        let again = revoke_key(&store, &alice.id, &key.id).await.unwrap();
         assert_eq!(revoked.revoked_at, again.revoked_at, "revoking twice keeps the first time");
-        assert!(matches!(store.revoke_api_key("usr-other", &key.id).await, Err(CoreError::NotFound(_))));
+        assert!(matches!(revoke_key(&store, "usr-other", &key.id).await, Err(CoreError::NotFound(_))));
         assert_eq!(store.list_api_keys(&alice.id, PAGE).await.unwrap().items, vec![again]);
     })
     .await;
@@ -213,12 +246,12 @@ async fn sessions_and_api_keys() {
 #[tokio::test]
 async fn an_account_links_one_subject_per_provider() {
     on_every_backend(|store| async move {
-        let alice = store.create_user(user("alice", &[])).await.unwrap();
-        let bob = store.create_user(user("bob", &[])).await.unwrap();
+        let alice = add_user(&store, user("alice", &[])).await.unwrap();
+        let bob = add_user(&store, user("bob", &[])).await.unwrap();
         let fields = AuthProviderFields { name: "corp".into(), ..Default::default() };
-        let provider = store.create_auth_provider("ap-corp", &fields).await.unwrap();
+        let provider = add_provider(&store, "ap-corp", &fields).await.unwrap();
         let other = AuthProviderFields { name: "other".into(), ..Default::default() };
-        let other = store.create_auth_provider("ap-other", &other).await.unwrap();
+        let other = add_provider(&store, "ap-other", &other).await.unwrap();
         write!(store, |tx| store.link_external_identity(tx, &alice.id, &provider.id, "subject-1")).unwrap();
         let second = write!(store, |tx| store.link_external_identity(tx, &alice.id, &provider.id, "subject-2"));
         assert!(matches!(second, Err(CoreError::Conflict(_))), "{second:?}");
@@ -240,8 +273,8 @@ async fn an_account_links_one_subject_per_provider() {
 #[tokio::test]
 async fn gateways_grants_networks_and_visibility() {
     on_every_backend(|store| async move {
-        let alice = store.create_user(user("alice", &["eng"])).await.unwrap();
-        let bob = store.create_user(user("bob", &[])).await.unwrap();
+        let alice = add_user(&store, user("alice", &["eng"])).await.unwrap();
+        let bob = add_user(&store, user("bob", &[])).await.unwrap();
         let east = create_gateway(&store, "east").await.unwrap();
         let west = create_gateway(&store, "west").await.unwrap();
         assert!(matches!(create_gateway(&store, "east").await, Err(CoreError::Conflict(_))));
@@ -265,15 +298,17 @@ async fn gateways_grants_networks_and_visibility() {
         let renamed = GatewayChanges { name: Some("west".into()), ..Default::default() };
         assert!(matches!(write!(store, |tx| store.update_gateway(tx, &east.id, renamed)), Err(CoreError::Conflict(_))));
 
-        let net = store
-            .create_network(NewNetwork {
+        let net = add_network(
+            &store,
+            NewNetwork {
                 id: new_id(IdKind::Network),
                 name: "office".into(),
                 description: String::new(),
                 cidrs: vec!["10.1.0.0/16".into()],
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         let linked = link(&store, &east.id, GatewayLink::Network, &net.id).await;
         assert_eq!(linked.network_ids, vec![net.id.clone()]);
         assert_eq!(linked.user_ids, vec![alice.id.clone()]);
@@ -346,7 +381,7 @@ async fn revoke_with_crl(store: &Store, tx: &mut WriteTx, serial: &str) -> Resul
 #[tokio::test]
 async fn a_change_its_events_and_its_crl_commit_together_or_not_at_all() {
     on_every_backend(|store| async move {
-        let alice = store.create_user(user("alice", &[])).await.unwrap();
+        let alice = add_user(&store, user("alice", &[])).await.unwrap();
         let gw = create_gateway(&store, "gw").await.unwrap();
         let certificate = CertificateRecord {
             serial: "0a0b".into(),
@@ -407,7 +442,7 @@ async fn a_change_its_events_and_its_crl_commit_together_or_not_at_all() {
         assert_eq!(crls[1].der_base64, "0a0b,0c0c,0d0d", "the later CRL lists every revocation before it");
 
         // A rule and its gateways' new rule versions: both or neither.
-        let network = store.create_network(lan()).await.unwrap();
+        let network = add_network(&store, lan()).await.unwrap();
         link(&store, &gw.id, GatewayLink::Network, &network.id).await;
         let (version, before) =
             (store.rules_version(&gw.id).await.unwrap(), store.latest_fleet_event_id().await.unwrap());
@@ -438,7 +473,7 @@ async fn migrations_adopt_the_legacy_record_and_refuse_edited_ones() {
         let dir = TempDir::new("store");
         let url = fresh_database_url(backend, dir.path()).await;
         let store = Store::open(&url).await.unwrap();
-        store.create_user(user("kept", &[])).await.unwrap();
+        add_user(&store, user("kept", &[])).await.unwrap();
         store.close().await;
 
         // Rewind the record to what the hand-written runner left behind.
@@ -495,9 +530,9 @@ async fn batched_snapshots_are_each_gateways_own_and_a_broken_one_fails_alone() 
         let dir = TempDir::new("store");
         let url = fresh_database_url(backend, dir.path()).await;
         let store = Store::open(&url).await.unwrap();
-        let alice = store.create_user(user("alice", &["eng"])).await.unwrap();
+        let alice = add_user(&store, user("alice", &["eng"])).await.unwrap();
         let network = lan();
-        let network = store.create_network(network).await.unwrap();
+        let network = add_network(&store, network).await.unwrap();
         let mut gateways = Vec::new();
         for n in 0..6 {
             let gateway = create_gateway(&store, &format!("gw{n}")).await.unwrap();

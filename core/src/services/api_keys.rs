@@ -3,6 +3,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::{Access, Credential};
 use crate::context::CoreContext;
+use crate::domain::UnitOfWork;
 use crate::error::CoreError;
 use crate::ids::{IdKind, new_id};
 use crate::secrets::{API_KEY_PREFIX, mint_token};
@@ -68,18 +69,24 @@ impl ApiKeyService for ApiKeyApi {
                     seconds => Some(unix_now() + i64::try_from(seconds).unwrap_or(i64::MAX)),
                 };
                 let token = mint_token(API_KEY_PREFIX);
+                let id = new_id(IdKind::ApiKey);
+                let new_key = NewApiKey {
+                    id: &id,
+                    user_id: &caller.user.id,
+                    name: &name,
+                    scopes: &scopes,
+                    expires_at,
+                    token: &token,
+                };
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                self.0.store.create_api_key(&mut work.tx, new_key).await?;
+                work.commit().await?;
                 let key = self
                     .0
                     .store
-                    .create_api_key(NewApiKey {
-                        id: &new_id(IdKind::ApiKey),
-                        user_id: &caller.user.id,
-                        name: &name,
-                        scopes: &scopes,
-                        expires_at,
-                        token: &token,
-                    })
-                    .await?;
+                    .find_api_key(&id)
+                    .await?
+                    .ok_or_else(|| CoreError::NotFound(format!("API key `{id}` not found")))?;
                 Ok(CreateApiKeyResponse { api_key: Some(convert::api_key(key)), secret: token.secret.clone() })
             }
             .await,
@@ -106,7 +113,16 @@ impl ApiKeyService for ApiKeyApi {
             async {
                 let caller = self.0.auth.authenticate(&request, Access::Write).await?;
                 let id = request.into_inner().id;
-                let key = self.0.store.revoke_api_key(&caller.user.id, validate::id("id", &id)?).await?;
+                let id = validate::id("id", &id)?;
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                self.0.store.revoke_api_key(&mut work.tx, &caller.user.id, id).await?;
+                work.commit().await?;
+                let key = self
+                    .0
+                    .store
+                    .find_api_key(id)
+                    .await?
+                    .ok_or_else(|| CoreError::NotFound(format!("API key `{id}` not found")))?;
                 Ok(RevokeApiKeyResponse { api_key: Some(convert::api_key(key)) })
             }
             .await,

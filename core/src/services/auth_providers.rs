@@ -4,7 +4,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
-use crate::domain::ProviderKind;
+use crate::domain::{ProviderKind, UnitOfWork};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::sso::oidc::client_secret_context;
@@ -190,16 +190,19 @@ impl AdminAuthProviderApi {
             (true, Some(existing)) => existing.fields.sealed_client_secret.clone(),
             (true, None) => None,
         };
+        let mut work = UnitOfWork::begin(&self.0).await?;
         match replace {
             Some(existing) => {
                 let issuer_changed = issuer(&existing.fields) != issuer(&fields);
                 if issuer_changed {
                     tracing::warn!(provider = %existing.fields.name, "the provider's issuer changed; its linked subjects are forgotten");
                 }
-                store.replace_auth_provider(&id, &fields, issuer_changed).await
+                store.replace_auth_provider(&mut work.tx, existing, &fields, issuer_changed).await?;
             }
-            None => store.create_auth_provider(&id, &fields).await,
+            None => store.create_auth_provider(&mut work.tx, &id, &fields).await?,
         }
+        work.commit().await?;
+        store.require_auth_provider(&id).await
     }
 }
 
@@ -262,7 +265,9 @@ impl AdminAuthProviderService for AdminAuthProviderApi {
         respond(
             async {
                 self.0.admin(&request, Access::Write).await?;
-                self.0.store.delete_auth_provider(validate::id("id", &request.get_ref().id)?).await?;
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                self.0.store.delete_auth_provider(&mut work.tx, validate::id("id", &request.get_ref().id)?).await?;
+                work.commit().await?;
                 Ok(DeleteAuthProviderResponse {})
             }
             .await,

@@ -3,7 +3,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
-use crate::domain::{GeoFenceAction, GeoFenceMode, GeoFenceScope};
+use crate::domain::{GeoFenceAction, GeoFenceMode, GeoFenceScope, UnitOfWork};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::store::{GeoFenceRuleRecord, GeoFenceSettingsRecord};
@@ -77,7 +77,9 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 if !settings.database_path.is_empty() {
                     self.0.geo_fence.check_database(&settings.database_path)?;
                 }
-                self.0.store.save_geo_fence_settings(&settings).await?;
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                self.0.store.save_geo_fence_settings(&mut work.tx, &settings).await?;
+                work.commit().await?;
                 tracing::info!(enabled = settings.enabled, mode = %settings.mode, "geo-fence settings changed");
                 Ok(convert::geo_fence_settings(settings))
             }
@@ -110,7 +112,9 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                     id: new_id(IdKind::GeoFenceRule),
                     ..self.validated_rule(request.into_inner()).await?
                 };
-                let rule = self.0.store.save_geo_fence_rule(&rule, false).await?;
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                let rule = self.0.store.save_geo_fence_rule(&mut work.tx, &rule, false).await?;
+                work.commit().await?;
                 tracing::info!(rule = %rule.id, action = %rule.action, scope = %rule.scope, "geo-fence rule created");
                 Ok(convert::geo_fence_rule(rule))
             }
@@ -125,7 +129,9 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
                 let input = request.into_inner();
                 validate::id("id", &input.id)?;
                 let rule = self.validated_rule(input).await?;
-                let rule = self.0.store.save_geo_fence_rule(&rule, true).await?;
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                let rule = self.0.store.save_geo_fence_rule(&mut work.tx, &rule, true).await?;
+                work.commit().await?;
                 tracing::info!(rule = %rule.id, action = %rule.action, scope = %rule.scope, "geo-fence rule replaced");
                 Ok(convert::geo_fence_rule(rule))
             }
@@ -149,7 +155,9 @@ impl AdminGeoFenceService for AdminGeoFenceApi {
             async {
                 self.0.admin(&request, Access::Write).await?;
                 let id = validate::id("id", &request.get_ref().id)?;
-                self.0.store.delete_geo_fence_rule(id).await?;
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                self.0.store.delete_geo_fence_rule(&mut work.tx, id).await?;
+                work.commit().await?;
                 tracing::info!(rule = %id, "geo-fence rule deleted");
                 Ok(DeleteGeoFenceRuleResponse {})
             }

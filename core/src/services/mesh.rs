@@ -9,7 +9,7 @@ use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
 use crate::convert::{self, GatewayView};
-use crate::domain::{gateways, mesh};
+use crate::domain::{UnitOfWork, gateways, mesh};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{IdKind, new_id};
 use crate::policy::{GatewayPolicy, advertised_networks};
@@ -255,7 +255,10 @@ impl AdminMeshService for AdminMeshApi {
                 }
                 let token = mint_token(SPOKE_TOKEN_PREFIX);
                 let id = new_id(IdKind::MeshSpoke);
-                let spoke = self.0.store.create_spoke(&id, &hub.id, &name, &local_cidrs, &token).await?;
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                self.0.store.create_spoke(&mut work.tx, &id, &hub.id, &name, &local_cidrs, &token).await?;
+                work.commit().await?;
+                let spoke = self.0.store.require_spoke(&hub.id, &id).await?;
                 tracing::info!(hub = %hub.id, spoke = %spoke.id, networks = ?spoke.local_cidrs, "created mesh spoke");
                 Ok(CreateMeshSpokeResponse {
                     spoke: Some(convert::mesh_spoke(spoke, false)),
@@ -277,7 +280,10 @@ impl AdminMeshService for AdminMeshApi {
                 let hub = self.require_hub("hub_id", &input.hub_id).await?;
                 let spoke = self.0.store.require_spoke(&hub.id, validate::id("spoke_id", &input.spoke_id)?).await?;
                 let token = mint_token(SPOKE_TOKEN_PREFIX);
-                let spoke = self.0.store.set_spoke_token(&spoke, &token).await?;
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                self.0.store.set_spoke_token(&mut work.tx, &spoke, &token).await?;
+                work.commit().await?;
+                let spoke = self.0.store.require_spoke(&hub.id, &spoke.id).await?;
                 let online = !self.0.store.open_sessions(SessionsOf::Identity(&spoke.id)).await?.is_empty();
                 Ok(CreateMeshSpokeResponse {
                     spoke: Some(convert::mesh_spoke(spoke, online)),

@@ -3,7 +3,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::Access;
 use crate::context::CoreContext;
-use crate::domain::networks;
+use crate::domain::{UnitOfWork, networks};
 use crate::error::CoreError;
 use crate::ids::{IdKind, new_id};
 use crate::store::{NetworkChanges, NewNetwork};
@@ -59,7 +59,11 @@ impl AdminNetworkService for AdminNetworkApi {
                     description: validate::text("description", &input.description, 500)?,
                     cidrs: validate::cidrs("cidrs", &input.cidrs)?,
                 };
-                Ok(convert::network(self.0.store.create_network(network).await?))
+                let id = network.id.clone();
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                self.0.store.create_network(&mut work.tx, network).await?;
+                work.commit().await?;
+                Ok(convert::network(self.0.store.require_network(&id).await?))
             }
             .await,
         )

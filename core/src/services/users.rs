@@ -3,7 +3,7 @@
 use super::{GrpcResult, respond};
 use crate::auth::{Access, Credential};
 use crate::context::CoreContext;
-use crate::domain::users;
+use crate::domain::{UnitOfWork, users};
 use crate::error::CoreError;
 use crate::ids::{IdKind, new_id};
 use crate::secrets::hash_password;
@@ -61,22 +61,27 @@ impl AdminUserService for AdminUserApi {
                 let name = validate::text("name", &input.name, 200)?;
                 let groups = validate::groups("groups", &input.groups)?;
                 let password_hash = hash(validate::password(&input.password)?)?;
-                let user = self
-                    .0
+                let id = new_id(IdKind::User);
+                let mut work = UnitOfWork::begin(&self.0).await?;
+                self.0
                     .store
-                    .create_user(NewUser {
-                        id: new_id(IdKind::User),
-                        name: if name.is_empty() { username.clone() } else { name },
-                        username,
-                        email,
-                        password_hash: Some(password_hash),
-                        is_admin: input.is_admin,
-                        groups,
-                        provider: LOCAL_PROVIDER.into(),
-                        email_verified_by: None,
-                    })
+                    .create_user(
+                        &mut work.tx,
+                        NewUser {
+                            id: id.clone(),
+                            name: if name.is_empty() { username.clone() } else { name },
+                            username,
+                            email,
+                            password_hash: Some(password_hash),
+                            is_admin: input.is_admin,
+                            groups,
+                            provider: LOCAL_PROVIDER.into(),
+                            email_verified_by: None,
+                        },
+                    )
                     .await?;
-                Ok(convert::user(user))
+                work.commit().await?;
+                Ok(convert::user(self.0.store.require_user(&id).await?))
             }
             .await,
         )

@@ -1,6 +1,6 @@
 //! API keys: stored as selector + verifier with a visible prefix, never the key itself.
 
-use super::{Listing, Page, Store, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
+use super::{Listing, Page, Store, WriteTx, conflict_on_duplicate, join_list, split_list, total_of, unix_now};
 use crate::error::{CoreError, CoreResult};
 use crate::secrets::{API_KEY_PREFIX, MintedToken};
 use sqlx::Row;
@@ -61,10 +61,8 @@ pub const MAX_ACTIVE_API_KEYS: u64 = 50;
 impl Store {
     /// Stores a new key; a duplicate name for the same owner, or an owner who already
     /// holds [`MAX_ACTIVE_API_KEYS`] usable keys, is a conflict.
-    pub async fn create_api_key(&self, key: NewApiKey<'_>) -> CoreResult<ApiKeyRecord> {
-        let id = key.id;
+    pub async fn create_api_key(&self, tx: &mut WriteTx, key: NewApiKey<'_>) -> CoreResult<()> {
         let now = unix_now();
-        let mut tx = self.begin_write().await?;
         let active = total_of(
             &sqlx::query(
                 "SELECT COUNT(*) AS total FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL
@@ -72,7 +70,7 @@ impl Store {
             )
             .bind(key.user_id)
             .bind(now)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?,
         )?;
         if active >= MAX_ACTIVE_API_KEYS {
@@ -84,7 +82,7 @@ impl Store {
             "INSERT INTO api_keys (id, user_id, name, selector, verifier, scopes, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(id)
+        .bind(key.id)
         .bind(key.user_id)
         .bind(key.name)
         .bind(&key.token.selector)
@@ -92,11 +90,10 @@ impl Store {
         .bind(join_list(key.scopes))
         .bind(now)
         .bind(key.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("you already have an API key named `{}`", key.name)))?;
-        tx.commit().await?;
-        self.find_api_key(id).await?.ok_or_else(|| CoreError::Internal("stored API key vanished".into()))
+        Ok(())
     }
 
     /// A key by id.
@@ -138,18 +135,18 @@ impl Store {
     }
 
     /// Revokes one of `user_id`'s keys; revoking twice keeps the first time.
-    pub async fn revoke_api_key(&self, user_id: &str, id: &str) -> CoreResult<ApiKeyRecord> {
+    pub async fn revoke_api_key(&self, tx: &mut WriteTx, user_id: &str, id: &str) -> CoreResult<()> {
         let done =
             sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id = $3")
                 .bind(unix_now())
                 .bind(id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(&mut **tx)
                 .await?;
-        if done.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("API key `{id}` not found")));
+        match done.rows_affected() {
+            0 => Err(CoreError::NotFound(format!("API key `{id}` not found"))),
+            _ => Ok(()),
         }
-        self.find_api_key(id).await?.ok_or_else(|| CoreError::NotFound(format!("API key `{id}` not found")))
     }
 
     /// Records a use of the key, at most once per [`LAST_USED_RESOLUTION`].

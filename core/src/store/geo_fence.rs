@@ -1,6 +1,6 @@
 //! Geo-fence settings (one row) and rules.
 
-use super::{Store, join_list, split_list, unix_now};
+use super::{Store, WriteTx, join_list, split_list, unix_now};
 use crate::domain::{GeoFenceAction, GeoFenceMode, GeoFenceScope};
 use crate::error::{CoreError, CoreResult};
 use sqlx::Row;
@@ -77,8 +77,8 @@ impl Store {
         })
     }
 
-    /// Replaces the settings.
-    pub async fn save_geo_fence_settings(&self, settings: &GeoFenceSettingsRecord) -> CoreResult<()> {
+    /// Inside `tx`: replaces the settings.
+    pub async fn save_geo_fence_settings(&self, tx: &mut WriteTx, settings: &GeoFenceSettingsRecord) -> CoreResult<()> {
         sqlx::query(
             "INSERT INTO geo_fence_settings (id, enabled, mode, database_path, unknown_location_policy)
              VALUES (1, $1, $2, $3, $4)
@@ -89,7 +89,7 @@ impl Store {
         .bind(settings.mode.as_str())
         .bind(&settings.database_path)
         .bind(settings.unknown_location_policy.as_str())
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
         Ok(())
     }
@@ -114,9 +114,10 @@ impl Store {
         rule_from_row(&row)
     }
 
-    /// Stores a new rule, or replaces the one with `rule.id`.
+    /// Inside `tx`: stores a new rule, or replaces the one with `rule.id`.
     pub async fn save_geo_fence_rule(
         &self,
+        tx: &mut WriteTx,
         rule: &GeoFenceRuleRecord,
         replace: bool,
     ) -> CoreResult<GeoFenceRuleRecord> {
@@ -138,15 +139,15 @@ impl Store {
             .bind(&rule.subject)
             .bind(&id);
         let query = if replace { query } else { query.bind(unix_now()) };
-        if query.execute(&self.pool).await?.rows_affected() == 0 {
+        if query.execute(&mut **tx).await?.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("geo-fence rule `{id}` not found")));
         }
         Ok(GeoFenceRuleRecord { id, ..rule.clone() })
     }
 
-    /// Deletes a rule.
-    pub async fn delete_geo_fence_rule(&self, id: &str) -> CoreResult<()> {
-        let done = sqlx::query("DELETE FROM geo_fence_rules WHERE id = $1").bind(id).execute(&self.pool).await?;
+    /// Inside `tx`: deletes a rule.
+    pub async fn delete_geo_fence_rule(&self, tx: &mut WriteTx, id: &str) -> CoreResult<()> {
+        let done = sqlx::query("DELETE FROM geo_fence_rules WHERE id = $1").bind(id).execute(&mut **tx).await?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("geo-fence rule `{id}` not found")));
         }

@@ -39,12 +39,13 @@ impl Store {
     /// agent provisions. A duplicate name within the hub is a conflict.
     pub async fn create_spoke(
         &self,
+        tx: &mut WriteTx,
         id: &str,
         hub_id: &str,
         name: &str,
         local_cidrs: &[String],
         token: &MintedToken,
-    ) -> CoreResult<SpokeRecord> {
+    ) -> CoreResult<()> {
         sqlx::query(
             "INSERT INTO mesh_spokes (id, hub_id, name, local_cidrs, advertised_cidrs, token_selector, token_verifier,
                                       created_at, updated_at)
@@ -57,10 +58,10 @@ impl Store {
         .bind(&token.selector)
         .bind(&token.verifier)
         .bind(unix_now())
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("the hub already has a spoke named `{name}`")))?;
-        self.require_spoke(hub_id, id).await
+        Ok(())
     }
 
     /// A hub's spoke.
@@ -177,15 +178,15 @@ impl Store {
     }
 
     /// Replaces a spoke's agent token.
-    pub async fn set_spoke_token(&self, spoke: &SpokeRecord, token: &MintedToken) -> CoreResult<SpokeRecord> {
+    pub async fn set_spoke_token(&self, tx: &mut WriteTx, spoke: &SpokeRecord, token: &MintedToken) -> CoreResult<()> {
         sqlx::query("UPDATE mesh_spokes SET token_selector = $1, token_verifier = $2, updated_at = $3 WHERE id = $4")
             .bind(&token.selector)
             .bind(&token.verifier)
             .bind(unix_now())
             .bind(&spoke.id)
-            .execute(&self.pool)
+            .execute(&mut **tx)
             .await?;
-        self.require_spoke(&spoke.hub_id, &spoke.id).await
+        Ok(())
     }
 
     /// Inside `tx`: deletes a hub's spoke and revokes its certificates; answers how many.

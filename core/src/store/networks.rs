@@ -51,7 +51,7 @@ const NETWORK_COLUMNS: &str = "id, name, description, cidrs, created_at, updated
 
 impl Store {
     /// Creates a network; a duplicate name is a conflict.
-    pub async fn create_network(&self, network: NewNetwork) -> CoreResult<NetworkRecord> {
+    pub async fn create_network(&self, tx: &mut WriteTx, network: NewNetwork) -> CoreResult<()> {
         let id = network.id.clone();
         sqlx::query(
             "INSERT INTO networks (id, name, description, cidrs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
@@ -61,10 +61,10 @@ impl Store {
         .bind(&network.description)
         .bind(join_list(&network.cidrs))
         .bind(unix_now())
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await
         .map_err(|e| conflict_on_duplicate(e, || format!("a network named `{}` already exists", network.name)))?;
-        self.require_network(&id).await
+        Ok(())
     }
 
     /// A network by id, or `NotFound`.

@@ -162,17 +162,22 @@ fn bind_provider_fields<'q>(query: AnyQuery<'q>, fields: &AuthProviderFields) ->
 impl Store {
     /// Creates provider `id` (made by the caller, whose sealed secret is bound to it); a
     /// duplicate name is a conflict.
-    pub async fn create_auth_provider(&self, id: &str, fields: &AuthProviderFields) -> CoreResult<AuthProviderRecord> {
+    pub async fn create_auth_provider(
+        &self,
+        tx: &mut WriteTx,
+        id: &str,
+        fields: &AuthProviderFields,
+    ) -> CoreResult<()> {
         let insert = sqlx::query(
             "INSERT INTO auth_providers (name, kind, issuer_url, client_id, sealed_client_secret, scopes, groups_claim,
                  admin_group, allowed_groups, saml_idp_metadata, saml_entity_id, link_by_email, allow_unverified_email,
                  id, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
         );
-        bind_provider_fields(insert, fields).bind(id).bind(unix_now()).execute(&self.pool).await.map_err(|e| {
+        bind_provider_fields(insert, fields).bind(id).bind(unix_now()).execute(&mut **tx).await.map_err(|e| {
             conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name))
         })?;
-        self.require_auth_provider(id).await
+        Ok(())
     }
 
     /// Replaces a provider's settings; a new name follows onto the accounts it made.
@@ -180,41 +185,40 @@ impl Store {
     /// an old subject may name someone else now).
     pub async fn replace_auth_provider(
         &self,
-        id: &str,
+        tx: &mut WriteTx,
+        previous: &AuthProviderRecord,
         fields: &AuthProviderFields,
         forget_identities: bool,
-    ) -> CoreResult<AuthProviderRecord> {
-        let previous = self.require_auth_provider(id).await?;
-        let mut tx = self.begin_write().await?;
+    ) -> CoreResult<()> {
+        let id = &previous.id;
         let update = sqlx::query(
             "UPDATE auth_providers SET name = $1, kind = $2, issuer_url = $3, client_id = $4, sealed_client_secret = $5,
                  scopes = $6, groups_claim = $7, admin_group = $8, allowed_groups = $9, saml_idp_metadata = $10,
                  saml_entity_id = $11, link_by_email = $12, allow_unverified_email = $13, updated_at = $14 WHERE id = $15",
         );
         let done =
-            bind_provider_fields(update, fields).bind(unix_now()).bind(id).execute(&mut *tx).await.map_err(|e| {
+            bind_provider_fields(update, fields).bind(unix_now()).bind(id).execute(&mut **tx).await.map_err(|e| {
                 conflict_on_duplicate(e, || format!("an identity provider named `{}` already exists", fields.name))
             })?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("identity provider `{id}` not found")));
         }
         if forget_identities {
-            sqlx::query("DELETE FROM external_identities WHERE provider_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM external_identities WHERE provider_id = $1").bind(id).execute(&mut **tx).await?;
         }
         if previous.fields.name != fields.name {
             sqlx::query("UPDATE users SET provider = $1 WHERE provider = $2")
                 .bind(&fields.name)
                 .bind(&previous.fields.name)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
-        self.require_auth_provider(id).await
+        Ok(())
     }
 
     /// Deletes a provider.
-    pub async fn delete_auth_provider(&self, id: &str) -> CoreResult<()> {
-        let done = sqlx::query("DELETE FROM auth_providers WHERE id = $1").bind(id).execute(&self.pool).await?;
+    pub async fn delete_auth_provider(&self, tx: &mut WriteTx, id: &str) -> CoreResult<()> {
+        let done = sqlx::query("DELETE FROM auth_providers WHERE id = $1").bind(id).execute(&mut **tx).await?;
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound(format!("identity provider `{id}` not found")));
         }

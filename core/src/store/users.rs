@@ -134,12 +134,9 @@ impl VpnSessionsEnd {
 }
 
 impl Store {
-    /// Creates a user; a duplicate username or e-mail is a conflict.
-    pub async fn create_user(&self, user: NewUser) -> CoreResult<UserRecord> {
-        let mut tx = self.begin_write().await?;
-        let id = insert_user(&mut tx, user).await?;
-        tx.commit().await?;
-        self.require_user(&id).await
+    /// Inside `tx`: creates a user; a duplicate username or e-mail is a conflict.
+    pub async fn create_user(&self, tx: &mut WriteTx, user: NewUser) -> CoreResult<()> {
+        insert_user(tx, user).await.map(|_| ())
     }
 
     /// A user by id.
