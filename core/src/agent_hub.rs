@@ -147,7 +147,9 @@ impl AgentHub {
         self.heartbeats.lock().unwrap_or_else(PoisonError::into_inner).insert(gateway_id.to_owned(), now);
     }
 
-    /// Writes the heartbeats and applied rule versions noted since the last flush.
+    /// Writes the heartbeats and then the applied rule versions noted since the last
+    /// flush, each in a transaction of its own (each locks its gateways in id order, as
+    /// every writer of gateway rows does; one transaction would lock two sequences).
     pub async fn flush_reports(&self, store: &Store) -> CoreResult<()> {
         let heartbeats: Vec<(String, i64)> =
             self.heartbeats.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
@@ -159,7 +161,9 @@ impl AgentHub {
         let applied: Vec<(String, u64)> =
             self.rules_applied.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
         if !applied.is_empty() {
-            store.record_rules_applied(&applied).await?;
+            let mut tx = store.begin_write().await?;
+            store.record_rules_applied(&mut tx, &applied).await?;
+            tx.commit().await?;
         }
         Ok(())
     }

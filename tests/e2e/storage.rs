@@ -592,7 +592,7 @@ async fn concurrent_batches_of_gateway_updates_never_deadlock() {
             let (bumped, beats, acks) = tokio::join!(
                 async { write!(store, |tx| store.bump_rule_versions(tx, &reversed)) },
                 async { write!(store, |tx| store.record_heartbeats(tx, &heartbeats)) },
-                store.record_rules_applied(&applied),
+                async { write!(store, |tx| store.record_rules_applied(tx, &applied)) },
             );
             bumped.unwrap();
             beats.unwrap();

@@ -178,20 +178,18 @@ impl Store {
         Ok(u64::try_from(row.try_get::<i64, _>("rules_version")?).unwrap_or(0))
     }
 
-    /// Records the rule versions agents applied (gateway, version) in one transaction,
-    /// never moving one backwards; in gateway id order, as heartbeats.
-    pub async fn record_rules_applied(&self, applied: &[(String, u64)]) -> CoreResult<()> {
+    /// Inside `tx`: records the rule versions agents applied (gateway, version), never
+    /// moving one backwards; in gateway id order, as heartbeats.
+    pub async fn record_rules_applied(&self, tx: &mut WriteTx, applied: &[(String, u64)]) -> CoreResult<()> {
         let mut applied = applied.to_vec();
         applied.sort();
-        let mut tx = self.begin_write().await?;
         for (gateway_id, version) in &applied {
             sqlx::query("UPDATE gateways SET rules_applied_version = $1 WHERE id = $2 AND rules_applied_version < $1")
                 .bind(as_i64(*version))
                 .bind(gateway_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 }
