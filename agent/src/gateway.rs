@@ -1,55 +1,27 @@
-//! The agent's event loop: OpenVPN management events on one side, the core's stream
-//! on the other. Every connecting client is verified with the core and allowed (with
-//! its routes pushed) or denied with the core's reason; nftables follows the clients
-//! that are up and the latest rules; kills and CRLs from the core are carried out;
-//! connect and disconnect reports are kept until the core acknowledges them.
+//! The gateway agent's drivers and event loop: OpenVPN management events on one side,
+//! the core's stream on the other, and nftables, routes and files to keep in line. What
+//! to do is decided by [`GatewayState`] (no I/O there); this module turns what happens
+//! into its [`Event`]s and carries out the [`Effect`]s it answers.
 
 use crate::config::AgentSettings;
 use crate::error::AgentError;
+use crate::gateway_state::{Effect, Event, GatewayState, Presented, SessionUsage};
 use crate::link::{Backoff, CoreNodes, with_token};
 use crate::management::{self, ClientEnv, ManagementClient, ManagementEvent};
-use crate::material::{client_config_lines, files, write_atomically};
+use crate::material::{files, write_atomically};
 use crate::nft::{Firewall, SystemRunner};
+use crate::resolver::{HostResolver, Lookup};
 use crate::spoke_routes::{LEDGER, parse_ledger, render_ledger, route_into_tunnel};
 use gatekey::v1::agent_message::Body as AgentBody;
 use gatekey::v1::core_message::Body as CoreBody;
 use gatekey::v1::*;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
-
-/// A client OpenVPN told us about.
-#[derive(Debug, Clone)]
-struct LocalClient {
-    common_name: String,
-    /// Canonical hex serial; empty when learnt from `status` after an agent restart.
-    serial: String,
-    real_address: String,
-    /// Set once the tunnel is up.
-    vpn_address: Option<Ipv4Addr>,
-    session_key: String,
-    connected_at: i64,
-    /// Networks behind this client (a mesh spoke), routed into the tunnel while it is up.
-    iroutes: Vec<String>,
-}
-
-/// A verdict the agent awaits from the core.
-#[derive(Debug, Clone, Copy)]
-struct AwaitedVerdict {
-    cid: u64,
-    kid: u64,
-    renegotiation: bool,
-    asked: Instant,
-}
-
-/// How long a verdict may take before the client is refused.
-const VERDICT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long live sessions may renegotiate without the core before they are refused.
-const OUTAGE_GRACE: Duration = Duration::from_secs(3600);
 
 /// The open stream to the core.
 struct CoreStream {
@@ -61,6 +33,7 @@ struct CoreStream {
 enum Step {
     Management(Option<ManagementEvent>),
     Core(Result<Option<CoreMessage>, tonic::Status>),
+    Resolved(Lookup),
     Heartbeat,
     FirewallCheck,
     Retry,
@@ -73,53 +46,102 @@ fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
-/// The agent's state.
+/// The nftables driver: the firewall, the host names its rules name, and the desired
+/// state last asked for (applied again when a name resolves differently or the table
+/// drifted).
+struct FirewallDriver {
+    firewall: Firewall<SystemRunner>,
+    resolver: HostResolver,
+    desired: BTreeMap<Ipv4Addr, ClientRules>,
+}
+
+impl FirewallDriver {
+    /// Brings nftables in line with `desired` (each tunnel address's identity rules).
+    async fn enforce(&mut self, desired: BTreeMap<Ipv4Addr, ClientRules>) {
+        self.desired = desired;
+        self.apply().await;
+    }
+
+    /// Applies the desired state, host names as the cache resolves them now.
+    async fn apply(&mut self) {
+        let resolved: BTreeMap<Ipv4Addr, Vec<FirewallRule>> = self
+            .desired
+            .iter()
+            .map(|(address, identity)| (*address, self.resolver.resolve(&identity.rules, &identity.push_routes)))
+            .collect();
+        if let Err(error) = self.firewall.apply(resolved.clone()).await {
+            // Perhaps the table is gone: start over from a fresh table, in full.
+            tracing::error!(%error, "applying firewall rules failed; reinstalling the table");
+            let reapplied = match self.firewall.install().await {
+                Ok(()) => self.firewall.apply(resolved).await.map(drop),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = reapplied {
+                tracing::error!(%error, "reinstalling the firewall failed");
+            }
+        }
+    }
+
+    /// Takes a finished lookup, and applies the rules again if the name moved.
+    async fn resolved(&mut self, lookup: Lookup) {
+        if self.resolver.learn(lookup) {
+            self.apply().await;
+        }
+    }
+
+    /// Reinstalls the table and applies every client's rules again if the table no
+    /// longer holds what was applied (someone flushed or deleted it); looks up stale
+    /// host names again.
+    async fn check(&mut self) {
+        self.resolver.refresh_stale();
+        if self.firewall.is_intact().await {
+            return;
+        }
+        tracing::warn!(
+            "the nftables table was changed behind the agent's back; reinstalling it and every client's rules"
+        );
+        if let Err(error) = self.firewall.install().await {
+            tracing::error!(%error, "reinstalling the firewall failed");
+            return;
+        }
+        self.apply().await;
+    }
+}
+
+/// The gateway agent: its state and the drivers that carry out what it decides.
 pub struct Gateway {
     settings: AgentSettings,
     cores: CoreNodes,
+    state: GatewayState,
     management: Option<ManagementClient>,
     events: Option<mpsc::UnboundedReceiver<ManagementEvent>>,
-    firewall: Option<Firewall<SystemRunner>>,
-    clients: BTreeMap<u64, LocalClient>,
-    awaited: HashMap<u64, AwaitedVerdict>,
-    identities: HashMap<String, ClientRules>,
-    applied_version: u64,
-    /// Reports not yet acknowledged, oldest first, by request id.
-    reports: VecDeque<(u64, AgentBody)>,
-    next_request_id: u64,
+    firewall: Option<FirewallDriver>,
+    lookups: Option<mpsc::UnboundedReceiver<Lookup>>,
     stream: Option<CoreStream>,
-    /// When the stream to the core was lost, while it is down.
-    core_lost_at: Option<Instant>,
     heartbeat_every: Duration,
-    /// The number of the CRL installed from the stream (0 before the first).
-    crl_number: u64,
 }
 
 impl Gateway {
     /// A gateway agent for these settings, talking to the core nodes `cores`.
     pub fn new(settings: AgentSettings, cores: CoreNodes, firewall: Option<Firewall<SystemRunner>>) -> Gateway {
+        let (firewall, lookups) = match firewall {
+            Some(firewall) => {
+                let (resolver, lookups) = HostResolver::new();
+                (Some(FirewallDriver { firewall, resolver, desired: BTreeMap::new() }), Some(lookups))
+            }
+            None => (None, None),
+        };
         Gateway {
             settings,
             cores,
+            state: GatewayState::new(),
             management: None,
             events: None,
             firewall,
-            clients: BTreeMap::new(),
-            awaited: HashMap::new(),
-            identities: HashMap::new(),
-            applied_version: 0,
-            reports: VecDeque::new(),
-            next_request_id: 1,
+            lookups,
             stream: None,
-            core_lost_at: None,
             heartbeat_every: Duration::from_secs(30),
-            crl_number: 0,
         }
-    }
-
-    fn request_id(&mut self) -> u64 {
-        self.next_request_id += 1;
-        self.next_request_id
     }
 
     /// Runs until SIGINT/SIGTERM, or until the core refuses this agent for good.
@@ -169,6 +191,7 @@ impl Gateway {
             let step = {
                 let events = self.events.as_mut();
                 let inbound = self.stream.as_mut().map(|stream| &mut stream.inbound);
+                let lookups = self.lookups.as_mut();
                 tokio::select! {
                     event = async {
                         match events {
@@ -182,6 +205,12 @@ impl Gateway {
                             None => std::future::pending().await,
                         }
                     } => Step::Core(message),
+                    Some(lookup) = async {
+                        match lookups {
+                            Some(lookups) => lookups.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => Step::Resolved(lookup),
                     _ = heartbeat.tick() => Step::Heartbeat,
                     _ = firewall_check.tick(), if self.firewall.is_some() => Step::FirewallCheck,
                     () = tokio::time::sleep_until(wake) => Step::Retry,
@@ -195,8 +224,12 @@ impl Gateway {
                     self.events = None;
                     management_retry_at = Instant::now() + management_backoff.next_delay();
                 }
-                Step::Management(Some(event)) => self.on_management_event(event).await,
-                Step::Core(Ok(Some(message))) => self.on_core_message(message).await,
+                Step::Management(Some(event)) => {
+                    if let Some(event) = Gateway::event_of(event) {
+                        self.handle(event).await;
+                    }
+                }
+                Step::Core(Ok(Some(message))) => self.handle(Event::FromCore(message)).await,
                 Step::Core(result) => {
                     self.lost_core().await;
                     // Another node (if there is one) is tried first.
@@ -213,11 +246,17 @@ impl Gateway {
                     }
                     core_retry_at = Instant::now() + core_backoff.next_delay();
                 }
-                Step::Heartbeat => {
-                    self.expire_verdicts().await;
-                    self.send_heartbeat().await;
+                Step::Resolved(lookup) => {
+                    if let Some(firewall) = &mut self.firewall {
+                        firewall.resolved(lookup).await;
+                    }
                 }
-                Step::FirewallCheck => self.repair_firewall_if_drifted().await,
+                Step::Heartbeat => self.heartbeat().await,
+                Step::FirewallCheck => {
+                    if let Some(firewall) = &mut self.firewall {
+                        firewall.check().await;
+                    }
+                }
                 Step::Retry => {}
                 Step::Shutdown => return Ok(()),
             }
@@ -236,62 +275,19 @@ impl Gateway {
         };
         let live = management.status().await.map_err(|e| e.to_string())?;
         tracing::info!(clients = live.len(), "attached to OpenVPN");
-        let mut seen = BTreeMap::new();
-        // A client that connected while no one listened here waits for a verdict it will
-        // never get (its CLIENT:CONNECT went to no one); it has no tunnel address yet.
-        let mut unanswered = Vec::new();
-        for client in live {
-            let known = self.clients.remove(&client.cid);
-            if known.is_none() && client.vpn_address.is_empty() {
-                unanswered.push(client.cid);
-                continue;
-            }
-            let vpn_address = client.vpn_address.parse().ok();
-            seen.insert(
-                client.cid,
-                known.unwrap_or(LocalClient {
-                    common_name: client.common_name,
-                    serial: String::new(),
-                    real_address: client.real_address,
-                    vpn_address,
-                    session_key: format!("{}-{}", client.cid, client.connected_since),
-                    connected_at: client.connected_since,
-                    // A spoke's networks come back from the ledger just below.
-                    iroutes: Vec::new(),
-                }),
-            );
-        }
-        // Clients we knew that OpenVPN no longer has went away while we were not looking.
-        for (_, gone) in std::mem::replace(&mut self.clients, seen) {
-            if gone.vpn_address.is_some() {
-                self.report_disconnect(&gone, None).await;
-            }
-        }
-        self.reconcile_spoke_routes().await;
-        for cid in unanswered {
-            tracing::info!(cid, "restarting a client that connected before the agent attached");
-            if let Err(error) = management.client_restart(cid).await {
-                tracing::warn!(%error, cid, "client-kill failed");
-            }
-        }
+        let ledger = parse_ledger(&std::fs::read_to_string(self.settings.state_dir.join(LEDGER)).unwrap_or_default());
         self.management = Some(management);
         self.events = Some(events);
-        self.enforce().await;
+        self.handle(Event::ServerAttached { live, ledger, at: now() }).await;
         Ok(())
     }
 
     /// Opens the stream: hello (with the live sessions), then the core's welcome.
     async fn open_stream(&mut self) -> Result<(), AgentError> {
         let (outbound, receiver) = mpsc::channel(256);
-        let live_sessions = self.clients.values().filter(|c| c.vpn_address.is_some()).map(connected_report).collect();
-        let hello = AgentBody::Hello(Hello {
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-            openvpn_version: String::new(),
-            live_sessions,
-            applied_rules_version: self.applied_version,
-        });
         let refused = |status: tonic::Status| AgentError::from_status("opening the stream", &status);
-        if outbound.send(AgentMessage { request_id: 0, body: Some(hello) }).await.is_err() {
+        let hello = AgentMessage { request_id: 0, body: Some(AgentBody::Hello(self.state.hello())) };
+        if outbound.send(hello).await.is_err() {
             return Err(AgentError::Transient("the stream closed before hello".into()));
         }
         let request = with_token(ReceiverStream::new(receiver), &self.settings.token);
@@ -308,421 +304,134 @@ impl Gateway {
             _ => return Err(AgentError::Transient("the core did not answer hello with welcome".into())),
         }
         self.stream = Some(CoreStream { outbound, inbound });
-        self.core_lost_at = None;
-        // Everything the core has not acknowledged goes again, in order.
-        let pending: Vec<_> = self.reports.iter().cloned().collect();
-        for (request_id, body) in pending {
-            self.send(request_id, body).await;
-        }
+        self.handle(Event::CoreConnected).await;
         Ok(())
     }
 
-    /// Queues a message on the stream; a failure closes the stream for a reconnect.
-    async fn send(&mut self, request_id: u64, body: AgentBody) {
-        let Some(stream) = &self.stream else { return };
-        if stream.outbound.send(AgentMessage { request_id, body: Some(body) }).await.is_err() {
-            self.lost_core().await;
-        }
-    }
-
+    /// The stream to the core is gone.
     async fn lost_core(&mut self) {
         self.stream = None;
-        self.core_lost_at.get_or_insert_with(Instant::now);
-        // Verdicts that will never come: fail closed.
-        let awaited: Vec<_> = self.awaited.drain().map(|(_, verdict)| verdict).collect();
-        for verdict in awaited {
-            self.deny(verdict, "the control plane is unreachable").await;
+        self.handle(Event::CoreLost { at: std::time::Instant::now() }).await;
+    }
+
+    /// What OpenVPN told, as an event of the state (none for what it need not hear).
+    fn event_of(event: ManagementEvent) -> Option<Event> {
+        let asks = |cid, kid, env: &ClientEnv, renegotiation| Event::ClientAsks {
+            cid,
+            kid,
+            presented: Presented {
+                common_name: env.common_name().map(str::to_owned),
+                serial: env.serial_hex(),
+                real_address: env.real_address().unwrap_or_default().to_owned(),
+            },
+            renegotiation,
+            at: std::time::Instant::now(),
+        };
+        match event {
+            ManagementEvent::Connect { cid, kid, env } => Some(asks(cid, kid, &env, false)),
+            ManagementEvent::Reauth { cid, kid, env } => Some(asks(cid, kid, &env, true)),
+            ManagementEvent::Established { cid, env } => Some(Event::ClientUp {
+                cid,
+                vpn_address: env.vpn_address().and_then(|a| a.parse().ok()),
+                connected_at: env.get("time_unix").and_then(|t| t.parse().ok()).unwrap_or_else(now),
+            }),
+            ManagementEvent::Disconnect { cid, env } => Some(Event::ClientGone {
+                cid,
+                usage: SessionUsage {
+                    duration_seconds: env.duration_seconds().unwrap_or(0),
+                    bytes_received: env.bytes_received().unwrap_or(0),
+                    bytes_sent: env.bytes_sent().unwrap_or(0),
+                },
+                at: now(),
+            }),
+            ManagementEvent::Address { .. } | ManagementEvent::Closed => None,
         }
     }
 
-    /// Refuses clients whose verdict is overdue: a lost answer must not leave them hanging.
-    async fn expire_verdicts(&mut self) {
-        let overdue: Vec<u64> =
-            self.awaited.iter().filter(|(_, v)| v.asked.elapsed() > VERDICT_TIMEOUT).map(|(id, _)| *id).collect();
-        for id in overdue {
-            if let Some(verdict) = self.awaited.remove(&id) {
-                self.deny(verdict, "the control plane did not answer in time").await;
-            }
-        }
-    }
-
-    async fn send_heartbeat(&mut self) {
+    /// A heartbeat, with what OpenVPN says each session carried (nothing when it cannot
+    /// say: the heartbeat goes out regardless).
+    async fn heartbeat(&mut self) {
+        self.handle(Event::Tick { at: std::time::Instant::now() }).await;
+        let live = match &self.management {
+            Some(management) => match management.status().await {
+                Ok(live) => Some(live),
+                Err(error) => {
+                    tracing::debug!(%error, "no byte counts for this heartbeat");
+                    None
+                }
+            },
+            None => None,
+        };
         let load_average = std::fs::read_to_string("/proc/loadavg")
             .ok()
             .and_then(|text| text.split_whitespace().next().and_then(|v| v.parse().ok()))
             .unwrap_or(0.0);
-        let heartbeat = HeartbeatRequest {
-            connected_clients: u32::try_from(self.clients.len()).unwrap_or(u32::MAX),
-            load_average,
-            openvpn_running: self.management.is_some(),
-            config_version: 0,
-            session_bytes: self.session_bytes().await,
-        };
-        let request_id = self.request_id();
-        self.send(request_id, AgentBody::Heartbeat(heartbeat)).await;
+        let server_attached = self.management.is_some();
+        self.handle(Event::HeartbeatDue { live, load_average, server_attached }).await;
     }
 
-    /// What each known session has carried, from OpenVPN's `status`; nothing when
-    /// OpenVPN cannot say (the heartbeat goes out regardless).
-    async fn session_bytes(&self) -> Vec<SessionBytes> {
-        let Some(management) = &self.management else { return Vec::new() };
-        let live = match management.status().await {
-            Ok(live) => live,
-            Err(error) => {
-                tracing::debug!(%error, "no byte counts for this heartbeat");
-                return Vec::new();
-            }
-        };
-        live.into_iter()
-            .filter_map(|client| {
-                let known = self.clients.get(&client.cid)?;
-                Some(SessionBytes {
-                    session_key: known.session_key.clone(),
-                    bytes_received: client.bytes_received,
-                    bytes_sent: client.bytes_sent,
-                })
-            })
-            .collect()
-    }
-
-    async fn on_management_event(&mut self, event: ManagementEvent) {
-        match event {
-            ManagementEvent::Connect { cid, kid, env } => self.verify(cid, kid, &env, false).await,
-            ManagementEvent::Reauth { cid, kid, env } => {
-                if self.stream.is_some() {
-                    self.verify(cid, kid, &env, true).await;
-                } else if self.core_lost_at.is_some_and(|lost| lost.elapsed() > OUTAGE_GRACE) {
-                    let awaited = AwaitedVerdict { cid, kid, renegotiation: true, asked: Instant::now() };
-                    self.deny(awaited, "the control plane has been unreachable for too long").await;
-                } else if let Some(management) = &self.management {
-                    // Keep live sessions through a brief control-plane outage; new ones are refused.
-                    let _ = management.client_auth_nt(cid, kid).await;
+    /// Hands `event` to the state and carries out what it answers, in order. A message
+    /// the stream cannot take loses the stream, whose effects follow.
+    async fn handle(&mut self, event: Event) {
+        let mut effects: VecDeque<Effect> = self.state.handle(event).into();
+        while let Some(effect) = effects.pop_front() {
+            match effect {
+                Effect::Send(message) => {
+                    let Some(stream) = &self.stream else { continue };
+                    if stream.outbound.send(message).await.is_err() {
+                        self.stream = None;
+                        effects.extend(self.state.handle(Event::CoreLost { at: std::time::Instant::now() }));
+                    }
                 }
-            }
-            ManagementEvent::Established { cid, env } => self.established(cid, &env).await,
-            ManagementEvent::Disconnect { cid, env } => {
-                if let Some(client) = self.clients.remove(&cid) {
-                    if client.vpn_address.is_some() {
-                        self.report_disconnect(&client, Some(&env)).await;
+                Effect::Enforce(desired) => {
+                    if let Some(firewall) = &mut self.firewall {
+                        firewall.enforce(desired).await;
                     }
-                    for network in &client.iroutes {
-                        if !self.clients.values().any(|other| other.iroutes.contains(network)) {
-                            route_into_tunnel(&self.settings.tun, network, false).await;
-                        }
-                    }
-                    if !client.iroutes.is_empty() {
-                        self.save_spoke_routes();
-                    }
-                    self.enforce().await;
                 }
-            }
-            ManagementEvent::Address { .. } | ManagementEvent::Closed => {}
-        }
-    }
-
-    async fn verify(&mut self, cid: u64, kid: u64, env: &ClientEnv, renegotiation: bool) {
-        let awaited = AwaitedVerdict { cid, kid, renegotiation, asked: Instant::now() };
-        let (Some(common_name), Some(serial)) = (env.common_name(), env.serial_hex()) else {
-            return self.deny(awaited, "the client presented no certificate name or serial").await;
-        };
-        if !renegotiation {
-            self.clients.insert(
-                cid,
-                LocalClient {
-                    common_name: common_name.to_owned(),
-                    serial: serial.clone(),
-                    real_address: env.real_address().unwrap_or_default().to_owned(),
-                    vpn_address: None,
-                    session_key: String::new(),
-                    connected_at: 0,
-                    iroutes: Vec::new(),
-                },
-            );
-        }
-        if self.stream.is_none() {
-            return self.deny(awaited, "the control plane is unreachable").await;
-        }
-        let request_id = self.request_id();
-        self.awaited.insert(request_id, awaited);
-        let request = VerifyRequest {
-            common_name: common_name.to_owned(),
-            serial,
-            client_address: env.real_address().unwrap_or_default().to_owned(),
-        };
-        self.send(request_id, AgentBody::Verify(request)).await;
-    }
-
-    async fn deny(&mut self, verdict: AwaitedVerdict, reason: &str) {
-        tracing::info!(cid = verdict.cid, %reason, "denying client");
-        if !verdict.renegotiation {
-            self.clients.remove(&verdict.cid);
-        }
-        if let Some(management) = &self.management
-            && let Err(error) = management.client_deny(verdict.cid, verdict.kid, reason, "access denied").await
-        {
-            tracing::warn!(%error, "client-deny failed");
-        }
-    }
-
-    async fn on_verdict(&mut self, request_id: u64, verdict: VerifyResponse) {
-        let Some(awaited) = self.awaited.remove(&request_id) else { return };
-        if !verdict.allowed {
-            return self.deny(awaited, &verdict.reason).await;
-        }
-        let lines = client_config_lines(&verdict.push_routes, &verdict.iroutes);
-        // A spoke's networks are learnt when its tunnel comes up (the core renews the
-        // tunnel when they change).
-        let spoke_joined = match self.clients.get_mut(&awaited.cid) {
-            Some(client) if !awaited.renegotiation => {
-                client.iroutes.clone_from(&verdict.iroutes);
-                !client.iroutes.is_empty()
-            }
-            _ => false,
-        };
-        // A snapshot newer than the verdict already holds this identity's current rules.
-        if verdict.rules_version >= self.applied_version
-            && let Some(client) = self.clients.get(&awaited.cid)
-        {
-            let rules = ClientRules {
-                common_name: client.common_name.clone(),
-                user_id: verdict.user_id,
-                rules: verdict.rules,
-                push_routes: verdict.push_routes,
-            };
-            self.identities.insert(client.common_name.clone(), rules);
-        }
-        if let Some(management) = &self.management
-            && let Err(error) = management.client_auth(awaited.cid, awaited.kid, &lines).await
-        {
-            tracing::warn!(%error, "client-auth failed");
-        }
-        if spoke_joined {
-            // The ledger first: a crash in between must not leave a route nobody knows.
-            self.save_spoke_routes();
-            for network in &verdict.iroutes {
-                route_into_tunnel(&self.settings.tun, network, true).await;
-            }
-        }
-        if awaited.renegotiation {
-            self.enforce().await;
-        }
-    }
-
-    async fn established(&mut self, cid: u64, env: &ClientEnv) {
-        let Some(client) = self.clients.get_mut(&cid) else { return };
-        client.vpn_address = env.vpn_address().and_then(|a| a.parse().ok());
-        client.connected_at = env.get("time_unix").and_then(|t| t.parse().ok()).unwrap_or_else(now);
-        client.session_key = format!("{cid}-{}", client.connected_at);
-        let report = connected_report(client);
-        self.enforce().await;
-        let request_id = self.request_id();
-        self.reports.push_back((request_id, AgentBody::ClientConnected(report.clone())));
-        self.send(request_id, AgentBody::ClientConnected(report)).await;
-    }
-
-    async fn report_disconnect(&mut self, client: &LocalClient, env: Option<&ClientEnv>) {
-        let report = ClientDisconnected {
-            session_key: client.session_key.clone(),
-            common_name: client.common_name.clone(),
-            serial: client.serial.clone(),
-            duration_seconds: env.and_then(ClientEnv::duration_seconds).unwrap_or(0),
-            bytes_received: env.and_then(ClientEnv::bytes_received).unwrap_or(0),
-            bytes_sent: env.and_then(ClientEnv::bytes_sent).unwrap_or(0),
-            disconnected_at: Some(prost_types::Timestamp { seconds: now(), nanos: 0 }),
-        };
-        let request_id = self.request_id();
-        self.reports.push_back((request_id, AgentBody::ClientDisconnected(report.clone())));
-        self.send(request_id, AgentBody::ClientDisconnected(report)).await;
-    }
-
-    async fn on_core_message(&mut self, message: CoreMessage) {
-        let request_id = message.request_id;
-        match message.body {
-            Some(CoreBody::VerifyResult(verdict)) => self.on_verdict(request_id, verdict).await,
-            Some(CoreBody::RuleSnapshot(snapshot)) => self.on_snapshot(snapshot).await,
-            Some(CoreBody::ReportAck(_)) => self.reports.retain(|(id, _)| *id != request_id),
-            Some(CoreBody::KillSession(kill)) => self.kill(&kill).await,
-            // CRLs from several core nodes may cross: never go back to an older one.
-            Some(CoreBody::CrlUpdate(crl)) if crl.number < self.crl_number => {
-                tracing::debug!(number = crl.number, installed = self.crl_number, "ignored an older CRL");
-            }
-            Some(CoreBody::CrlUpdate(crl)) => {
-                match write_atomically(&self.settings.state_dir, files::CRL, &crl.pem, false) {
-                    Ok(_) => {
-                        self.crl_number = crl.number;
-                        tracing::info!(number = crl.number, "installed a new CRL");
+                Effect::Route { network, present } => route_into_tunnel(&self.settings.tun, &network, present).await,
+                Effect::SaveSpokeRoutes(routes) => {
+                    if let Err(error) =
+                        write_atomically(&self.settings.state_dir, LEDGER, &render_ledger(&routes), false)
+                    {
+                        tracing::warn!(%error, "cannot write the spoke route ledger");
                     }
-                    Err(error) => tracing::error!(%error, "cannot write the CRL"),
                 }
+                Effect::InstallCrl { pem, number } => {
+                    match write_atomically(&self.settings.state_dir, files::CRL, &pem, false) {
+                        Ok(_) => tracing::info!(number, "installed a new CRL"),
+                        Err(error) => tracing::error!(%error, "cannot write the CRL"),
+                    }
+                }
+                effect => self.answer_client(effect).await,
             }
-            Some(CoreBody::Reprovision(reprovision)) => {
-                tracing::warn!(reason = %reprovision.reason, "the core asks for reprovisioning; restart the agent to apply it")
-            }
-            Some(CoreBody::Welcome(_) | CoreBody::HeartbeatAck(_)) | None => {}
         }
     }
 
-    async fn on_snapshot(&mut self, snapshot: RuleSnapshot) {
-        if snapshot.version < self.applied_version {
-            return;
-        }
-        self.identities = snapshot.clients.into_iter().map(|client| (client.common_name.clone(), client)).collect();
-        self.applied_version = snapshot.version;
-        tracing::info!(version = snapshot.version, clients = self.identities.len(), "applied rules");
-        self.enforce().await;
-        self.send(0, AgentBody::RulesApplied(RulesApplied { version: snapshot.version })).await;
-    }
-
-    async fn kill(&mut self, kill: &KillSession) {
-        let targets: Vec<u64> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| {
-                c.common_name == kill.common_name
-                    && (c.serial.is_empty() || kill.serial.is_empty() || c.serial == kill.serial)
-            })
-            .map(|(cid, _)| *cid)
-            .collect();
+    /// Carries out an answer to OpenVPN about one client.
+    async fn answer_client(&self, effect: Effect) {
         let Some(management) = &self.management else { return };
-        for cid in targets {
-            tracing::info!(cid, common_name = %kill.common_name, reason = %kill.reason, "killing session");
-            if let Err(error) = management.client_kill(cid, &kill.reason).await {
-                tracing::warn!(%error, cid, "client-kill failed");
+        let (done, what) = match effect {
+            Effect::Allow { cid, kid, config_lines } => {
+                (management.client_auth(cid, kid, &config_lines).await, "client-auth")
             }
-        }
-    }
-
-    /// Writes the ledger of the spokes' networks routed into the tunnel now.
-    fn save_spoke_routes(&self) {
-        let routes = self
-            .clients
-            .values()
-            .filter(|client| !client.iroutes.is_empty())
-            .map(|client| (client.common_name.clone(), client.iroutes.clone()))
-            .collect();
-        if let Err(error) = write_atomically(&self.settings.state_dir, LEDGER, &render_ledger(&routes), false) {
-            tracing::warn!(%error, "cannot write the spoke route ledger");
-        }
-    }
-
-    /// After a restart: gives live spokes their networks back from the ledger, and
-    /// removes the routes of spokes that left while the agent was away.
-    async fn reconcile_spoke_routes(&mut self) {
-        let path = self.settings.state_dir.join(LEDGER);
-        let ledger = parse_ledger(&std::fs::read_to_string(&path).unwrap_or_default());
-        if ledger.is_empty() {
-            return;
-        }
-        for client in self.clients.values_mut().filter(|client| client.iroutes.is_empty()) {
-            if let Some(networks) = ledger.get(&client.common_name) {
-                client.iroutes.clone_from(networks);
+            Effect::KeepSession { cid, kid } => (management.client_auth_nt(cid, kid).await, "client-auth-nt"),
+            Effect::Deny { cid, kid, reason } => {
+                tracing::info!(cid, %reason, "denying client");
+                (management.client_deny(cid, kid, &reason, "access denied").await, "client-deny")
             }
-        }
-        for network in ledger.values().flatten() {
-            if !self.clients.values().any(|client| client.iroutes.contains(network)) {
-                route_into_tunnel(&self.settings.tun, network, false).await;
+            Effect::Kill { cid, reason } => {
+                tracing::info!(cid, %reason, "killing session");
+                (management.client_kill(cid, &reason).await, "client-kill")
             }
-        }
-        self.save_spoke_routes();
-    }
-
-    /// Brings nftables in line with the clients that are up and their identities' rules.
-    async fn enforce(&mut self) {
-        let Some(firewall) = &mut self.firewall else { return };
-        let mut desired = BTreeMap::new();
-        for client in self.clients.values() {
-            if let Some(address) = client.vpn_address {
-                let rules = match self.identities.get(&client.common_name) {
-                    Some(identity) => resolve_hostnames(identity.rules.clone(), &identity.push_routes).await,
-                    None => Vec::new(),
-                };
-                desired.insert(address, rules);
+            Effect::Restart { cid } => {
+                tracing::info!(cid, "restarting a client that connected before the agent attached");
+                (management.client_restart(cid).await, "client-kill")
             }
+            _ => return,
+        };
+        if let Err(error) = done {
+            tracing::warn!(%error, "{what} failed");
         }
-        if let Err(error) = firewall.apply(desired.clone()).await {
-            // Perhaps the table is gone: start over from a fresh table, in full.
-            tracing::error!(%error, "applying firewall rules failed; reinstalling the table");
-            let reapplied = match firewall.install().await {
-                Ok(()) => firewall.apply(desired).await.map(drop),
-                Err(error) => Err(error),
-            };
-            if let Err(error) = reapplied {
-                tracing::error!(%error, "reinstalling the firewall failed");
-            }
-        }
-    }
-
-    /// Reinstalls the nftables table and reapplies every client's rules if the table no
-    /// longer holds what was applied (someone flushed or deleted it).
-    async fn repair_firewall_if_drifted(&mut self) {
-        let Some(firewall) = &mut self.firewall else { return };
-        if firewall.is_intact().await {
-            return;
-        }
-        tracing::warn!(
-            "the nftables table was changed behind the agent's back; reinstalling it and every client's rules"
-        );
-        if let Err(error) = firewall.install().await {
-            tracing::error!(%error, "reinstalling the firewall failed");
-            return;
-        }
-        self.enforce().await;
-    }
-}
-
-/// Replaces host-name destinations by their IPv4 addresses inside the identity's
-/// networks (`routes`), dropping the rest; the result is sorted, so DNS answering in
-/// another order does not look like a change.
-async fn resolve_hostnames(rules: Vec<FirewallRule>, routes: &[String]) -> Vec<FirewallRule> {
-    let networks: Vec<(u32, u32)> = routes
-        .iter()
-        .filter_map(|cidr| crate::material::network_and_mask(cidr))
-        .map(|(network, mask)| (u32::from(network), u32::from(mask)))
-        .collect();
-    let inside = |address: Ipv4Addr| networks.iter().any(|(network, mask)| u32::from(address) & mask == *network);
-    let mut resolved = Vec::with_capacity(rules.len());
-    for rule in rules {
-        let is_address = rule.destination.split('/').next().is_some_and(|a| a.parse::<std::net::IpAddr>().is_ok());
-        if is_address {
-            resolved.push(rule);
-            continue;
-        }
-        match tokio::net::lookup_host((rule.destination.as_str(), 0)).await {
-            Ok(addresses) => {
-                for address in addresses {
-                    match address.ip() {
-                        std::net::IpAddr::V4(v4) if inside(v4) => {
-                            resolved.push(FirewallRule { destination: format!("{v4}/32"), ..rule.clone() });
-                        }
-                        other => {
-                            tracing::warn!(host = %rule.destination, address = %other, "resolved outside the rule's network; ignored")
-                        }
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(host = %rule.destination, %error, "cannot resolve rule destination"),
-        }
-    }
-    resolved.sort_by(|a, b| {
-        (&a.destination, &a.protocol, a.port_from, a.port_to).cmp(&(
-            &b.destination,
-            &b.protocol,
-            b.port_from,
-            b.port_to,
-        ))
-    });
-    resolved.dedup();
-    resolved
-}
-
-fn connected_report(client: &LocalClient) -> ClientConnected {
-    ClientConnected {
-        session_key: client.session_key.clone(),
-        common_name: client.common_name.clone(),
-        serial: client.serial.clone(),
-        vpn_address: client.vpn_address.map(|a| a.to_string()).unwrap_or_default(),
-        client_address: client.real_address.clone(),
-        connected_at: Some(prost_types::Timestamp { seconds: client.connected_at, nanos: 0 }),
     }
 }
 
