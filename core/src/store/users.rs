@@ -139,14 +139,22 @@ impl Store {
         insert_user(tx, user).await.map(|_| ())
     }
 
-    /// A user by id.
+    /// A user by id, read with its groups in one statement (a row per group, or one
+    /// row without a group): verdicts read it on every connection.
     pub async fn find_user(&self, id: &str) -> CoreResult<Option<UserRecord>> {
-        let row =
-            query_fmt!("SELECT {USER_COLUMNS} FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
-        match row {
-            Some(row) => Ok(Some(self.user_from_row(&row).await?)),
-            None => Ok(None),
-        }
+        let rows = query_fmt!(
+            "SELECT {USER_COLUMNS}, user_groups.group_name FROM users
+             LEFT JOIN user_groups ON user_groups.user_id = users.id WHERE users.id = $1 ORDER BY user_groups.group_name"
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let groups = rows
+            .iter()
+            .filter_map(|row| row.try_get::<Option<String>, _>("group_name").transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(user_record(first, first.try_get("id")?, groups)?))
     }
 
     /// A user by id, or `NotFound`.
@@ -275,13 +283,6 @@ impl Store {
         Ok(())
     }
 
-    async fn user_from_row(&self, row: &AnyRow) -> CoreResult<UserRecord> {
-        self.users_from_rows(std::slice::from_ref(row))
-            .await?
-            .pop()
-            .ok_or_else(|| CoreError::Internal("user row vanished".into()))
-    }
-
     /// Users from rows of [`USER_COLUMNS`], with their groups read in one query.
     pub(super) async fn users_from_rows(&self, rows: &[AnyRow]) -> CoreResult<Vec<UserRecord>> {
         let ids = rows.iter().map(|row| row.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
@@ -289,23 +290,29 @@ impl Store {
         rows.iter()
             .zip(ids)
             .map(|(row, id)| {
-                Ok(UserRecord {
-                    username: row.try_get("username")?,
-                    email: row.try_get("email")?,
-                    name: row.try_get("name")?,
-                    groups: groups.remove(&id).unwrap_or_default(),
-                    is_admin: flag(row, "is_admin")?,
-                    disabled: flag(row, "disabled")?,
-                    provider: row.try_get("provider")?,
-                    email_verified_by: row.try_get("email_verified_by")?,
-                    awaiting_subject_of: row.try_get("awaiting_subject_of")?,
-                    created_at: row.try_get("created_at")?,
-                    last_login_at: row.try_get("last_login_at")?,
-                    id,
-                })
+                let user_groups = groups.remove(&id).unwrap_or_default();
+                user_record(row, id, user_groups)
             })
             .collect()
     }
+}
+
+/// The user of a row of [`USER_COLUMNS`], with `id` and `groups` read already.
+fn user_record(row: &AnyRow, id: String, groups: Vec<String>) -> CoreResult<UserRecord> {
+    Ok(UserRecord {
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        groups,
+        is_admin: flag(row, "is_admin")?,
+        disabled: flag(row, "disabled")?,
+        provider: row.try_get("provider")?,
+        email_verified_by: row.try_get("email_verified_by")?,
+        awaiting_subject_of: row.try_get("awaiting_subject_of")?,
+        created_at: row.try_get("created_at")?,
+        last_login_at: row.try_get("last_login_at")?,
+        id,
+    })
 }
 
 /// Inserts a user and its groups in `tx`; returns the new id. A duplicate username
