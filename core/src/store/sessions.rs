@@ -48,20 +48,20 @@ impl Store {
         })
     }
 
-    /// The session with this selector and its user, read in one statement, then the
-    /// user's groups (every authenticated request asks).
+    /// The session with this selector and its user with the user's groups, read in one
+    /// statement (every authenticated request asks).
     pub async fn find_session(&self, selector: &str) -> CoreResult<Option<(SessionRecord, UserRecord)>> {
         let user_columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
-        let row = query_fmt!(
-            "SELECT s.id AS session_id, s.verifier, s.expires_at, {user_columns} \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.selector = $1"
+        // With the user's groups: a row per group (or one row without a group).
+        let rows = query_fmt!(
+            "SELECT s.id AS session_id, s.verifier, s.expires_at, {user_columns}, g.group_name \
+             FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN user_groups g ON g.user_id = u.id \
+             WHERE s.selector = $1 ORDER BY g.group_name"
         )
         .bind(selector)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let user = self.users_from_rows(std::slice::from_ref(&row)).await?.pop();
-        let Some(user) = user else { return Ok(None) };
+        let (Some(row), Some(user)) = (rows.first(), super::users::user_with_groups(&rows)?) else { return Ok(None) };
         let session = SessionRecord {
             id: row.try_get("session_id")?,
             user_id: user.id.clone(),

@@ -149,12 +149,7 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let groups = rows
-            .iter()
-            .filter_map(|row| row.try_get::<Option<String>, _>("group_name").transpose())
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(user_record(first, first.try_get("id")?, groups)?))
+        user_with_groups(&rows)
     }
 
     /// A user by id, or `NotFound`.
@@ -295,6 +290,17 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The user of rows of [`USER_COLUMNS`] joined with its groups (`group_name`, a row per
+/// group, or one row with none); `None` without rows.
+pub(super) fn user_with_groups(rows: &[AnyRow]) -> CoreResult<Option<UserRecord>> {
+    let Some(first) = rows.first() else { return Ok(None) };
+    let groups = rows
+        .iter()
+        .filter_map(|row| row.try_get::<Option<String>, _>("group_name").transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(user_record(first, first.try_get("id")?, groups)?))
 }
 
 /// The user of a row of [`USER_COLUMNS`], with `id` and `groups` read already.
