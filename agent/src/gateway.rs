@@ -62,8 +62,15 @@ impl FirewallDriver {
         self.apply().await;
     }
 
-    /// Applies the desired state, host names as the cache resolves them now.
+    /// Applies the desired state, host names as the cache resolves them now (the cache
+    /// keeps only the names the desired state names).
     async fn apply(&mut self) {
+        let in_use: std::collections::HashSet<&str> = self
+            .desired
+            .values()
+            .flat_map(|identity| identity.rules.iter().map(|rule| rule.destination.as_str()))
+            .collect();
+        self.resolver.keep_only(&in_use);
         let resolved: BTreeMap<Ipv4Addr, Vec<FirewallRule>> = self
             .desired
             .iter()
@@ -134,7 +141,7 @@ impl Gateway {
         Gateway {
             settings,
             cores,
-            state: GatewayState::new(),
+            state: GatewayState::new(std::time::Instant::now()),
             management: None,
             events: None,
             firewall,
@@ -222,6 +229,7 @@ impl Gateway {
                     tracing::warn!("lost the OpenVPN management interface");
                     self.management = None;
                     self.events = None;
+                    self.handle(Event::ServerLost).await;
                     management_retry_at = Instant::now() + management_backoff.next_delay();
                 }
                 Step::Management(Some(event)) => {
@@ -398,7 +406,10 @@ impl Gateway {
                 }
                 Effect::InstallCrl { pem, number } => {
                     match write_atomically(&self.settings.state_dir, files::CRL, &pem, false) {
-                        Ok(_) => tracing::info!(number, "installed a new CRL"),
+                        Ok(_) => {
+                            tracing::info!(number, "installed a new CRL");
+                            effects.extend(self.state.handle(Event::CrlInstalled { number }));
+                        }
                         Err(error) => tracing::error!(%error, "cannot write the CRL"),
                     }
                 }

@@ -86,6 +86,14 @@ pub enum Event {
         /// Now, Unix seconds.
         at: i64,
     },
+    /// The VPN server's management connection is gone (the server may restart, and
+    /// number its clients from scratch).
+    ServerLost,
+    /// A CRL was written where the VPN server reads it.
+    CrlInstalled {
+        /// Its number.
+        number: u64,
+    },
     /// A stream to the core is open (its welcome received).
     CoreConnected,
     /// The stream to the core is gone.
@@ -190,6 +198,14 @@ struct LocalClient {
     iroutes: Vec<String>,
 }
 
+impl LocalClient {
+    /// Whether the core knows of this client's session (it was reported connected, or
+    /// learnt from the server's list): its end must be reported too.
+    fn has_session(&self) -> bool {
+        !self.session_key.is_empty()
+    }
+}
+
 /// A verdict the agent awaits from the core.
 #[derive(Debug, Clone, Copy)]
 struct AwaitedVerdict {
@@ -216,15 +232,10 @@ pub struct GatewayState {
     crl_number: u64,
 }
 
-impl Default for GatewayState {
-    fn default() -> Self {
-        GatewayState::new()
-    }
-}
-
 impl GatewayState {
-    /// The state of an agent that has just started: no clients, no core.
-    pub fn new() -> GatewayState {
+    /// The state of an agent started at `at`: no clients, and no core yet (the outage
+    /// grace runs from the start).
+    pub fn new(at: Instant) -> GatewayState {
         GatewayState {
             clients: BTreeMap::new(),
             awaited: HashMap::new(),
@@ -233,7 +244,7 @@ impl GatewayState {
             reports: VecDeque::new(),
             next_request_id: 1,
             core_connected: false,
-            core_lost_at: None,
+            core_lost_at: Some(at),
             crl_number: 0,
         }
     }
@@ -261,6 +272,12 @@ impl GatewayState {
             }
             Event::ClientGone { cid, usage, at } => self.client_gone(cid, usage, at, &mut effects),
             Event::ServerAttached { live, ledger, at } => self.server_attached(live, ledger, at, &mut effects),
+            Event::ServerLost => {
+                // Its answers can no longer be given, and a restarted server reuses the
+                // client ids: verdicts still awaited are dropped unanswered.
+                self.awaited.clear();
+            }
+            Event::CrlInstalled { number } => self.crl_number = self.crl_number.max(number),
             Event::CoreConnected => {
                 self.core_connected = true;
                 self.core_lost_at = None;
@@ -413,7 +430,7 @@ impl GatewayState {
 
     fn client_gone(&mut self, cid: u64, usage: SessionUsage, at: i64, effects: &mut Vec<Effect>) {
         let Some(client) = self.clients.remove(&cid) else { return };
-        if client.vpn_address.is_some() {
+        if client.has_session() {
             self.report_disconnect(&client, usage, at, effects);
         }
         for network in &client.iroutes {
@@ -438,8 +455,19 @@ impl GatewayState {
         // A client that connected while no one listened here waits for a verdict it will
         // never get (its CLIENT:CONNECT went to no one); it has no tunnel address yet.
         let mut unanswered = Vec::new();
+        // A client id names the same client only while the server keeps running: a
+        // restarted server numbers its clients from scratch, and a known client whose id
+        // now names someone else went away.
+        let mut replaced = Vec::new();
         for client in live {
-            let known = self.clients.remove(&client.cid);
+            let known = match self.clients.remove(&client.cid) {
+                Some(known) if known.common_name == client.common_name => Some(known),
+                Some(other) => {
+                    replaced.push(other);
+                    None
+                }
+                None => None,
+            };
             if known.is_none() && client.vpn_address.is_empty() {
                 unanswered.push(client.cid);
                 continue;
@@ -460,8 +488,9 @@ impl GatewayState {
             );
         }
         // Clients we knew that the server no longer has went away while we were not looking.
-        for (_, gone) in std::mem::replace(&mut self.clients, seen) {
-            if gone.vpn_address.is_some() {
+        let vanished = std::mem::replace(&mut self.clients, seen).into_values();
+        for gone in vanished.chain(replaced) {
+            if gone.has_session() {
                 self.report_disconnect(&gone, SessionUsage::default(), at, effects);
             }
         }
@@ -511,10 +540,10 @@ impl GatewayState {
             Some(CoreBody::CrlUpdate(crl)) if crl.number < self.crl_number => {
                 tracing::debug!(number = crl.number, installed = self.crl_number, "ignored an older CRL");
             }
-            Some(CoreBody::CrlUpdate(crl)) => {
-                self.crl_number = crl.number;
-                effects.push(Effect::InstallCrl { pem: crl.pem, number: crl.number });
-            }
+            // The number advances once the driver reports the CRL written
+            // ([`Event::CrlInstalled`]): a failed write must not make an older CRL
+            // from another node look stale.
+            Some(CoreBody::CrlUpdate(crl)) => effects.push(Effect::InstallCrl { pem: crl.pem, number: crl.number }),
             Some(CoreBody::Reprovision(reprovision)) => {
                 tracing::warn!(reason = %reprovision.reason, "the core asks for reprovisioning; restart the agent to apply it")
             }
@@ -651,7 +680,7 @@ mod tests {
 
     /// A state with the core connected and alice's client 7 up at 10.8.0.2.
     fn with_alice_up(at: Instant) -> GatewayState {
-        let mut state = GatewayState::new();
+        let mut state = GatewayState::new(at);
         state.handle(Event::CoreConnected);
         let request_id = verify_request(&state.handle(asks(7, false, at)));
         state.handle(from_core(request_id, allowed(1)));
@@ -661,7 +690,10 @@ mod tests {
 
     #[test]
     fn a_client_is_verified_allowed_with_its_routes_and_enforced_once_up() {
-        let (mut state, at) = (GatewayState::new(), Instant::now());
+        let (mut state, at) = {
+            let at = Instant::now();
+            (GatewayState::new(at), at)
+        };
         state.handle(Event::CoreConnected);
         let request_id = verify_request(&state.handle(asks(7, false, at)));
         let effects = state.handle(from_core(request_id, allowed(1)));
@@ -686,7 +718,10 @@ mod tests {
 
     #[test]
     fn a_refusal_denies_with_the_cores_reason_and_forgets_the_client() {
-        let (mut state, at) = (GatewayState::new(), Instant::now());
+        let (mut state, at) = {
+            let at = Instant::now();
+            (GatewayState::new(at), at)
+        };
         state.handle(Event::CoreConnected);
         let request_id = verify_request(&state.handle(asks(7, false, at)));
         let effects = state.handle(from_core(request_id, refused("certificate revoked")));
@@ -701,7 +736,10 @@ mod tests {
 
     #[test]
     fn overdue_and_lost_verdicts_fail_closed() {
-        let (mut state, at) = (GatewayState::new(), Instant::now());
+        let (mut state, at) = {
+            let at = Instant::now();
+            (GatewayState::new(at), at)
+        };
         state.handle(Event::CoreConnected);
         let first = verify_request(&state.handle(asks(7, false, at)));
         assert!(state.handle(Event::Tick { at: at + VERDICT_TIMEOUT - Duration::from_secs(1) }).is_empty());
@@ -819,6 +857,7 @@ mod tests {
 
         let crl = |number| from_core(0, CoreBody::CrlUpdate(CrlUpdate { pem: format!("crl {number}"), number }));
         assert_eq!(state.handle(crl(3)), vec![Effect::InstallCrl { pem: "crl 3".into(), number: 3 }]);
+        state.handle(Event::CrlInstalled { number: 3 });
         assert!(state.handle(crl(2)).is_empty(), "an older CRL from another node");
         assert_eq!(state.handle(crl(4)).len(), 1);
     }
@@ -857,5 +896,66 @@ mod tests {
         let gone = state.handle(Event::ClientGone { cid: 11, usage: SessionUsage::default(), at: 3_100 });
         assert!(gone.contains(&Effect::Route { network: "192.168.50.0/24".into(), present: false }));
         assert!(gone.contains(&Effect::SaveSpokeRoutes(BTreeMap::new())));
+    }
+
+    #[test]
+    fn an_agent_started_without_the_core_keeps_sessions_only_within_the_grace() {
+        let started = Instant::now();
+        let mut state = GatewayState::new(started);
+        let within = started + OUTAGE_GRACE - Duration::from_secs(1);
+        assert_eq!(state.handle(asks(7, true, within)), vec![Effect::KeepSession { cid: 7, kid: 1 }]);
+        let beyond = started + OUTAGE_GRACE + Duration::from_secs(1);
+        assert!(
+            matches!(&state.handle(asks(7, true, beyond))[..], [Effect::Deny { reason, .. }] if reason.contains("too long"))
+        );
+    }
+
+    #[test]
+    fn the_crl_number_advances_only_once_the_crl_is_written() {
+        let mut state = GatewayState::new(Instant::now());
+        let crl = |number| from_core(0, CoreBody::CrlUpdate(CrlUpdate { pem: format!("crl {number}"), number }));
+        assert_eq!(state.handle(crl(5)).len(), 1);
+        // Writing CRL 5 failed: CRL 4 from another node is still worth installing.
+        assert_eq!(state.handle(crl(4)), vec![Effect::InstallCrl { pem: "crl 4".into(), number: 4 }]);
+        state.handle(Event::CrlInstalled { number: 4 });
+        assert!(state.handle(crl(3)).is_empty());
+        assert_eq!(state.handle(crl(5)).len(), 1);
+    }
+
+    #[test]
+    fn a_restarted_server_reusing_client_ids_gets_no_stale_verdict_or_identity() {
+        let at = Instant::now();
+        let mut state = with_alice_up(at);
+        // Alice's second client (8) awaits its verdict when the server goes away.
+        let pending = verify_request(&state.handle(asks(8, false, at)));
+        state.handle(Event::ServerLost);
+        // The restarted server lists bob under alice's old client id 7.
+        let bob = LiveClient {
+            common_name: "bob@example.com".into(),
+            real_address: "203.0.113.5".into(),
+            vpn_address: "10.8.0.2".into(),
+            connected_since: 900,
+            cid: 7,
+            bytes_received: 0,
+            bytes_sent: 0,
+        };
+        let effects = state.handle(Event::ServerAttached { live: vec![bob], ledger: BTreeMap::new(), at: 950 });
+        assert_eq!(reports_sent(&effects).len(), 1, "alice's session ended");
+        let Some(Effect::Enforce(desired)) = effects.last() else { panic!("{effects:?}") };
+        assert!(desired[&Ipv4Addr::new(10, 8, 0, 2)].rules.is_empty(), "bob does not inherit alice's rules");
+        assert_eq!(state.hello().live_sessions[0].common_name, "bob@example.com");
+        assert!(state.handle(from_core(pending, allowed(1))).is_empty(), "alice's verdict lets no one in");
+    }
+
+    #[test]
+    fn a_session_reported_up_is_reported_down_even_without_a_tunnel_address() {
+        let (mut state, at) = (GatewayState::new(Instant::now()), Instant::now());
+        state.handle(Event::CoreConnected);
+        let request_id = verify_request(&state.handle(asks(7, false, at)));
+        state.handle(from_core(request_id, allowed(1)));
+        let up = state.handle(Event::ClientUp { cid: 7, vpn_address: None, connected_at: 1_000 });
+        assert_eq!(reports_sent(&up).len(), 1);
+        let gone = state.handle(Event::ClientGone { cid: 7, usage: SessionUsage::default(), at: 1_100 });
+        assert_eq!(reports_sent(&gone).len(), 1);
     }
 }

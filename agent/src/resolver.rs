@@ -1,7 +1,9 @@
 //! Host names in access rules, resolved off the event path. The firewall asks the cache;
 //! a name it does not hold yet is looked up in the background and allows nothing until
 //! its answer comes (fail closed), and then the rules are applied again. Answers are
-//! looked up again after [`REFRESH_AFTER`], so a name that moves is followed.
+//! looked up again after [`REFRESH_AFTER`], so a name that moves is followed; a lookup
+//! that fails or hangs (cut off after [`LOOKUP_TIMEOUT`]) keeps the last answer, but
+//! never one older than [`MAX_AGE`]. Names no rule uses any more are forgotten.
 
 use gatekey::v1::FirewallRule;
 use std::collections::{HashMap, HashSet};
@@ -11,14 +13,18 @@ use tokio::sync::mpsc;
 
 /// How long an answer is used before the name is looked up again.
 pub const REFRESH_AFTER: Duration = Duration::from_secs(60);
+/// The oldest answer still used while lookups fail.
+pub const MAX_AGE: Duration = Duration::from_secs(300);
+/// How long a lookup may take.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A finished lookup: the name and its IPv4 addresses (none when it failed).
+/// A finished lookup: the name and its IPv4 addresses (`None` when it failed or hung).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {
     /// The host name.
     pub host: String,
     /// Its IPv4 addresses, sorted.
-    pub addresses: Vec<Ipv4Addr>,
+    pub addresses: Option<Vec<Ipv4Addr>>,
 }
 
 /// An answer held for a name.
@@ -62,7 +68,8 @@ impl HostResolver {
                 resolved.push(rule.clone());
                 continue;
             }
-            let Some(answer) = self.answers.get(&rule.destination) else {
+            let Some(answer) = self.answers.get(&rule.destination).filter(|answer| answer.at.elapsed() <= MAX_AGE)
+            else {
                 self.look_up(&rule.destination);
                 continue;
             };
@@ -86,14 +93,25 @@ impl HostResolver {
         resolved
     }
 
-    /// Takes a finished lookup; answers whether the name now resolves differently.
+    /// Takes a finished lookup; answers whether the name now resolves differently. A
+    /// failed lookup keeps an answer younger than [`MAX_AGE`] (the name is asked again
+    /// at the next refresh), and otherwise leaves the name allowing nothing.
     pub fn learn(&mut self, lookup: Lookup) -> bool {
         self.in_flight.remove(&lookup.host);
-        let answer = Answer { addresses: lookup.addresses, at: Instant::now() };
-        match self.answers.insert(lookup.host, answer.clone()) {
-            Some(previous) => previous.addresses != answer.addresses,
-            None => true,
-        }
+        let previous = self.answers.get(&lookup.host);
+        let addresses = match lookup.addresses {
+            Some(addresses) => addresses,
+            None if previous.is_some_and(|answer| answer.at.elapsed() <= MAX_AGE) => return false,
+            None => Vec::new(),
+        };
+        let changed = previous.is_none_or(|answer| answer.addresses != addresses);
+        self.answers.insert(lookup.host, Answer { addresses, at: Instant::now() });
+        changed
+    }
+
+    /// Forgets the names not in `in_use` (no rule names them any more).
+    pub fn keep_only(&mut self, in_use: &HashSet<&str>) {
+        self.answers.retain(|host, _| in_use.contains(host.as_str()));
     }
 
     /// Looks up again every name whose answer is older than [`REFRESH_AFTER`] (the
@@ -117,20 +135,28 @@ impl HostResolver {
         }
         let (host, finished) = (host.to_owned(), self.finished.clone());
         tokio::spawn(async move {
-            let mut addresses: Vec<Ipv4Addr> = match tokio::net::lookup_host((host.as_str(), 0)).await {
-                Ok(found) => found
-                    .filter_map(|address| match address.ip() {
-                        IpAddr::V4(v4) => Some(v4),
-                        IpAddr::V6(_) => None,
-                    })
-                    .collect(),
-                Err(error) => {
-                    tracing::warn!(%host, %error, "cannot resolve rule destination");
-                    Vec::new()
-                }
-            };
-            addresses.sort();
-            addresses.dedup();
+            let addresses =
+                match tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host.as_str(), 0))).await {
+                    Ok(Ok(found)) => {
+                        let mut addresses: Vec<Ipv4Addr> = found
+                            .filter_map(|address| match address.ip() {
+                                IpAddr::V4(v4) => Some(v4),
+                                IpAddr::V6(_) => None,
+                            })
+                            .collect();
+                        addresses.sort();
+                        addresses.dedup();
+                        Some(addresses)
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(%host, %error, "cannot resolve rule destination");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(%host, "resolving a rule destination timed out");
+                        None
+                    }
+                };
             let _ = finished.send(Lookup { host, addresses });
         });
     }
@@ -154,7 +180,7 @@ mod tests {
         assert_eq!(resolver.resolve(&rules, &routes).len(), 1, "still resolving");
         let lookup = finished.recv().await.expect("the lookup finishes");
         assert_eq!(lookup.host, "localhost");
-        assert!(lookup.addresses.contains(&Ipv4Addr::LOCALHOST), "{lookup:?}");
+        assert!(lookup.addresses.as_ref().is_some_and(|a| a.contains(&Ipv4Addr::LOCALHOST)), "{lookup:?}");
         assert!(finished.try_recv().is_err(), "one lookup per name at a time");
         assert!(resolver.learn(lookup.clone()), "a new answer is a change");
         assert!(!resolver.learn(lookup), "the same answer again is not");
@@ -173,7 +199,7 @@ mod tests {
         let rules = [rule("no-such-host.invalid", 443)];
         assert!(resolver.resolve(&rules, &["10.0.0.0/8".to_owned()]).is_empty());
         let lookup = finished.recv().await.expect("the lookup finishes");
-        assert!(lookup.addresses.is_empty());
+        assert!(lookup.addresses.is_none(), "{lookup:?}");
         resolver.learn(lookup);
         assert!(resolver.resolve(&rules, &["10.0.0.0/8".to_owned()]).is_empty());
         // A fresh answer is not looked up again; a stale one is.
@@ -184,5 +210,29 @@ mod tests {
         }
         resolver.refresh_stale();
         assert_eq!(finished.recv().await.expect("looked up again").host, "no-such-host.invalid");
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_keeps_a_young_answer_and_drops_an_old_one() {
+        let (mut resolver, _finished) = HostResolver::new();
+        let host = "intranet.example".to_owned();
+        let addresses = vec![Ipv4Addr::new(10, 0, 0, 7)];
+        assert!(resolver.learn(Lookup { host: host.clone(), addresses: Some(addresses.clone()) }));
+        let rules = [rule(&host, 443)];
+        let routes = ["10.0.0.0/8".to_owned()];
+        assert_eq!(resolver.resolve(&rules, &routes), vec![rule("10.0.0.7/32", 443)]);
+        // DNS fails for a moment: the answer stays.
+        assert!(!resolver.learn(Lookup { host: host.clone(), addresses: None }));
+        assert_eq!(resolver.resolve(&rules, &routes), vec![rule("10.0.0.7/32", 443)]);
+        // Failing for longer than MAX_AGE: the name allows nothing.
+        for answer in resolver.answers.values_mut() {
+            answer.at = answer.at.checked_sub(MAX_AGE + Duration::from_secs(1)).expect("an older instant");
+        }
+        assert!(resolver.resolve(&rules, &routes).is_empty(), "too old to use");
+        assert!(resolver.learn(Lookup { host: host.clone(), addresses: None }));
+        assert!(resolver.resolve(&rules, &routes).is_empty());
+        // A name no rule uses any more is forgotten.
+        resolver.keep_only(&HashSet::new());
+        assert!(resolver.answers.is_empty());
     }
 }

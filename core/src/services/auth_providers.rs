@@ -185,13 +185,19 @@ impl AdminAuthProviderApi {
         let mut fields = fields(input)?;
         let store = &self.0.store;
         let id = replace.map_or_else(|| new_id(IdKind::AuthProvider), |existing| existing.id.clone());
-        fields.sealed_client_secret = match (input.client_secret.is_empty(), replace) {
+        let mut work = UnitOfWork::begin(&self.0).await?;
+        // What is replaced is read again under a lock: a concurrent replacement that
+        // committed meanwhile decides the old issuer, secret and name.
+        let existing = match replace {
+            Some(_) => Some(store.lock_auth_provider(&mut work.tx, &id).await?),
+            None => None,
+        };
+        fields.sealed_client_secret = match (input.client_secret.is_empty(), &existing) {
             (false, _) => Some(self.0.sealer.seal(&client_secret_context(&id), input.client_secret.as_bytes())?),
             (true, Some(existing)) => existing.fields.sealed_client_secret.clone(),
             (true, None) => None,
         };
-        let mut work = UnitOfWork::begin(&self.0).await?;
-        match replace {
+        match &existing {
             Some(existing) => {
                 let issuer_changed = issuer(&existing.fields) != issuer(&fields);
                 if issuer_changed {

@@ -225,6 +225,19 @@ impl Store {
         Ok(())
     }
 
+    /// Inside `tx`: a provider by id, or `NotFound`, locked until `tx` ends (on
+    /// PostgreSQL; SQLite's write transaction already holds every row), so that a
+    /// replacement decides from what it replaces.
+    pub async fn lock_auth_provider(&self, tx: &mut WriteTx, id: &str) -> CoreResult<AuthProviderRecord> {
+        let lock = if self.backend == "postgres" { " FOR UPDATE" } else { "" };
+        let row = query_fmt!("SELECT {PROVIDER_COLUMNS} FROM auth_providers WHERE id = $1{lock}")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("identity provider `{id}` not found")))?;
+        provider_from_row(&row)
+    }
+
     /// A provider by id, or `NotFound`.
     pub async fn require_auth_provider(&self, id: &str) -> CoreResult<AuthProviderRecord> {
         let row = query_fmt!("SELECT {PROVIDER_COLUMNS} FROM auth_providers WHERE id = $1")
