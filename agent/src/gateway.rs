@@ -34,6 +34,7 @@ enum Step {
     Management(Option<ManagementEvent>),
     Core(Result<Option<CoreMessage>, tonic::Status>),
     Resolved(Lookup),
+    VerdictCheck,
     Heartbeat,
     FirewallCheck,
     Retry,
@@ -158,6 +159,9 @@ impl Gateway {
         let (mut core_retry_at, mut management_retry_at) = (Instant::now(), Instant::now());
         let mut heartbeat = tokio::time::interval(self.heartbeat_every);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Overdue verdicts are refused within a second of their deadline.
+        let mut verdict_check = tokio::time::interval(Duration::from_secs(1));
+        verdict_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut firewall_check = tokio::time::interval(self.settings.firewall_check_every);
         firewall_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown = shutdown_signal();
@@ -218,6 +222,7 @@ impl Gateway {
                             None => std::future::pending().await,
                         }
                     } => Step::Resolved(lookup),
+                    _ = verdict_check.tick() => Step::VerdictCheck,
                     _ = heartbeat.tick() => Step::Heartbeat,
                     _ = firewall_check.tick(), if self.firewall.is_some() => Step::FirewallCheck,
                     () = tokio::time::sleep_until(wake) => Step::Retry,
@@ -259,6 +264,7 @@ impl Gateway {
                         firewall.resolved(lookup).await;
                     }
                 }
+                Step::VerdictCheck => self.handle(Event::Tick { at: std::time::Instant::now() }).await,
                 Step::Heartbeat => self.heartbeat().await,
                 Step::FirewallCheck => {
                     if let Some(firewall) = &mut self.firewall {
@@ -359,7 +365,6 @@ impl Gateway {
     /// A heartbeat, with what OpenVPN says each session carried (nothing when it cannot
     /// say: the heartbeat goes out regardless).
     async fn heartbeat(&mut self) {
-        self.handle(Event::Tick { at: std::time::Instant::now() }).await;
         let live = match &self.management {
             Some(management) => match management.status().await {
                 Ok(live) => Some(live),

@@ -150,20 +150,34 @@ impl AgentHub {
     /// Writes the heartbeats and then the applied rule versions noted since the last
     /// flush, each in a transaction of its own (each locks its gateways in id order, as
     /// every writer of gateway rows does; one transaction would lock two sequences).
+    /// What a failed write held is noted again for the next flush, unless something
+    /// newer was noted meanwhile.
     pub async fn flush_reports(&self, store: &Store) -> CoreResult<()> {
         let heartbeats: Vec<(String, i64)> =
             self.heartbeats.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
         if !heartbeats.is_empty() {
-            let mut tx = store.begin_write().await?;
-            store.record_heartbeats(&mut tx, &heartbeats).await?;
-            tx.commit().await?;
+            let written = async {
+                let mut tx = store.begin_write().await?;
+                store.record_heartbeats(&mut tx, &heartbeats).await?;
+                tx.commit().await.map_err(crate::error::CoreError::from)
+            };
+            if let Err(error) = written.await {
+                renote(&self.heartbeats, heartbeats);
+                return Err(error);
+            }
         }
         let applied: Vec<(String, u64)> =
             self.rules_applied.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
         if !applied.is_empty() {
-            let mut tx = store.begin_write().await?;
-            store.record_rules_applied(&mut tx, &applied).await?;
-            tx.commit().await?;
+            let written = async {
+                let mut tx = store.begin_write().await?;
+                store.record_rules_applied(&mut tx, &applied).await?;
+                tx.commit().await.map_err(crate::error::CoreError::from)
+            };
+            if let Err(error) = written.await {
+                renote(&self.rules_applied, applied);
+                return Err(error);
+            }
         }
         Ok(())
     }
@@ -235,6 +249,14 @@ where
                 changed.notify_one();
             }
         }
+    }
+}
+
+/// Notes `entries` again after a failed write, keeping any newer value noted meanwhile.
+fn renote<V>(noted: &Mutex<HashMap<String, V>>, entries: Vec<(String, V)>) {
+    let mut noted = noted.lock().unwrap_or_else(PoisonError::into_inner);
+    for (gateway_id, value) in entries {
+        noted.entry(gateway_id).or_insert(value);
     }
 }
 
