@@ -252,11 +252,21 @@ where
     }
 }
 
-/// Notes `entries` again after a failed write, keeping any newer value noted meanwhile.
-fn renote<V>(noted: &Mutex<HashMap<String, V>>, entries: Vec<(String, V)>) {
+/// Notes `entries` again after a failed write; for each gateway the newer of what is
+/// put back and what was noted meanwhile stays (heartbeat times and rule versions only
+/// grow).
+fn renote<V: Ord>(noted: &Mutex<HashMap<String, V>>, entries: Vec<(String, V)>) {
     let mut noted = noted.lock().unwrap_or_else(PoisonError::into_inner);
     for (gateway_id, value) in entries {
-        noted.entry(gateway_id).or_insert(value);
+        match noted.entry(gateway_id) {
+            std::collections::hash_map::Entry::Occupied(mut held) if *held.get() < value => {
+                held.insert(value);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {}
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(value);
+            }
+        }
     }
 }
 
@@ -321,5 +331,28 @@ mod tests {
         hub.detach("gw-1", second.connection);
         assert_eq!(hub.connected(), 0);
         assert!(!hub.send("gw-1", CoreMessage::default()));
+    }
+
+    #[tokio::test]
+    async fn reports_whose_write_fails_wait_for_the_next_flush() {
+        let dir = std::env::temp_dir().join(format!("gatekey-hub-flush-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("store.db").display())).await.unwrap();
+        let hub = AgentHub::new(Arc::new(Metrics::for_node("node-1")));
+        store.close().await;
+        // An applied version whose write fails is put back; a newer one noted
+        // meanwhile wins, an older one does not.
+        hub.rules_applied("gw-1", 4);
+        hub.rules_applied("gw-2", 7);
+        assert!(hub.flush_reports(&store).await.is_err(), "the store is closed");
+        assert_eq!(hub.rules_applied.lock().unwrap().get("gw-1"), Some(&4));
+        renote(&hub.rules_applied, vec![("gw-1".to_owned(), 3), ("gw-2".to_owned(), 9)]);
+        assert_eq!(hub.rules_applied.lock().unwrap().get("gw-1"), Some(&4));
+        assert_eq!(hub.rules_applied.lock().unwrap().get("gw-2"), Some(&9));
+        // A heartbeat whose write fails waits too.
+        hub.heartbeat("gw-1");
+        assert!(hub.flush_reports(&store).await.is_err());
+        assert!(hub.heartbeats.lock().unwrap().contains_key("gw-1"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
