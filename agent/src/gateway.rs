@@ -47,12 +47,13 @@ fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
-/// The nftables driver: the firewall, the host names its rules name, and the desired
-/// state last asked for (applied again when a name resolves differently or the table
-/// drifted).
+/// The nftables driver: the firewall, the host names its rules name (and the receiver
+/// of their finished lookups), and the desired state last asked for (applied again when
+/// a name resolves differently or the table drifted).
 struct FirewallDriver {
     firewall: Firewall<SystemRunner>,
     resolver: HostResolver,
+    lookups: mpsc::UnboundedReceiver<Lookup>,
     desired: BTreeMap<Ipv4Addr, ClientRules>,
 }
 
@@ -124,7 +125,6 @@ pub struct Gateway {
     management: Option<ManagementClient>,
     events: Option<mpsc::UnboundedReceiver<ManagementEvent>>,
     firewall: Option<FirewallDriver>,
-    lookups: Option<mpsc::UnboundedReceiver<Lookup>>,
     stream: Option<CoreStream>,
     heartbeat_every: Duration,
 }
@@ -132,13 +132,10 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway agent for these settings, talking to the core nodes `cores`.
     pub fn new(settings: AgentSettings, cores: CoreNodes, firewall: Option<Firewall<SystemRunner>>) -> Gateway {
-        let (firewall, lookups) = match firewall {
-            Some(firewall) => {
-                let (resolver, lookups) = HostResolver::new();
-                (Some(FirewallDriver { firewall, resolver, desired: BTreeMap::new() }), Some(lookups))
-            }
-            None => (None, None),
-        };
+        let firewall = firewall.map(|firewall| {
+            let (resolver, lookups) = HostResolver::new();
+            FirewallDriver { firewall, resolver, lookups, desired: BTreeMap::new() }
+        });
         Gateway {
             settings,
             cores,
@@ -146,7 +143,6 @@ impl Gateway {
             management: None,
             events: None,
             firewall,
-            lookups,
             stream: None,
             heartbeat_every: Duration::from_secs(30),
         }
@@ -202,7 +198,8 @@ impl Gateway {
             let step = {
                 let events = self.events.as_mut();
                 let inbound = self.stream.as_mut().map(|stream| &mut stream.inbound);
-                let lookups = self.lookups.as_mut();
+                let has_firewall = self.firewall.is_some();
+                let lookups = self.firewall.as_mut().map(|firewall| &mut firewall.lookups);
                 tokio::select! {
                     event = async {
                         match events {
@@ -224,7 +221,7 @@ impl Gateway {
                     } => Step::Resolved(lookup),
                     _ = verdict_check.tick() => Step::VerdictCheck,
                     _ = heartbeat.tick() => Step::Heartbeat,
-                    _ = firewall_check.tick(), if self.firewall.is_some() => Step::FirewallCheck,
+                    _ = firewall_check.tick(), if has_firewall => Step::FirewallCheck,
                     () = tokio::time::sleep_until(wake) => Step::Retry,
                     () = &mut shutdown => Step::Shutdown,
                 }
